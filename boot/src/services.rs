@@ -1,0 +1,170 @@
+//! Per-service settings: the file `imgtool mkimg` writes into the root image and `init` reads.
+//!
+//! Path on the device: [`PATH`]. Text, one setting per line:
+//!
+//! ```text
+//! # comment
+//! <service> arg <value>         one argument, appended in order (argv[1..])
+//! <service> env <KEY>=<value>   one environment variable
+//! <service> autostart no        do not start on boot (yes is the default)
+//! ```
+//!
+//! `<service>` is the program's name in /bin. The value is the rest of the line after a single
+//! space, verbatim (it may hold spaces); it cannot hold a newline or NUL, which the host refuses.
+//! Unknown keys are errors, so a typo does not silently drop a setting.
+
+/// Where the file lives in the root image.
+pub const PATH: &str = "/etc/rustkrazy/services";
+
+/// One parsed setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting<'a> {
+    Arg(&'a [u8]),
+    Env(&'a [u8]),
+    Autostart(bool),
+}
+
+/// One line that carries a setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub service: &'a [u8],
+    pub setting: Setting<'a>,
+}
+
+/// Why a line was rejected; carries the 1-based line number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Fewer than two fields, or a service name outside [`valid_service_name`].
+    Malformed { line: usize },
+    /// A key other than arg, env, autostart.
+    UnknownKey { line: usize },
+    /// `env` without `=`, or an empty key.
+    BadEnv { line: usize },
+    /// `autostart` with a value other than yes/no.
+    BadAutostart { line: usize },
+}
+
+/// Longest service name accepted (it becomes a file name under /bin and /tmp).
+pub const SERVICE_NAME_BYTES_MAX: usize = 64;
+
+/// Service names: 1..=64 bytes of `[A-Za-z0-9._-]`, not starting with `.`.
+pub fn valid_service_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= SERVICE_NAME_BYTES_MAX
+        && name[0] != b'.'
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// Whether a value can be stored in the file (no newline, no NUL).
+pub fn valid_value(value: &[u8]) -> bool {
+    !value.iter().any(|&b| b == b'\n' || b == b'\0')
+}
+
+/// Iterates over the settings in `text`, skipping blank lines and comments.
+pub fn parse(text: &[u8]) -> Parser<'_> {
+    Parser { rest: text, line: 0 }
+}
+
+/// Iterator returned by [`parse`].
+pub struct Parser<'a> {
+    rest: &'a [u8],
+    line: usize,
+}
+
+impl<'a> Iterator for Parser<'a> {
+    type Item = Result<Entry<'a>, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.rest.is_empty() {
+            let end = self.rest.iter().position(|&b| b == b'\n').unwrap_or(self.rest.len());
+            let line = &self.rest[..end];
+            self.rest = self.rest.get(end + 1..).unwrap_or(&[]);
+            self.line += 1;
+            let trimmed = trim_start(line);
+            if trimmed.is_empty() || trimmed[0] == b'#' {
+                continue;
+            }
+            return Some(parse_line(line, self.line));
+        }
+        None
+    }
+}
+
+fn trim_start(line: &[u8]) -> &[u8] {
+    let start = line.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(line.len());
+    &line[start..]
+}
+
+fn split_field(line: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], Some(&line[i + 1..])),
+        None => (line, None),
+    }
+}
+
+fn parse_line(line: &[u8], number: usize) -> Result<Entry<'_>, ParseError> {
+    let (service, rest) = split_field(line);
+    let rest = rest.ok_or(ParseError::Malformed { line: number })?;
+    if !valid_service_name(service) {
+        return Err(ParseError::Malformed { line: number });
+    }
+    let (key, value) = split_field(rest);
+    let value = value.unwrap_or(&[]);
+    let setting = match key {
+        b"arg" => Setting::Arg(value),
+        b"env" => match value.iter().position(|&b| b == b'=') {
+            Some(eq) if eq > 0 => Setting::Env(value),
+            _ => return Err(ParseError::BadEnv { line: number }),
+        },
+        b"autostart" => match value {
+            b"yes" => Setting::Autostart(true),
+            b"no" => Setting::Autostart(false),
+            _ => return Err(ParseError::BadAutostart { line: number }),
+        },
+        _ => return Err(ParseError::UnknownKey { line: number }),
+    };
+    Ok(Entry { service, setting })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_kind_of_line() {
+        let text = b"# header\n\nweb arg --listen\nweb arg a b  c\nweb env RUST_LOG=info\nbatch autostart no\nweb arg \n";
+        let got: [_; 5] = core::array::from_fn({
+            let mut it = parse(text);
+            move |_| it.next().unwrap().unwrap()
+        });
+        assert_eq!(got[0], Entry { service: b"web", setting: Setting::Arg(b"--listen") });
+        assert_eq!(got[1].setting, Setting::Arg(b"a b  c"));
+        assert_eq!(got[2].setting, Setting::Env(b"RUST_LOG=info"));
+        assert_eq!(got[3], Entry { service: b"batch", setting: Setting::Autostart(false) });
+        assert_eq!(got[4].setting, Setting::Arg(b""));
+        assert!(parse(text).nth(5).is_none());
+    }
+
+    #[test]
+    fn rejects_bad_lines_with_their_number() {
+        let first_error = |text: &[u8]| parse(text).find_map(|r| r.err());
+        assert_eq!(first_error(b"web\n"), Some(ParseError::Malformed { line: 1 }));
+        assert_eq!(first_error(b"\nw/b arg x"), Some(ParseError::Malformed { line: 2 }));
+        assert_eq!(first_error(b"web args x"), Some(ParseError::UnknownKey { line: 1 }));
+        assert_eq!(first_error(b"web env NOEQUALS"), Some(ParseError::BadEnv { line: 1 }));
+        assert_eq!(first_error(b"web env =v"), Some(ParseError::BadEnv { line: 1 }));
+        assert_eq!(first_error(b"web autostart maybe"), Some(ParseError::BadAutostart { line: 1 }));
+    }
+
+    #[test]
+    fn service_names() {
+        assert!(valid_service_name(b"admind"));
+        assert!(valid_service_name(b"my-app_2.0"));
+        assert!(!valid_service_name(b""));
+        assert!(!valid_service_name(b".hidden"));
+        assert!(!valid_service_name(b"a/b"));
+        assert!(!valid_service_name(&[b'a'; 65]));
+    }
+}

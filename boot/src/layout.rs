@@ -158,7 +158,10 @@ mod tests {
     #[test]
     fn data_takes_the_rest_in_whole_sectors() {
         assert_eq!(DATA.size_on(DISK_MIN_BYTES), Some(DATA_MIN_BYTES));
-        assert_eq!(DATA.size_on(DISK_MIN_BYTES + 700), Some(DATA_MIN_BYTES + 512));
+        assert_eq!(
+            DATA.size_on(DISK_MIN_BYTES + 700),
+            Some(DATA_MIN_BYTES + 512)
+        );
         assert_eq!(DATA.size_on(DATA.start_bytes), None);
         assert_eq!(ROOT_B.size_on(ROOT_B.start_bytes + 1), None);
     }

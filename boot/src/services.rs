@@ -64,7 +64,10 @@ pub fn valid_value(value: &[u8]) -> bool {
 
 /// Iterates over the settings in `text`, skipping blank lines and comments.
 pub fn parse(text: &[u8]) -> Parser<'_> {
-    Parser { rest: text, line: 0 }
+    Parser {
+        rest: text,
+        line: 0,
+    }
 }
 
 /// Iterator returned by [`parse`].
@@ -78,7 +81,11 @@ impl<'a> Iterator for Parser<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.rest.is_empty() {
-            let end = self.rest.iter().position(|&b| b == b'\n').unwrap_or(self.rest.len());
+            let end = self
+                .rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap_or(self.rest.len());
             let line = &self.rest[..end];
             self.rest = self.rest.get(end + 1..).unwrap_or(&[]);
             self.line += 1;
@@ -93,7 +100,10 @@ impl<'a> Iterator for Parser<'a> {
 }
 
 fn trim_start(line: &[u8]) -> &[u8] {
-    let start = line.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(line.len());
+    let start = line
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(line.len());
     &line[start..]
 }
 
@@ -139,10 +149,22 @@ mod tests {
             let mut it = parse(text);
             move |_| it.next().unwrap().unwrap()
         });
-        assert_eq!(got[0], Entry { service: b"web", setting: Setting::Arg(b"--listen") });
+        assert_eq!(
+            got[0],
+            Entry {
+                service: b"web",
+                setting: Setting::Arg(b"--listen")
+            }
+        );
         assert_eq!(got[1].setting, Setting::Arg(b"a b  c"));
         assert_eq!(got[2].setting, Setting::Env(b"RUST_LOG=info"));
-        assert_eq!(got[3], Entry { service: b"batch", setting: Setting::Autostart(false) });
+        assert_eq!(
+            got[3],
+            Entry {
+                service: b"batch",
+                setting: Setting::Autostart(false)
+            }
+        );
         assert_eq!(got[4].setting, Setting::Arg(b""));
         assert!(parse(text).nth(5).is_none());
     }
@@ -150,12 +172,30 @@ mod tests {
     #[test]
     fn rejects_bad_lines_with_their_number() {
         let first_error = |text: &[u8]| parse(text).find_map(|r| r.err());
-        assert_eq!(first_error(b"web\n"), Some(ParseError::Malformed { line: 1 }));
-        assert_eq!(first_error(b"\nw/b arg x"), Some(ParseError::Malformed { line: 2 }));
-        assert_eq!(first_error(b"web args x"), Some(ParseError::UnknownKey { line: 1 }));
-        assert_eq!(first_error(b"web env NOEQUALS"), Some(ParseError::BadEnv { line: 1 }));
-        assert_eq!(first_error(b"web env =v"), Some(ParseError::BadEnv { line: 1 }));
-        assert_eq!(first_error(b"web autostart maybe"), Some(ParseError::BadAutostart { line: 1 }));
+        assert_eq!(
+            first_error(b"web\n"),
+            Some(ParseError::Malformed { line: 1 })
+        );
+        assert_eq!(
+            first_error(b"\nw/b arg x"),
+            Some(ParseError::Malformed { line: 2 })
+        );
+        assert_eq!(
+            first_error(b"web args x"),
+            Some(ParseError::UnknownKey { line: 1 })
+        );
+        assert_eq!(
+            first_error(b"web env NOEQUALS"),
+            Some(ParseError::BadEnv { line: 1 })
+        );
+        assert_eq!(
+            first_error(b"web env =v"),
+            Some(ParseError::BadEnv { line: 1 })
+        );
+        assert_eq!(
+            first_error(b"web autostart maybe"),
+            Some(ParseError::BadAutostart { line: 1 })
+        );
     }
 
     #[test]

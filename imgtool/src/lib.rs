@@ -1,4 +1,14 @@
 //! imgtool's library: everything the `imgtool` command does, as modules tests can call.
 
+pub mod cargo_build;
+pub mod config;
 pub mod crc32c;
+pub mod elf;
 pub mod ext4;
+pub mod fat;
+pub mod instance;
+pub mod kernel;
+pub mod mkimg;
+pub mod output;
+pub mod rootfs;
+pub mod size;

@@ -1,0 +1,208 @@
+//! Builds programs with cargo for the appliance's target: release profile, static (musl),
+//! cargo's own output streamed to the user's terminal (stderr).
+
+use crate::config::{Arch, Source};
+use crate::rootfs::Program;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The workspace imgtool was built from: where rustkrazy's own init, link and admind live.
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+/// Device programs this workspace builds and every image carries by default.
+pub const SYSTEM_PROGRAMS: [&str; 2] = ["link", "admind"];
+pub const INIT: &str = "init";
+
+/// Runs cargo builds for one architecture; `cache` holds target folders across runs.
+pub struct Builder {
+    pub arch: Arch,
+    pub cache: PathBuf,
+}
+
+impl Builder {
+    fn cargo(&self) -> Command {
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        // Cargo's stdout would mix with ours: send everything it prints to our stderr.
+        cmd.stdout(std::io::stderr());
+        if self.arch == Arch::Rpi
+            && std::env::var_os("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER").is_none()
+        {
+            // All-Rust crates link for aarch64 without a C cross compiler.
+            cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
+        }
+        cmd
+    }
+
+    /// rustkrazy's own device programs from this workspace.
+    pub fn build_system(&self, packages: &[&str]) -> Result<Vec<Program>> {
+        let workspace = workspace_dir();
+        if !workspace.join("init").join("Cargo.toml").exists() {
+            bail!(
+                "rustkrazy's sources are not at {} (imgtool was moved?); pass --init and --no-system-programs, or run imgtool from the checkout",
+                workspace.display()
+            );
+        }
+        let mut cmd = self.cargo();
+        cmd.arg("build")
+            .arg("--release")
+            .arg("--target")
+            .arg(self.arch.target());
+        cmd.arg("--manifest-path").arg(workspace.join("Cargo.toml"));
+        // Its own target folder: a `cargo test`/`cargo run` of the workspace holds the lock
+        // on the default one while imgtool runs.
+        cmd.arg("--target-dir")
+            .arg(workspace.join("target").join("device"));
+        for p in packages {
+            cmd.arg("-p").arg(p);
+        }
+        self.run_build(cmd, "rustkrazy's device programs")
+    }
+
+    /// Builds or fetches one user program source; returns its executables.
+    pub fn build(&self, source: &Source) -> Result<Vec<Program>> {
+        match source {
+            Source::Bin { file, name } => {
+                let name = match name {
+                    Some(n) => n.clone(),
+                    None => file
+                        .file_name()
+                        .with_context(|| format!("--bin {} names no file", file.display()))?
+                        .to_string_lossy()
+                        .into_owned(),
+                };
+                if !file.is_file() {
+                    bail!("--bin {}: no such file", file.display());
+                }
+                Ok(vec![Program {
+                    name,
+                    path: file.clone(),
+                }])
+            }
+            Source::Path(dir) => {
+                let manifest = dir.join("Cargo.toml");
+                if !manifest.is_file() {
+                    bail!("--path {}: no Cargo.toml there", dir.display());
+                }
+                let mut cmd = self.cargo();
+                cmd.arg("build")
+                    .arg("--release")
+                    .arg("--target")
+                    .arg(self.arch.target());
+                cmd.arg("--manifest-path").arg(&manifest);
+                self.run_build(cmd, &format!("--path {}", dir.display()))
+            }
+            Source::Crate { name, version } => {
+                let mut cmd = self.cargo();
+                cmd.arg("install").arg(name);
+                if let Some(v) = version {
+                    cmd.arg("--version").arg(v);
+                }
+                self.run_install(cmd, &format!("--crate {name}"))
+            }
+            Source::Git { url, krate } => {
+                let mut cmd = self.cargo();
+                cmd.arg("install").arg("--git").arg(url);
+                if let Some(k) = krate {
+                    cmd.arg(k);
+                }
+                self.run_install(cmd, &format!("--git {url}"))
+            }
+        }
+    }
+
+    /// `cargo build`, reading the executables it produced from its JSON messages.
+    fn run_build(&self, mut cmd: Command, what: &str) -> Result<Vec<Program>> {
+        cmd.arg("--message-format").arg("json-render-diagnostics");
+        cmd.stdout(Stdio::piped());
+        let output = cmd
+            .spawn()
+            .context("cannot run cargo")?
+            .wait_with_output()?;
+        if !output.status.success() {
+            bail!(
+                "building {what} for {} failed (cargo's messages are above)",
+                self.arch.target()
+            );
+        }
+        let mut programs = Vec::new();
+        for line in output
+            .stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
+            let Ok(msg) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            if msg["reason"] != "compiler-artifact"
+                || !msg["target"]["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "bin"))
+            {
+                continue;
+            }
+            if let (Some(exe), Some(name)) =
+                (msg["executable"].as_str(), msg["target"]["name"].as_str())
+            {
+                programs.push(Program {
+                    name: name.to_string(),
+                    path: PathBuf::from(exe),
+                });
+            }
+        }
+        if programs.is_empty() {
+            bail!("{what} builds no binary");
+        }
+        Ok(programs)
+    }
+
+    /// `cargo install` into a fresh root; its bin/ holds the executables.
+    fn run_install(&self, mut cmd: Command, what: &str) -> Result<Vec<Program>> {
+        let root =
+            self.cache
+                .join("install")
+                .join(format!("{}-{}", std::process::id(), sanitize(what)));
+        std::fs::create_dir_all(&root)?;
+        cmd.arg("--target").arg(self.arch.target());
+        cmd.arg("--root").arg(&root).arg("--force");
+        cmd.arg("--target-dir").arg(self.cache.join("target"));
+        let status = cmd.status().context("cannot run cargo")?;
+        if !status.success() {
+            bail!(
+                "installing {what} for {} failed (cargo's messages are above)",
+                self.arch.target()
+            );
+        }
+        let mut programs = Vec::new();
+        for entry in std::fs::read_dir(root.join("bin"))? {
+            let entry = entry?;
+            programs.push(Program {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                path: entry.path(),
+            });
+        }
+        programs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(programs)
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(40)
+        .collect()
+}
+
+/// Where imgtool keeps build caches: `$XDG_CACHE_HOME/rustkrazy` or `~/.cache/rustkrazy`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("rustkrazy")
+}

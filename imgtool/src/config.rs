@@ -1,0 +1,372 @@
+//! What an image is made of: the appliance file (`--config appliance.toml`) merged with the
+//! command line, flags winning.
+//!
+//! ```toml
+//! hostname = "thermostat"
+//! arch = "x86_64"            # or "rpi" (64-bit Raspberry Pi 3/4/5)
+//! size = "2G"
+//! kernel = "vmlinuz"         # paths are relative to this file
+//! init = "init"              # which program becomes /bin/init (default: rustkrazy's init)
+//! system_programs = true     # include link and admind
+//! firmware = "rpi-firmware"  # a folder whose files are copied into /boot
+//!
+//! [[programs]]
+//! crate = "ripgrep@14.1.0"   # or git = "URL%CRATE", path = "DIR", bin = "FILE"
+//! name = "rg"                # only with bin: the name in /bin
+//! args = ["--version"]
+//! env = { RUST_LOG = "info" }
+//! autostart = true
+//! ```
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The machines an image can be built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+pub enum Arch {
+    #[serde(rename = "x86_64")]
+    #[value(name = "x86_64")]
+    X86_64,
+    #[serde(rename = "rpi")]
+    #[value(name = "rpi")]
+    Rpi,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Rpi => "rpi",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Arch> {
+        match name {
+            "x86_64" => Ok(Arch::X86_64),
+            "rpi" => Ok(Arch::Rpi),
+            _ => bail!("unknown arch {name:?}; use x86_64 or rpi"),
+        }
+    }
+
+    /// The Rust target programs are built for.
+    pub fn target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
+            Arch::Rpi => "aarch64-unknown-linux-musl",
+        }
+    }
+
+    /// ELF `e_machine` of that target.
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => 62,
+            Arch::Rpi => 183,
+        }
+    }
+
+    /// Kernel console arguments for the serial port and the screen.
+    pub fn console_args(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "console=tty1 console=ttyS0,115200",
+            Arch::Rpi => "console=tty1 console=serial0,115200",
+        }
+    }
+}
+
+/// Where a program comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `--crate NAME[@VERSION]`: from crates.io.
+    Crate {
+        name: String,
+        version: Option<String>,
+    },
+    /// `--git URL[%CRATE]`: from a git repository, optionally one crate of a workspace.
+    Git { url: String, krate: Option<String> },
+    /// `--path DIR`: a local crate or workspace.
+    Path(PathBuf),
+    /// `--bin FILE[=NAME]`: a prebuilt static binary.
+    Bin { file: PathBuf, name: Option<String> },
+}
+
+impl Source {
+    pub fn parse_crate(spec: &str) -> Result<Source> {
+        let (name, version) = match spec.split_once('@') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (spec, None),
+        };
+        if name.is_empty() || version.as_deref() == Some("") {
+            bail!("--crate {spec:?}: write NAME or NAME@VERSION");
+        }
+        Ok(Source::Crate {
+            name: name.to_string(),
+            version,
+        })
+    }
+
+    pub fn parse_git(spec: &str) -> Result<Source> {
+        let (url, krate) = match spec.rsplit_once('%') {
+            Some((u, c)) => (u, Some(c.to_string())),
+            None => (spec, None),
+        };
+        if url.is_empty() || krate.as_deref() == Some("") {
+            bail!("--git {spec:?}: write URL or URL%CRATE");
+        }
+        Ok(Source::Git {
+            url: url.to_string(),
+            krate,
+        })
+    }
+
+    pub fn parse_bin(spec: &str) -> Result<Source> {
+        let (file, name) = match spec.rsplit_once('=') {
+            Some((f, n)) => (f, Some(n.to_string())),
+            None => (spec, None),
+        };
+        if file.is_empty() || name.as_deref() == Some("") {
+            bail!("--bin {spec:?}: write FILE or FILE=NAME");
+        }
+        Ok(Source::Bin {
+            file: PathBuf::from(file),
+            name,
+        })
+    }
+
+    fn relative_to(self, base: &Path) -> Source {
+        match self {
+            Source::Path(p) => Source::Path(base.join(p)),
+            Source::Bin { file, name } => Source::Bin {
+                file: base.join(file),
+                name,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Per-program settings written into the image for init (see `boot::services`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub autostart: bool,
+}
+
+/// A program to build and install, with its settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramSpec {
+    pub source: Source,
+    pub settings: Settings,
+}
+
+/// The appliance file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplianceFile {
+    hostname: Option<String>,
+    arch: Option<Arch>,
+    size: Option<String>,
+    kernel: Option<PathBuf>,
+    init: Option<String>,
+    system_programs: Option<bool>,
+    firmware: Option<PathBuf>,
+    #[serde(default)]
+    programs: Vec<ProgramEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgramEntry {
+    #[serde(rename = "crate")]
+    krate: Option<String>,
+    git: Option<String>,
+    path: Option<PathBuf>,
+    bin: Option<PathBuf>,
+    name: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    autostart: Option<bool>,
+}
+
+impl ProgramEntry {
+    fn into_spec(self, index: usize) -> Result<ProgramSpec> {
+        let which = format!("programs[{index}]");
+        let source = match (self.krate, self.git, self.path, self.bin) {
+            (Some(c), None, None, None) => Source::parse_crate(&c)?,
+            (None, Some(g), None, None) => Source::parse_git(&g)?,
+            (None, None, Some(p), None) => Source::Path(p),
+            (None, None, None, Some(file)) => Source::Bin {
+                file,
+                name: self.name.clone(),
+            },
+            _ => bail!("{which}: give exactly one of crate, git, path, bin"),
+        };
+        if self.name.is_some() && !matches!(source, Source::Bin { .. }) {
+            bail!("{which}: name is only for bin (crates are named by their binaries)");
+        }
+        let settings = Settings {
+            args: self.args,
+            env: self.env,
+            autostart: self.autostart.unwrap_or(true),
+        };
+        Ok(ProgramSpec { source, settings })
+    }
+}
+
+/// Everything `mkimg` needs to know, after merging file and flags.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub hostname: Option<String>,
+    pub arch: Option<Arch>,
+    pub size: Option<String>,
+    pub kernel: Option<PathBuf>,
+    pub init: Option<String>,
+    pub system_programs: Option<bool>,
+    pub firmware: Option<PathBuf>,
+    pub programs: Vec<ProgramSpec>,
+}
+
+impl Plan {
+    /// Reads an appliance file; relative paths in it are taken from its folder.
+    pub fn from_file(path: &Path) -> Result<Plan> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let file: ApplianceFile = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid appliance file", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let programs = file
+            .programs
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.into_spec(i).map(|s| ProgramSpec {
+                    source: s.source.relative_to(base),
+                    ..s
+                })
+            })
+            .collect::<Result<_>>()
+            .with_context(|| format!("in {}", path.display()))?;
+        Ok(Plan {
+            hostname: file.hostname,
+            arch: file.arch,
+            size: file.size,
+            kernel: file.kernel.map(|k| base.join(k)),
+            init: file.init,
+            system_programs: file.system_programs,
+            firmware: file.firmware.map(|f| base.join(f)),
+            programs,
+        })
+    }
+
+    /// Applies command-line values on top: set scalars replace, programs are added.
+    pub fn override_with(mut self, flags: Plan) -> Plan {
+        self.hostname = flags.hostname.or(self.hostname);
+        self.arch = flags.arch.or(self.arch);
+        self.size = flags.size.or(self.size);
+        self.kernel = flags.kernel.or(self.kernel);
+        self.init = flags.init.or(self.init);
+        self.system_programs = flags.system_programs.or(self.system_programs);
+        self.firmware = flags.firmware.or(self.firmware);
+        self.programs.extend(flags.programs);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_program_specs() {
+        assert_eq!(
+            Source::parse_crate("ripgrep@14.1.0").unwrap(),
+            Source::Crate {
+                name: "ripgrep".into(),
+                version: Some("14.1.0".into())
+            }
+        );
+        assert_eq!(
+            Source::parse_crate("hello").unwrap(),
+            Source::Crate {
+                name: "hello".into(),
+                version: None
+            }
+        );
+        assert_eq!(
+            Source::parse_git("https://example.org/r.git%tool").unwrap(),
+            Source::Git {
+                url: "https://example.org/r.git".into(),
+                krate: Some("tool".into())
+            }
+        );
+        assert_eq!(
+            Source::parse_bin("out/app=web").unwrap(),
+            Source::Bin {
+                file: "out/app".into(),
+                name: Some("web".into())
+            }
+        );
+        for bad in ["", "@1", "x@"] {
+            assert!(Source::parse_crate(bad).is_err(), "{bad}");
+        }
+        assert!(Source::parse_bin("app=").is_err());
+        assert!(Source::parse_git("u%").is_err());
+    }
+
+    #[test]
+    fn reads_an_appliance_file_and_flags_win() {
+        let dir = std::env::temp_dir().join(format!("rk-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("appliance.toml");
+        std::fs::write(
+            &path,
+            r#"
+hostname = "box"
+arch = "rpi"
+size = "4G"
+kernel = "k/Image"
+[[programs]]
+bin = "out/app"
+name = "web"
+args = ["-v", "a b"]
+env = { K = "v" }
+autostart = false
+[[programs]]
+crate = "hello@1"
+"#,
+        )
+        .unwrap();
+        let plan = Plan::from_file(&path).unwrap();
+        assert_eq!(plan.arch, Some(Arch::Rpi));
+        assert_eq!(plan.kernel, Some(dir.join("k/Image")));
+        assert_eq!(
+            plan.programs[0].source,
+            Source::Bin {
+                file: dir.join("out/app"),
+                name: Some("web".into())
+            }
+        );
+        assert_eq!(plan.programs[0].settings.args, ["-v", "a b"]);
+        assert!(!plan.programs[0].settings.autostart);
+        assert!(plan.programs[1].settings.autostart);
+
+        let flags = Plan {
+            size: Some("8G".into()),
+            programs: vec![plan.programs[1].clone()],
+            ..Plan::default()
+        };
+        let merged = plan.override_with(flags);
+        assert_eq!(merged.size.as_deref(), Some("8G"));
+        assert_eq!(merged.hostname.as_deref(), Some("box"));
+        assert_eq!(merged.programs.len(), 3);
+
+        std::fs::write(&path, "hostnme = \"typo\"\n").unwrap();
+        let err = format!("{:#}", Plan::from_file(&path).unwrap_err());
+        assert!(err.contains("hostnme"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,426 @@
+//! The instance: a folder holding what belongs to one appliance across builds and updates.
+//!
+//! ```text
+//! DIR/instance.toml        arch, hostname, size, disk signature, creation time (not secret)
+//! DIR/password             admind's password (mode 0600, no newline): `cat DIR/password`
+//! DIR/admind-key.pem       admind's TLS private key, P-256 PKCS#8 (mode 0600)
+//! DIR/admind-cert.pem      admind's self-signed certificate
+//! DIR/admind-cert.sha256   SHA-256 of the certificate (DER), lowercase hex: what push pins
+//! DIR/admind-pubkey.sha256 SHA-256 of the public key, base64, for curl --pinnedpubkey sha256//...
+//! ```
+//!
+//! Secrets are generated once (from the OS random source) and never replaced: an existing file
+//! is read, and a file that cannot be read is an error, not a reason to make a new one.
+
+use crate::config::Arch;
+use anyhow::{bail, ensure, Context, Result};
+use p256::ecdsa::signature::Signer;
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+const PASSWORD_CHARS: usize = 24; // from 62 symbols: about 143 bits
+const ALPHANUMERIC: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// The non-secret record, `instance.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    arch: String,
+    hostname: String,
+    /// Image size in bytes of the last build, if any.
+    size_bytes: Option<u64>,
+    /// MBR disk signature, hex, e.g. "1a2b3c4d": names partitions as PARTUUID=<sig>-NN.
+    disk_signature: String,
+    /// Unix time the instance was made; every timestamp in its images.
+    created_unix: u32,
+}
+
+/// An opened instance with its secrets loaded.
+pub struct Instance {
+    pub dir: PathBuf,
+    pub arch: Arch,
+    pub hostname: String,
+    pub size_bytes: Option<u64>,
+    pub disk_signature: u32,
+    pub created_unix: u32,
+    pub password: String,
+    pub key_pem: String,
+    pub cert_pem: String,
+    pub cert_sha256_hex: String,
+}
+
+/// The default instance folder for an appliance named `hostname`.
+pub fn default_dir(hostname: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("rustkrazy").join(hostname)
+}
+
+impl Instance {
+    /// Opens `dir`, creating it and any missing secret. `arch`/`hostname` are what this build
+    /// asks for; `None` takes the instance's (or the default for a new one).
+    pub fn open_or_create(
+        dir: &Path,
+        arch: Option<Arch>,
+        hostname: Option<&str>,
+    ) -> Result<Instance> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create instance folder {}", dir.display()))?;
+        let record_path = dir.join("instance.toml");
+        let mut record = match std::fs::read_to_string(&record_path) {
+            Ok(text) => {
+                let record: Record = toml::from_str(&text).with_context(|| {
+                    format!("{} is damaged; fix or remove it", record_path.display())
+                })?;
+                let made_for = Arch::parse(&record.arch)?;
+                if let Some(asked) = arch.filter(|&a| a != made_for) {
+                    bail!(
+                        "instance {} belongs to a {} appliance, not {}; use another --instance",
+                        dir.display(),
+                        made_for.name(),
+                        asked.name()
+                    );
+                }
+                record
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Record {
+                arch: arch.unwrap_or(Arch::X86_64).name().to_string(),
+                hostname: hostname.unwrap_or("rustkrazy").to_string(),
+                size_bytes: None,
+                disk_signature: format!("{:08x}", random_disk_signature()?),
+                created_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_secs()
+                    .try_into()
+                    .unwrap_or(u32::MAX),
+            },
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", record_path.display()))
+            }
+        };
+        if let Some(h) = hostname {
+            record.hostname = h.to_string();
+        }
+        validate_hostname(&record.hostname)?;
+        let disk_signature = u32::from_str_radix(&record.disk_signature, 16)
+            .with_context(|| format!("{}: disk_signature is not hex", record_path.display()))?;
+
+        let password = read_or_create(&dir.join("password"), 0o600, || {
+            Ok(random_password()?.into_bytes())
+        })?;
+        let password = String::from_utf8(password).context("instance password is not UTF-8")?;
+        ensure!(
+            !password.trim().is_empty(),
+            "{} is empty; remove it to generate a new one",
+            dir.join("password").display()
+        );
+        let key_pem = read_or_create(&dir.join("admind-key.pem"), 0o600, || {
+            Ok(random_key()?
+                .to_pkcs8_pem(LineEnding::LF)?
+                .as_bytes()
+                .to_vec())
+        })?;
+        let key_pem = String::from_utf8(key_pem)?;
+        let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&key_pem).with_context(|| {
+            format!(
+                "{} is not a P-256 PKCS#8 key",
+                dir.join("admind-key.pem").display()
+            )
+        })?;
+        let cert_pem = read_or_create(&dir.join("admind-cert.pem"), 0o644, || {
+            self_signed_cert(&key, &record.hostname)
+        })?;
+        let cert_pem = String::from_utf8(cert_pem)?;
+        let cert_der = pem_body(&cert_pem).context("admind-cert.pem holds no certificate")?;
+        let cert_sha256_hex = hex(&Sha256::digest(&cert_der));
+        // Derived files: rewritten whenever they disagree with the certificate.
+        write_atomic(
+            &dir.join("admind-cert.sha256"),
+            format!("{cert_sha256_hex}\n").as_bytes(),
+            0o644,
+        )?;
+        let spki = p256::pkcs8::EncodePublicKey::to_public_key_der(key.verifying_key())?;
+        write_atomic(
+            &dir.join("admind-pubkey.sha256"),
+            format!("{}\n", base64(&Sha256::digest(spki.as_bytes()))).as_bytes(),
+            0o644,
+        )?;
+
+        let instance = Instance {
+            dir: dir.to_path_buf(),
+            arch: Arch::parse(&record.arch)?,
+            hostname: record.hostname.clone(),
+            size_bytes: record.size_bytes,
+            disk_signature,
+            created_unix: record.created_unix,
+            password,
+            key_pem,
+            cert_pem,
+            cert_sha256_hex,
+        };
+        instance.save_record(&record)?;
+        Ok(instance)
+    }
+
+    /// Records the size of the image just built.
+    pub fn set_size(&mut self, size_bytes: u64) -> Result<()> {
+        self.size_bytes = Some(size_bytes);
+        self.save_record(&self.record())
+    }
+
+    fn record(&self) -> Record {
+        Record {
+            arch: self.arch.name().to_string(),
+            hostname: self.hostname.clone(),
+            size_bytes: self.size_bytes,
+            disk_signature: format!("{:08x}", self.disk_signature),
+            created_unix: self.created_unix,
+        }
+    }
+
+    fn save_record(&self, record: &Record) -> Result<()> {
+        let text = format!(
+            "# rustkrazy instance: what later builds and updates of this appliance need.\n{}",
+            toml::to_string(record)?
+        );
+        write_atomic(&self.dir.join("instance.toml"), text.as_bytes(), 0o644)
+    }
+
+    /// SHA-256 of the password, hex: what the device stores instead of the password.
+    pub fn password_sha256_hex(&self) -> String {
+        hex(&Sha256::digest(self.password.as_bytes()))
+    }
+}
+
+/// Hostnames: RFC 1123 labels.
+fn validate_hostname(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ensure!(
+        ok,
+        "hostname {name:?} is not valid: use letters, digits and '-', at most 63"
+    );
+    Ok(())
+}
+
+/// Reads `path`, or creates it with `make()` if it does not exist (never replacing a file).
+fn read_or_create(
+    path: &Path,
+    mode: u32,
+    make: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(data) => return Ok(data),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let data = make()?;
+    let temp = path.with_extension("partial");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&temp)
+        .with_context(|| format!("cannot create {}", temp.display()))?;
+    file.write_all(&data)?;
+    file.sync_all()?;
+    // A hard link fails if the name exists: a file that appeared meanwhile is never replaced.
+    std::fs::hard_link(&temp, path).with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::remove_file(&temp)?;
+    Ok(data)
+}
+
+fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == data) {
+        return Ok(());
+    }
+    let temp = path.with_extension("partial");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&temp)?;
+    file.write_all(data)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).context("the OS random source failed")?;
+    Ok(bytes)
+}
+
+fn random_disk_signature() -> Result<u32> {
+    // Zero means "no signature" to some tools.
+    loop {
+        let sig = u32::from_le_bytes(random_bytes()?);
+        if sig != 0 {
+            return Ok(sig);
+        }
+    }
+}
+
+fn random_password() -> Result<String> {
+    let mut out = String::with_capacity(PASSWORD_CHARS);
+    while out.len() < PASSWORD_CHARS {
+        for b in random_bytes::<32>()? {
+            // Rejection sampling keeps every symbol equally likely (248 = 4 * 62).
+            if b < 248 && out.len() < PASSWORD_CHARS {
+                out.push(ALPHANUMERIC[(b % 62) as usize] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn random_key() -> Result<p256::ecdsa::SigningKey> {
+    for _ in 0..16 {
+        // Fails only for zero or values >= the group order: vanishingly rare.
+        if let Ok(key) = p256::ecdsa::SigningKey::from_slice(&random_bytes::<32>()?) {
+            return Ok(key);
+        }
+    }
+    bail!("could not generate a P-256 key")
+}
+
+/// rcgen signs through this: ECDSA P-256 with SHA-256, pure Rust.
+struct P256Signer<'a> {
+    key: &'a p256::ecdsa::SigningKey,
+    public: Vec<u8>,
+}
+
+impl rcgen::PublicKeyData for P256Signer<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for P256Signer<'_> {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        let signature: p256::ecdsa::Signature = self.key.sign(msg);
+        Ok(signature.to_der().as_bytes().to_vec())
+    }
+}
+
+/// A self-signed certificate for admind. Valid for the appliance's hostname and loopback;
+/// clients pin it by fingerprint rather than trusting a name.
+fn self_signed_cert(key: &p256::ecdsa::SigningKey, hostname: &str) -> Result<Vec<u8>> {
+    let names = vec![
+        hostname.to_string(),
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+    ];
+    let mut params = rcgen::CertificateParams::new(names)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostname);
+    let mut serial = random_bytes::<16>()?;
+    serial[0] &= 0x7f; // positive
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    let public = key
+        .verifying_key()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec();
+    let cert = params.self_signed(&P256Signer { key, public })?;
+    Ok(cert.pem().into_bytes())
+}
+
+/// The DER bytes of the first PEM block.
+fn pem_body(pem: &str) -> Option<Vec<u8>> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    unbase64(&body)
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64(data: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn unbase64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        acc = acc << 6 | B64.iter().position(|&b| b == c)? as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+pub fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(unbase64("Zm8=").unwrap(), b"fo");
+        assert_eq!(unbase64(&base64(&[0, 255, 7, 9])).unwrap(), [0, 255, 7, 9]);
+    }
+
+    #[test]
+    fn passwords_are_long_and_alphanumeric() {
+        let p = random_password().unwrap();
+        assert_eq!(p.len(), PASSWORD_CHARS);
+        assert!(p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(p, random_password().unwrap());
+    }
+
+    #[test]
+    fn hostnames() {
+        assert!(validate_hostname("thermo-1").is_ok());
+        for bad in ["", "-a", "a_b", "a.b", &"x".repeat(64)] {
+            assert!(validate_hostname(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! `imgtool mkimg`: validates and builds everything first, then writes the image: boot
+//! partition, both roots, /data, and the MBR last, so an interrupted write never leaves a
+//! partition table pointing at half-written partitions. A file target is written under a
+//! temporary name and renamed only when complete.
+
+use crate::cargo_build::{self, Builder};
+use crate::config::{Arch, Plan, Settings};
+use crate::instance::Instance;
+use crate::output::Output;
+use crate::rootfs::{self, EtcFile, Program};
+use crate::{elf, ext4, fat, kernel, size};
+use anyhow::{bail, ensure, Context, Result};
+use boot::layout::{self, Partition};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Image size when neither flag, appliance file nor instance says.
+pub const DEFAULT_SIZE: &str = "2G";
+
+/// What was written, for the summary and for tests.
+#[derive(Debug)]
+pub struct Report {
+    pub size_bytes: u64,
+    pub disk_signature: u32,
+    pub programs: Vec<String>,
+    pub root_bytes: u64,
+    pub kernel: fat::Extent,
+    pub cmdline: fat::Extent,
+    pub data: ext4::Geometry,
+}
+
+pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<Report> {
+    let instance_dir = instance_dir.unwrap_or_else(|| {
+        crate::instance::default_dir(plan.hostname.as_deref().unwrap_or("rustkrazy"))
+    });
+    let mut instance =
+        Instance::open_or_create(&instance_dir, plan.arch, plan.hostname.as_deref())?;
+    let arch = instance.arch;
+    eprintln!(
+        "instance {} ({}, {})",
+        instance.dir.display(),
+        arch.name(),
+        instance.hostname
+    );
+
+    // 1. Inputs that can be checked without building anything.
+    let kernel_path = plan.kernel.clone().context(
+        "no kernel: pass --kernel PATH (an x86_64 bzImage, or an arm64 Image for --arch rpi)",
+    )?;
+    let kernel_data = std::fs::read(&kernel_path)
+        .with_context(|| format!("cannot read kernel {}", kernel_path.display()))?;
+    kernel::check(&kernel_path, &kernel_data, arch)?;
+    let size_text = plan.size.clone();
+    let size_bytes = match &size_text {
+        Some(s) => Some(size::parse(s)?),
+        None => instance.size_bytes,
+    };
+    let firmware = read_firmware(plan.firmware.as_deref())?;
+
+    // 2. Programs.
+    let builder = Builder {
+        arch,
+        cache: cargo_build::cache_dir(),
+    };
+    let (init, programs, settings) = gather_programs(&plan, &builder)?;
+    for p in std::iter::once(&init).chain(&programs) {
+        elf::check_static_executable(&p.path, arch)?;
+    }
+
+    // 3. Root image contents and the root image itself.
+    let etc = etc_files(&instance, &programs, &init, &settings)?;
+    let root_image = rootfs::build(
+        &rootfs::Contents {
+            init: &init,
+            programs: &programs,
+            etc: &etc,
+            symlinks: &[("etc/resolv.conf", "/run/resolv.conf")],
+            time_unix: instance.created_unix,
+        },
+        layout::ROOT_A.size_bytes.unwrap_or(0),
+    )?;
+
+    // 4. The target, sized; nothing has been written before this point.
+    let size_for_file = size_bytes.or_else(|| size::parse(DEFAULT_SIZE).ok());
+    let is_device = std::fs::metadata(target)
+        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()));
+    let output = Output::open(target, if is_device { size_bytes } else { size_for_file })?;
+    let disk_bytes = output.size_bytes();
+    ensure!(
+        disk_bytes >= layout::DISK_MIN_BYTES,
+        "{} is too small for the layout: it needs at least {} (256 MiB boot, 2 x 256 MiB roots, 16 MiB data)",
+        size::human(disk_bytes),
+        size::human(layout::DISK_MIN_BYTES)
+    );
+    ensure!(
+        disk_bytes <= layout::DISK_MAX_BYTES,
+        "{} is larger than an MBR can address ({}); use a size of at most 2 TiB",
+        size::human(disk_bytes),
+        size::human(layout::DISK_MAX_BYTES)
+    );
+
+    // 5. Partitions, then the table.
+    let signature = instance.disk_signature;
+    let cmdline = cmdline(arch, signature);
+    let config_txt = config_txt();
+    let mut boot_files = vec![
+        fat::BootFile {
+            name: "vmlinuz",
+            data: &kernel_data,
+        },
+        fat::BootFile {
+            name: "cmdline.txt",
+            data: cmdline.as_bytes(),
+        },
+        fat::BootFile {
+            name: "config.txt",
+            data: config_txt.as_bytes(),
+        },
+    ];
+    for (name, data) in &firmware {
+        ensure!(
+            !boot_files.iter().any(|f| f.name.eq_ignore_ascii_case(name)),
+            "firmware file {name} would replace rustkrazy's own /boot/{name}"
+        );
+        boot_files.push(fat::BootFile { name, data });
+    }
+    eprintln!("writing {} ({})", target.display(), size::human(disk_bytes));
+    fat::write(
+        output.region(
+            layout::BOOT.start_bytes,
+            part_size(&layout::BOOT, disk_bytes),
+        ),
+        signature,
+        instance.created_unix,
+        layout::BOOT.start_lba() as u32,
+        &boot_files,
+    )?;
+    let mut boot_region = output.region(
+        layout::BOOT.start_bytes,
+        part_size(&layout::BOOT, disk_bytes),
+    );
+    let kernel_extent = fat::find(&mut boot_region, "vmlinuz")?;
+    let cmdline_extent = fat::find(&mut boot_region, "cmdline.txt")?;
+    for (name, extent) in [("vmlinuz", kernel_extent), ("cmdline.txt", cmdline_extent)] {
+        ensure!(
+            extent.contiguous,
+            "/boot/{name} was written in fragments; the MBR boot code can only load contiguous files"
+        );
+    }
+    // Root B gets the same image as root A: whichever slot the bootloader or a mistaken
+    // switch starts, the device comes up on a working system.
+    for root in [layout::ROOT_A, layout::ROOT_B] {
+        let mut region = output.region(root.start_bytes, part_size(&root, disk_bytes));
+        region
+            .write_all(&root_image)
+            .with_context(|| format!("cannot write {}", root.name))?;
+    }
+    let data_bytes = part_size(&layout::DATA, disk_bytes);
+    let geometry = ext4::format(
+        &mut output.region(layout::DATA.start_bytes, data_bytes),
+        data_bytes,
+        &ext4::Options {
+            uuid: derived_uuid(signature, b"data"),
+            hash_seed: derived_uuid(signature, b"data hash seed"),
+            label: "data".into(),
+            time: instance.created_unix,
+        },
+    )?;
+    let mbr = mbr(signature, disk_bytes)?;
+    let mut head = output.region(0, layout::SECTOR_BYTES);
+    head.seek(SeekFrom::Start(0))?;
+    head.write_all(&mbr)?;
+    output.finish()?;
+    instance.set_size(disk_bytes)?;
+
+    let mut names: Vec<String> = vec![format!("init ({})", init.name)];
+    names.extend(programs.iter().map(|p| p.name.clone()));
+    Ok(Report {
+        size_bytes: disk_bytes,
+        disk_signature: signature,
+        programs: names,
+        root_bytes: root_image.len() as u64,
+        kernel: kernel_extent,
+        cmdline: cmdline_extent,
+        data: geometry,
+    })
+}
+
+fn part_size(part: &Partition, disk_bytes: u64) -> u64 {
+    part.size_on(disk_bytes)
+        .expect("disk size checked against the layout")
+}
+
+/// Builds every program and picks init. Returns (init, other programs, settings by name).
+fn gather_programs(
+    plan: &Plan,
+    builder: &Builder,
+) -> Result<(Program, Vec<Program>, BTreeMap<String, Settings>)> {
+    let with_system = plan.system_programs.unwrap_or(true);
+    let default_init = plan.init.is_none();
+    let mut system: Vec<&str> = Vec::new();
+    if default_init {
+        system.push(cargo_build::INIT);
+    }
+    if with_system {
+        system.extend(cargo_build::SYSTEM_PROGRAMS);
+    }
+    // (program, where it came from) for error messages.
+    let mut all: Vec<(Program, String)> = Vec::new();
+    let mut settings = BTreeMap::new();
+    if !system.is_empty() {
+        for p in builder.build_system(&system)? {
+            if system.contains(&p.name.as_str()) {
+                all.push((p, "rustkrazy".into()));
+            }
+        }
+    }
+    for spec in &plan.programs {
+        for p in builder.build(&spec.source)? {
+            settings.insert(p.name.clone(), spec.settings.clone());
+            all.push((p, format!("{:?}", spec.source)));
+        }
+    }
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (p, origin) in &all {
+        ensure!(
+            boot::services::valid_service_name(p.name.as_bytes()),
+            "program name {:?} is not usable in /bin (letters, digits, '.', '_', '-'; at most 64)",
+            p.name
+        );
+        if let Some(first) = seen.insert(&p.name, origin) {
+            bail!(
+                "two programs are named {:?} ({first} and {origin}); give one another name with --bin FILE=NAME",
+                p.name
+            );
+        }
+    }
+    let init_name = plan.init.as_deref().unwrap_or(cargo_build::INIT);
+    let Some(index) = all.iter().position(|(p, _)| p.name == init_name) else {
+        let names: Vec<&str> = all.iter().map(|(p, _)| p.name.as_str()).collect();
+        bail!(
+            "--init {init_name:?} names no program in the image (programs: {})",
+            names.join(", ")
+        );
+    };
+    let (init, _) = all.remove(index);
+    let programs = all.into_iter().map(|(p, _)| p).collect();
+    Ok((init, programs, settings))
+}
+
+/// /etc in the root image.
+fn etc_files(
+    instance: &Instance,
+    programs: &[Program],
+    init: &Program,
+    settings: &BTreeMap<String, Settings>,
+) -> Result<Vec<EtcFile>> {
+    let mut services =
+        String::from("# Written by imgtool mkimg; read by init. Format: see boot::services.\n");
+    for program in programs {
+        let Some(s) = settings.get(&program.name) else {
+            continue;
+        };
+        for arg in &s.args {
+            ensure!(
+                boot::services::valid_value(arg.as_bytes()),
+                "{}: argument {arg:?} holds a newline or NUL",
+                program.name
+            );
+            services.push_str(&format!("{} arg {arg}\n", program.name));
+        }
+        for (key, value) in &s.env {
+            ensure!(
+                !key.is_empty()
+                    && !key.contains('=')
+                    && boot::services::valid_value(key.as_bytes())
+                    && boot::services::valid_value(value.as_bytes()),
+                "{}: environment variable {key:?} is not valid",
+                program.name
+            );
+            services.push_str(&format!("{} env {key}={value}\n", program.name));
+        }
+        if !s.autostart {
+            services.push_str(&format!("{} autostart no\n", program.name));
+        }
+    }
+    if settings.contains_key(&init.name) && settings[&init.name] != Settings::default() {
+        eprintln!(
+            "note: settings for {} are ignored: it runs as /bin/init",
+            init.name
+        );
+    }
+    let file = |path: &str, data: Vec<u8>, mode: u16| EtcFile {
+        path: path.to_string(),
+        data,
+        mode,
+    };
+    Ok(vec![
+        file(
+            "etc/hostname",
+            format!("{}\n", instance.hostname).into_bytes(),
+            0o644,
+        ),
+        file(
+            boot::services::PATH.trim_start_matches('/'),
+            services.into_bytes(),
+            0o644,
+        ),
+        file(
+            "etc/admind/cert.pem",
+            instance.cert_pem.clone().into_bytes(),
+            0o644,
+        ),
+        file(
+            "etc/admind/key.pem",
+            instance.key_pem.clone().into_bytes(),
+            0o600,
+        ),
+        file(
+            "etc/admind/password.sha256",
+            format!("{}\n", instance.password_sha256_hex()).into_bytes(),
+            0o600,
+        ),
+    ])
+}
+
+/// Regular files at the top of a firmware folder, sorted by name.
+fn read_firmware(dir: Option<&Path>) -> Result<Vec<(String, Vec<u8>)>> {
+    let Some(dir) = dir else {
+        return Ok(Vec::new());
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read firmware folder {}", dir.display()))?
+    {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            files.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                std::fs::read(entry.path())?,
+            ));
+        } else {
+            eprintln!(
+                "note: skipping {} (the boot partition is kept flat)",
+                entry.path().display()
+            );
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The kernel command line for root A.
+pub fn cmdline(arch: Arch, signature: u32) -> String {
+    let mut partuuid = [0u8; 11];
+    layout::partuuid(signature, layout::ROOT_A.number, &mut partuuid);
+    format!(
+        "{} root=PARTUUID={} rootfstype=squashfs ro rootwait init=/bin/init panic=10\n",
+        arch.console_args(),
+        String::from_utf8_lossy(&partuuid)
+    )
+}
+
+fn config_txt() -> String {
+    "# Raspberry Pi firmware settings (written by rustkrazy imgtool)\n\
+     arm_64bit=1\n\
+     kernel=vmlinuz\n\
+     cmdline=cmdline.txt\n\
+     enable_uart=1\n"
+        .to_string()
+}
+
+/// A UUID (version 4 layout) derived from the disk signature, so the instance alone
+/// determines it and builds are reproducible.
+fn derived_uuid(signature: u32, purpose: &[u8]) -> [u8; 16] {
+    let digest = Sha256::new()
+        .chain_update(b"rustkrazy ")
+        .chain_update(purpose)
+        .chain_update(signature.to_le_bytes())
+        .finalize();
+    let mut uuid: [u8; 16] = digest[..16].try_into().unwrap();
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    uuid
+}
+
+/// The MBR sector: (for now empty) boot code, signature, the four partitions.
+fn mbr(signature: u32, disk_bytes: u64) -> Result<Vec<u8>> {
+    let mut header = mbrman::MBRHeader::new(signature.to_le_bytes());
+    let entries = [
+        &mut header.partition_1,
+        &mut header.partition_2,
+        &mut header.partition_3,
+        &mut header.partition_4,
+    ];
+    for (entry, part) in entries.into_iter().zip(layout::PARTITIONS) {
+        let first = part.start_lba();
+        let sectors = part_size(&part, disk_bytes) / layout::SECTOR_BYTES;
+        *entry = mbrman::MBRPartitionEntry {
+            boot: if part.active {
+                mbrman::BOOT_ACTIVE
+            } else {
+                mbrman::BOOT_INACTIVE
+            },
+            first_chs: chs(first),
+            sys: part.mbr_type,
+            last_chs: chs(first + sectors - 1),
+            starting_lba: first as u32,
+            sectors: sectors as u32,
+        };
+    }
+    let mut sector = std::io::Cursor::new(Vec::with_capacity(512));
+    header
+        .write_into(&mut sector)
+        .context("cannot encode the MBR")?;
+    let sector = sector.into_inner();
+    ensure!(sector.len() == 512, "MBR encodes to {} bytes", sector.len());
+    Ok(sector)
+}
+
+/// CHS address for the conventional 255 heads x 63 sectors geometry; past its reach, the
+/// customary 1023/254/63 that tells firmware to use the LBA fields.
+fn chs(lba: u64) -> mbrman::CHS {
+    const HEADS: u64 = 255;
+    const SECTORS: u64 = 63;
+    let cylinder = lba / (HEADS * SECTORS);
+    if cylinder > 1023 {
+        return mbrman::CHS::new(1023, 254, 63);
+    }
+    mbrman::CHS::new(
+        cylinder as u16,
+        (lba / SECTORS % HEADS) as u8,
+        (lba % SECTORS + 1) as u8,
+    )
+}

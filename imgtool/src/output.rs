@@ -1,0 +1,269 @@
+//! Where an image is written: a new sparse file (written beside its final name and renamed
+//! into place only when complete) or a block device (written in place, MBR last).
+
+use crate::ext4::WriteAt;
+use anyhow::{bail, Context, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// An image being written. Dropping it before [`Output::finish`] removes a partial file.
+pub struct Output {
+    file: File,
+    size_bytes: u64,
+    kind: Kind,
+}
+
+enum Kind {
+    File {
+        temp: PathBuf,
+        path: PathBuf,
+        finished: bool,
+    },
+    Device {
+        path: PathBuf,
+    },
+}
+
+impl Output {
+    /// Opens `path` for an image of `size_bytes` (required for files; for a block device it
+    /// defaults to the device's size and may not exceed it).
+    pub fn open(path: &Path, size_bytes: Option<u64>) -> Result<Output> {
+        let meta = std::fs::metadata(path).ok();
+        if meta
+            .as_ref()
+            .is_some_and(|m| m.file_type().is_block_device())
+        {
+            return Self::open_device(path, size_bytes);
+        }
+        if meta.as_ref().is_some_and(|m| m.is_dir()) {
+            bail!(
+                "target {} is a directory; name an image file or a block device",
+                path.display()
+            );
+        }
+        let size_bytes = size_bytes.context("an image file needs a size (--size, e.g. 2G)")?;
+        let name = path
+            .file_name()
+            .with_context(|| format!("target {} names no file", path.display()))?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let temp = dir.join(format!(
+            ".{}.partial-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temp)
+            .with_context(|| {
+                format!(
+                    "cannot create the image in {}: choose a writable target",
+                    dir.display()
+                )
+            })?;
+        let output = Output {
+            file,
+            size_bytes,
+            kind: Kind::File {
+                temp,
+                path: path.to_path_buf(),
+                finished: false,
+            },
+        };
+        // set_len only sets the size: the file stays sparse until ranges are written.
+        output.file.set_len(size_bytes).with_context(|| {
+            format!(
+                "cannot size {} to {size_bytes} bytes (is the filesystem full or limited?)",
+                path.display()
+            )
+        })?;
+        Ok(output)
+    }
+
+    fn open_device(path: &Path, size_bytes: Option<u64>) -> Result<Output> {
+        // O_EXCL on a block device fails with EBUSY while it (or a partition) is mounted.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc_o_excl())
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) {
+                    anyhow::anyhow!("{} is in use (mounted?); unmount it first", path.display())
+                } else {
+                    anyhow::Error::new(e)
+                        .context(format!("cannot open {} for writing", path.display()))
+                }
+            })?;
+        let device_bytes =
+            block_device_size(&file).with_context(|| format!("cannot size {}", path.display()))?;
+        let size_bytes = match size_bytes {
+            Some(s) if s > device_bytes => bail!(
+                "--size {} exceeds {} ({} bytes)",
+                crate::size::human(s),
+                path.display(),
+                device_bytes
+            ),
+            Some(s) => s,
+            None => device_bytes,
+        };
+        Ok(Output {
+            file,
+            size_bytes,
+            kind: Kind::Device {
+                path: path.to_path_buf(),
+            },
+        })
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    pub fn is_device(&self) -> bool {
+        matches!(self.kind, Kind::Device { .. })
+    }
+
+    /// A window onto `len` bytes at `start`.
+    pub fn region(&self, start: u64, len: u64) -> Region<'_> {
+        assert!(
+            start + len <= self.size_bytes,
+            "region past the end of the image"
+        );
+        Region {
+            file: &self.file,
+            start,
+            len,
+            pos: 0,
+        }
+    }
+
+    /// Flushes to stable storage and, for a file, moves it to its final name.
+    pub fn finish(mut self) -> Result<()> {
+        self.file
+            .sync_all()
+            .context("cannot flush the image to disk")?;
+        if let Kind::File {
+            temp,
+            path,
+            finished,
+        } = &mut self.kind
+        {
+            std::fs::rename(&*temp, &*path)
+                .with_context(|| format!("cannot move the image to {}", path.display()))?;
+            *finished = true;
+            if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                // Make the rename itself durable.
+                File::open(dir).and_then(|d| d.sync_all()).ok();
+            }
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        match &self.kind {
+            Kind::File { path, .. } | Kind::Device { path } => path,
+        }
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Kind::File {
+            temp,
+            finished: false,
+            ..
+        } = &self.kind
+        {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+}
+
+fn libc_o_excl() -> i32 {
+    rustix::fs::OFlags::EXCL.bits() as i32
+}
+
+/// BLKGETSIZE64: the device's size in bytes.
+fn block_device_size(file: &File) -> io::Result<u64> {
+    // _IOR(0x12, 114, size_t)
+    const BLKGETSIZE64: rustix::ioctl::Opcode = rustix::ioctl::opcode::read::<u64>(0x12, 114);
+    // SAFETY: BLKGETSIZE64 writes exactly one u64 through the pointer the Getter provides, and
+    // the file descriptor is an open block device.
+    let size =
+        unsafe { rustix::ioctl::ioctl(file, rustix::ioctl::Getter::<BLKGETSIZE64, u64>::new()) }?;
+    Ok(size)
+}
+
+/// `len` bytes of the image starting at `start`, usable as a file by fatfs and backhand.
+pub struct Region<'a> {
+    file: &'a File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Region<'_> {
+    fn check(&self, offset: u64, n: usize) -> io::Result<()> {
+        if offset
+            .checked_add(n as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "write past the end of the partition",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl WriteAt for Region<'_> {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.check(offset, data.len())?;
+        self.file.write_all_at(data, self.start + offset)
+    }
+}
+
+impl Read for Region<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        let n = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for Region<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check(self.pos, buf.len())?;
+        let n = self.file.write_at(buf, self.start + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Region<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "seek before the partition")
+        })?;
+        Ok(self.pos)
+    }
+}

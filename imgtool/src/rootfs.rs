@@ -1,0 +1,92 @@
+//! A root filesystem image (SquashFS 4.0, gzip, pure Rust through backhand): /bin with init
+//! and the programs, the mount points init needs, and /etc.
+//!
+//! Every node is root-owned and carries the same timestamp, so the same inputs give the same
+//! bytes.
+
+use anyhow::{ensure, Context, Result};
+use backhand::compression::Compressor;
+use backhand::{FilesystemCompressor, FilesystemWriter, NodeHeader};
+use std::io::Cursor;
+use std::path::PathBuf;
+
+/// Directories the device mounts filesystems on, or writes to.
+pub const MOUNT_POINTS: [&str; 7] = ["boot", "data", "dev", "proc", "sys", "tmp", "run"];
+
+/// An executable for /bin.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// A file for /etc (path relative to the root, e.g. `etc/hostname`).
+#[derive(Clone, Debug)]
+pub struct EtcFile {
+    pub path: String,
+    pub data: Vec<u8>,
+    pub mode: u16,
+}
+
+/// Everything that goes into a root image.
+pub struct Contents<'a> {
+    /// The program installed as /bin/init.
+    pub init: &'a Program,
+    pub programs: &'a [Program],
+    pub etc: &'a [EtcFile],
+    /// Symlinks, `(path, target)`, e.g. `("etc/resolv.conf", "/run/resolv.conf")`.
+    pub symlinks: &'a [(&'a str, &'a str)],
+    pub time_unix: u32,
+}
+
+/// Builds the SquashFS image in memory and refuses one larger than `limit_bytes`.
+pub fn build(contents: &Contents<'_>, limit_bytes: u64) -> Result<Vec<u8>> {
+    let t = contents.time_unix;
+    let dir = NodeHeader::new(0o755, 0, 0, t);
+    let exe = NodeHeader::new(0o755, 0, 0, t);
+    let mut fs = FilesystemWriter::default();
+    fs.set_time(t);
+    fs.set_root_mode(0o755);
+    fs.set_compressor(FilesystemCompressor::new(Compressor::Gzip, None)?);
+    fs.set_block_size(1 << 17);
+
+    for name in ["bin", "etc"].iter().chain(MOUNT_POINTS.iter()) {
+        fs.push_dir(name, dir)?;
+    }
+    fs.push_file_from_path(&contents.init.path, "bin/init", exe)?;
+    for program in contents.programs {
+        fs.push_file_from_path(&program.path, format!("bin/{}", program.name), exe)?;
+    }
+    for file in contents.etc {
+        if let Some((parent, _)) = file.path.rsplit_once('/') {
+            fs.push_dir_all(parent, dir)?;
+        }
+        let header = NodeHeader::new(file.mode, 0, 0, t);
+        fs.push_file(Cursor::new(file.data.clone()), &file.path, header)?;
+    }
+    for (path, target) in contents.symlinks {
+        fs.push_symlink(*target, *path, NodeHeader::new(0o777, 0, 0, t))?;
+    }
+
+    let mut image = Cursor::new(Vec::new());
+    fs.write(&mut image)
+        .context("cannot build the SquashFS root image")?;
+    let image = image.into_inner();
+    ensure!(
+        image.len() as u64 <= limit_bytes,
+        "the root image is {} but a root partition holds {}; drop or shrink programs (largest: {})",
+        crate::size::human(image.len() as u64),
+        crate::size::human(limit_bytes),
+        largest_program(contents)
+    );
+    Ok(image)
+}
+
+fn largest_program(contents: &Contents<'_>) -> String {
+    std::iter::once(contents.init)
+        .chain(contents.programs)
+        .filter_map(|p| Some((std::fs::metadata(&p.path).ok()?.len(), &p.name)))
+        .max()
+        .map(|(len, name)| format!("{name}, {}", crate::size::human(len)))
+        .unwrap_or_default()
+}

@@ -1,0 +1,173 @@
+//! Helpers for imgtool's end-to-end tests: scratch folders, fake inputs, running tools.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const MIB: u64 = 1 << 20;
+/// Byte offsets of the partitions, as documented in boot::layout.
+pub const BOOT_OFFSET: u64 = MIB;
+pub const ROOT_A_OFFSET: u64 = 257 * MIB;
+pub const ROOT_B_OFFSET: u64 = 513 * MIB;
+pub const DATA_OFFSET: u64 = 769 * MIB;
+
+/// A scratch folder removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("imgtool-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Something shaped like an x86 bzImage (boot signature, "HdrS", protocol 2.15, loaded high)
+/// with `len` bytes of pseudo-random payload; enough for mkimg's checks, not for booting.
+pub fn fake_bzimage(path: &Path, len: usize) {
+    let mut data = pseudo_random(len, 7);
+    data[0x1f1] = 4;
+    data[0x1fe] = 0x55;
+    data[0x1ff] = 0xaa;
+    data[0x202..0x206].copy_from_slice(b"HdrS");
+    data[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    data[0x211] = 1;
+    std::fs::write(path, data).unwrap();
+}
+
+/// A minimal static x86_64 ELF executable (one PT_LOAD, no PT_INTERP) that exits 0, followed
+/// by `padding` bytes of pseudo-random data.
+pub fn tiny_static_elf(path: &Path, padding: usize, seed: u64) {
+    let mut elf = vec![0u8; 120];
+    elf[0..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // 64-bit
+    elf[5] = 1; // little-endian
+    elf[6] = 1; // version
+    elf[0x10..0x12].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf[0x12..0x14].copy_from_slice(&62u16.to_le_bytes()); // x86_64
+    elf[0x14..0x18].copy_from_slice(&1u32.to_le_bytes());
+    elf[0x18..0x20].copy_from_slice(&(0x400000u64 + 120).to_le_bytes()); // entry
+    elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // phoff
+    elf[0x34..0x36].copy_from_slice(&64u16.to_le_bytes()); // ehsize
+    elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // phentsize
+    elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes()); // phnum
+    let ph = &mut elf[64..120];
+    ph[0..4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    ph[4..8].copy_from_slice(&5u32.to_le_bytes()); // R+X
+    ph[16..24].copy_from_slice(&0x400000u64.to_le_bytes()); // vaddr
+    ph[32..40].copy_from_slice(&(132u64).to_le_bytes()); // filesz
+    ph[40..48].copy_from_slice(&(132u64).to_le_bytes()); // memsz
+                                                         // mov eax, 60; xor edi, edi; syscall
+    elf.extend_from_slice(&[0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05, 0x90, 0x90, 0x90]);
+    elf.extend(pseudo_random(padding, seed));
+    std::fs::write(path, elf).unwrap();
+    set_executable(path);
+}
+
+pub fn set_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Deterministic incompressible bytes (xorshift64).
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn imgtool() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_imgtool"))
+}
+
+/// Runs a command and returns its output; panics with its stderr if it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is it installed? see .ci/run)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `mkimg` with a fake kernel and only the given extra arguments (no cargo builds unless the
+/// arguments ask for them).
+pub fn mkimg_cmd(scratch: &Scratch, image: &Path, extra: &[&str]) -> Command {
+    let kernel = scratch.path("bzImage");
+    if !kernel.exists() {
+        fake_bzimage(&kernel, 3 << 20);
+    }
+    let mut cmd = imgtool();
+    cmd.arg("mkimg")
+        .arg("--instance")
+        .arg(scratch.path("instance"))
+        .arg("--kernel")
+        .arg(&kernel);
+    cmd.args(extra).arg(image);
+    cmd
+}
+
+/// A small image with tiny programs only: fast, no cargo builds.
+pub fn small_image(scratch: &Scratch, image: &Path, size: &str) {
+    let app = scratch.path("app");
+    if !app.exists() {
+        tiny_static_elf(&app, 1000, 1);
+    }
+    let bin = format!("{}=init", app.display());
+    run_ok(&mut mkimg_cmd(
+        scratch,
+        image,
+        &[
+            "--size",
+            size,
+            "--no-system-programs",
+            "--bin",
+            &bin,
+            "--init",
+            "init",
+        ],
+    ));
+}
+
+/// Copies `len` bytes at `offset` of `image` into a new file (for tools without an offset option).
+pub fn extract(image: &Path, offset: u64, len: u64, out: &Path) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut src = std::fs::File::open(image).unwrap();
+    src.seek(SeekFrom::Start(offset)).unwrap();
+    let mut dst = std::fs::File::create(out).unwrap();
+    std::io::copy(&mut src.take(len), &mut dst).unwrap();
+}
+
+/// e2fsck -fn on the /data partition of an image; returns its output.
+pub fn e2fsck_data(image: &Path) -> String {
+    let spec = format!("{}?offset={DATA_OFFSET}", image.display());
+    let out = run_ok(Command::new("e2fsck").arg("-fn").arg(&spec));
+    format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr))
+}

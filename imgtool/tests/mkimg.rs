@@ -1,0 +1,580 @@
+//! `imgtool mkimg` end to end: images read back by the standard tools (sfdisk, fsck.vfat,
+//! mtools, unsquashfs, e2fsck, openssl), mounted by the running Linux kernel, and refused
+//! inputs that leave nothing behind.
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+/// The full default image: rustkrazy's own programs (built with cargo) plus a user program.
+#[test]
+fn image_is_read_back_by_standard_tools() {
+    let s = Scratch::new("readback");
+    let image = s.path("a.img");
+    tiny_static_elf(&s.path("hello"), 5000, 3);
+    let out = run_ok(&mut mkimg_cmd(
+        &s,
+        &image,
+        &[
+            "--size",
+            "2G",
+            "--hostname",
+            "box",
+            "--bin",
+            &s.path("hello").display().to_string(),
+        ],
+    ));
+    assert_eq!(
+        stdout(&out).trim(),
+        image.display().to_string(),
+        "stdout names the image"
+    );
+
+    // Partition table.
+    let dump = stdout(&run_ok(Command::new("sfdisk").arg("--dump").arg(&image)));
+    let sig = std::fs::read_to_string(s.path("instance/instance.toml")).unwrap();
+    let sig = sig
+        .lines()
+        .find_map(|l| l.strip_prefix("disk_signature = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    assert!(dump.contains(&format!("label-id: 0x{sig}")), "{dump}");
+    let expect = [
+        "a.img1 : start=        2048, size=      524288, type=c, bootable",
+        "a.img2 : start=      526336, size=      524288, type=83",
+        "a.img3 : start=     1050624, size=      524288, type=83",
+        // 2 GiB - 769 MiB = 1279 MiB = 2619392 sectors
+        "a.img4 : start=     1574912, size=     2619392, type=83",
+    ];
+    let parts: Vec<&str> = dump
+        .lines()
+        .filter(|l| l.contains(" : start="))
+        .map(|l| l.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(parts, expect, "{dump}");
+
+    // Boot partition: clean, files byte-identical, cmdline names root A by PARTUUID.
+    let p1 = s.path("p1");
+    extract(&image, BOOT_OFFSET, 256 * MIB, &p1);
+    let fsck = run_ok(Command::new("fsck.vfat").arg("-n").arg(&p1));
+    assert!(
+        !stdout(&fsck).contains("uninitialized"),
+        "{}",
+        stdout(&fsck)
+    );
+    let listing = stdout(&run_ok(Command::new("mdir").arg("-i").arg(&p1).arg("::")));
+    for name in ["vmlinuz", "cmdline.txt", "config.txt"] {
+        assert!(listing.contains(name), "{name} missing:\n{listing}");
+    }
+    let kernel_back = run_ok(Command::new("mtype").arg("-i").arg(&p1).arg("::vmlinuz")).stdout;
+    assert!(
+        kernel_back == std::fs::read(s.path("bzImage")).unwrap(),
+        "vmlinuz differs from the kernel given"
+    );
+    let cmdline = stdout(&run_ok(
+        Command::new("mtype")
+            .arg("-i")
+            .arg(&p1)
+            .arg("::cmdline.txt"),
+    ));
+    assert!(
+        cmdline.contains(&format!("root=PARTUUID={sig}-02 ")),
+        "{cmdline}"
+    );
+    assert!(
+        cmdline.contains("init=/bin/init") && cmdline.contains("rootwait"),
+        "{cmdline}"
+    );
+
+    // Both roots: programs 0755, mount points, /etc.
+    for offset in [ROOT_A_OFFSET, ROOT_B_OFFSET] {
+        let list = stdout(&run_ok(
+            Command::new("unsquashfs")
+                .arg("-o")
+                .arg(offset.to_string())
+                .arg("-lln")
+                .arg(&image),
+        ));
+        for program in ["init", "link", "admind", "hello"] {
+            let line = list
+                .lines()
+                .find(|l| l.ends_with(&format!("squashfs-root/bin/{program}")));
+            let line = line.unwrap_or_else(|| panic!("/bin/{program} missing:\n{list}"));
+            assert!(line.starts_with("-rwxr-xr-x 0/0"), "{line}");
+        }
+        for dir in ["boot", "data", "dev", "proc", "sys", "tmp", "run"] {
+            assert!(
+                list.lines()
+                    .any(|l| l.starts_with("drwxr-xr-x")
+                        && l.ends_with(&format!("squashfs-root/{dir}"))),
+                "/{dir} missing:\n{list}"
+            );
+        }
+        assert!(
+            list.contains("squashfs-root/etc/resolv.conf -> /run/resolv.conf"),
+            "{list}"
+        );
+        assert!(
+            list.lines()
+                .any(|l| l.starts_with("-rw------- 0/0") && l.ends_with("etc/admind/key.pem")),
+            "{list}"
+        );
+    }
+    let cat = |path: &str| {
+        stdout(&run_ok(
+            Command::new("unsquashfs")
+                .arg("-o")
+                .arg(ROOT_A_OFFSET.to_string())
+                .arg("-cat")
+                .arg(&image)
+                .arg(path),
+        ))
+    };
+    assert_eq!(cat("etc/hostname"), "box\n");
+    assert_eq!(
+        cat("etc/admind/cert.pem"),
+        std::fs::read_to_string(s.path("instance/admind-cert.pem")).unwrap()
+    );
+
+    // /data.
+    let fsck = e2fsck_data(&image);
+    assert!(fsck.contains("11/"), "{fsck}");
+
+    // Sparse: a 2 GiB image allocates only what was written (kernel, programs, metadata).
+    let allocated = std::fs::metadata(&image).unwrap().blocks() * 512;
+    assert!(
+        allocated < 32 * MIB,
+        "a 2 GiB image allocates {allocated} bytes"
+    );
+}
+
+#[test]
+fn instance_holds_the_secrets_and_keeps_them() {
+    let s = Scratch::new("instance");
+    let image = s.path("a.img");
+    small_image(&s, &image, "800M");
+    let dir = s.path("instance");
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("password"), 0o600);
+    assert_eq!(mode("admind-key.pem"), 0o600);
+    let password = std::fs::read_to_string(dir.join("password")).unwrap();
+    assert!(
+        password.len() >= 20 && password.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{password:?}"
+    );
+
+    // The fingerprint file matches what openssl computes from the certificate, and the key
+    // belongs to the certificate.
+    let fp = stdout(&run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(dir.join("admind-cert.pem")),
+    ));
+    let fp: String = fp
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_lowercase();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("admind-cert.sha256"))
+            .unwrap()
+            .trim(),
+        fp
+    );
+    let cert_pub = run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-pubkey", "-in"])
+            .arg(dir.join("admind-cert.pem")),
+    )
+    .stdout;
+    let key_pub = run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(dir.join("admind-key.pem")),
+    )
+    .stdout;
+    assert_eq!(cert_pub, key_pub);
+    let pin = run_ok(Command::new("sh").arg("-c").arg(format!(
+        "openssl pkey -pubout -outform DER -in {} | openssl dgst -sha256 -binary | openssl base64",
+        dir.join("admind-key.pem").display()
+    )));
+    assert_eq!(
+        stdout(&pin).trim(),
+        std::fs::read_to_string(dir.join("admind-pubkey.sha256"))
+            .unwrap()
+            .trim()
+    );
+
+    // The device gets the password's hash, not the password.
+    let hash = stdout(&run_ok(
+        Command::new("unsquashfs")
+            .arg("-o")
+            .arg(ROOT_A_OFFSET.to_string())
+            .arg("-cat")
+            .arg(&image)
+            .arg("etc/admind/password.sha256"),
+    ));
+    let expect = stdout(&run_ok(Command::new("sh").arg("-c").arg(format!(
+        "printf %s \"$(cat {})\" | sha256sum",
+        dir.join("password").display()
+    ))));
+    assert_eq!(hash.trim(), expect.split_whitespace().next().unwrap());
+
+    // A second build keeps every secret.
+    let before: Vec<Vec<u8>> = ["password", "admind-key.pem", "admind-cert.pem"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    small_image(&s, &s.path("b.img"), "800M");
+    let after: Vec<Vec<u8>> = ["password", "admind-key.pem", "admind-cert.pem"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    assert_eq!(before, after);
+
+    // The instance remembers its arch and refuses another.
+    let out = mkimg_cmd(&s, &s.path("c.img"), &["--arch", "rpi"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("belongs to a x86_64 appliance"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn same_inputs_and_instance_give_identical_images() {
+    let s = Scratch::new("repro");
+    small_image(&s, &s.path("a.img"), "1G");
+    small_image(&s, &s.path("b.img"), "1G");
+    let hash = |p: &Path| {
+        stdout(&run_ok(Command::new("sha256sum").arg(p)))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(hash(&s.path("a.img")), hash(&s.path("b.img")));
+}
+
+/// /data at the sizes the issue names: the smallest, 1 GiB, 100 GiB (sparse) and a size that
+/// is not a whole number of block groups; and the largest disk an MBR describes.
+#[test]
+fn data_partition_is_clean_at_many_sizes() {
+    let s = Scratch::new("sizes");
+    for (size, data_blocks) in [
+        ("785M", 4096u64),
+        ("1793M", 262144),
+        ("103169M", 26214400),
+        ("1000M", 59136),
+        ("2047G", 0),
+    ] {
+        let image = s.path("x.img");
+        small_image(&s, &image, size);
+        let fsck = e2fsck_data(&image);
+        if data_blocks > 0 {
+            assert!(
+                fsck.contains(&format!("/{data_blocks} blocks")),
+                "{size}: {fsck}"
+            );
+        }
+        std::fs::remove_file(&image).unwrap();
+    }
+}
+
+/// The running kernel mounts /data read-write, takes files, and e2fsck is clean after.
+#[test]
+fn data_partition_mounts_and_takes_writes() {
+    let s = Scratch::new("mount");
+    let image = s.path("a.img");
+    small_image(&s, &image, "1G");
+    let mnt = s.path("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let opts = format!("loop,offset={DATA_OFFSET}");
+    let mount = Command::new("mount")
+        .args(["-t", "ext4", "-o", &opts])
+        .arg(&image)
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(
+        mount.status.success(),
+        "mounting /data failed (this test needs root and loop devices): {}",
+        String::from_utf8_lossy(&mount.stderr)
+    );
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(mnt.join("a/b"))?;
+        for i in 0..500 {
+            std::fs::write(mnt.join(format!("a/b/f{i}")), format!("file {i}\n"))?;
+        }
+        std::fs::write(mnt.join("big"), pseudo_random(64 << 20, 5))?;
+        Ok(())
+    };
+    let wrote = write();
+    let umount = Command::new("umount").arg(&mnt).output().unwrap();
+    wrote.unwrap();
+    assert!(
+        umount.status.success(),
+        "{}",
+        String::from_utf8_lossy(&umount.stderr)
+    );
+    let fsck = e2fsck_data(&image);
+    // 11 reserved inodes + a, a/b, 500 files, big.
+    assert!(fsck.contains("514/"), "{fsck}");
+    let listing = stdout(&run_ok(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg("cat /a/b/f499")
+            .arg(format!("{}?offset={DATA_OFFSET}", image.display())),
+    ));
+    assert_eq!(listing, "file 499\n");
+}
+
+#[test]
+fn appliance_file_settings_reach_the_image() {
+    let s = Scratch::new("config");
+    tiny_static_elf(&s.path("web"), 10, 4);
+    tiny_static_elf(&s.path("myinit"), 10, 5);
+    std::fs::write(
+        s.path("appliance.toml"),
+        r#"
+hostname = "thermostat"
+size = "900M"
+init = "myinit"
+system_programs = false
+[[programs]]
+bin = "web"
+args = ["--listen", "[::]:80"]
+env = { RUST_LOG = "debug" }
+[[programs]]
+bin = "myinit"
+[[programs]]
+bin = "web"
+name = "batch"
+autostart = false
+"#,
+    )
+    .unwrap();
+    let image = s.path("a.img");
+    let mut cmd = mkimg_cmd(
+        &s,
+        &image,
+        &[
+            "--config",
+            &s.path("appliance.toml").display().to_string(),
+            "--size",
+            "1G",
+        ],
+    );
+    run_ok(&mut cmd);
+    assert_eq!(
+        std::fs::metadata(&image).unwrap().len(),
+        1 << 30,
+        "--size overrides the file"
+    );
+    let cat = |path: &str| {
+        stdout(&run_ok(
+            Command::new("unsquashfs")
+                .arg("-o")
+                .arg(ROOT_A_OFFSET.to_string())
+                .arg("-cat")
+                .arg(&image)
+                .arg(path),
+        ))
+    };
+    assert_eq!(cat("etc/hostname"), "thermostat\n");
+    let services = cat("etc/rustkrazy/services");
+    assert!(
+        services.contains("web arg --listen\nweb arg [::]:80\nweb env RUST_LOG=debug\n"),
+        "{services}"
+    );
+    assert!(services.contains("batch autostart no\n"), "{services}");
+    assert_eq!(
+        cat("bin/init"),
+        String::from_utf8_lossy(&std::fs::read(s.path("myinit")).unwrap())
+    );
+    let list = stdout(&run_ok(
+        Command::new("unsquashfs")
+            .arg("-o")
+            .arg(ROOT_A_OFFSET.to_string())
+            .arg("-lln")
+            .arg(&image),
+    ));
+    assert!(
+        !list.contains("bin/myinit") && !list.contains("bin/admind"),
+        "{list}"
+    );
+}
+
+/// A block device is sized with BLKGETSIZE64 and written in place.
+#[test]
+fn block_device_is_written_in_place() {
+    let s = Scratch::new("blockdev");
+    let backing = s.path("disk");
+    std::fs::File::create(&backing)
+        .unwrap()
+        .set_len(900 * MIB)
+        .unwrap();
+    let losetup = run_ok(
+        Command::new("losetup")
+            .arg("--find")
+            .arg("--show")
+            .arg(&backing),
+    );
+    let device = stdout(&losetup).trim().to_string();
+    let app = s.path("app");
+    tiny_static_elf(&app, 10, 1);
+    let bin = format!("{}=init", app.display());
+    let result = mkimg_cmd(
+        &s,
+        Path::new(&device),
+        &["--no-system-programs", "--bin", &bin, "--init", "init"],
+    )
+    .output();
+    let _ = Command::new("losetup").arg("-d").arg(&device).output();
+    let result = result.unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let dump = stdout(&run_ok(Command::new("sfdisk").arg("--dump").arg(&backing)));
+    // 900 MiB - 769 MiB = 131 MiB = 268288 sectors
+    assert!(
+        dump.contains("start=     1574912, size=      268288, type=83"),
+        "{dump}"
+    );
+    e2fsck_data(&backing);
+}
+
+/// Each bad input is refused with a message naming the problem, and no image (or partial
+/// file) is left behind.
+#[test]
+fn bad_inputs_are_refused_cleanly() {
+    let s = Scratch::new("bad");
+    let app = s.path("app");
+    tiny_static_elf(&app, 10, 1);
+    let big = s.path("big");
+    tiny_static_elf(&big, 270 << 20, 9);
+    std::fs::write(s.path("notakernel"), pseudo_random(1 << 20, 3)).unwrap();
+    std::fs::write(s.path("script"), "#!/bin/sh\necho hi\n").unwrap();
+    fake_bzimage(&s.path("bzImage"), 1 << 20);
+    let app_init = format!("{}=init", app.display());
+    let base = [
+        "--no-system-programs",
+        "--bin",
+        app_init.as_str(),
+        "--init",
+        "init",
+    ];
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--kernel".into(), s.path("missing").display().to_string()],
+            "cannot read kernel",
+        ),
+        (
+            vec![
+                "--kernel".into(),
+                s.path("notakernel").display().to_string(),
+            ],
+            "is not an x86 Linux kernel",
+        ),
+        (
+            vec!["--size".into(), "700M".into()],
+            "too small for the layout",
+        ),
+        (vec!["--size".into(), "2X".into()], "unknown unit"),
+        (
+            vec!["--bin".into(), big.display().to_string()],
+            "drop or shrink programs",
+        ),
+        (
+            vec!["--bin".into(), format!("{}=init", app.display())],
+            "two programs are named \"init\"",
+        ),
+        (
+            vec!["--bin".into(), s.path("script").display().to_string()],
+            "is not an ELF executable",
+        ),
+        (vec!["--bin".into(), "/bin/ls".into()], "dynamically linked"),
+    ];
+    for (extra, expect) in cases {
+        let image = s.path("out.img");
+        let mut cmd = imgtool();
+        cmd.arg("mkimg")
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(base);
+        if !extra.contains(&"--kernel".to_string()) {
+            cmd.arg("--kernel").arg(s.path("bzImage"));
+        }
+        let out = cmd.args(&extra).arg(&image).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} was accepted");
+        assert!(
+            err.contains(expect),
+            "{extra:?}: expected {expect:?} in:\n{err}"
+        );
+        assert!(!image.exists(), "{extra:?} left an image behind");
+        let leftovers: Vec<_> = std::fs::read_dir(&s.0)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.contains("partial").then_some(name)
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "{extra:?} left {leftovers:?}");
+    }
+
+    // --init naming nothing.
+    let out = mkimg_cmd(
+        &s,
+        &s.path("out.img"),
+        &[
+            "--no-system-programs",
+            "--bin",
+            &app.display().to_string(),
+            "--init",
+            "nosuch",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--init \"nosuch\" names no program"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!s.path("out.img").exists());
+
+    // An unwritable target.
+    let out = mkimg_cmd(&s, Path::new("/proc/rustkrazy.img"), &base)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("choose a writable target"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A directory as target.
+    let out = mkimg_cmd(&s, &s.0, &base).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is a directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

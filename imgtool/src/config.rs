@@ -228,6 +228,8 @@ pub struct Plan {
     pub system_programs: Option<bool>,
     pub firmware: Option<PathBuf>,
     pub programs: Vec<ProgramSpec>,
+    /// Tests only: make /boot/vmlinuz fragmented, to prove mkimg refuses such an image.
+    pub fragment_kernel_for_tests: bool,
 }
 
 impl Plan {
@@ -259,6 +261,7 @@ impl Plan {
             system_programs: file.system_programs,
             firmware: file.firmware.map(|f| base.join(f)),
             programs,
+            fragment_kernel_for_tests: false,
         })
     }
 
@@ -272,6 +275,7 @@ impl Plan {
         self.system_programs = flags.system_programs.or(self.system_programs);
         self.firmware = flags.firmware.or(self.firmware);
         self.programs.extend(flags.programs);
+        self.fragment_kernel_for_tests |= flags.fragment_kernel_for_tests;
         self
     }
 }

@@ -39,6 +39,7 @@ pub fn write(
     time_unix: u32,
     hidden_sectors: u32,
     files: &[BootFile<'_>],
+    fragment_first_file: bool,
 ) -> Result<()> {
     let options = FormatVolumeOptions::new()
         .fat_type(FatType::Fat32)
@@ -56,6 +57,13 @@ pub fn write(
         "boot partition came out as {:?}, not FAT32",
         fs.fat_type()
     );
+    if fragment_first_file {
+        // Leave a one-cluster hole before a one-cluster file: the next file starts in the
+        // hole and continues after the file.
+        fs.root_dir().create_file("hole")?.write_all(&[1])?;
+        fs.root_dir().create_file("pin")?.write_all(&[1])?;
+        fs.root_dir().remove("hole")?;
+    }
     for file in files {
         let mut out = fs.root_dir().create_file(file.name)?;
         out.truncate()?;

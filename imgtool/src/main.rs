@@ -22,6 +22,38 @@ struct Cli {
 enum Command {
     /// Build an appliance disk image into a (sparse) file or onto a block device.
     Mkimg(MkimgArgs),
+    /// Build (or find in the cache) a kernel with rustkrazy's config; prints its path.
+    Kernel(KernelArgs),
+    /// Boot an image in QEMU (BIOS, virtio disk, serial console here, admind port forwarded).
+    Qemu(QemuArgs),
+}
+
+#[derive(Args)]
+struct QemuArgs {
+    /// The image to boot (its writes persist).
+    image: PathBuf,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512)]
+    memory: u32,
+    /// Host port forwarded to admind (port 443 in the guest) [default: a free port].
+    #[arg(long)]
+    port: Option<u16>,
+    /// Exit QEMU when the guest reboots.
+    #[arg(long)]
+    no_reboot: bool,
+}
+
+#[derive(Args)]
+struct KernelArgs {
+    /// Machine to build for.
+    #[arg(long, value_enum, default_value = "x86_64")]
+    arch: Arch,
+    /// Kernel source: a tarball or an unpacked tree [default: Debian's /usr/src/linux-source-*.tar.xz].
+    #[arg(long, value_name = "TARBALL_OR_DIR")]
+    source: Option<PathBuf>,
+    /// Also copy the kernel here.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -40,7 +72,7 @@ struct MkimgArgs {
     /// Image size with unit, e.g. 2G or 1536M [default: the instance's last size, else 2G; a block device's own size].
     #[arg(long)]
     size: Option<String>,
-    /// Kernel image for /boot/vmlinuz (x86_64 bzImage, or arm64 Image for rpi).
+    /// Kernel image for /boot/vmlinuz (x86_64 bzImage, or arm64 Image for rpi) [default: `imgtool kernel`'s].
     #[arg(long)]
     kernel: Option<PathBuf>,
     /// Hostname of the appliance [default: rustkrazy].
@@ -67,6 +99,9 @@ struct MkimgArgs {
     /// Leave out rustkrazy's link (network) and admind (management) programs.
     #[arg(long)]
     no_system_programs: bool,
+    /// Tests only: write /boot/vmlinuz in fragments (mkimg must then refuse the image).
+    #[arg(long, hide = true)]
+    fragment_kernel_for_tests: bool,
 }
 
 impl MkimgArgs {
@@ -104,6 +139,7 @@ impl MkimgArgs {
             system_programs: self.no_system_programs.then_some(false),
             firmware: self.firmware.clone(),
             programs,
+            fragment_kernel_for_tests: self.fragment_kernel_for_tests,
         };
         Ok(base.override_with(flags))
     }
@@ -113,6 +149,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mkimg(args) => mkimg(args),
+        Command::Kernel(args) => kernel(args),
+        Command::Qemu(args) => qemu(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -137,5 +175,44 @@ fn mkimg(args: MkimgArgs) -> Result<()> {
         report.programs.join(", ")
     );
     println!("{}", args.target.display());
+    Ok(())
+}
+
+fn kernel(args: KernelArgs) -> Result<()> {
+    let built = imgtool::kernel_build::build(
+        args.arch,
+        args.source.as_deref(),
+        &imgtool::cargo_build::cache_dir(),
+    )?;
+    let path = match args.out {
+        Some(out) => {
+            std::fs::copy(&built, &out)
+                .map_err(|e| anyhow::anyhow!("cannot copy the kernel to {}: {e}", out.display()))?;
+            out
+        }
+        None => built,
+    };
+    println!("{}", path.display());
+    Ok(())
+}
+
+fn qemu(args: QemuArgs) -> Result<()> {
+    use anyhow::Context;
+    anyhow::ensure!(args.image.is_file(), "no image at {}", args.image.display());
+    let port = match args.port {
+        Some(p) => p,
+        None => imgtool::qemu::free_port()?,
+    };
+    let options = imgtool::qemu::Options {
+        memory_mib: args.memory,
+        admind_host_port: port,
+        no_reboot: args.no_reboot,
+        interactive: true,
+    };
+    eprintln!("qemu: admind is forwarded to https://127.0.0.1:{port}/ ; quit with ctrl-a x");
+    let status = imgtool::qemu::command(&args.image, &options)
+        .status()
+        .context("cannot run qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+    anyhow::ensure!(status.success(), "qemu exited with {status}");
     Ok(())
 }

@@ -27,7 +27,7 @@ pub struct Report {
     pub programs: Vec<String>,
     pub root_bytes: u64,
     pub kernel: fat::Extent,
-    pub cmdline: fat::Extent,
+    pub boot_table: boot::mbr::Table,
     pub data: ext4::Geometry,
 }
 
@@ -46,9 +46,11 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     );
 
     // 1. Inputs that can be checked without building anything.
-    let kernel_path = plan.kernel.clone().context(
-        "no kernel: pass --kernel PATH (an x86_64 bzImage, or an arm64 Image for --arch rpi)",
-    )?;
+    let kernel_path = match &plan.kernel {
+        Some(path) => path.clone(),
+        None => crate::kernel_build::build(arch, None, &cargo_build::cache_dir())
+            .context("no --kernel given and the default kernel cannot be built")?,
+    };
     let kernel_data = std::fs::read(&kernel_path)
         .with_context(|| format!("cannot read kernel {}", kernel_path.display()))?;
     kernel::check(&kernel_path, &kernel_data, arch)?;
@@ -101,9 +103,17 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         size::human(layout::DISK_MAX_BYTES)
     );
 
-    // 5. Partitions, then the table.
+    // 5. Partitions, then the boot record, then the table.
     let signature = instance.disk_signature;
-    let cmdline = cmdline(arch, signature);
+    let cmdline_a = cmdline(arch, signature, layout::ROOT_A.number);
+    let cmdline_b = cmdline(arch, signature, layout::ROOT_B.number);
+    for line in [&cmdline_a, &cmdline_b] {
+        ensure!(
+            line.len() <= boot::mbr::CMDLINE_BYTES_MAX,
+            "kernel command line longer than {} bytes",
+            boot::mbr::CMDLINE_BYTES_MAX
+        );
+    }
     let config_txt = config_txt();
     let mut boot_files = vec![
         fat::BootFile {
@@ -111,8 +121,12 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
             data: &kernel_data,
         },
         fat::BootFile {
-            name: "cmdline.txt",
-            data: cmdline.as_bytes(),
+            name: CMDLINE_FILES[0],
+            data: cmdline_a.as_bytes(),
+        },
+        fat::BootFile {
+            name: CMDLINE_FILES[1],
+            data: cmdline_b.as_bytes(),
         },
         fat::BootFile {
             name: "config.txt",
@@ -127,28 +141,46 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         boot_files.push(fat::BootFile { name, data });
     }
     eprintln!("writing {} ({})", target.display(), size::human(disk_bytes));
+    let boot_bytes = part_size(&layout::BOOT, disk_bytes);
     fat::write(
-        output.region(
-            layout::BOOT.start_bytes,
-            part_size(&layout::BOOT, disk_bytes),
-        ),
+        output.region(layout::BOOT.start_bytes, boot_bytes),
         signature,
         instance.created_unix,
         layout::BOOT.start_lba() as u32,
         &boot_files,
+        plan.fragment_kernel_for_tests,
     )?;
-    let mut boot_region = output.region(
-        layout::BOOT.start_bytes,
-        part_size(&layout::BOOT, disk_bytes),
-    );
+    let mut boot_region = output.region(layout::BOOT.start_bytes, boot_bytes);
     let kernel_extent = fat::find(&mut boot_region, "vmlinuz")?;
-    let cmdline_extent = fat::find(&mut boot_region, "cmdline.txt")?;
-    for (name, extent) in [("vmlinuz", kernel_extent), ("cmdline.txt", cmdline_extent)] {
+    let mut cmdline_extents = [kernel_extent; 2];
+    for (i, name) in CMDLINE_FILES.iter().enumerate() {
+        cmdline_extents[i] = fat::find(&mut boot_region, name)?;
+        // The MBR code reads one sector and relies on the NUL after the text.
+        let slack = vec![0u8; (layout::SECTOR_BYTES - cmdline_extents[i].size_bytes) as usize];
+        boot_region.seek(SeekFrom::Start(
+            cmdline_extents[i].first_sector * layout::SECTOR_BYTES + cmdline_extents[i].size_bytes,
+        ))?;
+        boot_region.write_all(&slack)?;
+    }
+    for (name, extent) in [
+        ("vmlinuz", kernel_extent),
+        (CMDLINE_FILES[0], cmdline_extents[0]),
+        (CMDLINE_FILES[1], cmdline_extents[1]),
+    ] {
         ensure!(
             extent.contiguous,
             "/boot/{name} was written in fragments; the MBR boot code can only load contiguous files"
         );
     }
+    let to_disk_lba = |e: &fat::Extent| (layout::BOOT.start_lba() + e.first_sector) as u32;
+    let boot_table = boot::mbr::Table {
+        kernel_lba: to_disk_lba(&kernel_extent),
+        kernel_sectors: kernel_extent.size_bytes.div_ceil(layout::SECTOR_BYTES) as u32,
+        cmdline_lba: [
+            to_disk_lba(&cmdline_extents[0]),
+            to_disk_lba(&cmdline_extents[1]),
+        ],
+    };
     // Root B gets the same image as root A: whichever slot the bootloader or a mistaken
     // switch starts, the device comes up on a working system.
     for root in [layout::ROOT_A, layout::ROOT_B] {
@@ -168,9 +200,10 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
             time: instance.created_unix,
         },
     )?;
-    let mbr = mbr(signature, disk_bytes)?;
+    let mut record = output.region(boot::record::RECORD_OFFSET, layout::SECTOR_BYTES);
+    record.write_all(&boot::record::Record::INITIAL.encode())?;
+    let mbr = mbr(signature, disk_bytes, &boot_table)?;
     let mut head = output.region(0, layout::SECTOR_BYTES);
-    head.seek(SeekFrom::Start(0))?;
     head.write_all(&mbr)?;
     output.finish()?;
     instance.set_size(disk_bytes)?;
@@ -183,7 +216,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         programs: names,
         root_bytes: root_image.len() as u64,
         kernel: kernel_extent,
-        cmdline: cmdline_extent,
+        boot_table,
         data: geometry,
     })
 }
@@ -352,10 +385,13 @@ fn read_firmware(dir: Option<&Path>) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(files)
 }
 
-/// The kernel command line for root A.
-pub fn cmdline(arch: Arch, signature: u32) -> String {
+/// Cmdline files in /boot for root A and root B. The Raspberry Pi firmware reads the first.
+pub const CMDLINE_FILES: [&str; 2] = ["cmdline.txt", "cmdline-b.txt"];
+
+/// The kernel command line that boots root slot `partition`.
+pub fn cmdline(arch: Arch, signature: u32, partition: u8) -> String {
     let mut partuuid = [0u8; 11];
-    layout::partuuid(signature, layout::ROOT_A.number, &mut partuuid);
+    layout::partuuid(signature, partition, &mut partuuid);
     format!(
         "{} root=PARTUUID={} rootfstype=squashfs ro rootwait init=/bin/init panic=10\n",
         arch.console_args(),
@@ -386,9 +422,10 @@ fn derived_uuid(signature: u32, purpose: &[u8]) -> [u8; 16] {
     uuid
 }
 
-/// The MBR sector: (for now empty) boot code, signature, the four partitions.
-fn mbr(signature: u32, disk_bytes: u64) -> Result<Vec<u8>> {
+/// The MBR sector: boot code with its table, signature, the four partitions.
+fn mbr(signature: u32, disk_bytes: u64, table: &boot::mbr::Table) -> Result<Vec<u8>> {
     let mut header = mbrman::MBRHeader::new(signature.to_le_bytes());
+    header.bootstrap_code = table.patch();
     let entries = [
         &mut header.partition_1,
         &mut header.partition_2,

@@ -53,6 +53,9 @@ pub fn build(contents: &Contents<'_>, limit_bytes: u64) -> Result<Vec<u8>> {
     for name in ["bin", "etc"].iter().chain(MOUNT_POINTS.iter()) {
         fs.push_dir(name, dir)?;
     }
+    // The kernel opens /dev/console on the root for init's stdin/stdout/stderr, before
+    // init can mount devtmpfs: without this node PID 1 starts with no output at all.
+    fs.push_char_device(5 << 8 | 1, "dev/console", NodeHeader::new(0o600, 0, 0, t))?;
     fs.push_file_from_path(&contents.init.path, "bin/init", exe)?;
     for program in contents.programs {
         fs.push_file_from_path(&program.path, format!("bin/{}", program.name), exe)?;

@@ -1,0 +1,5 @@
+//! Kernel configuration fragments, merged by `imgtool kernel` onto `make tinyconfig`.
+//! The files under `boot/kernel/` are commented per option group.
+
+/// The x86_64 fragment (`boot/kernel/x86_64.config`).
+pub const X86_64_FRAGMENT: &str = include_str!("../kernel/x86_64.config");

@@ -1,0 +1,234 @@
+//! The trial-boot record: one sector at [`RECORD_LBA`], in the gap before partition 1, that
+//! tells the x86 MBR code which root to boot. Every change is one sector write.
+//!
+//! ```text
+//! offset size  field
+//! 0      3     magic "RKB"
+//! 3      1     version (1)
+//! 4      1     reserved (0)
+//! 5      1     state: 0 committed, 1 try, 2 tried
+//! 6      1     committed slot (partition number 2 or 3)
+//! 7      1     trial slot (partition number 2 or 3)
+//! 8      1     checksum: bytes 0..16 sum to 0 mod 256
+//! 9      503   zero
+//! ```
+//!
+//! Life of an update: the device writes the new root into the other slot, then [`arm`]s it
+//! (state TRY). On the next boot the MBR code flips TRY to TRIED and boots the trial slot
+//! once. If userspace is happy it [`commit`]s (the trial slot becomes the committed one);
+//! if it reboots without committing, the MBR code sees TRIED and boots the committed slot.
+//!
+//! [`arm`]: Record::arm
+//! [`commit`]: Record::commit
+
+/// Sector holding the record.
+pub const RECORD_LBA: u64 = 1;
+/// Byte offset of the record on the disk.
+pub const RECORD_OFFSET: u64 = RECORD_LBA * 512;
+
+const MAGIC: [u8; 3] = *b"RKB";
+const VERSION: u8 = 1;
+const CHECKSUMMED_BYTES: usize = 16;
+
+/// What the next boot will do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Boot the committed slot.
+    Committed = 0,
+    /// Boot the trial slot once (the MBR code then records `Tried`).
+    Try = 1,
+    /// The trial slot was started; boot the committed one unless userspace commits.
+    Tried = 2,
+}
+
+/// A decoded record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub state: State,
+    pub committed: u8,
+    pub trial: u8,
+}
+
+/// Why a sector is not a valid record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordError {
+    BadMagic,
+    UnknownVersion(u8),
+    BadChecksum,
+    BadState(u8),
+    BadSlot(u8),
+}
+
+fn valid_slot(slot: u8) -> Result<u8, RecordError> {
+    match slot {
+        2 | 3 => Ok(slot),
+        other => Err(RecordError::BadSlot(other)),
+    }
+}
+
+/// The other root slot.
+pub const fn other_slot(slot: u8) -> u8 {
+    if slot == 2 {
+        3
+    } else {
+        2
+    }
+}
+
+impl Record {
+    /// A fresh disk: root A committed, nothing on trial.
+    pub const INITIAL: Record = Record {
+        state: State::Committed,
+        committed: 2,
+        trial: 3,
+    };
+
+    /// Decodes a record sector.
+    pub fn decode(sector: &[u8; 512]) -> Result<Record, RecordError> {
+        if sector[..3] != MAGIC {
+            return Err(RecordError::BadMagic);
+        }
+        if sector[3] != VERSION {
+            return Err(RecordError::UnknownVersion(sector[3]));
+        }
+        let sum = sector[..CHECKSUMMED_BYTES]
+            .iter()
+            .fold(0u8, |a, &b| a.wrapping_add(b));
+        if sum != 0 {
+            return Err(RecordError::BadChecksum);
+        }
+        let state = match sector[5] {
+            0 => State::Committed,
+            1 => State::Try,
+            2 => State::Tried,
+            other => return Err(RecordError::BadState(other)),
+        };
+        Ok(Record {
+            state,
+            committed: valid_slot(sector[6])?,
+            trial: valid_slot(sector[7])?,
+        })
+    }
+
+    /// Encodes the record as a full sector.
+    pub fn encode(&self) -> [u8; 512] {
+        let mut sector = [0u8; 512];
+        sector[..3].copy_from_slice(&MAGIC);
+        sector[3] = VERSION;
+        sector[5] = self.state as u8;
+        sector[6] = self.committed;
+        sector[7] = self.trial;
+        let sum = sector[..CHECKSUMMED_BYTES]
+            .iter()
+            .fold(0u8, |a, &b| a.wrapping_add(b));
+        sector[8] = 0u8.wrapping_sub(sum);
+        sector
+    }
+
+    /// The slot the MBR code boots next (without the TRY -> TRIED step it performs).
+    pub fn next_boot(&self) -> u8 {
+        match self.state {
+            State::Try => self.trial,
+            State::Committed | State::Tried => self.committed,
+        }
+    }
+
+    /// Arms a one-shot trial of the slot that is not committed.
+    pub fn arm(&self) -> Record {
+        Record {
+            state: State::Try,
+            committed: self.committed,
+            trial: other_slot(self.committed),
+        }
+    }
+
+    /// Makes the slot that was booted for trial the committed one.
+    pub fn commit(&self) -> Record {
+        match self.state {
+            State::Tried | State::Try => Record {
+                state: State::Committed,
+                committed: self.trial,
+                trial: self.committed,
+            },
+            State::Committed => *self,
+        }
+    }
+
+    /// What the MBR code does on boot: TRY becomes TRIED.
+    pub fn after_boot(&self) -> Record {
+        match self.state {
+            State::Try => Record {
+                state: State::Tried,
+                ..*self
+            },
+            _ => *self,
+        }
+    }
+
+    /// Whether the running system, booted from `slot`, is an uncommitted trial.
+    pub fn is_trial_boot(&self, slot: u8) -> bool {
+        self.state == State::Tried && slot == self.trial
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_sums_to_zero() {
+        for record in [
+            Record::INITIAL,
+            Record::INITIAL.arm(),
+            Record::INITIAL.arm().after_boot(),
+        ] {
+            let sector = record.encode();
+            assert_eq!(sector[..16].iter().fold(0u8, |a, &b| a.wrapping_add(b)), 0);
+            assert_eq!(Record::decode(&sector), Ok(record));
+        }
+    }
+
+    #[test]
+    fn the_mbr_codes_flip_is_one_increment_and_one_decrement() {
+        let armed = Record::INITIAL.arm().encode();
+        let mut flipped = armed;
+        flipped[5] += 1;
+        flipped[8] = flipped[8].wrapping_sub(1);
+        assert_eq!(flipped, Record::INITIAL.arm().after_boot().encode());
+    }
+
+    #[test]
+    fn update_life_cycle() {
+        let armed = Record::INITIAL.arm();
+        assert_eq!(armed.next_boot(), 3);
+        let tried = armed.after_boot();
+        assert!(tried.is_trial_boot(3));
+        assert_eq!(tried.next_boot(), 2, "an uncommitted trial falls back");
+        let committed = tried.commit();
+        assert_eq!(
+            (committed.state, committed.next_boot()),
+            (State::Committed, 3)
+        );
+        assert!(!committed.is_trial_boot(3));
+        assert_eq!(committed.arm().trial, 2);
+    }
+
+    #[test]
+    fn rejects_damaged_sectors() {
+        let good = Record::INITIAL.encode();
+        let mut s = good;
+        s[0] = b'X';
+        assert_eq!(Record::decode(&s), Err(RecordError::BadMagic));
+        let mut s = good;
+        s[3] = 2;
+        assert_eq!(Record::decode(&s), Err(RecordError::UnknownVersion(2)));
+        let mut s = good;
+        s[6] = 3;
+        assert_eq!(Record::decode(&s), Err(RecordError::BadChecksum));
+        let mut s = Record::INITIAL.encode();
+        s[6] = 4;
+        s[8] = s[8].wrapping_sub(2);
+        assert_eq!(Record::decode(&s), Err(RecordError::BadSlot(4)));
+        assert_eq!(Record::decode(&[0; 512]), Err(RecordError::BadMagic));
+    }
+}

@@ -1,0 +1,155 @@
+//! QEMU test harness for end-to-end tests: boots an image the way `imgtool qemu` does (BIOS,
+//! virtio disk, user networking), collects the serial console, waits for markers with a
+//! deadline, and always kills the VM (on `kill`, on drop, and so on a failed assertion).
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Console bytes kept for error messages (the tail of the transcript).
+const TRANSCRIPT_BYTES_MAX: usize = 256 << 10;
+
+/// A running VM.
+pub struct Vm {
+    child: Child,
+    console: Arc<(Mutex<String>, Condvar)>,
+    reader: Option<JoinHandle<()>>,
+    started: Instant,
+    /// Host port forwarded to admind inside the guest.
+    pub admind_port: u16,
+}
+
+/// Boot options; `Default` gives 512 MiB and reboots allowed.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub memory_mib: u32,
+    pub no_reboot: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            memory_mib: 512,
+            no_reboot: false,
+        }
+    }
+}
+
+impl Vm {
+    /// Starts QEMU on `image`.
+    pub fn boot(image: &Path, options: &Options) -> std::io::Result<Vm> {
+        let admind_port = imgtool::qemu::free_port()?;
+        let qemu_options = imgtool::qemu::Options {
+            memory_mib: options.memory_mib,
+            admind_host_port: admind_port,
+            no_reboot: options.no_reboot,
+            interactive: false,
+        };
+        let mut cmd = imgtool::qemu::command(image, &qemu_options);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let started = Instant::now();
+        let mut child = cmd.spawn()?;
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let console = Arc::new((Mutex::new(String::new()), Condvar::new()));
+        let sink = Arc::clone(&console);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let (text, wake) = &*sink;
+                let mut text = text.lock().unwrap();
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if text.len() > TRANSCRIPT_BYTES_MAX {
+                    let cut = text.len() - TRANSCRIPT_BYTES_MAX / 2;
+                    let cut = (cut..text.len())
+                        .find(|&i| text.is_char_boundary(i))
+                        .unwrap_or(text.len());
+                    text.drain(..cut);
+                }
+                wake.notify_all();
+            }
+            sink.1.notify_all();
+        });
+        Ok(Vm {
+            child,
+            console,
+            reader: Some(reader),
+            started,
+            admind_port,
+        })
+    }
+
+    /// Waits until the console shows `marker` (counting only text after `from`, a length of
+    /// the transcript returned by an earlier call); returns the transcript length just past
+    /// it and the time since QEMU started. On timeout the error holds the transcript.
+    pub fn wait_for(
+        &mut self,
+        marker: &str,
+        from: usize,
+        timeout: Duration,
+    ) -> Result<(usize, Duration), String> {
+        let deadline = Instant::now() + timeout;
+        let (text, wake) = &*self.console;
+        let mut guard = text.lock().unwrap();
+        loop {
+            if let Some(at) = guard
+                .get(from.min(guard.len())..)
+                .and_then(|t| t.find(marker))
+            {
+                return Ok((from + at + marker.len(), self.started.elapsed()));
+            }
+            let now = Instant::now();
+            let exited = self.child.try_wait().ok().flatten();
+            if now >= deadline || exited.is_some() {
+                let why = match exited {
+                    Some(status) => format!("QEMU exited ({status})"),
+                    None => format!("no {marker:?} within {timeout:?}"),
+                };
+                return Err(format!("{why}; console:\n{}", *guard));
+            }
+            guard = wake
+                .wait_timeout(guard, (deadline - now).min(Duration::from_millis(200)))
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Everything the console printed so far (its tail, if very long).
+    pub fn console(&self) -> String {
+        self.console.0.lock().unwrap().clone()
+    }
+
+    /// Waits for QEMU to exit on its own (e.g. after a poweroff).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// Kills the VM now (pulling the power) and waits for QEMU to go.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,185 @@
+//! `imgtool kernel`: builds a Linux kernel from source with rustkrazy's config fragment merged
+//! onto `make tinyconfig`, everything built in (no modules, no initramfs).
+//!
+//! Results are cached under `~/.cache/rustkrazy/kernel/<key>/`, keyed by the source (path,
+//! size and modification time of a tarball; path of a tree plus its Makefile's contents),
+//! the fragment and the architecture, so a second call returns at once.
+
+use crate::config::Arch;
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Bumped whenever the recipe (the commands below) changes, to invalidate the cache.
+const RECIPE_VERSION: &str = "1";
+/// Where Debian's linux-source package puts its tarball.
+const DEBIAN_SOURCE_DIR: &str = "/usr/src";
+
+/// The config fragment for an architecture.
+pub fn fragment(arch: Arch) -> Result<&'static str> {
+    match arch {
+        Arch::X86_64 => Ok(boot::kernel::X86_64_FRAGMENT),
+        Arch::Rpi => {
+            bail!("there is no Raspberry Pi kernel recipe yet; pass --kernel with an arm64 Image")
+        }
+    }
+}
+
+/// Debian's newest `linux-source-*.tar.xz`.
+pub fn default_source() -> Result<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(DEBIAN_SOURCE_DIR)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("linux-source-") && name.ends_with(".tar.xz")
+        })
+        .collect();
+    found.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+    found.pop().context(
+        "no kernel source: install Debian's with `apt-get install linux-source-6.12 flex bison bc libelf-dev` \
+         or pass --source TARBALL_OR_DIR",
+    )
+}
+
+fn version_key(path: &Path) -> Vec<u64> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    name.trim_start_matches("linux-source-")
+        .trim_end_matches(".tar.xz")
+        .split('.')
+        .map(|n| n.parse().unwrap_or(0))
+        .collect()
+}
+
+fn cache_key(source: &Path, fragment: &str, arch: Arch) -> Result<String> {
+    let mut hash = Sha256::new();
+    hash.update(RECIPE_VERSION);
+    hash.update(arch.name());
+    hash.update(fragment);
+    let source = source
+        .canonicalize()
+        .with_context(|| format!("kernel source {} not found", source.display()))?;
+    hash.update(source.as_os_str().as_encoded_bytes());
+    if source.is_dir() {
+        hash.update(
+            std::fs::read(source.join("Makefile")).context("kernel source tree has no Makefile")?,
+        );
+    } else {
+        let meta = std::fs::metadata(&source)?;
+        hash.update(meta.len().to_le_bytes());
+        hash.update(
+            meta.modified()?
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs()
+                .to_le_bytes(),
+        );
+    }
+    Ok(crate::instance::hex(&hash.finalize()[..12]))
+}
+
+/// Returns the path of a kernel built from `source` for `arch`, building it if not cached.
+pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf> {
+    let fragment = fragment(arch)?;
+    let source = match source {
+        Some(s) => s.to_path_buf(),
+        None => default_source()?,
+    };
+    let key = cache_key(&source, fragment, arch)?;
+    let dir = cache.join("kernel").join(format!("{}-{key}", arch.name()));
+    let image = dir.join("bzImage");
+    if image.is_file() {
+        eprintln!("kernel: cached {}", image.display());
+        return Ok(image);
+    }
+    let tree = dir.join("src");
+    let started = std::time::Instant::now();
+    if !tree.join("Makefile").is_file() {
+        let _ = std::fs::remove_dir_all(&tree);
+        std::fs::create_dir_all(&tree)?;
+        if source.is_dir() {
+            eprintln!("kernel: copying {}", source.display());
+            run(Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", source.display()))
+                .arg(&tree))?;
+        } else {
+            eprintln!("kernel: unpacking {}", source.display());
+            run(Command::new("tar")
+                .arg("-xf")
+                .arg(&source)
+                .arg("-C")
+                .arg(&tree)
+                .arg("--strip-components=1"))?;
+        }
+    }
+    let fragment_path = dir.join("rustkrazy.config");
+    std::fs::write(&fragment_path, fragment)?;
+    run(make(&tree).arg("tinyconfig"))?;
+    run(Command::new("scripts/kconfig/merge_config.sh")
+        .current_dir(&tree)
+        .arg("-m")
+        .arg(".config")
+        .arg(&fragment_path))?;
+    run(make(&tree).arg("olddefconfig"))?;
+    check_config(&tree.join(".config"), fragment)?;
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    eprintln!(
+        "kernel: building bzImage with {jobs} jobs (several minutes on 2 cores; progress below)"
+    );
+    run(make(&tree).arg(format!("-j{jobs}")).arg("bzImage"))?;
+    let built = tree.join("arch/x86/boot/bzImage");
+    let partial = dir.join("bzImage.partial");
+    std::fs::copy(&built, &partial)
+        .with_context(|| format!("kernel build made no {}", built.display()))?;
+    std::fs::rename(&partial, &image)?;
+    eprintln!(
+        "kernel: built {} in {:.0?}",
+        image.display(),
+        started.elapsed()
+    );
+    Ok(image)
+}
+
+fn make(tree: &Path) -> Command {
+    let mut cmd = Command::new("make");
+    cmd.current_dir(tree).arg("ARCH=x86_64");
+    // make's progress lines go to our stderr, keeping stdout for the result.
+    cmd.stdout(std::io::stderr());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| {
+        format!(
+            "cannot run {:?} (install build-essential flex bison bc libelf-dev)",
+            cmd.get_program()
+        )
+    })?;
+    if !status.success() {
+        bail!("{:?} failed: {status}", cmd);
+    }
+    Ok(())
+}
+
+/// Every `CONFIG_X=y` of the fragment must survive olddefconfig; a missing dependency would
+/// otherwise drop it silently and the kernel would not mount its root.
+fn check_config(config: &Path, fragment: &str) -> Result<()> {
+    let have = std::fs::read_to_string(config)?;
+    let missing: Vec<&str> = fragment
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("CONFIG_"))
+        .filter(|l| !have.lines().any(|h| h == *l))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the kernel config lost these fragment options (unmet dependencies?): {}",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}

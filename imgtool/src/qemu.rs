@@ -1,0 +1,59 @@
+//! `imgtool qemu`: boots an image in qemu-system-x86_64 as a BIOS machine. No `-kernel`:
+//! SeaBIOS runs the MBR boot code, which loads the kernel from the boot partition.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Port admind listens on inside the appliance.
+pub const ADMIND_PORT: u16 = 443;
+
+/// How to start the VM.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub memory_mib: u32,
+    /// Host port forwarded to admind's port in the guest (on 127.0.0.1).
+    pub admind_host_port: u16,
+    /// Exit instead of rebooting (tests that expect a reboot leave this off).
+    pub no_reboot: bool,
+    /// Serial console and QEMU monitor multiplexed on the terminal (ctrl-a c, ctrl-a x);
+    /// otherwise the serial console alone on stdin/stdout, for programs to drive.
+    pub interactive: bool,
+}
+
+/// The qemu command line; stdin/stdout are left for the caller to wire to the serial port.
+pub fn command(image: &Path, options: &Options) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-machine", "pc", "-m"])
+        .arg(options.memory_mib.to_string());
+    cmd.args(["-display", "none", "-vga", "none"]);
+    if options.interactive {
+        cmd.args(["-serial", "mon:stdio"]);
+    } else {
+        cmd.args(["-serial", "stdio", "-monitor", "none"]);
+    }
+    cmd.arg("-drive").arg(format!(
+        "file={},format=raw,if=virtio,cache=unsafe",
+        image.display()
+    ));
+    cmd.arg("-netdev").arg(format!(
+        "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{ADMIND_PORT}",
+        options.admind_host_port
+    ));
+    cmd.args([
+        "-device",
+        "virtio-net-pci,netdev=net0",
+        "-device",
+        "virtio-rng-pci",
+    ]);
+    if options.no_reboot {
+        cmd.arg("-no-reboot");
+    }
+    cmd
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; another process may take it later).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

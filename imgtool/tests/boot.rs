@@ -1,0 +1,203 @@
+//! Images boot under QEMU (SeaBIOS, no `-kernel`, no KVM) through our MBR code into
+//! /bin/init, with the default kernel; the one-shot trial boot works end to end; and mkimg
+//! refuses kernels the boot code could not load.
+
+mod common;
+
+use boot::record::{Record, State, RECORD_OFFSET};
+use common::*;
+use harness::{Options, Vm};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Generous: QEMU without KVM on a loaded 2-core machine.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The default kernel (`imgtool kernel`: built once, then cached outside the checkout).
+fn default_kernel() -> &'static PathBuf {
+    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
+    KERNEL.get_or_init(|| {
+        let out = run_ok(imgtool().arg("kernel"));
+        PathBuf::from(stdout(&out).trim())
+    })
+}
+
+fn marker(hostname: &str) -> String {
+    format!("rustkrazy init: placeholder up on {hostname}")
+}
+
+fn read_record(image: &Path) -> Record {
+    let mut sector = [0u8; 512];
+    std::fs::File::open(image)
+        .unwrap()
+        .read_exact_at(&mut sector, RECORD_OFFSET)
+        .unwrap();
+    Record::decode(&sector).expect("a valid boot record")
+}
+
+fn write_record(image: &Path, record: Record) {
+    let file = std::fs::OpenOptions::new().write(true).open(image).unwrap();
+    file.write_all_at(&record.encode(), RECORD_OFFSET).unwrap();
+}
+
+/// Boots `image` and waits for init's line; returns which hostname it reported.
+fn boot_and_see(image: &Path, expect: &str) {
+    let mut vm = Vm::boot(image, &Options::default()).expect("start qemu-system-x86_64");
+    if let Err(console) = vm.wait_for(&marker(expect), 0, BOOT_TIMEOUT) {
+        panic!("expected init on {expect}: {console}");
+    }
+    vm.kill();
+}
+
+#[test]
+fn default_image_boots_to_init_and_trial_boot_falls_back() {
+    default_kernel();
+    let s = Scratch::new("boot");
+    let image = s.path("a.img");
+    // Default everything (kernel, init, system programs), except a hostname as the marker.
+    let mut cmd = imgtool();
+    cmd.arg("mkimg")
+        .arg("--instance")
+        .arg(s.path("instance"))
+        .args(["--size", "1G", "--hostname", "slot-a"]);
+    run_ok(cmd.arg(&image));
+    assert_eq!(read_record(&image), Record::INITIAL);
+    boot_and_see(&image, "slot-a");
+
+    // Root B from a second build (same instance, another hostname), copied into slot 3.
+    let other = s.path("b.img");
+    let mut cmd = imgtool();
+    cmd.arg("mkimg")
+        .arg("--instance")
+        .arg(s.path("instance"))
+        .args(["--size", "1G", "--hostname", "slot-b"]);
+    run_ok(cmd.arg(&other));
+    let mut root = vec![0u8; 256 << 20];
+    std::fs::File::open(&other)
+        .unwrap()
+        .read_exact_at(&mut root, ROOT_A_OFFSET)
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap()
+        .write_all_at(&root, ROOT_B_OFFSET)
+        .unwrap();
+    boot_and_see(&image, "slot-a"); // committed is still A
+
+    // TRY: the trial slot boots once and the MBR code records TRIED.
+    write_record(&image, Record::INITIAL.arm());
+    boot_and_see(&image, "slot-b");
+    let tried = read_record(&image);
+    assert_eq!(
+        (tried.state, tried.committed, tried.trial),
+        (State::Tried, 2, 3)
+    );
+
+    // No commit: the next boot is back on the committed root, and stays so.
+    boot_and_see(&image, "slot-a");
+    assert_eq!(read_record(&image), tried);
+
+    // Try again and commit: B is now what boots.
+    write_record(&image, read_record(&image).arm());
+    boot_and_see(&image, "slot-b");
+    write_record(&image, read_record(&image).commit());
+    boot_and_see(&image, "slot-b");
+    let committed = read_record(&image);
+    assert_eq!(
+        (committed.state, committed.committed),
+        (State::Committed, 3)
+    );
+}
+
+#[test]
+fn kernels_the_boot_code_cannot_load_are_refused() {
+    let s = Scratch::new("badkernel");
+    let app = s.path("app");
+    tiny_static_elf(&app, 10, 1);
+    let bin = format!("{}=init", app.display());
+    let base = [
+        "--no-system-programs",
+        "--bin",
+        bin.as_str(),
+        "--init",
+        "init",
+        "--size",
+        "1G",
+    ];
+
+    // Larger than the 256 MiB boot partition.
+    let huge = s.path("huge");
+    fake_bzimage(&huge, 300 << 20);
+    let out = imgtool()
+        .arg("mkimg")
+        .arg("--instance")
+        .arg(s.path("i"))
+        .args(base)
+        .arg("--kernel")
+        .arg(&huge)
+        .arg(s.path("x.img"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("does not fit in the 256 MiB boot partition"),
+        "{err}"
+    );
+    assert!(!s.path("x.img").exists());
+
+    // Fragmented on the FAT partition.
+    fake_bzimage(&s.path("k"), 1 << 20);
+    let out = imgtool()
+        .arg("mkimg")
+        .arg("--instance")
+        .arg(s.path("i"))
+        .args(base)
+        .arg("--kernel")
+        .arg(s.path("k"))
+        .arg("--fragment-kernel-for-tests")
+        .arg(s.path("x.img"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("/boot/vmlinuz was written in fragments"),
+        "{err}"
+    );
+    assert!(!s.path("x.img").exists());
+
+    // Not a bzImage: an ELF vmlinux, and a kernel too old for cmd_line_ptr.
+    let out = imgtool()
+        .arg("mkimg")
+        .arg("--instance")
+        .arg(s.path("i"))
+        .args(base)
+        .arg("--kernel")
+        .arg(&app)
+        .arg(s.path("x.img"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an x86 Linux kernel"));
+    let mut old = std::fs::read(s.path("k")).unwrap();
+    old[0x206..0x208].copy_from_slice(&0x0201u16.to_le_bytes());
+    std::fs::write(s.path("old"), old).unwrap();
+    let out = imgtool()
+        .arg("mkimg")
+        .arg("--instance")
+        .arg(s.path("i"))
+        .args(base)
+        .arg("--kernel")
+        .arg(s.path("old"))
+        .arg(s.path("x.img"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("uses boot protocol 2.01"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = Command::new("true").status();
+}

@@ -578,3 +578,63 @@ fn bad_inputs_are_refused_cleanly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--path` builds a local crate with cargo for the musl target and installs its binary.
+#[test]
+fn local_crates_are_built_static_for_the_target() {
+    let s = Scratch::new("path");
+    let krate = s.path("greeter");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        "[package]\nname = \"greeter\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        krate.join("src/main.rs"),
+        "fn main() { println!(\"hello from greeter\"); }\n",
+    )
+    .unwrap();
+    let image = s.path("a.img");
+    let app = s.path("init");
+    tiny_static_elf(&app, 10, 1);
+    let mut cmd = mkimg_cmd(
+        &s,
+        &image,
+        &[
+            "--size",
+            "800M",
+            "--no-system-programs",
+            "--bin",
+            &app.display().to_string(),
+            "--init",
+            "init",
+            "--path",
+            &krate.display().to_string(),
+        ],
+    );
+    run_ok(&mut cmd);
+    let list = stdout(&run_ok(
+        Command::new("unsquashfs")
+            .arg("-o")
+            .arg(ROOT_A_OFFSET.to_string())
+            .arg("-lln")
+            .arg(&image),
+    ));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("-rwxr-xr-x 0/0") && l.ends_with("bin/greeter")),
+        "{list}"
+    );
+    // The binary is the static musl build: it runs here without any loader.
+    let built = krate.join("target/x86_64-unknown-linux-musl/release/greeter");
+    let file = stdout(&run_ok(Command::new("file").arg(&built)));
+    assert!(
+        file.contains("statically linked") || file.contains("static-pie"),
+        "{file}"
+    );
+    assert_eq!(
+        stdout(&run_ok(&mut Command::new(&built))),
+        "hello from greeter\n"
+    );
+}

@@ -13,4 +13,5 @@ if [ "$size" -ne 440 ]; then
   echo "assemble.sh: mbr.bin is $size bytes, not 440" >&2
   exit 1
 fi
+chmod 644 "$tmp/mbr.bin"
 mv "$tmp/mbr.bin" "$out"

@@ -73,6 +73,7 @@ sum:
         loop    sum
         jnz     have_slot               # flags of the last ADD: sum != 0
         inc     cx                      # CX = 1 again (it is 0 after LOOP)
+        mov     ax, cx                  # EAX = RECORD_LBA again (LODSB used AL, ADD AH)
 
         # TRY: mark TRIED (state +1, checksum -1), write it back, then boot the trial slot.
         mov     dl, [RECORD + 6]        # committed slot
@@ -80,7 +81,7 @@ sum:
         jne     have_slot
         inc     byte ptr [RECORD + 5]
         dec     byte ptr [RECORD + 8]
-        call    write                   # EAX, CX, BX still address the record
+        call    write                   # EAX, CX, BX address the record
         mov     dl, [RECORD + 7]        # trial slot
 have_slot:
         and     edx, 1                  # partition 2 -> index 0, 3 -> index 1

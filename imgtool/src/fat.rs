@@ -57,17 +57,20 @@ pub fn write(
         "boot partition came out as {:?}, not FAT32",
         fs.fat_type()
     );
-    if fragment_first_file {
-        // Leave a one-cluster hole before a one-cluster file: the next file starts in the
-        // hole and continues after the file.
-        fs.root_dir().create_file("hole")?.write_all(&[1])?;
-        fs.root_dir().create_file("pin")?.write_all(&[1])?;
-        fs.root_dir().remove("hole")?;
-    }
-    for file in files {
+    for (i, file) in files.iter().enumerate() {
         let mut out = fs.root_dir().create_file(file.name)?;
         out.truncate()?;
-        out.write_all(file.data).map_err(|e| {
+        let mut data = file.data;
+        if fragment_first_file && i == 0 {
+            // Tests only: one cluster of the file, then another file's cluster, then the
+            // rest, so the file's chain jumps.
+            let first = data.len().min(CLUSTER_BYTES as usize);
+            out.write_all(&data[..first])?;
+            out.flush()?;
+            fs.root_dir().create_file("pin")?.write_all(&[1])?;
+            data = &data[first..];
+        }
+        out.write_all(data).map_err(|e| {
             if e.kind() == std::io::ErrorKind::Other || e.kind() == std::io::ErrorKind::WriteZero {
                 anyhow::anyhow!(
                     "{} ({} bytes) does not fit in the 256 MiB boot partition",

@@ -95,7 +95,7 @@ impl Output {
             .custom_flags(libc_o_excl())
             .open(path)
             .map_err(|e| {
-                if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) {
+                if e.raw_os_error() == Some(libc::EBUSY) {
                     anyhow::anyhow!("{} is in use (mounted?); unmount it first", path.display())
                 } else {
                     anyhow::Error::new(e)
@@ -188,17 +188,21 @@ impl Drop for Output {
 }
 
 fn libc_o_excl() -> i32 {
-    rustix::fs::OFlags::EXCL.bits() as i32
+    libc::O_EXCL
 }
 
 /// BLKGETSIZE64: the device's size in bytes.
 fn block_device_size(file: &File) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
     // _IOR(0x12, 114, size_t)
-    const BLKGETSIZE64: rustix::ioctl::Opcode = rustix::ioctl::opcode::read::<u64>(0x12, 114);
-    // SAFETY: BLKGETSIZE64 writes exactly one u64 through the pointer the Getter provides, and
-    // the file descriptor is an open block device.
-    let size =
-        unsafe { rustix::ioctl::ioctl(file, rustix::ioctl::Getter::<BLKGETSIZE64, u64>::new()) }?;
+    const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+    let mut size: u64 = 0;
+    // SAFETY: BLKGETSIZE64 writes exactly one u64 through the pointer, which points at a
+    // live local; the descriptor is an open block device.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), BLKGETSIZE64, &mut size as *mut u64) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(size)
 }
 

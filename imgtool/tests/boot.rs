@@ -26,7 +26,8 @@ fn default_kernel() -> &'static PathBuf {
 }
 
 fn marker(hostname: &str) -> String {
-    format!("rustkrazy init: placeholder up on {hostname}")
+    // The serial console turns "\n" into "\r\n".
+    format!("init: hostname is {hostname}\r")
 }
 
 fn read_record(image: &Path) -> Record {

@@ -1,12 +1,241 @@
-//! rustkrazy's PID 1 — placeholder until its own issue lands (mount, supervise, log, reap,
-//! shut down). Until then it announces itself on the console with the hostname of the root
-//! it came from, so a boot test can tell the roots apart, and then sleeps: PID 1 must never
-//! exit.
+//! rustkrazy's PID 1.
+//!
+//! 1. Refuses to run unless it is PID 1.
+//! 2. Mounts /proc, /sys, /dev, /tmp, /run, then /boot and /data from the root's disk.
+//! 3. Works out whether this is a trial boot (boot record + booted slot) and writes a one-line
+//!    status to /run/rustkrazy/boot-status; an uncommitted trial reboots at its deadline.
+//! 4. Starts every executable in /bin except itself, each in its own process group, output
+//!    into capped logs under /tmp and echoed to the console; restarts with backoff.
+//! 5. Reaps every child, orphans included; feeds /dev/watchdog if there is one.
+//! 6. SIGUSR1, SIGINT (ctrl-alt-del), SIGTERM: reboot. SIGUSR2, SIGPWR: power off. Both stop
+//!    the services (SIGTERM, bounded wait, SIGKILL), sync, unmount, then reboot(2).
+//!
+//! Nothing that comes from outside may panic: errors are logged and survived.
+#![no_std]
+#![no_main]
 
-fn main() {
-    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    println!("rustkrazy init: placeholder up on {}", hostname.trim());
+mod mounts;
+mod services;
+mod sys;
+
+use core::ffi::{c_char, c_int};
+use core::fmt::Write;
+use rustix::fs::{Mode, OFlags};
+use rustix::system::RebootCommand;
+use services::Supervisor;
+use sys::{now_ms, Console, Text};
+
+// musl's C library: its start-up code calls `main` below, and fork/execve/signalfd come from
+// it. (The libc crate links it only for std.)
+#[cfg_attr(
+    target_env = "musl",
+    link(name = "c", kind = "static", modifiers = "-bundle")
+)]
+#[cfg_attr(not(target_env = "musl"), link(name = "c"))]
+extern "C" {}
+
+/// With panic=abort nothing unwinds, but the precompiled core library still names the
+/// personality routine in unoptimised builds; this satisfies the linker.
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}
+
+/// Logs one line to the console: `log!(console, "fmt", args...)`.
+#[macro_export]
+macro_rules! log {
+    ($console:expr, $($arg:tt)*) => {{
+        let mut line: $crate::sys::Text<512> = $crate::sys::Text::new();
+        let mut stamp = [0u8; 24];
+        let n = init::logline::stamp($crate::sys::now_ms(), &mut stamp);
+        line.push(&stamp[..n]);
+        let _ = core::write!(line, $($arg)*);
+        line.push(b"\n");
+        $console.write(line.as_bytes());
+    }};
+}
+
+/// How often /dev/watchdog is fed (drivers time out after 30-60 s by default).
+const WATCHDOG_FEED_MS: u64 = 10_000;
+/// Where the boot status line goes.
+const BOOT_STATUS_PATH: &core::ffi::CStr = c"/run/rustkrazy/boot-status";
+/// Bound on /proc/cmdline and /etc/hostname reads.
+const SMALL_FILE_BYTES_MAX: usize = 4096;
+
+#[no_mangle]
+pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    let console = Console::open();
+    if rustix::process::getpid() != rustix::process::Pid::INIT {
+        console.write(b"init: rustkrazy's init must be the first process (PID 1), started by the kernel; not starting\n");
+        return 1;
+    }
+    log!(console, "init: rustkrazy init starting");
+    let signals = match sys::signal_fd(&services::HANDLED_SIGNALS) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            log!(
+                console,
+                "init: cannot set up signal handling ({}); reaping by polling",
+                e
+            );
+            None
+        }
+    };
+    // Ctrl-alt-del sends SIGINT to init instead of rebooting on the spot.
+    let _ = rustix::system::reboot(RebootCommand::CadOff);
+
+    mounts::mount_kernel_filesystems(&console);
+    set_hostname(&console);
+    let mut buf = [0u8; SMALL_FILE_BYTES_MAX];
+    let cmdline = init::cmdline::parse(sys::read_file(c"/proc/cmdline", &mut buf).unwrap_or(&[]));
+    let disk = match mounts::root_disk() {
+        Ok(mut disk) => {
+            mounts::mount_disk(&console, &mut disk);
+            Some(disk)
+        }
+        Err(e) => {
+            log!(
+                console,
+                "init: cannot find the root's disk ({}); no /boot, no /data",
+                e
+            );
+            None
+        }
+    };
+    let trial_deadline_ms = boot_status(&console, disk.as_ref(), &cmdline);
+
+    let mut supervisor = Supervisor::new();
+    supervisor.load(&console);
+    supervisor.start_all(&console);
+    let watchdog = rustix::fs::open(
+        c"/dev/watchdog",
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok();
+    if watchdog.is_some() {
+        log!(
+            console,
+            "init: feeding /dev/watchdog every {} s",
+            WATCHDOG_FEED_MS / 1000
+        );
+    }
+    let mut next_feed_ms = 0;
     loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+        let now = now_ms();
+        if let Some(fd) = &watchdog {
+            if now >= next_feed_ms {
+                let _ = rustix::io::write(fd, b"k");
+                next_feed_ms = now + WATCHDOG_FEED_MS;
+            }
+        }
+        if let (Some(deadline), Some(disk)) = (trial_deadline_ms, disk.as_ref()) {
+            if now >= deadline && still_on_trial(disk) {
+                log!(
+                    console,
+                    "init: trial boot not committed within {} s; rebooting to the committed root",
+                    cmdline.trial_timeout_s
+                );
+                supervisor.shutdown(&console, signals.as_ref(), RebootCommand::Restart);
+            }
+        }
+        let mut wake_ms = supervisor.next_restart_ms().unwrap_or(u64::MAX);
+        if watchdog.is_some() {
+            wake_ms = wake_ms.min(next_feed_ms);
+        }
+        if let Some(deadline) = trial_deadline_ms {
+            wake_ms = wake_ms.min(deadline);
+        }
+        if let Some(action) = supervisor.wait_and_handle(&console, signals.as_ref(), wake_ms) {
+            supervisor.shutdown(&console, signals.as_ref(), action);
+        }
+    }
+}
+
+/// Sets the hostname from /etc/hostname.
+fn set_hostname(console: &Console) {
+    let mut buf = [0u8; 256];
+    if let Ok(name) = sys::read_file(c"/etc/hostname", &mut buf) {
+        let name = name.trim_ascii();
+        match rustix::system::sethostname(name) {
+            Ok(()) => log!(console, "init: hostname is {}", services::show(name)),
+            Err(e) => log!(console, "init: cannot set hostname: {}", e),
+        }
+    }
+}
+
+/// Reads the boot record from the root's disk, writes the status line and returns the
+/// deadline of an uncommitted trial boot.
+fn boot_status(
+    console: &Console,
+    disk: Option<&mounts::Disk>,
+    cmdline: &init::cmdline::Cmdline,
+) -> Option<u64> {
+    use boot::record::State;
+    let booted = disk.map(|d| d.root_partition).or(cmdline.root_partition)?;
+    let record = disk.and_then(|d| read_record(d).ok());
+    let mut status: Text<128> = Text::new();
+    let mut deadline = None;
+    match record {
+        Some(r) if r.is_trial_boot(booted) => {
+            let _ = write!(
+                status,
+                "trial slot={booted} timeout_s={}",
+                cmdline.trial_timeout_s
+            );
+            deadline = Some(now_ms() + cmdline.trial_timeout_s as u64 * 1000);
+        }
+        Some(r) if r.state == State::Tried && booted == r.committed => {
+            let _ = write!(status, "rolled-back slot={booted} from={}", r.trial);
+        }
+        _ => {
+            let _ = write!(status, "committed slot={booted}");
+        }
+    }
+    log!(
+        console,
+        "init: boot status: {}",
+        core::str::from_utf8(status.as_bytes()).unwrap_or("?")
+    );
+    status.push(b"\n");
+    let _ = rustix::fs::mkdir(c"/run/rustkrazy", Mode::from_raw_mode(0o755));
+    let written = rustix::fs::open(
+        BOOT_STATUS_PATH,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .and_then(|fd| sys::write_all(&fd, status.as_bytes()));
+    if let Err(e) = written {
+        log!(console, "init: cannot write {:?}: {}", BOOT_STATUS_PATH, e);
+    }
+    deadline
+}
+
+fn read_record(disk: &mounts::Disk) -> Result<boot::record::Record, rustix::io::Errno> {
+    let mut device = Text::<64>::new();
+    device.push(disk.device.as_bytes());
+    let fd = rustix::fs::open(
+        device.as_cstr().ok_or(rustix::io::Errno::INVAL)?,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut sector = [0u8; 512];
+    let n = rustix::io::pread(&fd, &mut sector, boot::record::RECORD_OFFSET)?;
+    if n != sector.len() {
+        return Err(rustix::io::Errno::IO);
+    }
+    boot::record::Record::decode(&sector).map_err(|_| rustix::io::Errno::INVAL)
+}
+
+fn still_on_trial(disk: &mounts::Disk) -> bool {
+    read_record(disk).is_ok_and(|r| r.is_trial_boot(disk.root_partition))
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // A panic in PID 1 is a bug; reboot rather than leave a machine nobody supervises.
+    Console::open().write(b"init: internal error; syncing and rebooting\n");
+    rustix::fs::sync();
+    let _ = rustix::system::reboot(RebootCommand::Restart);
+    loop {
+        core::hint::spin_loop();
     }
 }

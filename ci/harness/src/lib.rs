@@ -27,6 +27,8 @@ pub struct Vm {
 pub struct Options {
     pub memory_mib: u32,
     pub no_reboot: bool,
+    /// More QEMU arguments (e.g. `-kernel` to measure the boot code's cost).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -34,6 +36,7 @@ impl Default for Options {
         Options {
             memory_mib: 512,
             no_reboot: false,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -49,6 +52,7 @@ impl Vm {
             interactive: false,
         };
         let mut cmd = imgtool::qemu::command(image, &qemu_options);
+        cmd.args(&options.extra_args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -1,0 +1,220 @@
+//! Filesystems: the kernel's pseudo filesystems, then /boot and /data from the disk the root
+//! came from. That disk is found from the root's device number and /sys, so vda, sda,
+//! mmcblk0 and nvme0n1 (with their different partition names) all work.
+
+use crate::log;
+use crate::sys::{read_file, Console, Text};
+use core::ffi::CStr;
+use core::fmt::Write;
+use core::mem::MaybeUninit;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
+
+/// Mounts /proc, /sys, /dev, /tmp and /run; a failure is reported and skipped.
+pub fn mount_kernel_filesystems(console: &Console) {
+    let hard = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let table: [(&CStr, &CStr, &CStr, MountFlags, &CStr); 5] = [
+        (c"proc", c"/proc", c"proc", hard, c""),
+        (c"sysfs", c"/sys", c"sysfs", hard, c""),
+        (
+            c"devtmpfs",
+            c"/dev",
+            c"devtmpfs",
+            MountFlags::NOSUID,
+            c"mode=0755",
+        ),
+        (
+            c"tmpfs",
+            c"/tmp",
+            c"tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            c"mode=1777",
+        ),
+        (
+            c"tmpfs",
+            c"/run",
+            c"tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            c"mode=0755",
+        ),
+    ];
+    for (source, target, fstype, flags, data) in table {
+        if let Err(e) = mount(source, target, fstype, flags, data) {
+            log!(
+                console,
+                "init: cannot mount {:?} on {:?}: {}",
+                fstype,
+                target,
+                e
+            );
+        }
+    }
+}
+
+/// The disk the root filesystem lives on, and the partitions init mounts from it.
+pub struct Disk {
+    /// `/dev/<disk>`, e.g. `/dev/vda`.
+    pub device: Text<64>,
+    /// `/dev/<partition 1>` and `/dev/<partition 4>`.
+    pub boot: Text<64>,
+    pub data: Text<64>,
+    /// Partition number of the root (2 or 3).
+    pub root_partition: u8,
+}
+
+/// Finds the root's disk: stat("/") gives the root's device number; /sys/dev/block/M:m is
+/// that partition, its parent directory is the disk, whose subdirectories with a
+/// `partition` file are the partitions.
+pub fn root_disk() -> Result<Disk, Errno> {
+    let root = rustix::fs::stat(c"/")?;
+    let (major, minor) = (
+        rustix::fs::major(root.st_dev),
+        rustix::fs::minor(root.st_dev),
+    );
+    let mut part_dir: Text<64> = Text::new();
+    let _ = write!(part_dir, "/sys/dev/block/{major}:{minor}");
+    let mut number = Text::<80>::new();
+    let _ = write!(
+        number,
+        "{}/partition",
+        core::str::from_utf8(part_dir.as_bytes()).unwrap_or("")
+    );
+    let mut buf = [0u8; 16];
+    let root_partition = parse_number(read_file(
+        number.as_cstr().ok_or(Errno::NAMETOOLONG)?,
+        &mut buf,
+    )?)
+    .ok_or(Errno::INVAL)?;
+    let mut disk_dir = part_dir;
+    disk_dir.push(b"/..");
+    let dir = rustix::fs::open(
+        disk_dir.as_cstr().ok_or(Errno::NAMETOOLONG)?,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+
+    // The disk's own name: its "dev" file holds M:m, and /sys/dev/block/M:m is a link to it;
+    // simpler, the "uevent" file says DEVNAME=<name>.
+    let mut uevent = [0u8; 512];
+    let disk_name = devname(
+        rustix::fs::openat(
+            &dir,
+            c"uevent",
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?,
+        &mut uevent,
+    )?;
+    let mut disk = Disk {
+        device: Text::new(),
+        boot: Text::new(),
+        data: Text::new(),
+        root_partition: root_partition as u8,
+    };
+    disk.device.push(b"/dev/");
+    disk.device.push(disk_name);
+
+    let mut entries = [MaybeUninit::<u8>::uninit(); 2048];
+    let mut iter = rustix::fs::RawDir::new(&dir, &mut entries);
+    while let Some(entry) = iter.next() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name.starts_with(b".") || name.len() > 40 {
+            continue;
+        }
+        let mut path = Text::<64>::new();
+        path.push(name);
+        path.push(b"/partition");
+        let Some(path) = path.as_cstr() else { continue };
+        let Ok(fd) =
+            rustix::fs::openat(&dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        else {
+            continue;
+        };
+        let mut n = [0u8; 16];
+        let len = rustix::io::read(&fd, &mut n).unwrap_or(0);
+        let target = match parse_number(&n[..len]) {
+            Some(1) => &mut disk.boot,
+            Some(4) => &mut disk.data,
+            _ => continue,
+        };
+        target.push(b"/dev/");
+        target.push(name);
+    }
+    Ok(disk)
+}
+
+fn devname(fd: rustix::fd::OwnedFd, buf: &mut [u8; 512]) -> Result<&[u8], Errno> {
+    let len = rustix::io::read(&fd, &mut buf[..])?;
+    buf[..len]
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"DEVNAME="))
+        .ok_or(Errno::NOENT)
+}
+
+fn parse_number(text: &[u8]) -> Option<u32> {
+    init::cmdline::parse_u32(text.trim_ascii())
+}
+
+/// Mounts /boot (vfat) and /data (ext4); a partition that will not mount is reported and
+/// the system carries on without it. /data uses options for power loss: the journal in
+/// ordered mode (the default), remount read-only on errors rather than corrupt further.
+pub fn mount_disk(console: &Console, disk: &mut Disk) {
+    let parts: [(&mut Text<64>, &CStr, &CStr, MountFlags, &CStr); 2] = [
+        (
+            &mut disk.boot,
+            c"/boot",
+            c"vfat",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            c"",
+        ),
+        (
+            &mut disk.data,
+            c"/data",
+            c"ext4",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOATIME,
+            c"errors=remount-ro",
+        ),
+    ];
+    for (device, target, fstype, flags, data) in parts {
+        let Some(source) = device.as_cstr() else {
+            log!(
+                console,
+                "init: no partition for {:?} on the root disk; carrying on without it",
+                target
+            );
+            continue;
+        };
+        match mount(source, target, fstype, flags, data) {
+            Ok(()) => log!(console, "init: mounted {:?} on {:?}", source, target),
+            Err(e) => log!(
+                console,
+                "init: cannot mount {:?} on {:?} ({}); carrying on without it",
+                source,
+                target,
+                e
+            ),
+        }
+    }
+}
+
+/// Unmounts /data and /boot for shutdown; a busy one is remounted read-only instead, so the
+/// filesystem is clean either way.
+pub fn unmount_disk(console: &Console) {
+    for target in [c"/data", c"/boot"] {
+        match unmount(target, UnmountFlags::empty()) {
+            Ok(()) | Err(Errno::INVAL) => {} // EINVAL: not mounted
+            Err(e) => {
+                let r = rustix::mount::mount_remount(target, MountFlags::RDONLY, c"");
+                log!(
+                    console,
+                    "init: cannot unmount {:?} ({}); read-only remount: {:?}",
+                    target,
+                    e,
+                    r
+                );
+            }
+        }
+    }
+}

@@ -15,11 +15,29 @@ const TRANSCRIPT_BYTES_MAX: usize = 256 << 10;
 /// A running VM.
 pub struct Vm {
     child: Child,
-    console: Arc<(Mutex<String>, Condvar)>,
+    console: Arc<(Mutex<Transcript>, Condvar)>,
     reader: Option<JoinHandle<()>>,
     started: Instant,
     /// Host port forwarded to admind inside the guest.
     pub admind_port: u16,
+}
+
+/// The console text kept so far, and how many bytes were dropped from its front, so
+/// positions stay absolute however long the VM talks.
+#[derive(Default)]
+struct Transcript {
+    text: String,
+    dropped: usize,
+}
+
+impl Transcript {
+    /// Index into `text` of absolute position `from` (clamped, on a char boundary).
+    fn local(&self, from: usize) -> usize {
+        let local = from.saturating_sub(self.dropped).min(self.text.len());
+        (local..=self.text.len())
+            .find(|&i| self.text.is_char_boundary(i))
+            .unwrap_or(self.text.len())
+    }
 }
 
 /// Boot options; `Default` gives 512 MiB and reboots allowed.
@@ -59,7 +77,7 @@ impl Vm {
         let started = Instant::now();
         let mut child = cmd.spawn()?;
         let mut stdout = child.stdout.take().expect("stdout is piped");
-        let console = Arc::new((Mutex::new(String::new()), Condvar::new()));
+        let console = Arc::new((Mutex::new(Transcript::default()), Condvar::new()));
         let sink = Arc::clone(&console);
         let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
@@ -67,15 +85,16 @@ impl Vm {
                 if n == 0 {
                     break;
                 }
-                let (text, wake) = &*sink;
-                let mut text = text.lock().unwrap();
-                text.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if text.len() > TRANSCRIPT_BYTES_MAX {
-                    let cut = text.len() - TRANSCRIPT_BYTES_MAX / 2;
-                    let cut = (cut..text.len())
-                        .find(|&i| text.is_char_boundary(i))
-                        .unwrap_or(text.len());
-                    text.drain(..cut);
+                let (transcript, wake) = &*sink;
+                let mut t = transcript.lock().unwrap();
+                t.text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if t.text.len() > TRANSCRIPT_BYTES_MAX {
+                    let cut = t.text.len() - TRANSCRIPT_BYTES_MAX / 2;
+                    let cut = (cut..t.text.len())
+                        .find(|&i| t.text.is_char_boundary(i))
+                        .unwrap_or(t.text.len());
+                    t.text.drain(..cut);
+                    t.dropped += cut;
                 }
                 wake.notify_all();
             }
@@ -90,9 +109,10 @@ impl Vm {
         })
     }
 
-    /// Waits until the console shows `marker` (counting only text after `from`, a length of
-    /// the transcript returned by an earlier call); returns the transcript length just past
-    /// it and the time since QEMU started. On timeout the error holds the transcript.
+    /// Waits until the console shows `marker` after position `from` (0, or a position an
+    /// earlier call returned); returns the position just past it and the time since QEMU
+    /// started. Positions count every byte ever printed, however much of the transcript is
+    /// kept. On timeout the error holds the transcript.
     pub fn wait_for(
         &mut self,
         marker: &str,
@@ -100,14 +120,15 @@ impl Vm {
         timeout: Duration,
     ) -> Result<(usize, Duration), String> {
         let deadline = Instant::now() + timeout;
-        let (text, wake) = &*self.console;
-        let mut guard = text.lock().unwrap();
+        let (transcript, wake) = &*self.console;
+        let mut guard = transcript.lock().unwrap();
         loop {
-            if let Some(at) = guard
-                .get(from.min(guard.len())..)
-                .and_then(|t| t.find(marker))
-            {
-                return Ok((from + at + marker.len(), self.started.elapsed()));
+            let local = guard.local(from);
+            if let Some(at) = guard.text[local..].find(marker) {
+                return Ok((
+                    guard.dropped + local + at + marker.len(),
+                    self.started.elapsed(),
+                ));
             }
             let now = Instant::now();
             let exited = self.child.try_wait().ok().flatten();
@@ -116,7 +137,7 @@ impl Vm {
                     Some(status) => format!("QEMU exited ({status})"),
                     None => format!("no {marker:?} within {timeout:?}"),
                 };
-                return Err(format!("{why}; console:\n{}", *guard));
+                return Err(format!("{why}; console:\n{}", guard.text));
             }
             guard = wake
                 .wait_timeout(guard, (deadline - now).min(Duration::from_millis(200)))
@@ -125,9 +146,15 @@ impl Vm {
         }
     }
 
+    /// The console text from absolute position `from` on (as much of it as is kept).
+    pub fn console_from(&self, from: usize) -> String {
+        let t = self.console.0.lock().unwrap();
+        t.text[t.local(from)..].to_string()
+    }
+
     /// Everything the console printed so far (its tail, if very long).
     pub fn console(&self) -> String {
-        self.console.0.lock().unwrap().clone()
+        self.console_from(0)
     }
 
     /// Waits for QEMU to exit on its own (e.g. after a poweroff).

@@ -1,0 +1,229 @@
+//! rustkrazy's init booted as the real PID 1 under QEMU, with test programs from ci/testsvc
+//! that each misbehave in one way: mounts, restarts with backoff, orphan reaping, capped
+//! logs, a broken /data, reboot on SIGUSR1 and power off on SIGUSR2 with /data clean.
+
+mod common;
+
+use common::*;
+use harness::{Options, Vm};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The test programs, built once for the appliance's target.
+fn testsvc() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/testsvc/Cargo.toml");
+        run_ok(
+            Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "x86_64-unknown-linux-musl",
+                    "--manifest-path",
+                ])
+                .arg(&manifest),
+        );
+        manifest
+            .parent()
+            .unwrap()
+            .join("target/x86_64-unknown-linux-musl/release")
+    })
+}
+
+/// An image with rustkrazy's init (and link, admind) plus the named test programs.
+fn image_with(s: &Scratch, name: &str, programs: &[&str], config: Option<&str>) -> PathBuf {
+    let image = s.path(name);
+    let mut cmd = imgtool();
+    cmd.arg("mkimg")
+        .arg("--instance")
+        .arg(s.path("instance"))
+        .args(["--size", "1G"]);
+    for p in programs {
+        cmd.arg("--bin").arg(testsvc().join(p));
+    }
+    if let Some(text) = config {
+        std::fs::write(s.path("appliance.toml"), text).unwrap();
+        cmd.arg("--config").arg(s.path("appliance.toml"));
+    }
+    run_ok(cmd.arg(&image));
+    image
+}
+
+fn wait(vm: &mut Vm, marker: &str, from: usize) -> usize {
+    match vm.wait_for(marker, from, BOOT_TIMEOUT) {
+        Ok((at, _)) => at,
+        Err(console) => panic!("waiting for {marker:?}: {console}"),
+    }
+}
+
+/// The last complete line after `from` that starts with `prefix`.
+fn last_line(console: &str, from: usize, prefix: &str) -> String {
+    console[from.min(console.len())..]
+        .lines()
+        .filter(|l| l.contains(prefix))
+        .last()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn field(line: &str, key: &str) -> i64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .and_then(|v| v.trim_end_matches('\r').parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+}
+
+#[test]
+fn init_mounts_supervises_reaps_and_caps_logs() {
+    let s = Scratch::new("init-supervise");
+    let image = image_with(
+        &s,
+        "a.img",
+        &[
+            "crasher",
+            "orphaner",
+            "checker",
+            "logger",
+            "sleeper",
+            "sleeper=sleeper2",
+            "sleeper=sleeper3",
+            "sleeper=sleeper4",
+        ],
+        None,
+    );
+    let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu");
+
+    // Mounts with the right types.
+    for (point, fstype) in [
+        ("/proc", "proc"),
+        ("/sys", "sysfs"),
+        ("/dev", "devtmpfs"),
+        ("/tmp", "tmpfs"),
+        ("/run", "tmpfs"),
+        ("/boot", "vfat"),
+        ("/data", "ext4"),
+    ] {
+        wait(&mut vm, &format!("checker: mount {point} {fstype} "), 0);
+    }
+
+    // The crasher is restarted with growing gaps, and the console says so.
+    let mut at = 0;
+    for delay in [1000, 2000, 4000, 8000] {
+        at = wait(
+            &mut vm,
+            &format!("init: crasher exited with status 1 after "),
+            at,
+        );
+        at = wait(&mut vm, &format!("restarting in {delay} ms"), at);
+    }
+
+    // Orphans were left (the orphaner ran several times) and none stayed a zombie.
+    let mut orphans = 0;
+    for _ in 0..3 {
+        orphans = wait(&mut vm, "orphaner: left child", orphans);
+    }
+    let after = wait(&mut vm, "checker: zombies=", orphans.max(at));
+    let line = last_line(
+        &vm.console_from(after.saturating_sub(40)),
+        0,
+        "checker: zombies=",
+    );
+    assert_eq!(field(&line, "zombies="), 0, "{line}");
+
+    // The logger wrote 4 MiB; its log was rotated once and both files stay under the cap.
+    at = wait(&mut vm, "logger: done", 0);
+    let at = wait(&mut vm, "checker: zombies=", at);
+    let line = last_line(
+        &vm.console_from(at.saturating_sub(40)),
+        0,
+        "checker: zombies=",
+    );
+    let (log, log1) = (field(&line, "logger.log="), field(&line, "logger.log.1="));
+    let cap = 256 << 10;
+    assert!(log > 0 && log <= cap && log1 > 0 && log1 <= cap, "{line}");
+
+    // Figures: init's memory with these 8 services, and its CPU time so far.
+    eprintln!(
+        "figures: init RSS {} kB with 10 services (8 here, link, admind); init CPU ticks {}",
+        field(&line, "init_rss_kb="),
+        field(&line, "init_cpu_ticks=")
+    );
+    vm.kill();
+}
+
+#[test]
+fn a_broken_data_partition_does_not_stop_the_services() {
+    let s = Scratch::new("init-nodata");
+    let image = image_with(&s, "a.img", &["checker"], None);
+    // Wipe the ext4 superblock (and its magic) of /data.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0u8; 4096], DATA_OFFSET).unwrap();
+    drop(file);
+    let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu");
+    let at = wait(&mut vm, "init: cannot mount \"/dev/vda4\" on \"/data\"", 0);
+    wait(&mut vm, "checker: zombies=0", at);
+    vm.kill();
+}
+
+#[test]
+fn sigusr1_reboots_and_sigusr2_powers_off_with_data_clean() {
+    let s = Scratch::new("init-signals");
+    let config = |signal: &str| {
+        format!(
+            "[[programs]]\nbin = \"{}\"\nargs = [\"{signal}\", \"3\"]\n",
+            testsvc().join("signaller").display()
+        )
+    };
+    // SIGUSR1: a clean reboot, and the machine comes back.
+    let image = image_with(&s, "reboot.img", &[], Some(&config("USR1")));
+    let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu");
+    let at = wait(&mut vm, "init: stopping services to reboot", 0);
+    let at = wait(&mut vm, "init: reboot now", at);
+    wait(&mut vm, "init: rustkrazy init starting", at);
+    vm.kill();
+
+    // SIGUSR2: power off; QEMU exits by itself and /data was unmounted cleanly.
+    let image = image_with(&s, "poweroff.img", &[], Some(&config("USR2")));
+    let mut vm = Vm::boot(
+        &image,
+        &Options {
+            no_reboot: true,
+            ..Options::default()
+        },
+    )
+    .expect("start qemu");
+    let at = wait(&mut vm, "signaller: wrote /data/written-before-shutdown", 0);
+    wait(&mut vm, "init: power off now", at);
+    let status = vm.wait_exit(Duration::from_secs(60));
+    assert!(
+        status.is_some(),
+        "QEMU did not exit after power off:\n{}",
+        vm.console()
+    );
+    let spec = format!("{}?offset={DATA_OFFSET}", image.display());
+    let header = stdout(&run_ok(Command::new("dumpe2fs").arg("-h").arg(&spec)));
+    assert!(
+        header
+            .lines()
+            .any(|l| l.starts_with("Filesystem state:") && l.trim_end().ends_with(" clean")),
+        "{header}"
+    );
+    assert!(!header.contains("needs_recovery"), "{header}");
+    e2fsck_data(&image);
+    let cat = run_ok(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg("cat /written-before-shutdown")
+            .arg(&spec),
+    );
+    assert_eq!(stdout(&cat), "persisted\n");
+}

@@ -3,6 +3,8 @@
 
 use crate::ext4::WriteAt;
 use anyhow::{bail, Context, Result};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
@@ -13,6 +15,38 @@ pub struct Output {
     file: File,
     size_bytes: u64,
     kind: Kind,
+    /// For a new sparse file: the byte ranges written so far. Zeros written where nothing
+    /// was written before are skipped, since the file already reads as zero there; this
+    /// keeps formatters' zero-filling (fatfs clears both FATs) from allocating space.
+    written: Option<RefCell<Written>>,
+}
+
+/// Disjoint written ranges, start -> end.
+#[derive(Default)]
+struct Written(BTreeMap<u64, u64>);
+
+impl Written {
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.0
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, &e)| e > start)
+    }
+
+    fn add(&mut self, mut start: u64, mut end: u64) {
+        // Merge with every range touching [start, end).
+        while let Some((&s, &e)) = self
+            .0
+            .range(..=end)
+            .next_back()
+            .filter(|(_, &e)| e >= start)
+        {
+            self.0.remove(&s);
+            start = start.min(s);
+            end = end.max(e);
+        }
+        self.0.insert(start, end);
+    }
 }
 
 enum Kind {
@@ -71,6 +105,7 @@ impl Output {
         let output = Output {
             file,
             size_bytes,
+            written: Some(RefCell::default()),
             kind: Kind::File {
                 temp,
                 path: path.to_path_buf(),
@@ -117,6 +152,7 @@ impl Output {
         Ok(Output {
             file,
             size_bytes,
+            written: None,
             kind: Kind::Device {
                 path: path.to_path_buf(),
             },
@@ -139,6 +175,7 @@ impl Output {
         );
         Region {
             file: &self.file,
+            written: self.written.as_ref(),
             start,
             len,
             pos: 0,
@@ -209,6 +246,7 @@ fn block_device_size(file: &File) -> io::Result<u64> {
 /// `len` bytes of the image starting at `start`, usable as a file by fatfs and backhand.
 pub struct Region<'a> {
     file: &'a File,
+    written: Option<&'a RefCell<Written>>,
     start: u64,
     len: u64,
     pos: u64,
@@ -229,10 +267,26 @@ impl Region<'_> {
     }
 }
 
+impl Region<'_> {
+    /// Writes `data` at `offset`, or skips it if it is all zeros over never-written space
+    /// of a new sparse file.
+    fn put(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.check(offset, data.len())?;
+        let (start, end) = (self.start + offset, self.start + offset + data.len() as u64);
+        if let Some(written) = self.written {
+            let mut written = written.borrow_mut();
+            if !written.overlaps(start, end) && data.iter().all(|&b| b == 0) {
+                return Ok(());
+            }
+            written.add(start, end);
+        }
+        self.file.write_all_at(data, start)
+    }
+}
+
 impl WriteAt for Region<'_> {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.check(offset, data.len())?;
-        self.file.write_all_at(data, self.start + offset)
+        self.put(offset, data)
     }
 }
 
@@ -247,10 +301,9 @@ impl Read for Region<'_> {
 
 impl Write for Region<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.check(self.pos, buf.len())?;
-        let n = self.file.write_at(buf, self.start + self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
+        self.put(self.pos, buf)?;
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -269,5 +322,24 @@ impl Seek for Region<'_> {
             io::Error::new(io::ErrorKind::InvalidInput, "seek before the partition")
         })?;
         Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Written;
+
+    #[test]
+    fn written_ranges_merge_and_overlap() {
+        let mut w = Written::default();
+        w.add(10, 20);
+        w.add(30, 40);
+        assert!(w.overlaps(15, 16) && w.overlaps(0, 11) && w.overlaps(39, 50));
+        assert!(!w.overlaps(20, 30) && !w.overlaps(0, 10) && !w.overlaps(40, 41));
+        w.add(20, 30);
+        assert_eq!(w.0.len(), 1);
+        assert_eq!(w.0.get(&10), Some(&40));
+        w.add(5, 12);
+        assert_eq!(w.0.into_iter().collect::<Vec<_>>(), [(5, 40)]);
     }
 }

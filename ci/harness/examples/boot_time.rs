@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 const RUNS: usize = 5;
-const MARKER: &str = "rustkrazy init:";
+const MARKER: &str = "init: rustkrazy init starting";
 const TIMEOUT: Duration = Duration::from_secs(300);
 
 fn median_boot(image: &Path, options: &Options) -> Duration {

@@ -228,6 +228,15 @@ fn read_or_create(
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
     let data = make()?;
+    let temp = write_temp(path, &data, mode)?;
+    // A hard link fails if the name exists: a file that appeared meanwhile is never replaced.
+    std::fs::hard_link(&temp, path).with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::remove_file(&temp)?;
+    Ok(data)
+}
+
+/// Writes `data` to `path` with ".partial" as its extension, durably; returns that path.
+fn write_temp(path: &Path, data: &[u8], mode: u32) -> Result<PathBuf> {
     let temp = path.with_extension("partial");
     let mut file = OpenOptions::new()
         .write(true)
@@ -236,27 +245,16 @@ fn read_or_create(
         .mode(mode)
         .open(&temp)
         .with_context(|| format!("cannot create {}", temp.display()))?;
-    file.write_all(&data)?;
+    file.write_all(data)?;
     file.sync_all()?;
-    // A hard link fails if the name exists: a file that appeared meanwhile is never replaced.
-    std::fs::hard_link(&temp, path).with_context(|| format!("cannot create {}", path.display()))?;
-    std::fs::remove_file(&temp)?;
-    Ok(data)
+    Ok(temp)
 }
 
 fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == data) {
         return Ok(());
     }
-    let temp = path.with_extension("partial");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&temp)?;
-    file.write_all(data)?;
-    file.sync_all()?;
+    let temp = write_temp(path, data, mode)?;
     std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -92,13 +92,7 @@ fn image_is_read_back_by_standard_tools() {
 
     // Both roots: programs 0755, mount points, /etc.
     for offset in [ROOT_A_OFFSET, ROOT_B_OFFSET] {
-        let list = stdout(&run_ok(
-            Command::new("unsquashfs")
-                .arg("-o")
-                .arg(offset.to_string())
-                .arg("-lln")
-                .arg(&image),
-        ));
+        let list = squashfs_list(&image, offset);
         for program in ["init", "link", "admind", "hello"] {
             let line = list
                 .lines()
@@ -124,16 +118,7 @@ fn image_is_read_back_by_standard_tools() {
             "{list}"
         );
     }
-    let cat = |path: &str| {
-        stdout(&run_ok(
-            Command::new("unsquashfs")
-                .arg("-o")
-                .arg(ROOT_A_OFFSET.to_string())
-                .arg("-cat")
-                .arg(&image)
-                .arg(path),
-        ))
-    };
+    let cat = |path: &str| squashfs_cat(&image, ROOT_A_OFFSET, path);
     assert_eq!(cat("etc/hostname"), "box\n");
     assert_eq!(
         cat("etc/admind/cert.pem"),
@@ -218,14 +203,7 @@ fn instance_holds_the_secrets_and_keeps_them() {
     );
 
     // The device gets the password's hash, not the password.
-    let hash = stdout(&run_ok(
-        Command::new("unsquashfs")
-            .arg("-o")
-            .arg(ROOT_A_OFFSET.to_string())
-            .arg("-cat")
-            .arg(&image)
-            .arg("etc/admind/password.sha256"),
-    ));
+    let hash = squashfs_cat(&image, ROOT_A_OFFSET, "etc/admind/password.sha256");
     let expect = stdout(&run_ok(Command::new("sh").arg("-c").arg(format!(
         "printf %s \"$(cat {})\" | sha256sum",
         dir.join("password").display()
@@ -386,16 +364,7 @@ autostart = false
         1 << 30,
         "--size overrides the file"
     );
-    let cat = |path: &str| {
-        stdout(&run_ok(
-            Command::new("unsquashfs")
-                .arg("-o")
-                .arg(ROOT_A_OFFSET.to_string())
-                .arg("-cat")
-                .arg(&image)
-                .arg(path),
-        ))
-    };
+    let cat = |path: &str| squashfs_cat(&image, ROOT_A_OFFSET, path);
     assert_eq!(cat("etc/hostname"), "thermostat\n");
     let services = cat("etc/rustkrazy/services");
     assert!(
@@ -407,13 +376,7 @@ autostart = false
         cat("bin/init"),
         String::from_utf8_lossy(&std::fs::read(s.path("myinit")).unwrap())
     );
-    let list = stdout(&run_ok(
-        Command::new("unsquashfs")
-            .arg("-o")
-            .arg(ROOT_A_OFFSET.to_string())
-            .arg("-lln")
-            .arg(&image),
-    ));
+    let list = squashfs_list(&image, ROOT_A_OFFSET);
     assert!(
         !list.contains("bin/myinit") && !list.contains("bin/admind"),
         "{list}"
@@ -614,13 +577,7 @@ fn local_crates_are_built_static_for_the_target() {
         ],
     );
     run_ok(&mut cmd);
-    let list = stdout(&run_ok(
-        Command::new("unsquashfs")
-            .arg("-o")
-            .arg(ROOT_A_OFFSET.to_string())
-            .arg("-lln")
-            .arg(&image),
-    ));
+    let list = squashfs_list(&image, ROOT_A_OFFSET);
     assert!(
         list.lines()
             .any(|l| l.starts_with("-rwxr-xr-x 0/0") && l.ends_with("bin/greeter")),

@@ -373,14 +373,10 @@ impl Supervisor {
             }
             // A fixed-size array needs every slot filled; slots past `n` repeat a real
             // descriptor and are never passed to poll.
-            let filler = fds[0];
-            let mut list: [Option<PollFd<'_>>; 2 * SERVICES_MAX + 1] = core::array::from_fn(|k| {
-                fds[k]
-                    .or(filler)
-                    .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
-            });
-            let mut list: [PollFd<'_>; 2 * SERVICES_MAX + 1] = match filler {
-                Some(_) => core::array::from_fn(|k| list[k].take().expect("every slot is filled")),
+            let mut list: [PollFd<'_>; 2 * SERVICES_MAX + 1] = match fds[0] {
+                Some(filler) => core::array::from_fn(|k| {
+                    PollFd::from_borrowed_fd(fds[k].unwrap_or(filler), PollFlags::IN)
+                }),
                 None => {
                     // Nothing to watch: just sleep until the next timer.
                     let ms = wake_ms.saturating_sub(now_ms()).min(1000);

@@ -171,3 +171,26 @@ pub fn e2fsck_data(image: &Path) -> String {
     let out = run_ok(Command::new("e2fsck").arg("-fn").arg(&spec));
     format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr))
 }
+
+/// `unsquashfs -cat` of one file in the root image at `offset`.
+pub fn squashfs_cat(image: &Path, offset: u64, path: &str) -> String {
+    stdout(&run_ok(
+        Command::new("unsquashfs")
+            .arg("-o")
+            .arg(offset.to_string())
+            .arg("-cat")
+            .arg(image)
+            .arg(path),
+    ))
+}
+
+/// `unsquashfs -lln` of the root image at `offset`.
+pub fn squashfs_list(image: &Path, offset: u64) -> String {
+    stdout(&run_ok(
+        Command::new("unsquashfs")
+            .arg("-o")
+            .arg(offset.to_string())
+            .arg("-lln")
+            .arg(image),
+    ))
+}

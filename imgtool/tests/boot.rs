@@ -44,10 +44,16 @@ fn write_record(image: &Path, record: Record) {
 }
 
 /// Boots `image` and waits for init's line; returns which hostname it reported.
-fn boot_and_see(image: &Path, expect: &str) {
+/// Boots `image`, waits for init on the root named `expect` and for init's boot status line
+/// (`committed slot=2`, `trial slot=3 ...`, `rolled-back slot=2 from=3`).
+fn boot_and_see(image: &Path, expect: &str, status: &str) {
     let mut vm = Vm::boot(image, &Options::default()).expect("start qemu-system-x86_64");
-    if let Err(console) = vm.wait_for(&marker(expect), 0, BOOT_TIMEOUT) {
-        panic!("expected init on {expect}: {console}");
+    let at = match vm.wait_for(&marker(expect), 0, BOOT_TIMEOUT) {
+        Ok((at, _)) => at,
+        Err(console) => panic!("expected init on {expect}: {console}"),
+    };
+    if let Err(console) = vm.wait_for(&format!("init: boot status: {status}"), at, BOOT_TIMEOUT) {
+        panic!("expected boot status {status:?}: {console}");
     }
     vm.kill();
 }
@@ -65,7 +71,7 @@ fn default_image_boots_to_init_and_trial_boot_falls_back() {
         .args(["--size", "1G", "--hostname", "slot-a"]);
     run_ok(cmd.arg(&image));
     assert_eq!(read_record(&image), Record::INITIAL);
-    boot_and_see(&image, "slot-a");
+    boot_and_see(&image, "slot-a", "committed slot=2");
 
     // Root B from a second build (same instance, another hostname), copied into slot 3.
     let other = s.path("b.img");
@@ -86,11 +92,11 @@ fn default_image_boots_to_init_and_trial_boot_falls_back() {
         .unwrap()
         .write_all_at(&root, ROOT_B_OFFSET)
         .unwrap();
-    boot_and_see(&image, "slot-a"); // committed is still A
+    boot_and_see(&image, "slot-a", "committed slot=2"); // committed is still A
 
     // TRY: the trial slot boots once and the MBR code records TRIED.
     write_record(&image, Record::INITIAL.arm());
-    boot_and_see(&image, "slot-b");
+    boot_and_see(&image, "slot-b", "trial slot=3 timeout_s=300");
     let tried = read_record(&image);
     assert_eq!(
         (tried.state, tried.committed, tried.trial),
@@ -98,14 +104,14 @@ fn default_image_boots_to_init_and_trial_boot_falls_back() {
     );
 
     // No commit: the next boot is back on the committed root, and stays so.
-    boot_and_see(&image, "slot-a");
+    boot_and_see(&image, "slot-a", "rolled-back slot=2 from=3");
     assert_eq!(read_record(&image), tried);
 
     // Try again and commit: B is now what boots.
     write_record(&image, read_record(&image).arm());
-    boot_and_see(&image, "slot-b");
+    boot_and_see(&image, "slot-b", "trial slot=3");
     write_record(&image, read_record(&image).commit());
-    boot_and_see(&image, "slot-b");
+    boot_and_see(&image, "slot-b", "committed slot=3");
     let committed = read_record(&image);
     assert_eq!(
         (committed.state, committed.committed),

@@ -62,14 +62,16 @@ fn wait(vm: &mut Vm, marker: &str, from: usize) -> usize {
     }
 }
 
-/// The last complete line after `from` that starts with `prefix`.
-fn last_line(console: &str, from: usize, prefix: &str) -> String {
-    console[from.min(console.len())..]
-        .lines()
-        .filter(|l| l.contains(prefix))
-        .last()
-        .unwrap_or("")
-        .to_string()
+/// Waits for the next whole console line holding `marker` after `from`; returns it and the
+/// position past it.
+fn next_line(vm: &mut Vm, marker: &str, from: usize) -> (String, usize) {
+    let start = wait(vm, marker, from) - marker.len();
+    let end = wait(vm, "\n", start);
+    let line = vm.console_from(start);
+    (
+        line[..(end - start).min(line.len())].trim_end().to_string(),
+        end,
+    )
 }
 
 fn field(line: &str, key: &str) -> i64 {
@@ -128,22 +130,12 @@ fn init_mounts_supervises_reaps_and_caps_logs() {
     for _ in 0..3 {
         orphans = wait(&mut vm, "orphaner: left child", orphans);
     }
-    let after = wait(&mut vm, "checker: zombies=", orphans.max(at));
-    let line = last_line(
-        &vm.console_from(after.saturating_sub(40)),
-        0,
-        "checker: zombies=",
-    );
+    let (line, _) = next_line(&mut vm, "checker: zombies=", orphans.max(at));
     assert_eq!(field(&line, "zombies="), 0, "{line}");
 
     // The logger wrote 4 MiB; its log was rotated once and both files stay under the cap.
     at = wait(&mut vm, "logger: done", 0);
-    let at = wait(&mut vm, "checker: zombies=", at);
-    let line = last_line(
-        &vm.console_from(at.saturating_sub(40)),
-        0,
-        "checker: zombies=",
-    );
+    let (line, _) = next_line(&mut vm, "checker: zombies=", at);
     let (log, log1) = (field(&line, "logger.log="), field(&line, "logger.log.1="));
     let cap = 256 << 10;
     assert!(log > 0 && log <= cap && log1 > 0 && log1 <= cap, "{line}");
@@ -177,15 +169,24 @@ fn a_broken_data_partition_does_not_stop_the_services() {
 #[test]
 fn sigusr1_reboots_and_sigusr2_powers_off_with_data_clean() {
     let s = Scratch::new("init-signals");
+    // The signaller gets its arguments from the appliance file; an idle program is not
+    // started on boot.
     let config = |signal: &str| {
         format!(
-            "[[programs]]\nbin = \"{}\"\nargs = [\"{signal}\", \"3\"]\n",
-            testsvc().join("signaller").display()
+            "[[programs]]\nbin = \"{}\"\nargs = [\"{signal}\", \"3\"]\n\
+             [[programs]]\nbin = \"{}\"\nname = \"idle\"\nautostart = false\n",
+            testsvc().join("signaller").display(),
+            testsvc().join("sleeper").display()
         )
     };
     // SIGUSR1: a clean reboot, and the machine comes back.
     let image = image_with(&s, "reboot.img", &[], Some(&config("USR1")));
     let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu");
+    wait(
+        &mut vm,
+        "init: idle is not started on boot (autostart no)",
+        0,
+    );
     let at = wait(&mut vm, "init: stopping services to reboot", 0);
     let at = wait(&mut vm, "init: reboot now", at);
     wait(&mut vm, "init: rustkrazy init starting", at);

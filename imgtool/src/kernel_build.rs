@@ -93,6 +93,13 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
         eprintln!("kernel: cached {}", image.display());
         return Ok(image);
     }
+    // One build per key at a time: concurrent callers wait here, then find it cached.
+    std::fs::create_dir_all(&dir)?;
+    let _lock = lock(&dir.join("lock"))?;
+    if image.is_file() {
+        eprintln!("kernel: cached {} (built meanwhile)", image.display());
+        return Ok(image);
+    }
     let tree = dir.join("src");
     let started = std::time::Instant::now();
     if !tree.join("Makefile").is_file() {
@@ -142,6 +149,25 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
         started.elapsed()
     );
     Ok(image)
+}
+
+/// An exclusive flock on `path`, held until the returned file is dropped.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    // SAFETY (both calls): flock on a descriptor we own; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(file);
+    }
+    eprintln!("kernel: another build holds {}; waiting", path.display());
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot lock the kernel cache");
+    }
+    Ok(file)
 }
 
 fn make(tree: &Path) -> Command {

@@ -159,11 +159,12 @@ fn lock(path: &Path) -> Result<std::fs::File> {
         .truncate(false)
         .write(true)
         .open(path)?;
-    // SAFETY (both calls): flock on a descriptor we own; no memory is passed.
+    // SAFETY: flock on a descriptor we own; no memory is passed.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
         return Ok(file);
     }
     eprintln!("kernel: another build holds {}; waiting", path.display());
+    // SAFETY: as above, now blocking until the other build releases the lock.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(std::io::Error::last_os_error()).context("cannot lock the kernel cache");
     }

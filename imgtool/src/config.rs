@@ -9,6 +9,7 @@
 //! init = "init"              # which program becomes /bin/init (default: rustkrazy's init)
 //! system_programs = true     # include link and admind
 //! firmware = "rpi-firmware"  # a folder whose files are copied into /boot
+//! kernel_args = ["rustkrazy.trial_timeout=120"]  # appended to the kernel command line
 //!
 //! [[programs]]
 //! crate = "ripgrep@14.1.0"   # or git = "URL%CRATE", path = "DIR", bin = "FILE"
@@ -173,6 +174,8 @@ struct ApplianceFile {
     system_programs: Option<bool>,
     firmware: Option<PathBuf>,
     #[serde(default)]
+    kernel_args: Vec<String>,
+    #[serde(default)]
     programs: Vec<ProgramEntry>,
 }
 
@@ -227,6 +230,8 @@ pub struct Plan {
     pub init: Option<String>,
     pub system_programs: Option<bool>,
     pub firmware: Option<PathBuf>,
+    /// Words appended to the kernel command line of both roots.
+    pub kernel_args: Vec<String>,
     pub programs: Vec<ProgramSpec>,
     /// Tests only: make /boot/vmlinuz fragmented, to prove mkimg refuses such an image.
     pub fragment_kernel_for_tests: bool,
@@ -260,6 +265,7 @@ impl Plan {
             init: file.init,
             system_programs: file.system_programs,
             firmware: file.firmware.map(|f| base.join(f)),
+            kernel_args: file.kernel_args,
             programs,
             fragment_kernel_for_tests: false,
         })
@@ -274,6 +280,7 @@ impl Plan {
         self.init = flags.init.or(self.init);
         self.system_programs = flags.system_programs.or(self.system_programs);
         self.firmware = flags.firmware.or(self.firmware);
+        self.kernel_args.extend(flags.kernel_args);
         self.programs.extend(flags.programs);
         self.fragment_kernel_for_tests |= flags.fragment_kernel_for_tests;
         self

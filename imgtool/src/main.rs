@@ -96,6 +96,9 @@ struct MkimgArgs {
     /// Program that becomes /bin/init [default: rustkrazy's init].
     #[arg(long, value_name = "NAME")]
     init: Option<String>,
+    /// Append a word to the kernel command line (e.g. rustkrazy.trial_timeout=120). Repeatable.
+    #[arg(long = "kernel-arg", value_name = "ARG")]
+    kernel_args: Vec<String>,
     /// Leave out rustkrazy's link (network) and admind (management) programs.
     #[arg(long)]
     no_system_programs: bool,
@@ -138,6 +141,7 @@ impl MkimgArgs {
             init: self.init.clone(),
             system_programs: self.no_system_programs.then_some(false),
             firmware: self.firmware.clone(),
+            kernel_args: self.kernel_args.clone(),
             programs,
             fragment_kernel_for_tests: self.fragment_kernel_for_tests,
         };

@@ -105,8 +105,14 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
 
     // 5. Partitions, then the boot record, then the table.
     let signature = instance.disk_signature;
-    let cmdline_a = cmdline(arch, signature, layout::ROOT_A.number);
-    let cmdline_b = cmdline(arch, signature, layout::ROOT_B.number);
+    for arg in &plan.kernel_args {
+        ensure!(
+            !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_graphic()),
+            "kernel argument {arg:?} must be one word of printable ASCII"
+        );
+    }
+    let cmdline_a = cmdline(arch, signature, layout::ROOT_A.number, &plan.kernel_args);
+    let cmdline_b = cmdline(arch, signature, layout::ROOT_B.number, &plan.kernel_args);
     for line in [&cmdline_a, &cmdline_b] {
         ensure!(
             line.len() <= boot::mbr::CMDLINE_BYTES_MAX,
@@ -389,14 +395,20 @@ fn read_firmware(dir: Option<&Path>) -> Result<Vec<(String, Vec<u8>)>> {
 pub const CMDLINE_FILES: [&str; 2] = ["cmdline.txt", "cmdline-b.txt"];
 
 /// The kernel command line that boots root slot `partition`.
-pub fn cmdline(arch: Arch, signature: u32, partition: u8) -> String {
+pub fn cmdline(arch: Arch, signature: u32, partition: u8, extra: &[String]) -> String {
     let mut partuuid = [0u8; 11];
     layout::partuuid(signature, partition, &mut partuuid);
-    format!(
-        "{} root=PARTUUID={} rootfstype=squashfs ro rootwait init=/bin/init panic=10\n",
+    let mut line = format!(
+        "{} root=PARTUUID={} rootfstype=squashfs ro rootwait init=/bin/init panic=10",
         arch.console_args(),
         String::from_utf8_lossy(&partuuid)
-    )
+    );
+    for arg in extra {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    line.push('\n');
+    line
 }
 
 fn config_txt() -> String {

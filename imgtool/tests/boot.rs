@@ -176,3 +176,57 @@ fn kernels_the_boot_code_cannot_load_are_refused() {
     std::fs::write(s.path("old"), old).unwrap();
     refuses(&s.path("old"), &[], "uses boot protocol 2.01");
 }
+
+/// The whole rollback promise: an update on trial that nobody commits is abandoned by init
+/// at its deadline, and the machine comes back on the committed root by itself.
+#[test]
+fn an_uncommitted_trial_rolls_back_by_itself() {
+    let s = Scratch::new("rollback");
+    let build = |hostname: &str, image: &Path| {
+        let mut cmd = imgtool();
+        cmd.arg("mkimg").arg("--instance").arg(s.path("instance"));
+        cmd.args([
+            "--size",
+            "1G",
+            "--hostname",
+            hostname,
+            "--kernel-arg",
+            "rustkrazy.trial_timeout=5",
+        ]);
+        run_ok(cmd.arg(image));
+    };
+    let image = s.path("a.img");
+    build("slot-a", &image);
+    build("slot-b", &s.path("b.img"));
+    let mut root = vec![0u8; 256 << 20];
+    std::fs::File::open(s.path("b.img"))
+        .unwrap()
+        .read_exact_at(&mut root, ROOT_A_OFFSET)
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap()
+        .write_all_at(&root, ROOT_B_OFFSET)
+        .unwrap();
+    write_record(&image, Record::INITIAL.arm());
+
+    let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu-system-x86_64");
+    let mut at = 0;
+    for marker in [
+        marker("slot-b"),
+        "init: boot status: trial slot=3 timeout_s=5".to_string(),
+        "init: trial boot not committed within 5 s".to_string(),
+        "init: reboot now".to_string(),
+        marker("slot-a"),
+        "init: boot status: rolled-back slot=2 from=3".to_string(),
+    ] {
+        at = match vm.wait_for(&marker, at, BOOT_TIMEOUT) {
+            Ok((next, _)) => next,
+            Err(console) => panic!("waiting for {marker:?}: {console}"),
+        };
+    }
+    vm.kill();
+    let record = read_record(&image);
+    assert_eq!((record.state, record.committed), (State::Tried, 2));
+}

@@ -595,3 +595,66 @@ fn local_crates_are_built_static_for_the_target() {
         "hello from greeter\n"
     );
 }
+
+/// `--arch rpi`: programs are built for aarch64 (linked without a C cross compiler), the boot
+/// partition says so, and rustkrazy's init for aarch64 runs (under qemu-aarch64-static it
+/// refuses to start, since it is not PID 1 there).
+#[test]
+fn rpi_images_carry_aarch64_programs() {
+    let s = Scratch::new("rpi");
+    let mut kernel = vec![0u8; 1 << 20];
+    kernel[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    std::fs::write(s.path("Image"), kernel).unwrap();
+    let image = s.path("a.img");
+    let mut cmd = imgtool();
+    cmd.arg("mkimg")
+        .arg("--instance")
+        .arg(s.path("instance"))
+        .args(["--arch", "rpi", "--size", "1G", "--kernel"]);
+    run_ok(cmd.arg(s.path("Image")).arg(&image));
+
+    let cmdline = stdout(&run_ok(
+        Command::new("mtype")
+            .arg("-i")
+            .arg(format!("{}@@1M", image.display()))
+            .arg("::cmdline.txt"),
+    ));
+    assert!(cmdline.contains("console=serial0,115200"), "{cmdline}");
+    let config = stdout(&run_ok(
+        Command::new("mtype")
+            .arg("-i")
+            .arg(format!("{}@@1M", image.display()))
+            .arg("::config.txt"),
+    ));
+    assert!(
+        config.contains("arm_64bit=1") && config.contains("kernel=vmlinuz"),
+        "{config}"
+    );
+
+    let init = s.path("init");
+    let bytes = run_ok(
+        Command::new("unsquashfs")
+            .arg("-o")
+            .arg(ROOT_A_OFFSET.to_string())
+            .arg("-cat")
+            .arg(&image)
+            .arg("bin/init"),
+    )
+    .stdout;
+    std::fs::write(&init, bytes).unwrap();
+    set_executable(&init);
+    let file = stdout(&run_ok(Command::new("file").arg(&init)));
+    assert!(
+        file.contains("ARM aarch64") && file.contains("statically linked"),
+        "{file}"
+    );
+    let out = Command::new("qemu-aarch64-static")
+        .arg(&init)
+        .output()
+        .expect("qemu-aarch64-static (qemu-user-static)");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must be the first process (PID 1)"),
+        "{out:?}"
+    );
+}

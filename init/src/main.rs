@@ -62,11 +62,11 @@ const SMALL_FILE_BYTES_MAX: usize = 4096;
 
 #[no_mangle]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
-    let console = Console::open();
     if rustix::process::getpid() != rustix::process::Pid::INIT {
-        console.write(b"init: rustkrazy's init must be the first process (PID 1), started by the kernel; not starting\n");
+        sys::write_stderr(b"init: rustkrazy's init must be the first process (PID 1), started by the kernel; not starting\n");
         return 1;
     }
+    let console = Console::open();
     log!(console, "init: rustkrazy init starting");
     let signals = match sys::signal_fd(&services::HANDLED_SIGNALS) {
         Ok(fd) => Some(fd),

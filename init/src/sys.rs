@@ -77,6 +77,13 @@ impl Console {
     }
 }
 
+/// Writes to standard error (for someone running init by hand).
+pub fn write_stderr(bytes: &[u8]) {
+    // SAFETY: fd 2 is only borrowed for this write; if it is not open, the write fails.
+    let stderr = unsafe { rustix::fd::BorrowedFd::borrow_raw(2) };
+    let _ = write_all(stderr, bytes);
+}
+
 /// Writes all of `bytes`, retrying on EINTR; gives up on any other error.
 pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
     while !bytes.is_empty() {

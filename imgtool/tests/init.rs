@@ -152,7 +152,11 @@ fn init_mounts_supervises_reaps_and_caps_logs() {
 #[test]
 fn a_broken_data_partition_does_not_stop_the_services() {
     let s = Scratch::new("init-nodata");
-    let image = image_with(&s, "a.img", &["checker"], None);
+    let config = format!(
+        "[[programs]]\nbin = \"{}\"\nargs = [\"--one\", \"two words\"]\nenv = {{ GREETING = \"hello there\" }}\n",
+        testsvc().join("checker").display()
+    );
+    let image = image_with(&s, "a.img", &[], Some(&config));
     // Wipe the ext4 superblock (and its magic) of /data.
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -161,6 +165,12 @@ fn a_broken_data_partition_does_not_stop_the_services() {
     std::os::unix::fs::FileExt::write_all_at(&file, &[0u8; 4096], DATA_OFFSET).unwrap();
     drop(file);
     let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu");
+    // Arguments and environment from the appliance file reach the program.
+    wait(
+        &mut vm,
+        "checker: args=[\"--one\", \"two words\"] GREETING=hello there PATH=/bin",
+        0,
+    );
     let at = wait(&mut vm, "init: cannot mount \"/dev/vda4\" on \"/data\"", 0);
     wait(&mut vm, "checker: zombies=0", at);
     vm.kill();

@@ -1,4 +1,5 @@
-//! Reports what the tests check from inside the appliance, every 2 seconds: mounts (once),
+//! Reports what the tests check from inside the appliance: its arguments and environment
+//! and the mounts (once), then every 2 seconds
 //! zombie count, the logger's log sizes, init's memory and CPU time.
 use std::fs;
 
@@ -53,6 +54,12 @@ fn init_stats() -> (String, u64) {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let greeting = std::env::var("GREETING").unwrap_or_default();
+    println!(
+        "checker: args={args:?} GREETING={greeting} PATH={}",
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
     for line in mounts.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();

@@ -44,6 +44,18 @@ fn write_record(image: &Path, record: Record) {
 }
 
 /// Boots `image` and waits for init's line; returns which hostname it reported.
+/// Puts root A of image `from` into root B of image `to`: two roots that tell themselves
+/// apart by hostname.
+fn copy_root_a_to_b(from: &Path, to: &Path) {
+    let mut root = vec![0u8; 256 << 20];
+    std::fs::File::open(from)
+        .unwrap()
+        .read_exact_at(&mut root, ROOT_A_OFFSET)
+        .unwrap();
+    let out = std::fs::OpenOptions::new().write(true).open(to).unwrap();
+    out.write_all_at(&root, ROOT_B_OFFSET).unwrap();
+}
+
 /// Boots `image`, waits for init on the root named `expect` and for init's boot status line
 /// (`committed slot=2`, `trial slot=3 ...`, `rolled-back slot=2 from=3`).
 fn boot_and_see(image: &Path, expect: &str, status: &str) {
@@ -81,17 +93,7 @@ fn default_image_boots_to_init_and_trial_boot_falls_back() {
         .arg(s.path("instance"))
         .args(["--size", "1G", "--hostname", "slot-b"]);
     run_ok(cmd.arg(&other));
-    let mut root = vec![0u8; 256 << 20];
-    std::fs::File::open(&other)
-        .unwrap()
-        .read_exact_at(&mut root, ROOT_A_OFFSET)
-        .unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&image)
-        .unwrap()
-        .write_all_at(&root, ROOT_B_OFFSET)
-        .unwrap();
+    copy_root_a_to_b(&other, &image);
     boot_and_see(&image, "slot-a", "committed slot=2"); // committed is still A
 
     // TRY: the trial slot boots once and the MBR code records TRIED.
@@ -198,17 +200,7 @@ fn an_uncommitted_trial_rolls_back_by_itself() {
     let image = s.path("a.img");
     build("slot-a", &image);
     build("slot-b", &s.path("b.img"));
-    let mut root = vec![0u8; 256 << 20];
-    std::fs::File::open(s.path("b.img"))
-        .unwrap()
-        .read_exact_at(&mut root, ROOT_A_OFFSET)
-        .unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&image)
-        .unwrap()
-        .write_all_at(&root, ROOT_B_OFFSET)
-        .unwrap();
+    copy_root_a_to_b(&s.path("b.img"), &image);
     write_record(&image, Record::INITIAL.arm());
 
     let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu-system-x86_64");

@@ -145,7 +145,17 @@ impl Supervisor {
     /// Reads the services file and lists /bin.
     pub fn load(&mut self, console: &Console) {
         match sys::read_file(c"/etc/rustkrazy/services", &mut self.config) {
-            Ok(text) => self.config_len = text.len(),
+            Ok(text) => {
+                self.config_len = text.len();
+                if self.config_len == CONFIG_BYTES_MAX {
+                    log!(
+                        console,
+                        "init: {} is larger than {} bytes; the rest is ignored",
+                        boot::services::PATH,
+                        CONFIG_BYTES_MAX
+                    );
+                }
+            }
             Err(Errno::NOENT) => {}
             Err(e) => log!(console, "init: cannot read {}: {}", boot::services::PATH, e),
         }
@@ -258,26 +268,31 @@ impl Supervisor {
         };
         argv[0] = path;
         envp[0] = add(&[b"PATH=/bin"]).unwrap_or(core::ptr::null());
-        let (mut nargs, mut nenvs) = (1, 1);
+        let (mut nargs, mut nenvs, mut dropped) = (1, 1, 0);
         for entry in boot::services::parse(config)
             .flatten()
             .filter(|e| e.service == name)
         {
             match entry.setting {
-                boot::services::Setting::Arg(a) if nargs <= ARGS_MAX => {
-                    if let Some(p) = add(&[a]) {
+                boot::services::Setting::Arg(a) => match add(&[a]) {
+                    Some(p) if nargs <= ARGS_MAX => {
                         argv[nargs] = p;
                         nargs += 1;
                     }
-                }
-                boot::services::Setting::Env(e) if nenvs <= ENVS_MAX => {
-                    if let Some(p) = add(&[e]) {
+                    _ => dropped += 1,
+                },
+                boot::services::Setting::Env(e) => match add(&[e]) {
+                    Some(p) if nenvs <= ENVS_MAX => {
                         envp[nenvs] = p;
                         nenvs += 1;
                     }
-                }
-                _ => {}
+                    _ => dropped += 1,
+                },
+                boot::services::Setting::Autostart(_) => {}
             }
+        }
+        if dropped > 0 {
+            log!(console, "init: {}: {} arguments/variables over the limits ({} args, {} variables, {} bytes) left out", show(name), dropped, ARGS_MAX, ENVS_MAX, EXEC_BYTES_MAX);
         }
         let pipes = (
             rustix::pipe::pipe_with(PipeFlags::CLOEXEC),

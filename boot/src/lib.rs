@@ -1,5 +1,5 @@
 //! The on-disk contract of a rustkrazy appliance, shared by the host (`imgtool`) and the
-//! device programs (`init`, `admind`), so it is written down exactly once.
+//! device programs (`init`, `link`, `admind`), so it is written down exactly once.
 //!
 //! `no_std`, no allocation: device binaries link it without growing.
 #![cfg_attr(not(test), no_std)]
@@ -8,5 +8,7 @@
 pub mod kernel;
 pub mod layout;
 pub mod mbr;
+pub mod network;
 pub mod record;
 pub mod services;
+pub mod text;

@@ -2,52 +2,11 @@
 //! text and path buffers, whole-file reads, and fork/exec through musl.
 
 use core::ffi::{c_char, CStr};
-use core::fmt;
+pub use boot::text::Text;
+
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-
-/// A fixed buffer that `write!` formats into, truncating what does not fit.
-#[derive(Clone)]
-pub struct Text<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> Text<N> {
-    pub const fn new() -> Self {
-        Text {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-
-    pub fn push(&mut self, bytes: &[u8]) {
-        let n = bytes.len().min(N - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    /// The text as a C string; `None` if it does not fit with its NUL or holds a NUL.
-    pub fn as_cstr(&mut self) -> Option<&CStr> {
-        if self.len >= N || self.as_bytes().contains(&0) {
-            return None;
-        }
-        self.buf[self.len] = 0;
-        CStr::from_bytes_with_nul(&self.buf[..=self.len]).ok()
-    }
-}
-
-impl<const N: usize> fmt::Write for Text<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.push(s.as_bytes());
-        Ok(())
-    }
-}
 
 /// The console, opened non-blocking: a slow serial line drops lines rather than stalling
 /// PID 1.

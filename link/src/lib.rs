@@ -1,8 +1,14 @@
-//! The testable parts of `link`, rustkrazy's network bring-up. `no_std`, no allocation.
+//! The testable parts of `link`, rustkrazy's network bring-up: `no_std`, no allocation,
+//! no I/O. The program (`main.rs`) does the system calls and feeds these.
 //!
-//! So far: the DHCPv4 message codec and the lease timers. The program itself (rtnetlink,
-//! sockets, the client state machine) is still a placeholder.
+//! - [`dhcp`]: DHCPv4 messages, encoded and decoded with every length checked.
+//! - [`client`]: the DHCPv4 client state machine and its timers.
+//! - [`udp`]: IPv4 + UDP framing for the packet socket DHCP runs on.
+//! - [`netlink`]: the rtnetlink requests `link` sends and a reader for the replies.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod dhcp;
+pub mod netlink;
+pub mod udp;

@@ -153,7 +153,11 @@ pub fn parse(text: &[u8]) -> Result<Settings, ParseError> {
                 dns_count += 1;
                 dns_line = line;
             }
-            _ => return Err(err("unknown key (expected interface, address, gateway or dns)")),
+            _ => {
+                return Err(err(
+                    "unknown key (expected interface, address, gateway or dns)",
+                ))
+            }
         }
     }
     match address {
@@ -269,7 +273,13 @@ mod tests {
         ];
         for (text, line) in cases {
             let e = parse(text).expect_err(core::str::from_utf8(text).unwrap());
-            assert_eq!(e.line, *line, "{:?}: {}", core::str::from_utf8(text), e.reason);
+            assert_eq!(
+                e.line,
+                *line,
+                "{:?}: {}",
+                core::str::from_utf8(text),
+                e.reason
+            );
         }
     }
 
@@ -277,7 +287,14 @@ mod tests {
     fn ipv4_parsing_bounds() {
         assert_eq!(parse_ipv4(b"0.0.0.0"), Some([0; 4]));
         assert_eq!(parse_ipv4(b"255.255.255.255"), Some([255; 4]));
-        for bad in [&b"1.2.3"[..], b"1.2.3.4.5", b"1..3.4", b"1.2.3.4 ", b"-1.2.3.4", b"1.2.3.1000"] {
+        for bad in [
+            &b"1.2.3"[..],
+            b"1.2.3.4.5",
+            b"1..3.4",
+            b"1.2.3.4 ",
+            b"-1.2.3.4",
+            b"1.2.3.1000",
+        ] {
             assert_eq!(parse_ipv4(bad), None, "{:?}", core::str::from_utf8(bad));
         }
     }

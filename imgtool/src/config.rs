@@ -177,6 +177,58 @@ struct ApplianceFile {
     kernel_args: Vec<String>,
     #[serde(default)]
     programs: Vec<ProgramEntry>,
+    network: Option<NetworkTable>,
+}
+
+/// `[network]`: what `link` configures (see `boot::network`). Without it, DHCP on every
+/// Ethernet interface.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkTable {
+    /// Interfaces to configure; empty: every Ethernet interface.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Static IPv4 address with prefix, e.g. "192.168.1.10/24", instead of DHCP.
+    pub address: Option<String>,
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+impl NetworkTable {
+    /// The file `link` reads, checked with the parser `link` uses, so a mistake is reported
+    /// here rather than on the device.
+    pub fn render(&self) -> Result<String> {
+        let mut text =
+            String::from("# Written by imgtool mkimg; read by link. Format: see boot::network.\n");
+        let mut add = |key: &str, value: &str| {
+            if value.contains(['\n', '\0']) {
+                bail!("[network] {key} {value:?}: no newlines");
+            }
+            text.push_str(&format!("{key} {value}\n"));
+            Ok(())
+        };
+        for name in &self.interfaces {
+            add("interface", name)?;
+        }
+        if let Some(a) = &self.address {
+            add("address", a)?;
+        }
+        if let Some(g) = &self.gateway {
+            add("gateway", g)?;
+        }
+        for d in &self.dns {
+            add("dns", d)?;
+        }
+        if let Err(e) = boot::network::parse(text.as_bytes()) {
+            let what = match e.line {
+                0 => String::new(),
+                n => format!(" ({:?})", text.lines().nth(n - 1).unwrap_or("")),
+            };
+            bail!("[network]{what}: {}", e.reason);
+        }
+        Ok(text)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,6 +285,8 @@ pub struct Plan {
     /// Words appended to the kernel command line of both roots.
     pub kernel_args: Vec<String>,
     pub programs: Vec<ProgramSpec>,
+    /// From the appliance file only.
+    pub network: Option<NetworkTable>,
     /// Tests only: make /boot/vmlinuz fragmented, to prove mkimg refuses such an image.
     pub fragment_kernel_for_tests: bool,
 }
@@ -267,6 +321,7 @@ impl Plan {
             firmware: file.firmware.map(|f| base.join(f)),
             kernel_args: file.kernel_args,
             programs,
+            network: file.network,
             fragment_kernel_for_tests: false,
         })
     }
@@ -281,6 +336,7 @@ impl Plan {
         self.system_programs = flags.system_programs.or(self.system_programs);
         self.firmware = flags.firmware.or(self.firmware);
         self.kernel_args.extend(flags.kernel_args);
+        self.network = flags.network.or(self.network);
         self.programs.extend(flags.programs);
         self.fragment_kernel_for_tests |= flags.fragment_kernel_for_tests;
         self
@@ -374,6 +430,43 @@ crate = "hello@1"
         assert_eq!(merged.size.as_deref(), Some("8G"));
         assert_eq!(merged.hostname.as_deref(), Some("box"));
         assert_eq!(merged.programs.len(), 3);
+
+        std::fs::write(
+            &path,
+            "[network]\ninterfaces = [\"eth0\"]\naddress = \"10.1.2.3/16\"\ndns = [\"10.1.0.1\"]\n",
+        )
+        .unwrap();
+        let text = Plan::from_file(&path)
+            .unwrap()
+            .network
+            .unwrap()
+            .render()
+            .unwrap();
+        assert!(
+            text.ends_with("interface eth0\naddress 10.1.2.3/16\ndns 10.1.0.1\n"),
+            "{text}"
+        );
+        for (bad, says) in [
+            ("address = \"10.1.2.3/16\"", "exactly one interface"),
+            (
+                "interfaces = [\"eth0\"]\naddress = \"10.1.2.3\"",
+                "a.b.c.d/prefix",
+            ),
+            ("dns = [\"1.1.1.1\"]", "only go with a static address"),
+            ("gateway = \"1.1.1.1\\naddress x\"", "no newlines"),
+        ] {
+            std::fs::write(&path, format!("[network]\n{bad}\n")).unwrap();
+            let err = format!(
+                "{:#}",
+                Plan::from_file(&path)
+                    .unwrap()
+                    .network
+                    .unwrap()
+                    .render()
+                    .unwrap_err()
+            );
+            assert!(err.contains(says), "{bad}: {err}");
+        }
 
         std::fs::write(&path, "hostnme = \"typo\"\n").unwrap();
         let err = format!("{:#}", Plan::from_file(&path).unwrap_err());

@@ -35,9 +35,12 @@ struct QemuArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512)]
     memory: u32,
-    /// Host port forwarded to admind (port 443 in the guest) [default: a free port].
+    /// Host port forwarded to admind (port 8443 in the guest) [default: a free port].
     #[arg(long)]
     port: Option<u16>,
+    /// Also forward 127.0.0.1:HOST to the guest's TCP port GUEST (repeatable).
+    #[arg(long, value_name = "HOST:GUEST", value_parser = parse_forward)]
+    forward: Vec<(u16, u16)>,
     /// Exit QEMU when the guest reboots.
     #[arg(long)]
     no_reboot: bool,
@@ -143,6 +146,7 @@ impl MkimgArgs {
             firmware: self.firmware.clone(),
             kernel_args: self.kernel_args.clone(),
             programs,
+            network: None,
             fragment_kernel_for_tests: self.fragment_kernel_for_tests,
         };
         Ok(base.override_with(flags))
@@ -200,6 +204,19 @@ fn kernel(args: KernelArgs) -> Result<()> {
     Ok(())
 }
 
+fn parse_forward(text: &str) -> Result<(u16, u16), String> {
+    let (host, guest) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected HOST:GUEST, two port numbers"))?;
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("{p:?} is not a port number (1-65535)"))
+    };
+    Ok((port(host)?, port(guest)?))
+}
+
 fn qemu(args: QemuArgs) -> Result<()> {
     use anyhow::Context;
     anyhow::ensure!(args.image.is_file(), "no image at {}", args.image.display());
@@ -210,10 +227,14 @@ fn qemu(args: QemuArgs) -> Result<()> {
     let options = imgtool::qemu::Options {
         memory_mib: args.memory,
         admind_host_port: port,
+        forwards: args.forward.clone(),
         no_reboot: args.no_reboot,
         interactive: true,
     };
     eprintln!("qemu: admind is forwarded to https://127.0.0.1:{port}/ ; quit with ctrl-a x");
+    for (host, guest) in &args.forward {
+        eprintln!("qemu: 127.0.0.1:{host} is forwarded to the guest's port {guest}");
+    }
     let status = imgtool::qemu::command(&args.image, &options)
         .status()
         .context("cannot run qemu-system-x86_64 (apt-get install qemu-system-x86)")?;

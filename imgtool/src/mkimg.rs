@@ -60,6 +60,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         None => instance.size_bytes,
     };
     let firmware = read_firmware(plan.firmware.as_deref())?;
+    let network = plan.network.as_ref().map(|n| n.render()).transpose()?;
 
     // 2. Programs.
     let builder = Builder {
@@ -72,7 +73,14 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     }
 
     // 3. Root image contents and the root image itself.
-    let etc = etc_files(&instance, &programs, &init, &settings)?;
+    let mut etc = etc_files(&instance, &programs, &init, &settings)?;
+    if let Some(text) = network {
+        etc.push(EtcFile {
+            path: boot::network::PATH.trim_start_matches('/').to_string(),
+            data: text.into_bytes(),
+            mode: 0o644,
+        });
+    }
     let root_image = rootfs::build(
         &rootfs::Contents {
             init: &init,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Port admind listens on inside the appliance.
-pub const ADMIND_PORT: u16 = 443;
+pub const ADMIND_PORT: u16 = 8443;
 
 /// How to start the VM.
 #[derive(Clone, Debug)]
@@ -13,6 +13,8 @@ pub struct Options {
     pub memory_mib: u32,
     /// Host port forwarded to admind's port in the guest (on 127.0.0.1).
     pub admind_host_port: u16,
+    /// More forwards: (host port on 127.0.0.1, guest port), for programs of one's own.
+    pub forwards: Vec<(u16, u16)>,
     /// Exit instead of rebooting (tests that expect a reboot leave this off).
     pub no_reboot: bool,
     /// Serial console and QEMU monitor multiplexed on the terminal (ctrl-a c, ctrl-a x);
@@ -35,10 +37,14 @@ pub fn command(image: &Path, options: &Options) -> Command {
         "file={},format=raw,if=virtio,cache=unsafe",
         image.display()
     ));
-    cmd.arg("-netdev").arg(format!(
+    let mut netdev = format!(
         "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{ADMIND_PORT}",
         options.admind_host_port
-    ));
+    );
+    for (host, guest) in &options.forwards {
+        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
+    cmd.arg("-netdev").arg(netdev);
     cmd.args([
         "-device",
         "virtio-net-pci,netdev=net0",

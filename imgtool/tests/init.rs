@@ -6,54 +6,10 @@ mod common;
 
 use common::*;
 use harness::{Options, Vm};
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// The test programs, built once for the appliance's target.
-fn testsvc() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/testsvc/Cargo.toml");
-        run_ok(
-            Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--release",
-                    "--target",
-                    "x86_64-unknown-linux-musl",
-                    "--manifest-path",
-                ])
-                .arg(&manifest),
-        );
-        manifest
-            .parent()
-            .unwrap()
-            .join("target/x86_64-unknown-linux-musl/release")
-    })
-}
-
-/// An image with rustkrazy's init (and link, admind) plus the named test programs.
-fn image_with(s: &Scratch, name: &str, programs: &[&str], config: Option<&str>) -> PathBuf {
-    let image = s.path(name);
-    let mut cmd = imgtool();
-    cmd.arg("mkimg")
-        .arg("--instance")
-        .arg(s.path("instance"))
-        .args(["--size", "1G"]);
-    for p in programs {
-        cmd.arg("--bin").arg(testsvc().join(p));
-    }
-    if let Some(text) = config {
-        std::fs::write(s.path("appliance.toml"), text).unwrap();
-        cmd.arg("--config").arg(s.path("appliance.toml"));
-    }
-    run_ok(cmd.arg(&image));
-    image
-}
 
 fn wait(vm: &mut Vm, marker: &str, from: usize) -> usize {
     match vm.wait_for(marker, from, BOOT_TIMEOUT) {

@@ -1,8 +1,8 @@
 //! The little system glue PID 1 needs beyond rustix: a non-blocking console, fixed-size
 //! text and path buffers, whole-file reads, and fork/exec through musl.
 
-use core::ffi::{c_char, CStr};
 pub use boot::text::Text;
+use core::ffi::{c_char, CStr};
 
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};

@@ -430,7 +430,10 @@ mod tests {
         let t = s.transmit.unwrap();
         assert_eq!(t.kind, MessageType::Request);
         assert_eq!(t.xid, 0x1234_5678, "REQUEST keeps the DISCOVER's xid");
-        assert_eq!((t.requested_ip, t.server_id), (Some(IP), Some([192, 168, 77, 1])));
+        assert_eq!(
+            (t.requested_ip, t.server_id),
+            (Some(IP), Some([192, 168, 77, 1]))
+        );
         assert_eq!(t.unicast_to, None);
         let s = c.on_reply(t0 + 10, 2, &reply(MessageType::Ack, IP, lease_s));
         match s.event {
@@ -463,7 +466,10 @@ mod tests {
         }
         let expected = [4_000, 8_000, 16_000, 32_000, 64_000, 64_000, 64_000];
         for (gap, want) in gaps.iter().zip(expected) {
-            assert!(gap.abs_diff(want) <= 1_000, "gap {gap} ms, expected {want} +- 1 s");
+            assert!(
+                gap.abs_diff(want) <= 1_000,
+                "gap {gap} ms, expected {want} +- 1 s"
+            );
         }
         assert!(gaps.iter().any(|g| g % 1000 != 0), "randomised: {gaps:?}");
     }
@@ -476,8 +482,14 @@ mod tests {
         assert!(c.on_timer(t1 - 1, 0).transmit.is_none());
         let t = c.on_timer(t1, 99).transmit.unwrap();
         assert_eq!(c.phase(), Phase::Renewing);
-        assert_eq!((t.kind, t.ciaddr, t.unicast_to), (MessageType::Request, IP, Some([192, 168, 77, 1])));
-        assert_eq!(t.requested_ip, None, "RFC 2131 table 5: no requested address when renewing");
+        assert_eq!(
+            (t.kind, t.ciaddr, t.unicast_to),
+            (MessageType::Request, IP, Some([192, 168, 77, 1]))
+        );
+        assert_eq!(
+            t.requested_ip, None,
+            "RFC 2131 table 5: no requested address when renewing"
+        );
         assert_eq!(c.xid(), 99, "a renewal is a new transaction");
         // Retries at half the time left to T2, until T2.
         let t2 = 3_150_010;
@@ -530,13 +542,25 @@ mod tests {
         assert!(matches!(s.event, Some(Event::Lost { why: Loss::Nak, .. })));
         assert_eq!(c.phase(), Phase::Selecting);
         assert_eq!(c.deadline_ms(), Some(t1 + 1 + AFTER_NAK_MS));
-        assert_eq!(c.on_timer(t1 + 1 + AFTER_NAK_MS, 3).transmit.unwrap().kind, MessageType::Discover);
+        assert_eq!(
+            c.on_timer(t1 + 1 + AFTER_NAK_MS, 3).transmit.unwrap().kind,
+            MessageType::Discover
+        );
 
         let mut c = bound_client(0, 600);
         let s = c.link_down();
-        assert!(matches!(s.event, Some(Event::Lost { why: Loss::LinkDown, .. })));
+        assert!(matches!(
+            s.event,
+            Some(Event::Lost {
+                why: Loss::LinkDown,
+                ..
+            })
+        ));
         assert_eq!(c.deadline_ms(), None);
-        assert_eq!(c.link_up(5_000, 4).transmit.unwrap().kind, MessageType::Discover);
+        assert_eq!(
+            c.link_up(5_000, 4).transmit.unwrap().kind,
+            MessageType::Discover
+        );
     }
 
     #[test]
@@ -553,8 +577,16 @@ mod tests {
         let mut r = reply(MessageType::Offer, IP, 600);
         r.server_id = None;
         assert_eq!(c.on_reply(1, 1, &r), Step::default());
-        for bad in [[0, 0, 0, 0], [255, 255, 255, 255], [224, 0, 0, 1], [127, 0, 0, 1]] {
-            assert_eq!(c.on_reply(1, 1, &reply(MessageType::Offer, bad, 600)), Step::default());
+        for bad in [
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [224, 0, 0, 1],
+            [127, 0, 0, 1],
+        ] {
+            assert_eq!(
+                c.on_reply(1, 1, &reply(MessageType::Offer, bad, 600)),
+                Step::default()
+            );
         }
         assert_eq!(c.phase(), Phase::Selecting);
     }
@@ -578,7 +610,11 @@ mod tests {
         assert_eq!(prefix_of(Some([255, 255, 255, 0]), IP), 24);
         assert_eq!(prefix_of(Some([255, 255, 240, 0]), IP), 20);
         assert_eq!(prefix_of(Some([255, 255, 255, 255]), IP), 32);
-        assert_eq!(prefix_of(Some([255, 0, 255, 0]), [10, 0, 0, 1]), 8, "non-contiguous");
+        assert_eq!(
+            prefix_of(Some([255, 0, 255, 0]), [10, 0, 0, 1]),
+            8,
+            "non-contiguous"
+        );
         assert_eq!(prefix_of(Some([0, 0, 0, 0]), [172, 16, 0, 1]), 16);
         assert_eq!(prefix_of(None, IP), 24);
     }

@@ -5,10 +5,12 @@
 //! - [`client`]: the DHCPv4 client state machine and its timers.
 //! - [`udp`]: IPv4 + UDP framing for the packet socket DHCP runs on.
 //! - [`netlink`]: the rtnetlink requests `link` sends and a reader for the replies.
+//! - [`show`]: addresses and names as log text.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod dhcp;
 pub mod netlink;
+pub mod show;
 pub mod udp;

@@ -161,7 +161,11 @@ fn is_loopback(ip: &[u8]) -> bool {
 /// `lifetime_s` (IPv4 leases): the kernel removes the address by itself when it runs out,
 /// even if `link` is no longer there to do it. IPv4 addresses get the subnet broadcast.
 pub fn add_address(seq: u32, a: &Address<'_>, lifetime_s: Option<u32>) -> Request {
-    let scope = if is_loopback(a.ip) { RT_SCOPE_HOST } else { RT_SCOPE_UNIVERSE };
+    let scope = if is_loopback(a.ip) {
+        RT_SCOPE_HOST
+    } else {
+        RT_SCOPE_UNIVERSE
+    };
     let mut r = Request::new(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq);
     r.push(&ifaddrmsg(a, scope));
     r.attr(IFA_LOCAL, a.ip);
@@ -386,7 +390,10 @@ mod tests {
             attributes(&b[24..]).map(|(k, v)| (k, v.to_vec())).collect();
         assert_eq!(attrs[0], (IFA_LOCAL, vec![10, 0, 2, 15]));
         assert_eq!(attrs[2], (IFA_BROADCAST, vec![10, 0, 2, 255]));
-        assert_eq!(attrs[3].1[..8], [120u32.to_ne_bytes(), 120u32.to_ne_bytes()].concat());
+        assert_eq!(
+            attrs[3].1[..8],
+            [120u32.to_ne_bytes(), 120u32.to_ne_bytes()].concat()
+        );
         let lo = Address {
             index: 1,
             ip: &LOOPBACK6,
@@ -411,7 +418,10 @@ mod tests {
         body[2..4].copy_from_slice(&ARPHRD_ETHER.to_ne_bytes());
         let mut name_z = name.to_vec();
         name_z.push(0);
-        for (kind, value) in [(IFLA_IFNAME, name_z), (IFLA_ADDRESS, vec![2, 0, 0, 0, 0, 1])] {
+        for (kind, value) in [
+            (IFLA_IFNAME, name_z),
+            (IFLA_ADDRESS, vec![2, 0, 0, 0, 0, 1]),
+        ] {
             body.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
             body.extend_from_slice(&kind.to_ne_bytes());
             body.extend_from_slice(&value);

@@ -123,8 +123,15 @@ mod tests {
     #[test]
     fn round_trip_with_valid_checksums() {
         let mut out = [0u8; 600];
-        let n = encode([0; 4], [255; 4], CLIENT_PORT, SERVER_PORT, b"hello dhcp", &mut out)
-            .unwrap();
+        let n = encode(
+            [0; 4],
+            [255; 4],
+            CLIENT_PORT,
+            SERVER_PORT,
+            b"hello dhcp",
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(n, 38);
         let d = decode(&out[..n]).unwrap();
         assert_eq!((d.src, d.dst), ([0; 4], [255; 4]));

@@ -20,6 +20,8 @@ pub struct Vm {
     started: Instant,
     /// Host port forwarded to admind inside the guest.
     pub admind_port: u16,
+    /// (guest port, host port) for each of `Options::forwards`.
+    forwards: Vec<(u16, u16)>,
 }
 
 /// The console text kept so far, and how many bytes were dropped from its front, so
@@ -45,6 +47,8 @@ impl Transcript {
 pub struct Options {
     pub memory_mib: u32,
     pub no_reboot: bool,
+    /// Guest TCP ports to forward from free host ports (see `Vm::host_port`).
+    pub forwards: Vec<u16>,
     /// More QEMU arguments (e.g. `-kernel` to measure the boot code's cost).
     pub extra_args: Vec<String>,
 }
@@ -54,6 +58,7 @@ impl Default for Options {
         Options {
             memory_mib: 512,
             no_reboot: false,
+            forwards: Vec::new(),
             extra_args: Vec::new(),
         }
     }
@@ -63,9 +68,14 @@ impl Vm {
     /// Starts QEMU on `image`.
     pub fn boot(image: &Path, options: &Options) -> std::io::Result<Vm> {
         let admind_port = imgtool::qemu::free_port()?;
+        let mut forwards = Vec::new();
+        for &guest in &options.forwards {
+            forwards.push((guest, imgtool::qemu::free_port()?));
+        }
         let qemu_options = imgtool::qemu::Options {
             memory_mib: options.memory_mib,
             admind_host_port: admind_port,
+            forwards: forwards.iter().map(|&(g, h)| (h, g)).collect(),
             no_reboot: options.no_reboot,
             interactive: false,
         };
@@ -106,7 +116,13 @@ impl Vm {
             reader: Some(reader),
             started,
             admind_port,
+            forwards,
         })
+    }
+
+    /// The host port forwarded to `guest` (one of `Options::forwards`).
+    pub fn host_port(&self, guest: u16) -> Option<u16> {
+        self.forwards.iter().find(|f| f.0 == guest).map(|f| f.1)
     }
 
     /// Waits until the console shows `marker` after position `from` (0, or a position an

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 pub const MIB: u64 = 1 << 20;
 /// Byte offsets of the partitions, as documented in boot::layout.
@@ -193,4 +194,46 @@ pub fn squashfs_list(image: &Path, offset: u64) -> String {
             .arg("-lln")
             .arg(image),
     ))
+}
+
+/// The test programs, built once for the appliance's target.
+pub fn testsvc() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/testsvc/Cargo.toml");
+        run_ok(
+            Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "x86_64-unknown-linux-musl",
+                    "--manifest-path",
+                ])
+                .arg(&manifest),
+        );
+        manifest
+            .parent()
+            .unwrap()
+            .join("target/x86_64-unknown-linux-musl/release")
+    })
+}
+
+/// An image with rustkrazy's init (and link, admind) plus the named test programs.
+pub fn image_with(s: &Scratch, name: &str, programs: &[&str], config: Option<&str>) -> PathBuf {
+    let image = s.path(name);
+    let mut cmd = imgtool();
+    cmd.arg("mkimg")
+        .arg("--instance")
+        .arg(s.path("instance"))
+        .args(["--size", "1G"]);
+    for p in programs {
+        cmd.arg("--bin").arg(testsvc().join(p));
+    }
+    if let Some(text) = config {
+        std::fs::write(s.path("appliance.toml"), text).unwrap();
+        cmd.arg("--config").arg(s.path("appliance.toml"));
+    }
+    run_ok(cmd.arg(&image));
+    image
 }

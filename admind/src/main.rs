@@ -1,6 +1,95 @@
-//! rustkrazy's management API — placeholder until its own issue lands (authenticated TLS
-//! server for updates, status, logs).
+//! `admind`: see the library's documentation. Options (defaults are the device's paths):
+//!
+//! ```text
+//! --listen ADDR          [::]:8443 (0.0.0.0:8443 if IPv6 is off)
+//! --cert PEM --key PEM   /data/admind/{cert,key}.pem if both exist, else /etc/admind/...
+//! --password-file PATH   /etc/admind/password.hash
+//! --disk PATH            the disk init reported in its boot status
+//! --boot-status PATH     /run/rustkrazy/boot-status
+//! --data DIR --logs DIR --proc DIR   /data, /tmp, /proc
+//! --init-pid PID         1 (who gets SIGUSR1 to reboot, SIGUSR2 to power off)
+//! ```
+use admind::api::Api;
+use admind::device::{Device, Paths};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 fn main() {
-    eprintln!("admind: management API not implemented yet");
+    if let Err(e) = run() {
+        eprintln!("admind: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut paths = Paths::default();
+    let mut listen: Option<String> = None;
+    let mut cert: Option<PathBuf> = None;
+    let mut key: Option<PathBuf> = None;
+    let mut password_file = PathBuf::from(boot::password::PATH);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => listen = Some(value()?),
+            "--cert" => cert = Some(value()?.into()),
+            "--key" => key = Some(value()?.into()),
+            "--password-file" => password_file = value()?.into(),
+            "--disk" => paths.disk = Some(value()?.into()),
+            "--boot-status" => paths.boot_status = value()?.into(),
+            "--data" => paths.data = value()?.into(),
+            "--logs" => paths.logs = value()?.into(),
+            "--proc" => paths.proc = value()?.into(),
+            "--init-pid" => {
+                paths.init_pid = value()?.parse().map_err(|_| "--init-pid takes a number")?
+            }
+            _ => {
+                return Err(format!(
+                    "unknown option {flag} (see the top of admind/src/main.rs)"
+                ))
+            }
+        }
+    }
+    // An override on /data (kept across updates) wins over the image's pair.
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => {
+            let over = (
+                paths.data.join("admind/cert.pem"),
+                paths.data.join("admind/key.pem"),
+            );
+            if over.0.is_file() && over.1.is_file() {
+                over
+            } else {
+                ("/etc/admind/cert.pem".into(), "/etc/admind/key.pem".into())
+            }
+        }
+        _ => return Err("give both --cert and --key, or neither".into()),
+    };
+    let read =
+        |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let config = admind::tls::server_config(&read(&cert)?, &read(&key)?)
+        .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))?;
+    let password = String::from_utf8_lossy(&read(&password_file)?).into_owned();
+    let mut api = Api::new(Device { paths }, &password)
+        .map_err(|e| format!("{}: {e}", password_file.display()))?;
+    let listener = match &listen {
+        Some(addr) => {
+            TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?
+        }
+        None => TcpListener::bind("[::]:8443")
+            .or_else(|_| TcpListener::bind("0.0.0.0:8443"))
+            .map_err(|e| format!("cannot listen on port 8443: {e}"))?,
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    println!(
+        "admind: listening on {addr} (TLS 1.3, certificate {})",
+        cert.display()
+    );
+    admind::server::serve(listener, Arc::new(config), &mut api);
+    Ok(())
 }

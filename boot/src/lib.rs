@@ -9,6 +9,8 @@ pub mod kernel;
 pub mod layout;
 pub mod mbr;
 pub mod network;
+pub mod password;
 pub mod record;
+pub mod rootid;
 pub mod services;
 pub mod text;

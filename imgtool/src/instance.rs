@@ -196,9 +196,27 @@ impl Instance {
         write_atomic(&self.dir.join("instance.toml"), text.as_bytes(), 0o644)
     }
 
-    /// SHA-256 of the password, hex: what the device stores instead of the password.
-    pub fn password_sha256_hex(&self) -> String {
-        hex(&Sha256::digest(self.password.as_bytes()))
+    /// What the device stores instead of the password (format: `boot::password`): a salted
+    /// SHA-256. The salt is derived from the certificate, which holds the instance's random
+    /// public key, so it differs per instance and images stay reproducible. (A slow hash
+    /// would add nothing: the password is 24 random alphanumerics, about 143 bits.)
+    pub fn password_hash_line(&self) -> String {
+        let salt: [u8; 16] = Sha256::digest(
+            [
+                b"rustkrazy admind password salt\n".as_slice(),
+                self.cert_pem.as_bytes(),
+            ]
+            .concat(),
+        )[..16]
+            .try_into()
+            .unwrap_or([0; 16]);
+        let sha256 = |parts: &[&[u8]]| -> [u8; 32] {
+            let mut h = Sha256::new();
+            parts.iter().for_each(|p| h.update(p));
+            h.finalize().into()
+        };
+        let line = boot::password::line(&salt, self.password.as_bytes(), &sha256);
+        String::from_utf8_lossy(&line).into_owned()
     }
 }
 

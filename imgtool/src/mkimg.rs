@@ -29,6 +29,8 @@ pub struct Report {
     pub kernel: fat::Extent,
     pub boot_table: boot::mbr::Table,
     pub data: ext4::Geometry,
+    /// The root image's SHA-256: its build id (see `boot::rootid`).
+    pub root_sha256: [u8; 32],
 }
 
 pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<Report> {
@@ -89,8 +91,9 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
             symlinks: &[("etc/resolv.conf", "/run/resolv.conf")],
             time_unix: instance.created_unix,
         },
-        layout::ROOT_A.size_bytes.unwrap_or(0),
+        boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0),
     )?;
+    let root_sha256: [u8; 32] = Sha256::digest(&root_image).into();
 
     // 4. The target, sized; nothing has been written before this point.
     let size_for_file = size_bytes.or_else(|| size::parse(DEFAULT_SIZE).ok());
@@ -202,6 +205,11 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         region
             .write_all(&root_image)
             .with_context(|| format!("cannot write {}", root.name))?;
+        let trailer_at = boot::rootid::offset_in(&root).unwrap_or(0);
+        output
+            .region(root.start_bytes + trailer_at, layout::SECTOR_BYTES)
+            .write_all(&boot::rootid::encode(root_image.len() as u64, &root_sha256))
+            .with_context(|| format!("cannot write {}'s trailer", root.name))?;
     }
     let data_bytes = part_size(&layout::DATA, disk_bytes);
     let geometry = ext4::format(
@@ -229,6 +237,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         disk_signature: signature,
         programs: names,
         root_bytes: root_image.len() as u64,
+        root_sha256,
         kernel: kernel_extent,
         boot_table,
         data: geometry,
@@ -366,8 +375,8 @@ fn etc_files(
             0o600,
         ),
         file(
-            "etc/admind/password.sha256",
-            format!("{}\n", instance.password_sha256_hex()).into_bytes(),
+            boot::password::PATH.trim_start_matches('/'),
+            instance.password_hash_line().into_bytes(),
             0o600,
         ),
     ])

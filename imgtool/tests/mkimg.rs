@@ -202,13 +202,30 @@ fn instance_holds_the_secrets_and_keeps_them() {
             .trim()
     );
 
-    // The device gets the password's hash, not the password.
-    let hash = squashfs_cat(&image, ROOT_A_OFFSET, "etc/admind/password.sha256");
+    // The device gets a salted hash of the password, not the password: check it with
+    // sha256sum over salt || password.
+    let line = squashfs_cat(&image, ROOT_A_OFFSET, "etc/admind/password.hash");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        (words.len(), words[0], words[1].len()),
+        (3, "sha256", 32),
+        "{line}"
+    );
+    // Octal escapes: the only kind every sh's printf understands.
+    let salt_escaped: String = (0..16)
+        .map(|i| u8::from_str_radix(&words[1][2 * i..2 * i + 2], 16).unwrap())
+        .map(|b| format!("\\{b:03o}"))
+        .collect();
     let expect = stdout(&run_ok(Command::new("sh").arg("-c").arg(format!(
-        "printf %s \"$(cat {})\" | sha256sum",
+        "{{ printf '{salt_escaped}'; cat {}; }} | sha256sum",
         dir.join("password").display()
     ))));
-    assert_eq!(hash.trim(), expect.split_whitespace().next().unwrap());
+    assert_eq!(words[2], expect.split_whitespace().next().unwrap());
+    assert!(!line.contains(
+        std::fs::read_to_string(dir.join("password"))
+            .unwrap()
+            .trim()
+    ));
 
     // A second build keeps every secret.
     let before: Vec<Vec<u8>> = ["password", "admind-key.pem", "admind-cert.pem"]

@@ -190,6 +190,11 @@ fn boot_status(
             let _ = write!(status, "committed slot={booted}");
         }
     }
+    // The disk, so admind can find the record and the slots without searching again.
+    if let Some(d) = disk {
+        status.push(b" disk=");
+        status.push(d.device.as_bytes());
+    }
     log!(
         console,
         "init: boot status: {}",

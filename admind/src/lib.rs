@@ -1,0 +1,16 @@
+//! admind: rustkrazy's management API on the device, a single-threaded blocking HTTPS
+//! server (TLS 1.3 only, HTTP Basic for user `rustkrazy`).
+//!
+//! - [`tls`]: rustls with our own RustCrypto provider; also the pinned client config
+//!   `imgtool` uses.
+//! - [`http`]: request parsing with named limits, bodies, responses.
+//! - [`server`]: the connection loop with its timeouts.
+//! - [`api`]: authentication, routing, handlers.
+//! - [`device`]: the disk (boot record, root slots, boot partition, MBR), boot status.
+//! - [`procs`]: processes, services, memory, signals.
+pub mod api;
+pub mod device;
+pub mod http;
+pub mod procs;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,595 @@
+//! TLS for admind and its clients: rustls with a small crypto provider of our own, built
+//! from RustCrypto primitives.
+//!
+//! Why our own provider: the published `rustls-rustcrypto` is a 0.0.x alpha that says not to
+//! use it in production, and it brings RSA, P-384 and Ed25519 that a device with one P-256
+//! certificate never needs. This file wires the audited primitive crates (chacha20poly1305,
+//! aes-gcm, x25519-dalek, p256, sha2, hmac) into rustls's traits and nothing more:
+//!
+//! - TLS 1.3 only: TLS13_CHACHA20_POLY1305_SHA256 (fast without AES instructions) and
+//!   TLS13_AES_128_GCM_SHA256 (mandatory in RFC 8446).
+//! - Key exchange: X25519, secp256r1.
+//! - Signatures: ECDSA P-256 with SHA-256 (the instance's key).
+//!
+//! Clients (imgtool) pin the device certificate by its SHA-256 instead of using a CA.
+
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::KeyInit;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::cipher::{
+    make_tls13_aad, AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, MessageDecrypter,
+    MessageEncrypter, Nonce, OutboundOpaqueMessage, OutboundPlainMessage, PrefixedPayload,
+    Tls13AeadAlgorithm, UnsupportedOperationError,
+};
+use rustls::crypto::{
+    hash, hmac, tls13::HkdfUsingHmac, ActiveKeyExchange, CipherSuiteCommon, CryptoProvider,
+    GetRandomFailed, KeyProvider, SecureRandom, SharedSecret, SupportedKxGroup,
+    WebPkiSupportedAlgorithms,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::{Signer, SigningKey};
+use rustls::{
+    CipherSuite, ConnectionTrafficSecrets, ContentType, DigitallySignedStruct, Error, NamedGroup,
+    ProtocolVersion, SignatureAlgorithm, SignatureScheme, SupportedCipherSuite, Tls13CipherSuite,
+};
+use sha2::Digest;
+use std::sync::Arc;
+
+/// The provider: everything rustls needs for TLS 1.3 with our choices.
+pub fn provider() -> CryptoProvider {
+    CryptoProvider {
+        cipher_suites: vec![
+            SupportedCipherSuite::Tls13(&TLS13_CHACHA20_POLY1305_SHA256),
+            SupportedCipherSuite::Tls13(&TLS13_AES_128_GCM_SHA256),
+        ],
+        kx_groups: vec![&X25519, &SECP256R1],
+        signature_verification_algorithms: WebPkiSupportedAlgorithms {
+            all: &[],
+            mapping: &[],
+        },
+        secure_random: &Random,
+        key_provider: &Keys,
+    }
+}
+
+/// Server settings: TLS 1.3 only, the given certificate chain and P-256 key (PEM).
+pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("certificate: {e:?}"))?;
+    if certs.is_empty() {
+        return Err("certificate: no CERTIFICATE block in the PEM file".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("key: {e:?}"))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key: {e}"))
+}
+
+/// Client settings that trust exactly one certificate: the one whose SHA-256 is `pin`,
+/// proving possession of the P-256 key `public_key` (SEC1 bytes).
+pub fn pinned_client_config(
+    pin: [u8; 32],
+    public_key: &[u8],
+) -> Result<rustls::ClientConfig, String> {
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
+        .map_err(|_| "the instance's admind key is not a P-256 key".to_string())?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned { pin, key }))
+        .with_no_client_auth();
+    Ok(config)
+}
+
+/// Hex of a SHA-256, lowercase.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug)]
+struct Pinned {
+    pin: [u8; 32],
+    key: p256::ecdsa::VerifyingKey,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        if got == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(Error::General(format!(
+                "the device presented certificate sha256 {} but the instance pins {}: this is \
+                 not the appliance the instance was made for, or someone is intercepting the \
+                 connection; refusing to send the password or an update",
+                hex(&got),
+                hex(&self.pin)
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        Err(Error::General("TLS 1.2 is not used".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        _cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        use p256::ecdsa::signature::Verifier;
+        if dss.scheme != SignatureScheme::ECDSA_NISTP256_SHA256 {
+            return Err(Error::General(format!(
+                "unexpected signature scheme {:?}",
+                dss.scheme
+            )));
+        }
+        let sig = p256::ecdsa::Signature::from_der(dss.signature())
+            .map_err(|_| Error::General("malformed ECDSA signature".into()))?;
+        self.key
+            .verify(message, &sig)
+            .map(|_| HandshakeSignatureValid::assertion())
+            .map_err(|_| Error::General("the handshake signature does not verify".into()))
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ECDSA_NISTP256_SHA256]
+    }
+}
+
+// --- Randomness
+
+#[derive(Debug)]
+struct Random;
+
+impl SecureRandom for Random {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), GetRandomFailed> {
+        getrandom::getrandom(buf).map_err(|_| GetRandomFailed)
+    }
+}
+
+// --- Hash and HMAC: SHA-256
+
+struct Sha256;
+
+impl hash::Hash for Sha256 {
+    fn start(&self) -> Box<dyn hash::Context> {
+        Box::new(Sha256Context(sha2::Sha256::new()))
+    }
+
+    fn hash(&self, data: &[u8]) -> hash::Output {
+        hash::Output::new(&sha2::Sha256::digest(data))
+    }
+
+    fn output_len(&self) -> usize {
+        32
+    }
+
+    fn algorithm(&self) -> rustls::crypto::hash::HashAlgorithm {
+        rustls::crypto::hash::HashAlgorithm::SHA256
+    }
+}
+
+struct Sha256Context(sha2::Sha256);
+
+impl hash::Context for Sha256Context {
+    fn fork_finish(&self) -> hash::Output {
+        hash::Output::new(&self.0.clone().finalize())
+    }
+
+    fn fork(&self) -> Box<dyn hash::Context> {
+        Box::new(Sha256Context(self.0.clone()))
+    }
+
+    fn finish(self: Box<Self>) -> hash::Output {
+        hash::Output::new(&self.0.finalize())
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+}
+
+struct HmacSha256;
+
+impl hmac::Hmac for HmacSha256 {
+    fn with_key(&self, key: &[u8]) -> Box<dyn hmac::Key> {
+        use ::hmac::Mac;
+        // HMAC takes keys of any length.
+        let mac = <::hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+        Box::new(HmacKey(mac))
+    }
+
+    fn hash_output_len(&self) -> usize {
+        32
+    }
+}
+
+struct HmacKey(::hmac::Hmac<sha2::Sha256>);
+
+impl hmac::Key for HmacKey {
+    fn sign_concat(&self, first: &[u8], middle: &[&[u8]], last: &[u8]) -> hmac::Tag {
+        use ::hmac::Mac;
+        let mut mac = self.0.clone();
+        mac.update(first);
+        for m in middle {
+            mac.update(m);
+        }
+        mac.update(last);
+        hmac::Tag::new(&mac.finalize().into_bytes())
+    }
+
+    fn tag_len(&self) -> usize {
+        32
+    }
+}
+
+static HMAC_SHA256: HmacSha256 = HmacSha256;
+static HKDF_SHA256: HkdfUsingHmac<'static> = HkdfUsingHmac(&HMAC_SHA256);
+
+// --- Cipher suites
+
+/// Records per key before rekeying (RFC 8446 5.5 for AES-GCM; ChaCha20 has no practical limit).
+const AES_GCM_LIMIT: u64 = 1 << 24;
+
+static TLS13_CHACHA20_POLY1305_SHA256: Tls13CipherSuite = Tls13CipherSuite {
+    common: CipherSuiteCommon {
+        suite: CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+        hash_provider: &Sha256,
+        confidentiality_limit: u64::MAX,
+    },
+    hkdf_provider: &HKDF_SHA256,
+    aead_alg: &Aead::ChaCha20Poly1305,
+    quic: None,
+};
+
+static TLS13_AES_128_GCM_SHA256: Tls13CipherSuite = Tls13CipherSuite {
+    common: CipherSuiteCommon {
+        suite: CipherSuite::TLS13_AES_128_GCM_SHA256,
+        hash_provider: &Sha256,
+        confidentiality_limit: AES_GCM_LIMIT,
+    },
+    hkdf_provider: &HKDF_SHA256,
+    aead_alg: &Aead::Aes128Gcm,
+    quic: None,
+};
+
+#[derive(Clone, Copy)]
+enum Aead {
+    ChaCha20Poly1305,
+    Aes128Gcm,
+}
+
+/// A keyed AEAD.
+enum Cipher {
+    ChaCha(Box<chacha20poly1305::ChaCha20Poly1305>),
+    Aes(Box<aes_gcm::Aes128Gcm>),
+}
+
+const TAG_BYTES: usize = 16;
+
+impl Cipher {
+    fn new(alg: Aead, key: &AeadKey) -> Cipher {
+        // rustls hands over exactly `key_len()` bytes.
+        match alg {
+            Aead::ChaCha20Poly1305 => Cipher::ChaCha(Box::new(
+                chacha20poly1305::ChaCha20Poly1305::new_from_slice(key.as_ref())
+                    .unwrap_or_else(|_| unreachable!("rustls gives 32-byte keys")),
+            )),
+            Aead::Aes128Gcm => Cipher::Aes(Box::new(
+                aes_gcm::Aes128Gcm::new_from_slice(key.as_ref())
+                    .unwrap_or_else(|_| unreachable!("rustls gives 16-byte keys")),
+            )),
+        }
+    }
+
+    fn seal(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut PrefixedPayload) -> Result<(), Error> {
+        let tag = match self {
+            Cipher::ChaCha(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf.as_mut()),
+            Cipher::Aes(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf.as_mut()),
+        }
+        .map_err(|_| Error::EncryptError)?;
+        buf.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Opens `buf` (ciphertext + tag); returns the plaintext length.
+    fn open(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> Result<usize, Error> {
+        let len = buf
+            .len()
+            .checked_sub(TAG_BYTES)
+            .ok_or(Error::DecryptError)?;
+        let (text, tag) = buf.split_at_mut(len);
+        let tag: [u8; TAG_BYTES] = (&*tag).try_into().map_err(|_| Error::DecryptError)?;
+        let tag = aes_gcm::Tag::from(tag);
+        match self {
+            Cipher::ChaCha(c) => c.decrypt_in_place_detached(nonce.into(), aad, text, &tag),
+            Cipher::Aes(c) => c.decrypt_in_place_detached(nonce.into(), aad, text, &tag),
+        }
+        .map_err(|_| Error::DecryptError)?;
+        Ok(len)
+    }
+}
+
+impl Tls13AeadAlgorithm for Aead {
+    fn encrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageEncrypter> {
+        Box::new(Sealer {
+            cipher: Cipher::new(*self, &key),
+            iv,
+        })
+    }
+
+    fn decrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageDecrypter> {
+        Box::new(Opener {
+            cipher: Cipher::new(*self, &key),
+            iv,
+        })
+    }
+
+    fn key_len(&self) -> usize {
+        match self {
+            Aead::ChaCha20Poly1305 => 32,
+            Aead::Aes128Gcm => 16,
+        }
+    }
+
+    fn extract_keys(
+        &self,
+        key: AeadKey,
+        iv: Iv,
+    ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
+        Ok(match self {
+            Aead::ChaCha20Poly1305 => ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv },
+            Aead::Aes128Gcm => ConnectionTrafficSecrets::Aes128Gcm { key, iv },
+        })
+    }
+}
+
+struct Sealer {
+    cipher: Cipher,
+    iv: Iv,
+}
+
+impl MessageEncrypter for Sealer {
+    fn encrypt(
+        &mut self,
+        msg: OutboundPlainMessage<'_>,
+        seq: u64,
+    ) -> Result<OutboundOpaqueMessage, Error> {
+        let total = self.encrypted_payload_len(msg.payload.len());
+        let mut payload = PrefixedPayload::with_capacity(total);
+        payload.extend_from_chunks(&msg.payload);
+        payload.extend_from_slice(&msg.typ.to_array());
+        let nonce = Nonce::new(&self.iv, seq).0;
+        self.cipher
+            .seal(&nonce, &make_tls13_aad(total), &mut payload)?;
+        Ok(OutboundOpaqueMessage::new(
+            ContentType::ApplicationData,
+            ProtocolVersion::TLSv1_2, // the legacy record version of every TLS 1.3 record
+            payload,
+        ))
+    }
+
+    fn encrypted_payload_len(&self, payload_len: usize) -> usize {
+        payload_len + 1 + TAG_BYTES
+    }
+}
+
+struct Opener {
+    cipher: Cipher,
+    iv: Iv,
+}
+
+impl MessageDecrypter for Opener {
+    fn decrypt<'a>(
+        &mut self,
+        mut msg: InboundOpaqueMessage<'a>,
+        seq: u64,
+    ) -> Result<InboundPlainMessage<'a>, Error> {
+        let nonce = Nonce::new(&self.iv, seq).0;
+        let aad = make_tls13_aad(msg.payload.len());
+        let len = self.cipher.open(&nonce, &aad, msg.payload.as_mut())?;
+        msg.payload.truncate(len);
+        msg.into_tls13_unpadded_message()
+    }
+}
+
+// --- Key exchange
+
+#[derive(Debug)]
+struct X25519Group;
+static X25519: X25519Group = X25519Group;
+
+impl SupportedKxGroup for X25519Group {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|_| Error::FailedToGetRandomBytes)?;
+        let secret = x25519_dalek::StaticSecret::from(seed);
+        let public = x25519_dalek::PublicKey::from(&secret);
+        Ok(Box::new(X25519Exchange { secret, public }))
+    }
+
+    fn name(&self) -> NamedGroup {
+        NamedGroup::X25519
+    }
+}
+
+struct X25519Exchange {
+    secret: x25519_dalek::StaticSecret,
+    public: x25519_dalek::PublicKey,
+}
+
+impl ActiveKeyExchange for X25519Exchange {
+    fn complete(self: Box<Self>, peer: &[u8]) -> Result<SharedSecret, Error> {
+        let peer: [u8; 32] = peer
+            .try_into()
+            .map_err(|_| Error::from(rustls::PeerMisbehaved::InvalidKeyShare))?;
+        let shared = self.secret.diffie_hellman(&peer.into());
+        if !shared.was_contributory() {
+            return Err(rustls::PeerMisbehaved::InvalidKeyShare.into());
+        }
+        Ok(SharedSecret::from(&shared.as_bytes()[..]))
+    }
+
+    fn pub_key(&self) -> &[u8] {
+        self.public.as_bytes()
+    }
+
+    fn group(&self) -> NamedGroup {
+        NamedGroup::X25519
+    }
+}
+
+#[derive(Debug)]
+struct Secp256r1Group;
+static SECP256R1: Secp256r1Group = Secp256r1Group;
+
+impl SupportedKxGroup for Secp256r1Group {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
+        let secret = p256::ecdh::EphemeralSecret::random(&mut RandCore);
+        let public = p256::EncodedPoint::from(secret.public_key());
+        Ok(Box::new(Secp256r1Exchange {
+            secret,
+            public: public.as_bytes().to_vec(),
+        }))
+    }
+
+    fn name(&self) -> NamedGroup {
+        NamedGroup::secp256r1
+    }
+}
+
+struct Secp256r1Exchange {
+    secret: p256::ecdh::EphemeralSecret,
+    public: Vec<u8>,
+}
+
+impl ActiveKeyExchange for Secp256r1Exchange {
+    fn complete(self: Box<Self>, peer: &[u8]) -> Result<SharedSecret, Error> {
+        let peer = p256::PublicKey::from_sec1_bytes(peer)
+            .map_err(|_| Error::from(rustls::PeerMisbehaved::InvalidKeyShare))?;
+        let shared = self.secret.diffie_hellman(&peer);
+        Ok(SharedSecret::from(&shared.raw_secret_bytes()[..]))
+    }
+
+    fn pub_key(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn group(&self) -> NamedGroup {
+        NamedGroup::secp256r1
+    }
+}
+
+/// getrandom as the `rand_core` source the elliptic-curve crates take.
+struct RandCore;
+
+impl p256::elliptic_curve::rand_core::RngCore for RandCore {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        // Without the kernel's randomness no key can be made safely; stop rather than guess.
+        if getrandom::getrandom(dest).is_err() {
+            std::process::abort();
+        }
+    }
+
+    fn try_fill_bytes(
+        &mut self,
+        dest: &mut [u8],
+    ) -> Result<(), p256::elliptic_curve::rand_core::Error> {
+        getrandom::getrandom(dest).map_err(|e| {
+            p256::elliptic_curve::rand_core::Error::from(
+                core::num::NonZeroU32::new(e.code().get()).unwrap_or(core::num::NonZeroU32::MIN),
+            )
+        })
+    }
+}
+
+impl p256::elliptic_curve::rand_core::CryptoRng for RandCore {}
+
+// --- Signing key: ECDSA P-256
+
+#[derive(Debug)]
+struct Keys;
+
+impl KeyProvider for Keys {
+    fn load_private_key(&self, der: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
+        use p256::pkcs8::DecodePrivateKey;
+        let key = match &der {
+            PrivateKeyDer::Pkcs8(k) => {
+                p256::ecdsa::SigningKey::from_pkcs8_der(k.secret_pkcs8_der()).ok()
+            }
+            PrivateKeyDer::Sec1(k) => p256::SecretKey::from_sec1_der(k.secret_sec1_der())
+                .ok()
+                .map(p256::ecdsa::SigningKey::from),
+            _ => None,
+        };
+        key.map(|k| Arc::new(EcdsaKey(Arc::new(k))) as Arc<dyn SigningKey>)
+            .ok_or_else(|| Error::General("admind's key must be a P-256 (ECDSA) key".into()))
+    }
+}
+
+#[derive(Debug)]
+struct EcdsaKey(Arc<p256::ecdsa::SigningKey>);
+
+impl SigningKey for EcdsaKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        offered
+            .contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+            .then(|| Box::new(EcdsaSigner(Arc::clone(&self.0))) as Box<dyn Signer>)
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        SignatureAlgorithm::ECDSA
+    }
+}
+
+#[derive(Debug)]
+struct EcdsaSigner(Arc<p256::ecdsa::SigningKey>);
+
+impl Signer for EcdsaSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        // Deterministic nonces (RFC 6979): no randomness to get wrong.
+        use p256::ecdsa::signature::Signer as _;
+        let sig: p256::ecdsa::Signature = self
+            .0
+            .try_sign(message)
+            .map_err(|_| Error::General("signing failed".into()))?;
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::ECDSA_NISTP256_SHA256
+    }
+}

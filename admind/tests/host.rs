@@ -1,0 +1,622 @@
+//! admind on the host, with a plain file standing in for the disk, checked with curl and
+//! openssl: uploads read back, authentication, hash mismatches, TLS 1.2 refused, limits,
+//! slow and garbage clients, /data, logs, processes, reboot.
+
+use boot::layout::{ROOT_B, SECTOR_BYTES};
+use boot::record::{Record, State};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DISK_BYTES: u64 = 1 << 30;
+
+struct Admind {
+    dir: PathBuf,
+    port: u16,
+    child: Child,
+    password: String,
+    pin: [u8; 32],
+    public_key: Vec<u8>,
+}
+
+fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (ci/install-deps installs it)"))
+}
+
+impl Admind {
+    fn start(tag: &str) -> Admind {
+        let dir = std::env::temp_dir().join(format!("admind-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["data", "logs"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        // A sparse disk with a committed boot record, running from root slot 2.
+        let disk = std::fs::File::create(dir.join("disk")).unwrap();
+        disk.set_len(DISK_BYTES).unwrap();
+        disk.write_all_at(&Record::INITIAL.encode(), 512).unwrap();
+        std::fs::write(dir.join("boot-status"), "committed slot=2\n").unwrap();
+        // Certificate and key made by openssl, as an outsider would.
+        let out = run(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem")));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let password = "correct-horse-battery-staple".to_string();
+        let sha = |parts: &[&[u8]]| -> [u8; 32] {
+            let mut h = Sha256::new();
+            parts.iter().for_each(|p| h.update(p));
+            h.finalize().into()
+        };
+        std::fs::write(
+            dir.join("password.hash"),
+            boot::password::line(&[9; 16], password.as_bytes(), &sha),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_admind"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--cert")
+            .arg(dir.join("cert.pem"))
+            .arg("--key")
+            .arg(dir.join("key.pem"))
+            .arg("--password-file")
+            .arg(dir.join("password.hash"))
+            .arg("--disk")
+            .arg(dir.join("disk"))
+            .arg("--boot-status")
+            .arg(dir.join("boot-status"))
+            .arg("--data")
+            .arg(dir.join("data"))
+            .arg("--logs")
+            .arg(dir.join("logs"))
+            .stdout(std::fs::File::create(dir.join("admind.out")).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let cert_der = {
+            use rustls::pki_types::{pem::PemObject, CertificateDer};
+            CertificateDer::from_pem_file(dir.join("cert.pem")).unwrap()
+        };
+        let pin: [u8; 32] = Sha256::digest(cert_der.as_ref()).into();
+        let public_key = {
+            use p256::pkcs8::DecodePrivateKey;
+            use rustls::pki_types::{pem::PemObject, PrivatePkcs8KeyDer};
+            let der = PrivatePkcs8KeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+            let key = p256::SecretKey::from_pkcs8_der(der.secret_pkcs8_der()).unwrap();
+            key.public_key().to_sec1_bytes().to_vec()
+        };
+        let a = Admind {
+            dir,
+            port,
+            child,
+            password,
+            pin,
+            public_key,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "admind did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        a
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    /// curl pinned to the certificate, as rustkrazy user; returns (status, body).
+    fn curl(&self, args: &[&str], path: &str) -> (u16, String) {
+        let out = run(Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(self.dir.join("cert.pem"))
+            .arg("--resolve")
+            .arg(format!("localhost:{}:127.0.0.1", self.port))
+            .args([
+                "-u",
+                &format!("rustkrazy:{}", self.password),
+                "-w",
+                "\n%{http_code}",
+            ])
+            .args(args)
+            .arg(self.url(path)));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    fn record(&self) -> Record {
+        let mut sector = [0u8; 512];
+        std::fs::File::open(self.dir.join("disk"))
+            .unwrap()
+            .read_exact_at(&mut sector, 512)
+            .unwrap();
+        Record::decode(&sector).unwrap()
+    }
+
+    fn root_trailer(&self) -> Option<(u64, [u8; 32])> {
+        let mut sector = [0u8; 512];
+        let at = ROOT_B.start_bytes + ROOT_B.size_bytes.unwrap() - SECTOR_BYTES;
+        std::fs::File::open(self.dir.join("disk"))
+            .unwrap()
+            .read_exact_at(&mut sector, at)
+            .unwrap();
+        boot::rootid::decode(&sector)
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("admind.out")).unwrap_or_default()
+    }
+
+    /// A TLS connection made with the same pinned client imgtool uses.
+    fn tls(&self) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+        let config = admind::tls::pinned_client_config(self.pin, &self.public_key).unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap())
+            .unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        rustls::StreamOwned::new(conn, tcp)
+    }
+
+    fn basic(&self) -> String {
+        let raw = format!("rustkrazy:{}", self.password);
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in raw.as_bytes().chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Admind {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn root_update_reads_back_arms_and_commits() {
+    let mut a = Admind::start("root");
+    let image = pseudo_random(3 << 20, 1);
+    let sha = hex(&Sha256::digest(&image));
+    let file = a.dir.join("root.img");
+    std::fs::write(&file, &image).unwrap();
+
+    // Streamed chunked, with the expected hash up front.
+    let (status, body) = a.curl(
+        &[
+            "--data-binary",
+            &format!("@{}", file.display()),
+            "-H",
+            "Transfer-Encoding: chunked",
+            "-H",
+            &format!("X-Expected-SHA256: {sha}"),
+        ],
+        "/update/root",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!("\"sha256\":\"{sha}\"")) && body.contains("\"slot\":3"),
+        "{body}"
+    );
+    let mut on_disk = vec![0u8; image.len()];
+    std::fs::File::open(a.dir.join("disk"))
+        .unwrap()
+        .read_exact_at(&mut on_disk, ROOT_B.start_bytes)
+        .unwrap();
+    assert!(on_disk == image, "slot 3 holds the upload");
+    assert_eq!(a.root_trailer().map(|t| t.0), Some(image.len() as u64));
+    let (_, status_json) = a.curl(&[], "/status");
+    assert!(
+        status_json.contains(&format!("\"3\":{{\"build\":\"{sha}\"")),
+        "{status_json}"
+    );
+
+    // Arm the trial; the record says TRY slot 3.
+    let (status, body) = a.curl(&["-X", "POST"], "/switch");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        a.record(),
+        Record {
+            state: State::Try,
+            committed: 2,
+            trial: 3
+        }
+    );
+    // What the MBR code and init do on the next boot, then commit.
+    let disk = std::fs::OpenOptions::new()
+        .write(true)
+        .open(a.dir.join("disk"))
+        .unwrap();
+    disk.write_all_at(&a.record().after_boot().encode(), 512)
+        .unwrap();
+    std::fs::write(a.dir.join("boot-status"), "trial slot=3 timeout_s=300\n").unwrap();
+    let (status, body) = a.curl(&["-X", "POST"], "/update/root");
+    assert_eq!(
+        status, 409,
+        "no update while a trial is uncommitted: {body}"
+    );
+    let (status, body) = a.curl(&["-X", "POST"], "/commit");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        a.record(),
+        Record {
+            state: State::Committed,
+            committed: 3,
+            trial: 2
+        }
+    );
+    let (status, _) = a.curl(&["-X", "POST"], "/commit");
+    assert_eq!(status, 200, "committing twice is harmless");
+    assert!(a.alive());
+}
+
+#[test]
+fn a_hash_mismatch_or_a_broken_upload_leaves_the_slot_unarmed() {
+    let mut a = Admind::start("mismatch");
+    let image = pseudo_random(1 << 20, 2);
+    let file = a.dir.join("root.img");
+    std::fs::write(&file, &image).unwrap();
+    // A first good upload gives slot 3 a trailer...
+    let (status, _) = a.curl(
+        &["--data-binary", &format!("@{}", file.display())],
+        "/update/root",
+    );
+    assert_eq!(status, 200);
+    assert!(a.root_trailer().is_some());
+    // ...a mismatching one removes it, and /switch then refuses.
+    let wrong = "00".repeat(32);
+    let (status, body) = a.curl(
+        &[
+            "--data-binary",
+            &format!("@{}", file.display()),
+            "-H",
+            &format!("X-Expected-SHA256: {wrong}"),
+        ],
+        "/update/root",
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("unarmed"), "{body}");
+    assert_eq!(a.root_trailer(), None);
+    let (status, body) = a.curl(&["-X", "POST"], "/switch");
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(a.record(), Record::INITIAL);
+
+    // An upload that dies halfway (the client vanishes) arms nothing either.
+    let mut tls = a.tls();
+    let head = format!("POST /update/root HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\n\r\n", a.basic(), 8 << 20);
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(&pseudo_random(2 << 20, 3)).unwrap();
+    tls.flush().unwrap();
+    drop(tls);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, _) = a.curl(&[], "/status");
+    assert_eq!(status, 200);
+    assert_eq!(a.root_trailer(), None);
+    assert_eq!(a.record(), Record::INITIAL);
+    assert!(a.log().contains("POST /update/root 400"), "{}", a.log());
+    // And the next upload succeeds.
+    let (status, _) = a.curl(
+        &["--data-binary", &format!("@{}", file.display())],
+        "/update/root",
+    );
+    assert_eq!(status, 200);
+    assert!(a.alive());
+}
+
+#[test]
+fn passwords_are_checked_and_failures_throttled() {
+    let a = Admind::start("auth");
+    let no_auth = run(Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(a.dir.join("cert.pem"))
+        .arg("--resolve")
+        .arg(format!("localhost:{}:127.0.0.1", a.port))
+        .arg(a.url("/status")));
+    assert_eq!(String::from_utf8_lossy(&no_auth.stdout), "401");
+    let wrong = |user: &str, pass: &str| {
+        let out = run(Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(a.dir.join("cert.pem"))
+            .arg("--resolve")
+            .arg(format!("localhost:{}:127.0.0.1", a.port))
+            .args(["-u", &format!("{user}:{pass}")])
+            .arg(a.url("/status")));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        wrong("admin", &a.password),
+        "401",
+        "right password, wrong user"
+    );
+    for _ in 0..4 {
+        assert_eq!(wrong("rustkrazy", "guess"), "401");
+    }
+    // Five failures fill the window: now even the right password waits.
+    assert_eq!(a.curl(&[], "/status").0, 429);
+    assert!(
+        !a.log().contains(&a.password),
+        "the password is never logged"
+    );
+}
+
+#[test]
+fn tls_1_2_is_refused_and_1_3_works() {
+    let a = Admind::start("tls");
+    let s_client = |version: &str| {
+        let out = run(Command::new("openssl")
+            .args([
+                "s_client",
+                version,
+                "-connect",
+                &format!("127.0.0.1:{}", a.port),
+                "-servername",
+                "localhost",
+            ])
+            .stdin(Stdio::null()));
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let old = s_client("-tls1_2");
+    assert!(
+        old.contains("alert protocol version") && old.contains("Cipher is (NONE)"),
+        "{old}"
+    );
+    let new = s_client("-tls1_3");
+    assert!(new.contains("New, TLSv1.3, Cipher is TLS_"), "{new}");
+}
+
+#[test]
+fn limits_refuse_oversized_and_malformed_requests() {
+    let mut a = Admind::start("limits");
+    let big_header = format!("X-Big: {}", "a".repeat(10_000));
+    assert_eq!(a.curl(&["-H", &big_header], "/status").0, 431);
+    let many: Vec<String> = (0..40).map(|i| format!("X-{i}: y")).collect();
+    let mut args: Vec<&str> = Vec::new();
+    for h in &many {
+        args.extend(["-H", h.as_str()]);
+    }
+    assert_eq!(a.curl(&args, "/status").0, 431);
+    // Declared bodies over an endpoint's limit are refused before a byte is read.
+    let mut tls = a.tls();
+    let head = format!(
+        "POST /update/root HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        300u64 << 20
+    );
+    tls.write_all(head.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = tls.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // A chunked body over the limit is cut off.
+    let file = a.dir.join("mbr");
+    std::fs::write(&file, vec![1u8; 8000]).unwrap();
+    let (status, body) = a.curl(
+        &[
+            "--data-binary",
+            &format!("@{}", file.display()),
+            "-H",
+            "Transfer-Encoding: chunked",
+        ],
+        "/update/mbr",
+    );
+    assert!(status == 413 || status == 400, "{status} {body}");
+    assert_eq!(a.curl(&["-X", "DELETE"], "/status").0, 405);
+    assert_eq!(a.curl(&[], "/nothing").0, 404);
+    assert_eq!(a.curl(&["-X", "POST"], "/switch?mode=later").0, 400);
+    assert!(a.alive());
+}
+
+#[test]
+fn slow_and_garbage_clients_do_not_hold_or_kill_the_server() {
+    let mut a = Admind::start("slow");
+    // One client trickles a request head, one byte a second, after a proper handshake.
+    let mut slow = a.tls();
+    let port = a.port;
+    let basic = a.basic();
+    let trickle = std::thread::spawn(move || {
+        let head = format!("GET /status HTTP/1.1\r\nAuthorization: Basic {basic}\r\n\r\n");
+        for b in head.bytes() {
+            if slow.write_all(&[b]).and_then(|_| slow.flush()).is_err() {
+                return true; // cut off
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        false
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // A second client is served once the slow one's head deadline passes.
+    let started = Instant::now();
+    let (status, _) = a.curl(&["--max-time", "20"], "/status");
+    let waited = started.elapsed();
+    assert_eq!(status, 200);
+    println!(
+        "figure: second client served after {:.1} s behind a 1 byte/s client",
+        waited.as_secs_f64()
+    );
+    assert!(waited < Duration::from_secs(8), "waited {waited:?}");
+    assert!(trickle.join().unwrap(), "the trickling client was cut off");
+
+    // A TCP client that never speaks TLS is cut off by the handshake deadline.
+    let silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    let (status, _) = a.curl(&["--max-time", "20"], "/status");
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(8));
+    drop(silent);
+
+    // Garbage: random bytes instead of TLS, and random bytes inside TLS.
+    for i in 0..30 {
+        if let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = tcp.write_all(&pseudo_random(1 + i * 97, i as u64 + 5));
+        }
+    }
+    for i in 0..30 {
+        let mut tls = a.tls();
+        let mut junk = pseudo_random(50 + i * 31, i as u64 + 99);
+        if i % 2 == 0 {
+            junk.splice(0..0, b"POST /update/root HTTP/1.1\r\n".iter().copied());
+        }
+        let _ = tls.write_all(&junk);
+        let _ = tls.write_all(b"\r\n\r\n");
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
+    }
+    assert!(a.alive(), "admind survived");
+    assert_eq!(a.curl(&[], "/status").0, 200);
+}
+
+#[test]
+fn data_files_logs_processes_and_reboot() {
+    let mut a = Admind::start("data");
+    let file = a.dir.join("payload");
+    std::fs::write(&file, b"state of the appliance\n").unwrap();
+    assert_eq!(a.curl(&["-X", "POST"], "/data/mkdir?path=conf").0, 200);
+    let (status, body) = a.curl(
+        &["--data-binary", &format!("@{}", file.display())],
+        "/data/write?path=conf/app.toml",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        std::fs::read(a.dir.join("data/conf/app.toml")).unwrap(),
+        b"state of the appliance\n"
+    );
+    assert_eq!(
+        a.curl(&[], "/data/read?path=conf/app.toml").1,
+        "state of the appliance\n"
+    );
+    let (_, list) = a.curl(&[], "/data/list?path=conf");
+    assert_eq!(
+        list.trim(),
+        "[{\"name\":\"app.toml\",\"type\":\"file\",\"bytes\":23}]"
+    );
+    assert_eq!(a.curl(&[], "/data/read?path=../disk").0, 400);
+    assert_eq!(
+        a.curl(&["-X", "POST"], "/data/removedir?path=conf").0,
+        409,
+        "not empty"
+    );
+    assert_eq!(
+        a.curl(&["-X", "POST"], "/data/remove?path=conf/app.toml").0,
+        200
+    );
+    assert_eq!(a.curl(&["-X", "POST"], "/data/removedir?path=conf").0, 200);
+    // An interrupted write leaves neither the file nor a temporary behind.
+    let mut tls = a.tls();
+    let head = format!("POST /data/write?path=half HTTP/1.1\r\nAuthorization: Basic {}\r\nContent-Length: 100000\r\n\r\n", a.basic());
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(&[7u8; 5000]).unwrap();
+    tls.flush().unwrap();
+    drop(tls);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(a.curl(&[], "/data/list").1.trim(), "[]");
+
+    std::fs::write(a.dir.join("logs/link.log.1"), "older\n").unwrap();
+    std::fs::write(a.dir.join("logs/link.log"), "newer\n").unwrap();
+    assert_eq!(a.curl(&[], "/logs?service=link").1, "older\nnewer\n");
+    assert_eq!(a.curl(&[], "/logs?service=../x").0, 400);
+    assert_eq!(a.curl(&[], "/logs?service=nothing").0, 404);
+    let (_, top) = a.curl(&[], "/proc/top");
+    assert!(
+        top.contains(&format!("\"pid\":{}", a.child.id())),
+        "admind lists itself"
+    );
+
+    // /reboot signals "init": here a sleep process stands in for it.
+    let mut init = Command::new("sleep").arg("60").spawn().unwrap();
+    let port = a.port;
+    let dir = a.dir.clone();
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    a.child = Command::new(env!("CARGO_BIN_EXE_admind"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .arg("--password-file")
+        .arg(dir.join("password.hash"))
+        .arg("--disk")
+        .arg(dir.join("disk"))
+        .arg("--boot-status")
+        .arg(dir.join("boot-status"))
+        .arg("--init-pid")
+        .arg(init.id().to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(a.curl(&["-X", "POST"], "/reboot").0, 200);
+    let status = init.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(10), "init got SIGUSR1");
+    assert!(Path::new(&a.dir).exists());
+}

@@ -286,14 +286,14 @@ impl Api {
             .and_then(|t| {
                 t.split_whitespace()
                     .next()
-                    .and_then(|s| s.parse::<f64>().ok())
+                    .and_then(|s| s.split('.').next()?.parse::<u64>().ok())
             })
-            .unwrap_or(-1.0);
+            .unwrap_or(0);
         let (total_kb, available_kb) = crate::procs::memory(&d.paths.proc);
         let hostname =
             std::fs::read_to_string(d.paths.proc.join("sys/kernel/hostname")).unwrap_or_default();
         format!(
-            "{{\"hostname\":{},\"uptime_s\":{uptime:.1},\"admind_uptime_s\":{},\"active_slot\":{},\"boot\":{},\"record\":{},\"roots\":{{{}}},\"memory\":{{\"total_kb\":{total_kb},\"available_kb\":{available_kb}}},\"services\":{}}}\n",
+            "{{\"hostname\":{},\"uptime_s\":{uptime},\"admind_uptime_s\":{},\"active_slot\":{},\"boot\":{},\"record\":{},\"roots\":{{{}}},\"memory\":{{\"total_kb\":{total_kb},\"available_kb\":{available_kb}}},\"services\":{}}}\n",
             json_string(hostname.trim()),
             self.started.elapsed().as_secs(),
             boot.as_ref().map(|b| b.slot.to_string()).unwrap_or("null".into()),

@@ -374,12 +374,13 @@ pub fn write_region(
     disk.sync_data()?;
     let streamed: [u8; 32] = hasher.finalize().into();
     // Read what the disk holds, not what the page cache remembers.
-    let _ = rustix::fs::fadvise(
-        disk,
-        offset,
-        core::num::NonZeroU64::new(written),
-        rustix::fs::Advice::DontNeed,
-    );
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor belongs to `disk`, which outlives this borrow.
+        let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(disk.as_raw_fd()) };
+        let len = core::num::NonZeroU64::new(written);
+        let _ = rustix::fs::fadvise(fd, offset, len, rustix::fs::Advice::DontNeed);
+    }
     let mut hasher = Sha256::new();
     let mut at = 0u64;
     while at < written {

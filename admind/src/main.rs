@@ -74,13 +74,21 @@ fn run() -> Result<(), String> {
     let password = String::from_utf8_lossy(&read(&password_file)?).into_owned();
     let mut api = Api::new(Device { paths }, &password)
         .map_err(|e| format!("{}: {e}", password_file.display()))?;
+    // Addresses are parsed, never resolved: no DNS resolver in the binary.
     let listener = match &listen {
         Some(addr) => {
-            TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?
+            let parsed: std::net::SocketAddr = addr
+                .parse()
+                .map_err(|_| format!("--listen {addr}: expected IP:PORT"))?;
+            TcpListener::bind(parsed).map_err(|e| format!("cannot listen on {addr}: {e}"))?
         }
-        None => TcpListener::bind("[::]:8443")
-            .or_else(|_| TcpListener::bind("0.0.0.0:8443"))
-            .map_err(|e| format!("cannot listen on port 8443: {e}"))?,
+        None => {
+            let any6 = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 8443));
+            let any4 = std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 8443));
+            TcpListener::bind(any6)
+                .or_else(|_| TcpListener::bind(any4))
+                .map_err(|e| format!("cannot listen on port 8443: {e}"))?
+        }
     };
     let addr = listener
         .local_addr()

@@ -209,11 +209,11 @@ fn handle(tcp: TcpStream, config: &Arc<ServerConfig>, api: &mut Api) -> Option<A
         match reply {
             Some(reply) => {
                 println!(
-                    "admind: {peer}: {} {} {} ({received} bytes in, {:.2} s)",
+                    "admind: {peer}: {} {} {} ({received} bytes in, {} ms)",
                     req.method,
                     req.path,
                     reply.status,
-                    started.elapsed().as_secs_f64()
+                    started.elapsed().as_millis()
                 );
                 let keep = keep && reply.after.is_none();
                 if http::respond(
@@ -236,10 +236,10 @@ fn handle(tcp: TcpStream, config: &Arc<ServerConfig>, api: &mut Api) -> Option<A
                 after = reply.after;
             }
             None => println!(
-                "admind: {peer}: {} {} 200 (streamed, {:.2} s)",
+                "admind: {peer}: {} {} 200 (streamed, {} ms)",
                 req.method,
                 req.path,
-                started.elapsed().as_secs_f64()
+                started.elapsed().as_millis()
             ),
         }
         if !keep {

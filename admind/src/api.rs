@@ -292,11 +292,19 @@ impl Api {
         let (total_kb, available_kb) = crate::procs::memory(&d.paths.proc);
         let hostname =
             std::fs::read_to_string(d.paths.proc.join("sys/kernel/hostname")).unwrap_or_default();
+        // Changes with every boot: how a client tells a fresh boot from the old system.
+        let boot_id = std::fs::read_to_string(d.paths.proc.join("sys/kernel/random/boot_id"))
+            .unwrap_or_default();
         format!(
-            "{{\"hostname\":{},\"uptime_s\":{uptime},\"admind_uptime_s\":{},\"active_slot\":{},\"boot\":{},\"record\":{},\"roots\":{{{}}},\"memory\":{{\"total_kb\":{total_kb},\"available_kb\":{available_kb}}},\"services\":{}}}\n",
+            "{{\"hostname\":{},\"boot_id\":{},\"uptime_s\":{uptime},\"admind_uptime_s\":{},\"active_slot\":{},\"uncommitted_trial\":{},\"boot\":{},\"record\":{},\"roots\":{{{}}},\"memory\":{{\"total_kb\":{total_kb},\"available_kb\":{available_kb}}},\"services\":{}}}\n",
             json_string(hostname.trim()),
+            json_string(boot_id.trim()),
             self.started.elapsed().as_secs(),
             boot.as_ref().map(|b| b.slot.to_string()).unwrap_or("null".into()),
+            match (&boot, &record) {
+                (Some(b), Some(r)) => r.is_trial_boot(b.slot),
+                _ => false,
+            },
             boot.as_ref().map(|b| format!(
                 "{{\"state\":{},\"from\":{}}}",
                 json_string(&b.state),

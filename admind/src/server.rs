@@ -184,7 +184,7 @@ fn handle(tcp: TcpStream, config: &Arc<ServerConfig>, api: &mut Api) -> Option<A
         reader.inner.set_progress();
         let streams = req.method == "GET" || req.method == "HEAD";
         let (reply, body_done, received) = if streams {
-            if req.body != BodyKind::None {
+            if !matches!(req.body, BodyKind::None | BodyKind::Length(0)) {
                 refuse(
                     &mut reader.inner,
                     &HttpError::new(400, "GET requests carry no body"),

@@ -64,6 +64,24 @@ pub fn default_dir(hostname: &str) -> PathBuf {
 }
 
 impl Instance {
+    /// Opens an instance that must already exist (push, status, logs, reboot): nothing is
+    /// created, since new secrets would not match the device.
+    pub fn open_existing(dir: &Path) -> Result<Instance> {
+        for name in [
+            "instance.toml",
+            "password",
+            "admind-key.pem",
+            "admind-cert.pem",
+        ] {
+            ensure!(
+                dir.join(name).is_file(),
+                "{} has no {name}: give the instance folder the appliance was built with (--instance DIR)",
+                dir.display()
+            );
+        }
+        Instance::open_or_create(dir, None, None)
+    }
+
     /// Opens `dir`, creating it and any missing secret. `arch`/`hostname` are what this build
     /// asks for; `None` takes the instance's (or the default for a new one).
     pub fn open_or_create(
@@ -194,6 +212,18 @@ impl Instance {
             toml::to_string(record)?
         );
         write_atomic(&self.dir.join("instance.toml"), text.as_bytes(), 0o644)
+    }
+
+    /// admind's public key (uncompressed SEC1), to check the handshake signature with.
+    pub fn public_key_sec1(&self) -> Result<Vec<u8>> {
+        let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&self.key_pem).with_context(|| {
+            format!("{}: admind-key.pem is not a P-256 key", self.dir.display())
+        })?;
+        Ok(key
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec())
     }
 
     /// What the device stores instead of the password (format: `boot::password`): a salted
@@ -404,6 +434,19 @@ fn unbase64(text: &str) -> Option<Vec<u8>> {
             bits -= 8;
             out.push((acc >> bits) as u8);
         }
+    }
+    Some(out)
+}
+
+/// 64 hex digits to bytes.
+pub fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(out)
 }

@@ -1,6 +1,7 @@
 //! imgtool's library: everything the `imgtool` command does, as modules tests can call.
 
 pub mod cargo_build;
+pub mod client;
 pub mod config;
 pub mod crc32c;
 pub mod elf;
@@ -11,6 +12,7 @@ pub mod kernel;
 pub mod kernel_build;
 pub mod mkimg;
 pub mod output;
+pub mod push;
 pub mod qemu;
 pub mod rootfs;
 pub mod size;

@@ -24,6 +24,15 @@ enum Command {
     Mkimg(MkimgArgs),
     /// Build (or find in the cache) a kernel with rustkrazy's config; prints its path.
     Kernel(KernelArgs),
+    /// Update a running appliance over the network: build, upload, try, commit (or report
+    /// the rollback).
+    Push(PushArgs),
+    /// Show what a running appliance says about itself.
+    Status(RemoteArgs),
+    /// Print a service's log from a running appliance.
+    Logs(LogsArgs),
+    /// Reboot a running appliance.
+    Reboot(RemoteArgs),
     /// Boot an image in QEMU (BIOS, virtio disk, serial console here, admind port forwarded).
     Qemu(QemuArgs),
 }
@@ -47,6 +56,53 @@ struct QemuArgs {
 }
 
 #[derive(Args)]
+struct PushArgs {
+    /// The device: HOST or HOST:PORT [default: the instance's hostname, port 8443].
+    #[arg(long)]
+    to: Option<String>,
+    /// Seconds to wait for the device to come back after its reboot.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+#[derive(Args)]
+struct RemoteArgs {
+    /// Instance folder of the appliance [default: ~/.config/rustkrazy/rustkrazy].
+    #[arg(long)]
+    instance: Option<PathBuf>,
+    /// The device: HOST or HOST:PORT [default: the instance's hostname, port 8443].
+    #[arg(long)]
+    to: Option<String>,
+    /// Print admind's JSON as it is.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LogsArgs {
+    /// The program whose output to show (its name in /bin).
+    service: String,
+    /// Show stderr instead of stdout.
+    #[arg(long)]
+    stderr: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+impl RemoteArgs {
+    fn client(&self) -> Result<imgtool::client::Client> {
+        let dir = self
+            .instance
+            .clone()
+            .unwrap_or_else(|| imgtool::instance::default_dir("rustkrazy"));
+        let instance = imgtool::instance::Instance::open_existing(&dir)?;
+        imgtool::client::Client::new(&instance, self.to.as_deref())
+    }
+}
+
+#[derive(Args)]
 struct KernelArgs {
     /// Machine to build for.
     #[arg(long, value_enum, default_value = "x86_64")]
@@ -63,6 +119,13 @@ struct KernelArgs {
 struct MkimgArgs {
     /// Image file to create, or a block device to overwrite (e.g. /dev/sdb).
     target: PathBuf,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+/// What goes into an image: shared by mkimg and push.
+#[derive(Args)]
+struct BuildArgs {
     /// Appliance file (TOML); flags given here override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -110,7 +173,7 @@ struct MkimgArgs {
     fragment_kernel_for_tests: bool,
 }
 
-impl MkimgArgs {
+impl BuildArgs {
     fn plan(&self) -> Result<Plan> {
         let base = match &self.config {
             Some(path) => Plan::from_file(path)?,
@@ -158,6 +221,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Mkimg(args) => mkimg(args),
         Command::Kernel(args) => kernel(args),
+        Command::Push(args) => push(args),
+        Command::Status(args) => status(args),
+        Command::Logs(args) => logs(args),
+        Command::Reboot(args) => reboot(args),
         Command::Qemu(args) => qemu(args),
     };
     match result {
@@ -170,8 +237,8 @@ fn main() -> ExitCode {
 }
 
 fn mkimg(args: MkimgArgs) -> Result<()> {
-    let plan = args.plan()?;
-    let report = imgtool::mkimg::run(plan, &args.target, args.instance.clone())?;
+    let plan = args.build.plan()?;
+    let report = imgtool::mkimg::run(plan, &args.target, args.build.instance.clone())?;
     eprintln!(
         "wrote {}: {}, disk signature {:08x}, root image {}, /data {} in {} groups; programs: {}",
         args.target.display(),
@@ -183,6 +250,107 @@ fn mkimg(args: MkimgArgs) -> Result<()> {
         report.programs.join(", ")
     );
     println!("{}", args.target.display());
+    Ok(())
+}
+
+fn push(args: PushArgs) -> Result<()> {
+    let plan = args.build.plan()?;
+    let dir = args.build.instance.clone().unwrap_or_else(|| {
+        imgtool::instance::default_dir(plan.hostname.as_deref().unwrap_or("rustkrazy"))
+    });
+    let instance = imgtool::instance::Instance::open_existing(&dir)?;
+    let options = imgtool::push::Options {
+        to: args.to.clone(),
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    let started = std::time::Instant::now();
+    let t = imgtool::push::push(&plan, &instance, &options)?;
+    eprintln!(
+        "push: done in {:.1} s: build {:.1} s, upload {:.1} s ({:.1} MB/s), reboot and wait {:.1} s, commit {:.2} s",
+        started.elapsed().as_secs_f64(),
+        t.build.as_secs_f64(),
+        t.upload.as_secs_f64(),
+        t.bytes as f64 / 1e6 / t.upload.as_secs_f64().max(0.001),
+        t.reboot_and_wait.as_secs_f64(),
+        t.commit.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn status(args: RemoteArgs) -> Result<()> {
+    let client = args.client()?;
+    let v = client.get("/status")?.json()?;
+    if args.json {
+        println!("{v}");
+        return Ok(());
+    }
+    let active = v["active_slot"].as_u64().unwrap_or(0);
+    println!("hostname  {}", v["hostname"].as_str().unwrap_or("?"));
+    println!("uptime    {} s", v["uptime_s"]);
+    println!(
+        "boot      root {active}, {}{}",
+        v["boot"]["state"].as_str().unwrap_or("?"),
+        v["boot"]["from"]
+            .as_u64()
+            .map(|f| format!(" (from root {f})"))
+            .unwrap_or_default()
+    );
+    if v["uncommitted_trial"].as_bool() == Some(true) {
+        println!("trial     uncommitted: it rolls back unless committed");
+    }
+    println!(
+        "record    committed root {}, next boot root {} ({})",
+        v["record"]["committed"],
+        v["record"]["next_boot"],
+        v["record"]["state"].as_str().unwrap_or("?")
+    );
+    for slot in ["2", "3"] {
+        let build = v["roots"][slot]["build"]
+            .as_str()
+            .unwrap_or("none (no verified image)");
+        let mark = if slot == active.to_string() {
+            " (running)"
+        } else {
+            ""
+        };
+        println!("root {slot}    build {build}{mark}");
+    }
+    println!(
+        "memory    {} kB available of {} kB",
+        v["memory"]["available_kb"], v["memory"]["total_kb"]
+    );
+    for s in v["services"].as_array().into_iter().flatten() {
+        println!(
+            "service   {} pid {} {} rss {} kB restarts {}",
+            s["name"].as_str().unwrap_or("?"),
+            s["pid"],
+            s["state"].as_str().unwrap_or("?"),
+            s["rss_kb"],
+            s["restarts"]
+        );
+    }
+    Ok(())
+}
+
+fn logs(args: LogsArgs) -> Result<()> {
+    let client = args.remote.client()?;
+    let stream = if args.stderr { "stderr" } else { "stdout" };
+    let answer = client.get(&format!("/logs?service={}&stream={stream}", args.service))?;
+    anyhow::ensure!(
+        answer.status == 200,
+        "admind answered {}: {}",
+        answer.status,
+        answer.error_text()
+    );
+    use std::io::Write;
+    std::io::stdout().write_all(&answer.body)?;
+    Ok(())
+}
+
+fn reboot(args: RemoteArgs) -> Result<()> {
+    let client = args.client()?;
+    client.post("/reboot", b"")?.json()?;
+    eprintln!("{} is rebooting", client.target);
     Ok(())
 }
 

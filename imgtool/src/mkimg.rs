@@ -62,38 +62,12 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         None => instance.size_bytes,
     };
     let firmware = read_firmware(plan.firmware.as_deref())?;
-    let network = plan.network.as_ref().map(|n| n.render()).transpose()?;
+    plan.network.as_ref().map(|n| n.render()).transpose()?; // checked before building
 
-    // 2. Programs.
-    let builder = Builder {
-        arch,
-        cache: cargo_build::cache_dir(),
-    };
-    let (init, programs, settings) = gather_programs(&plan, &builder)?;
-    for p in std::iter::once(&init).chain(&programs) {
-        elf::check_static_executable(&p.path, arch)?;
-    }
-
-    // 3. Root image contents and the root image itself.
-    let mut etc = etc_files(&instance, &programs, &init, &settings)?;
-    if let Some(text) = network {
-        etc.push(EtcFile {
-            path: boot::network::PATH.trim_start_matches('/').to_string(),
-            data: text.into_bytes(),
-            mode: 0o644,
-        });
-    }
-    let root_image = rootfs::build(
-        &rootfs::Contents {
-            init: &init,
-            programs: &programs,
-            etc: &etc,
-            symlinks: &[("etc/resolv.conf", "/run/resolv.conf")],
-            time_unix: instance.created_unix,
-        },
-        boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0),
-    )?;
-    let root_sha256: [u8; 32] = Sha256::digest(&root_image).into();
+    // 2. and 3. Programs, then the root image.
+    let root = build_root(&plan, &instance)?;
+    let (root_image, root_sha256, init, programs) =
+        (root.image, root.sha256, root.init, root.programs);
 
     // 4. The target, sized; nothing has been written before this point.
     let size_for_file = size_bytes.or_else(|| size::parse(DEFAULT_SIZE).ok());
@@ -500,4 +474,56 @@ fn chs(lba: u64) -> mbrman::CHS {
         (lba / SECTORS % HEADS) as u8,
         (lba % SECTORS + 1) as u8,
     )
+}
+
+/// A root image and what went into it.
+pub struct Root {
+    pub image: Vec<u8>,
+    /// Its build id (see `boot::rootid`).
+    pub sha256: [u8; 32],
+    pub init: Program,
+    pub programs: Vec<Program>,
+}
+
+/// Builds the programs of `plan` and the SquashFS root image holding them with the
+/// instance's /etc files: what mkimg writes into both slots and push uploads.
+pub fn build_root(plan: &Plan, instance: &Instance) -> Result<Root> {
+    let arch = instance.arch;
+    let network = plan.network.as_ref().map(|n| n.render()).transpose()?;
+    // 2. Programs.
+    let builder = Builder {
+        arch,
+        cache: cargo_build::cache_dir(),
+    };
+    let (init, programs, settings) = gather_programs(plan, &builder)?;
+    for p in std::iter::once(&init).chain(&programs) {
+        elf::check_static_executable(&p.path, arch)?;
+    }
+
+    // 3. Root image contents and the root image itself.
+    let mut etc = etc_files(&instance, &programs, &init, &settings)?;
+    if let Some(text) = network {
+        etc.push(EtcFile {
+            path: boot::network::PATH.trim_start_matches('/').to_string(),
+            data: text.into_bytes(),
+            mode: 0o644,
+        });
+    }
+    let root_image = rootfs::build(
+        &rootfs::Contents {
+            init: &init,
+            programs: &programs,
+            etc: &etc,
+            symlinks: &[("etc/resolv.conf", "/run/resolv.conf")],
+            time_unix: instance.created_unix,
+        },
+        boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0),
+    )?;
+    let sha256: [u8; 32] = Sha256::digest(&root_image).into();
+    Ok(Root {
+        image: root_image,
+        sha256,
+        init,
+        programs,
+    })
 }

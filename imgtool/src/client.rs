@@ -1,0 +1,264 @@
+//! Talking to a device's admind: TLS 1.3 pinned to the instance's certificate, HTTP Basic
+//! with the instance's password, one request per connection. `push` builds on it.
+
+use crate::instance::Instance;
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const DEFAULT_PORT: u16 = 8443;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest response read into memory (logs, status).
+const RESPONSE_BYTES_MAX: u64 = 64 << 20;
+
+pub struct Client {
+    /// What the user gave (for messages) and where it resolved to.
+    pub target: String,
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    authorization: String,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON, or an error naming the status and what admind said.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        if self.status != 200 {
+            bail!("admind answered {}: {}", self.status, self.error_text());
+        }
+        serde_json::from_slice(&self.body).context("admind's answer is not JSON")
+    }
+
+    /// admind's `{"error": ...}` text, or the raw body.
+    pub fn error_text(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| self.text().trim().to_string())
+    }
+}
+
+fn base64(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A client for the appliance of `instance`, at `to` (HOST or HOST:PORT) or, without
+    /// it, at the instance's hostname, port 8443.
+    pub fn new(instance: &Instance, to: Option<&str>) -> Result<Client> {
+        let target = match to {
+            Some(t) => t.to_string(),
+            None => instance.hostname.clone(),
+        };
+        let with_port = if target.parse::<SocketAddr>().is_ok()
+            || target
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
+        {
+            target.clone()
+        } else if target.contains(':') {
+            format!("[{target}]:{DEFAULT_PORT}")
+        } else {
+            format!("{target}:{DEFAULT_PORT}")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .with_context(|| {
+                format!(
+                    "cannot resolve {with_port} (give the device's address with --to HOST[:PORT])"
+                )
+            })?
+            .next()
+            .ok_or_else(|| anyhow!("{with_port} resolves to no address"))?;
+        let pin = crate::instance::unhex32(&instance.cert_sha256_hex).ok_or_else(|| {
+            anyhow!(
+                "{}: admind-cert.sha256 is not a SHA-256",
+                instance.dir.display()
+            )
+        })?;
+        let public_key = instance.public_key_sec1()?;
+        let config = admind::tls::pinned_client_config(pin, &public_key).map_err(|e| anyhow!(e))?;
+        Ok(Client {
+            target,
+            addr,
+            config: Arc::new(config),
+            authorization: format!(
+                "Basic {}",
+                base64(format!("rustkrazy:{}", instance.password).as_bytes())
+            ),
+        })
+    }
+
+    fn connect(&self) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+        let tcp = TcpStream::connect_timeout(&self.addr, CONNECT_TIMEOUT)
+            .with_context(|| format!("cannot connect to admind at {}", self.addr))?;
+        tcp.set_read_timeout(Some(IO_TIMEOUT))?;
+        tcp.set_write_timeout(Some(IO_TIMEOUT))?;
+        let _ = tcp.set_nodelay(true);
+        // The name only goes into SNI; trust comes from the pinned certificate.
+        let name = rustls::pki_types::ServerName::try_from("rustkrazy")
+            .map_err(|e| anyhow!("server name: {e}"))?;
+        let conn = rustls::ClientConnection::new(Arc::clone(&self.config), name)
+            .map_err(|e| anyhow!("TLS: {e}"))?;
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(|e| anyhow!("TLS handshake with {} failed: {e}", self.addr))?;
+        }
+        Ok(stream)
+    }
+
+    pub fn get(&self, path: &str) -> Result<Response> {
+        self.request("GET", path, &[], &[], false)
+    }
+
+    pub fn post(&self, path: &str, body: &[u8]) -> Result<Response> {
+        self.request("POST", path, &[], body, false)
+    }
+
+    /// One request; `progress` draws an upload bar on stderr.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+        progress: bool,
+    ) -> Result<Response> {
+        let mut stream = self.connect()?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nConnection: close\r\n",
+            self.target, self.authorization,
+        );
+        if method != "GET" {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes())?;
+        let started = Instant::now();
+        let mut sent = 0usize;
+        for chunk in body.chunks(256 * 1024) {
+            stream.write_all(chunk).context("upload interrupted")?;
+            sent += chunk.len();
+            if progress {
+                draw_progress(sent, body.len(), started.elapsed());
+            }
+        }
+        stream.flush()?;
+        if progress {
+            eprintln!();
+        }
+        read_response(&mut stream)
+    }
+}
+
+fn draw_progress(done: usize, total: usize, elapsed: Duration) {
+    let width = 30;
+    let filled = if total == 0 {
+        width
+    } else {
+        done * width / total
+    };
+    let mib = |n: usize| n as f64 / (1 << 20) as f64;
+    let rate = mib(done) / elapsed.as_secs_f64().max(0.001);
+    eprint!(
+        "\rupload [{}{}] {:.1}/{:.1} MiB {:.1} MiB/s ",
+        "#".repeat(filled),
+        " ".repeat(width - filled),
+        mib(done),
+        mib(total),
+        rate
+    );
+}
+
+fn read_response(stream: &mut impl Read) -> Result<Response> {
+    let mut data = Vec::new();
+    // rustls reports a peer that closes without close_notify as an error; admind sends it,
+    // so treat an error after a complete response as the end.
+    let mut buf = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut buf).context("reading admind's answer")?;
+        if n == 0 {
+            bail!("admind closed the connection without answering");
+        }
+        data.extend_from_slice(&buf[..n]);
+        if data.len() > 64 * 1024 {
+            bail!("admind's answer has an oversized head");
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("malformed answer from admind: {head:?}"))?;
+    let length: u64 = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .ok_or_else(|| anyhow!("admind's answer has no Content-Length"))?;
+    if length > RESPONSE_BYTES_MAX {
+        bail!("admind's answer is larger than {RESPONSE_BYTES_MAX} bytes");
+    }
+    let mut body = data[head_end..].to_vec();
+    while (body.len() as u64) < length {
+        let n = stream.read(&mut buf).context("reading admind's answer")?;
+        if n == 0 {
+            bail!("admind's answer broke off");
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    body.truncate(length as usize);
+    Ok(Response { status, body })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_encodes_like_the_rfc() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
+    }
+}

@@ -1,0 +1,168 @@
+//! `imgtool push`: an over-the-air update that ends committed on the new root or back on
+//! the old one.
+//!
+//! 1. Build the root image (same programs and settings as mkimg).
+//! 2. Ask the device how it runs; refuse while it is in an uncommitted trial.
+//! 3. Upload to the inactive slot with the expected SHA-256; check the hash it reports.
+//! 4. Arm a one-shot trial of that slot, reboot.
+//! 5. Wait (deadline, countdown) for a new boot to answer. On the new root with our build:
+//!    commit. Back on the old root: the trial failed and the device rolled back by itself;
+//!    say so and fail.
+
+use crate::client::Client;
+use crate::config::Plan;
+use crate::instance::{hex, Instance};
+use anyhow::{anyhow, bail, Context, Result};
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub to: Option<String>,
+    /// How long to wait for the device to come back after the reboot.
+    pub timeout: Duration,
+}
+
+/// Where the time went.
+#[derive(Debug, Default)]
+pub struct Timings {
+    pub build: Duration,
+    pub upload: Duration,
+    pub reboot_and_wait: Duration,
+    pub commit: Duration,
+    pub bytes: u64,
+}
+
+/// The fields of GET /status that push relies on.
+struct Status {
+    active_slot: u64,
+    boot_id: String,
+    boot_state: String,
+    uncommitted_trial: bool,
+    build_of_active: Option<String>,
+}
+
+fn status(client: &Client) -> Result<Status> {
+    let v = client.get("/status")?.json()?;
+    let active_slot = v["active_slot"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("the device does not know which root it runs"))?;
+    Ok(Status {
+        active_slot,
+        boot_id: v["boot_id"].as_str().unwrap_or_default().to_string(),
+        boot_state: v["boot"]["state"].as_str().unwrap_or("?").to_string(),
+        uncommitted_trial: v["uncommitted_trial"].as_bool().unwrap_or(false),
+        build_of_active: v["roots"][active_slot.to_string()]["build"]
+            .as_str()
+            .map(str::to_string),
+    })
+}
+
+pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timings> {
+    let mut t = Timings::default();
+    let started = Instant::now();
+    let root = crate::mkimg::build_root(plan, instance)?;
+    t.build = started.elapsed();
+    t.bytes = root.image.len() as u64;
+    let build = hex(&root.sha256);
+    eprintln!(
+        "push: root image {} bytes, build {}",
+        root.image.len(),
+        &build[..16]
+    );
+
+    let client = Client::new(instance, options.to.as_deref())?;
+    let before =
+        status(&client).with_context(|| format!("asking {} for its status", client.target))?;
+    if before.uncommitted_trial {
+        bail!("the device is in an uncommitted trial of root {}: wait for it to settle (it rolls back by itself) or commit it first", before.active_slot);
+    }
+    let target_slot = if before.active_slot == 2 { 3 } else { 2 };
+    eprintln!(
+        "push: {} runs root {}; updating root {target_slot}",
+        client.target, before.active_slot
+    );
+
+    let started = Instant::now();
+    let answer = client
+        .request(
+            "POST",
+            "/update/root",
+            &[("X-Expected-SHA256", build.clone())],
+            &root.image,
+            true,
+        )
+        .context("uploading the root image")?;
+    let v = answer.json().context("the upload was refused")?;
+    t.upload = started.elapsed();
+    if v["sha256"].as_str() != Some(build.as_str()) || v["slot"].as_u64() != Some(target_slot) {
+        bail!("the device reports {} for slot {}, expected {build} for slot {target_slot}; not arming it", v["sha256"], v["slot"]);
+    }
+    eprintln!(
+        "push: root {target_slot} written and verified by the device (sha256 {})",
+        &build[..16]
+    );
+
+    client
+        .post("/switch?mode=try", b"")?
+        .json()
+        .context("arming the trial boot")?;
+    client
+        .post("/reboot", b"")?
+        .json()
+        .context("asking the device to reboot")?;
+    eprintln!("push: trial of root {target_slot} armed; the device reboots");
+
+    let started = Instant::now();
+    let deadline = started + options.timeout;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_said = u64::MAX;
+    let after = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("the device did not answer within {} s of the reboot; it rolls back to root {} by itself if the new root never commits", options.timeout.as_secs(), before.active_slot);
+        }
+        if tty {
+            eprint!(
+                "\rpush: waiting for the device, {:>3} s left ",
+                left.as_secs()
+            );
+        } else if left.as_secs() % 10 == 0 && left.as_secs() != last_said {
+            last_said = left.as_secs();
+            eprintln!("push: waiting for the device, {} s left", left.as_secs());
+        }
+        if let Ok(s) = status(&client) {
+            // The old system can answer until init stops admind: only a new boot counts.
+            if s.boot_id != before.boot_id {
+                if tty {
+                    eprintln!();
+                }
+                break s;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    t.reboot_and_wait = started.elapsed();
+
+    if after.active_slot != target_slot {
+        bail!(
+            "the update was rolled back: the device is back on root {} (boot state {}); the new root {target_slot} did not come up and commit in time",
+            after.active_slot, after.boot_state
+        );
+    }
+    if after.build_of_active.as_deref() != Some(build.as_str()) {
+        bail!(
+            "the device runs root {target_slot} but with build {:?}, not {build}",
+            after.build_of_active
+        );
+    }
+    let started = Instant::now();
+    let record = client
+        .post("/commit", b"")?
+        .json()
+        .context("committing the new root")?;
+    t.commit = started.elapsed();
+    if record["committed"].as_u64() != Some(target_slot) {
+        bail!("commit did not take: the boot record says {record}");
+    }
+    eprintln!("push: root {target_slot} committed; build {}", &build[..16]);
+    Ok(t)
+}

@@ -1,0 +1,219 @@
+//! Over-the-air updates end to end in QEMU: mkimg, boot, `imgtool push` of a changed root
+//! (rebooted into the other slot, committed, shown by `imgtool status`); a broken root that
+//! rolls back by itself (push says so and fails); a push killed mid-upload, after which the
+//! device still runs and the next push succeeds.
+
+mod common;
+
+use common::*;
+use harness::{Options, Vm};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn remote(s: &Scratch, vm: &Vm, command: &str) -> Command {
+    let mut cmd = imgtool();
+    cmd.arg(command)
+        .arg("--instance")
+        .arg(s.path("instance"))
+        .arg("--to")
+        .arg(format!("127.0.0.1:{}", vm.admind_port));
+    cmd
+}
+
+fn push(s: &Scratch, vm: &Vm, extra: &[&str]) -> Output {
+    let mut cmd = remote(s, vm, "push");
+    cmd.args(["--timeout", "150"]).args(extra);
+    cmd.output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `imgtool status` once admind answers.
+fn status_when_up(s: &Scratch, vm: &Vm) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = remote(s, vm, "status").output().unwrap();
+        if out.status.success() {
+            return stdout(&out);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "admind never answered: {}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn line_of<'a>(status: &'a str, prefix: &str) -> &'a str {
+    status
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {status}"))
+}
+
+#[test]
+fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_upload() {
+    let s = Scratch::new("push");
+    let image = s.path("push.img");
+    run_ok(
+        imgtool()
+            .arg("mkimg")
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(["--size", "1G", "--kernel-arg", "rustkrazy.trial_timeout=20"])
+            .arg(&image),
+    );
+    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    vm.wait_for("admind: listening on", 0, BOOT_TIMEOUT)
+        .unwrap_or_else(|c| panic!("admind did not start: {c}"));
+    let before = status_when_up(&s, &vm);
+    assert!(
+        line_of(&before, "boot").starts_with("boot      root 2, committed"),
+        "{before}"
+    );
+    let old_build = line_of(&before, "root 2")
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .to_string();
+
+    // 1. A changed root: one more program.
+    let extra = s.path("extra");
+    tiny_static_elf(&extra, 4096, 11);
+    let started = Instant::now();
+    let out = push(&s, &vm, &["--bin", &extra.display().to_string()]);
+    let said = text(&out);
+    assert!(
+        out.status.success(),
+        "push failed:\n{said}\n{}",
+        vm.console()
+    );
+    println!(
+        "figure: push in QEMU took {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        said.lines()
+            .find(|l| l.starts_with("push: done"))
+            .unwrap_or("?")
+    );
+    assert!(said.contains("push: root 3 committed"), "{said}");
+    let after = status_when_up(&s, &vm);
+    assert!(
+        line_of(&after, "boot").starts_with("boot      root 3, trial"),
+        "booted as a trial: {after}"
+    );
+    assert!(
+        line_of(&after, "record").contains("committed root 3, next boot root 3"),
+        "{after}"
+    );
+    let new_build = line_of(&after, "root 3")
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .to_string();
+    assert_ne!(new_build, old_build);
+    assert!(line_of(&after, "root 3").ends_with("(running)"), "{after}");
+
+    // 2. A broken root: no admind (nor link). The trial never commits; init reboots it after
+    // 20 s and the MBR code goes back to root 3.
+    let out = push(
+        &s,
+        &vm,
+        &[
+            "--no-system-programs",
+            "--bin",
+            &extra.display().to_string(),
+        ],
+    );
+    let said = text(&out);
+    assert!(
+        !out.status.success(),
+        "a broken root must not be reported as a success:\n{said}"
+    );
+    assert!(
+        said.contains("the update was rolled back: the device is back on root 3"),
+        "{said}\n{}",
+        vm.console()
+    );
+    let rolled = status_when_up(&s, &vm);
+    assert!(
+        line_of(&rolled, "boot").starts_with("boot      root 3, rolled-back (from root 2)"),
+        "{rolled}"
+    );
+    assert!(
+        line_of(&rolled, "record").contains("committed root 3"),
+        "{rolled}"
+    );
+    assert!(
+        vm.console()
+            .contains("trial boot not committed within 20 s"),
+        "init rolled it back"
+    );
+
+    // 3. A push killed mid-upload: a root with 48 MiB of incompressible data takes a while.
+    let bulk = s.path("bulk");
+    tiny_static_elf(&bulk, 48 << 20, 12);
+    let mut child = remote(&s, &vm, "push")
+        .args(["--timeout", "150", "--bin", &bulk.display().to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !String::from_utf8_lossy(&seen).contains("upload [") {
+        let mut buf = [0u8; 256];
+        let n = std::io::Read::read(&mut stderr, &mut buf).unwrap_or(0);
+        assert!(
+            n > 0 && Instant::now() < deadline,
+            "push never started uploading: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    let _ = child.wait();
+    let still = status_when_up(&s, &vm);
+    assert!(
+        line_of(&still, "boot").starts_with("boot      root 3"),
+        "{still}"
+    );
+    assert!(
+        line_of(&still, "record").contains("next boot root 3"),
+        "nothing armed: {still}"
+    );
+    assert!(
+        line_of(&still, "root 2").contains("none"),
+        "the half-written slot has no build: {still}"
+    );
+    // The next push goes through.
+    let out = push(&s, &vm, &["--bin", &extra.display().to_string()]);
+    assert!(
+        out.status.success(),
+        "push after an interrupted one:\n{}",
+        text(&out)
+    );
+    let last = status_when_up(&s, &vm);
+    assert!(
+        line_of(&last, "record").contains("committed root 2, next boot root 2"),
+        "{last}"
+    );
+
+    // Logs of a service through admind.
+    let out = remote(&s, &vm, "logs").arg("link").output().unwrap();
+    assert!(
+        out.status.success() && stdout(&out).contains("lease 10.0.2.15/24"),
+        "{}",
+        text(&out)
+    );
+    vm.kill();
+}

@@ -7,6 +7,10 @@ fn main() {
     }
     // Through a C compiler driver the flag is passed on with -Wl; rust-lld takes it as is.
     let direct = std::env::var("RUSTC_LINKER").is_ok_and(|l| l.ends_with("rust-lld"));
-    let flag = if direct { "--no-eh-frame-hdr" } else { "-Wl,--no-eh-frame-hdr" };
+    let flag = if direct {
+        "--no-eh-frame-hdr"
+    } else {
+        "-Wl,--no-eh-frame-hdr"
+    };
     println!("cargo:rustc-link-arg-bin=admind={flag}");
 }

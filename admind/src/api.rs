@@ -312,7 +312,7 @@ impl Api {
             )).unwrap_or("null".into()),
             record.as_ref().map(record_json).unwrap_or("null".into()),
             roots.join(","),
-            crate::procs::services(&d.paths.proc),
+            crate::procs::services(&d.paths.proc, &d.paths.services),
         )
     }
 

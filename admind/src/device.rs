@@ -16,6 +16,8 @@ pub struct Paths {
     /// The whole disk; `None`: the `disk=` init wrote into the boot status.
     pub disk: Option<PathBuf>,
     pub boot_status: PathBuf,
+    /// init's list of services and their restart counts.
+    pub services: PathBuf,
     pub data: PathBuf,
     pub logs: PathBuf,
     pub proc: PathBuf,
@@ -28,6 +30,7 @@ impl Default for Paths {
         Paths {
             disk: None,
             boot_status: "/run/rustkrazy/boot-status".into(),
+            services: "/run/rustkrazy/services".into(),
             data: "/data".into(),
             logs: "/tmp".into(),
             proc: "/proc".into(),

@@ -69,29 +69,39 @@ pub fn top(proc: &Path) -> String {
     format!("[{}]\n", items.join(","))
 }
 
-/// init's children, with restart counts from init's /run/rustkrazy/services when present
-/// (lines `NAME RESTARTS`).
-pub fn services(proc: &Path) -> String {
-    let counts = std::fs::read_to_string("/run/rustkrazy/services").unwrap_or_default();
-    let restarts = |name: &str| -> String {
-        counts
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-            .map(|r| r.trim().to_string())
-            .unwrap_or("null".into())
-    };
-    let items: Vec<String> = all(proc)
+/// The services init supervises, from its `/run/rustkrazy/services` (lines `NAME RESTARTS`),
+/// with pid, state and RSS of the running ones (init's children). Without that file: init's
+/// children, restart counts unknown.
+pub fn services(proc: &Path, published: &Path) -> String {
+    let children: Vec<Stat> = all(proc).into_iter().filter(|s| s.ppid == 1).collect();
+    let text = std::fs::read_to_string(published).unwrap_or_default();
+    let mut listed: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, r)| (n.to_string(), r.trim().to_string()))
+        .collect();
+    if listed.is_empty() {
+        listed = children
+            .iter()
+            .map(|c| (c.name.clone(), "null".to_string()))
+            .collect();
+    }
+    let items: Vec<String> = listed
         .iter()
-        .filter(|s| s.ppid == 1)
-        .map(|s| {
-            format!(
-                "{{\"name\":{},\"pid\":{},\"state\":\"{}\",\"rss_kb\":{},\"restarts\":{}}}",
-                json_string(&s.name),
-                s.pid,
-                s.state,
-                s.rss_pages * 4,
-                restarts(&s.name)
-            )
+        .map(|(name, restarts)| {
+            // /proc's comm is cut to 15 bytes.
+            let comm = &name.as_bytes()[..name.len().min(15)];
+            let running = children.iter().find(|c| c.name.as_bytes() == comm);
+            match running {
+                Some(s) => format!(
+                    "{{\"name\":{},\"pid\":{},\"state\":\"{}\",\"rss_kb\":{},\"restarts\":{restarts}}}",
+                    json_string(name), s.pid, s.state, s.rss_pages * 4
+                ),
+                None => format!(
+                    "{{\"name\":{},\"pid\":null,\"state\":\"stopped\",\"rss_kb\":0,\"restarts\":{restarts}}}",
+                    json_string(name)
+                ),
+            }
         })
         .collect();
     format!("[{}]", items.join(","))

@@ -63,6 +63,10 @@ struct PushArgs {
     /// Seconds to wait for the device to come back after its reboot.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Also replace the boot partition (kernel, kernel command line) and the MBR code, after
+    /// the root is committed; implied by --kernel. Not A/B-safe: see README.
+    #[arg(long)]
+    boot: bool,
     #[command(flatten)]
     build: BuildArgs,
 }
@@ -262,6 +266,7 @@ fn push(args: PushArgs) -> Result<()> {
     let options = imgtool::push::Options {
         to: args.to.clone(),
         timeout: std::time::Duration::from_secs(args.timeout),
+        boot: args.boot || args.build.kernel.is_some(),
     };
     let started = std::time::Instant::now();
     let t = imgtool::push::push(&plan, &instance, &options)?;
@@ -274,6 +279,13 @@ fn push(args: PushArgs) -> Result<()> {
         t.reboot_and_wait.as_secs_f64(),
         t.commit.as_secs_f64()
     );
+    if options.boot {
+        eprintln!(
+            "push: boot update: upload {:.1} s, reboot and wait {:.1} s",
+            t.boot_upload.as_secs_f64(),
+            t.boot_reboot_and_wait.as_secs_f64()
+        );
+    }
     Ok(())
 }
 

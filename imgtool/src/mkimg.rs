@@ -13,7 +13,7 @@ use anyhow::{bail, ensure, Context, Result};
 use boot::layout::{self, Partition};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Image size when neither flag, appliance file nor instance says.
@@ -90,88 +90,12 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
 
     // 5. Partitions, then the boot record, then the table.
     let signature = instance.disk_signature;
-    for arg in &plan.kernel_args {
-        ensure!(
-            !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_graphic()),
-            "kernel argument {arg:?} must be one word of printable ASCII"
-        );
-    }
-    let cmdline_a = cmdline(arch, signature, layout::ROOT_A.number, &plan.kernel_args);
-    let cmdline_b = cmdline(arch, signature, layout::ROOT_B.number, &plan.kernel_args);
-    for line in [&cmdline_a, &cmdline_b] {
-        ensure!(
-            line.len() <= boot::mbr::CMDLINE_BYTES_MAX,
-            "kernel command line longer than {} bytes",
-            boot::mbr::CMDLINE_BYTES_MAX
-        );
-    }
-    let config_txt = config_txt();
-    let mut boot_files = vec![
-        fat::BootFile {
-            name: "vmlinuz",
-            data: &kernel_data,
-        },
-        fat::BootFile {
-            name: CMDLINE_FILES[0],
-            data: cmdline_a.as_bytes(),
-        },
-        fat::BootFile {
-            name: CMDLINE_FILES[1],
-            data: cmdline_b.as_bytes(),
-        },
-        fat::BootFile {
-            name: "config.txt",
-            data: config_txt.as_bytes(),
-        },
-    ];
-    for (name, data) in &firmware {
-        ensure!(
-            !boot_files.iter().any(|f| f.name.eq_ignore_ascii_case(name)),
-            "firmware file {name} would replace rustkrazy's own /boot/{name}"
-        );
-        boot_files.push(fat::BootFile { name, data });
-    }
     eprintln!("writing {} ({})", target.display(), size::human(disk_bytes));
-    let boot_bytes = part_size(&layout::BOOT, disk_bytes);
-    fat::write(
-        output.region(layout::BOOT.start_bytes, boot_bytes),
-        signature,
-        instance.created_unix,
-        layout::BOOT.start_lba() as u32,
-        &boot_files,
-        plan.fragment_kernel_for_tests,
+    let (boot_table, kernel_extent) = write_boot(
+        &output,
+        disk_bytes,
+        plan_boot(&plan, &instance, &kernel_data, &firmware),
     )?;
-    let mut boot_region = output.region(layout::BOOT.start_bytes, boot_bytes);
-    let kernel_extent = fat::find(&mut boot_region, "vmlinuz")?;
-    let mut cmdline_extents = [kernel_extent; 2];
-    for (i, name) in CMDLINE_FILES.iter().enumerate() {
-        cmdline_extents[i] = fat::find(&mut boot_region, name)?;
-        // The MBR code reads one sector and relies on the NUL after the text.
-        let slack = vec![0u8; (layout::SECTOR_BYTES - cmdline_extents[i].size_bytes) as usize];
-        boot_region.seek(SeekFrom::Start(
-            cmdline_extents[i].first_sector * layout::SECTOR_BYTES + cmdline_extents[i].size_bytes,
-        ))?;
-        boot_region.write_all(&slack)?;
-    }
-    for (name, extent) in [
-        ("vmlinuz", kernel_extent),
-        (CMDLINE_FILES[0], cmdline_extents[0]),
-        (CMDLINE_FILES[1], cmdline_extents[1]),
-    ] {
-        ensure!(
-            extent.contiguous,
-            "/boot/{name} was written in fragments; the MBR boot code can only load contiguous files"
-        );
-    }
-    let to_disk_lba = |e: &fat::Extent| (layout::BOOT.start_lba() + e.first_sector) as u32;
-    let boot_table = boot::mbr::Table {
-        kernel_lba: to_disk_lba(&kernel_extent),
-        kernel_sectors: kernel_extent.size_bytes.div_ceil(layout::SECTOR_BYTES) as u32,
-        cmdline_lba: [
-            to_disk_lba(&cmdline_extents[0]),
-            to_disk_lba(&cmdline_extents[1]),
-        ],
-    };
     // Root B gets the same image as root A: whichever slot the bootloader or a mistaken
     // switch starts, the device comes up on a working system.
     for root in [layout::ROOT_A, layout::ROOT_B] {
@@ -526,4 +450,155 @@ pub fn build_root(plan: &Plan, instance: &Instance) -> Result<Root> {
         init,
         programs,
     })
+}
+
+/// What goes onto the boot partition.
+pub struct BootInputs<'a> {
+    pub arch: Arch,
+    pub signature: u32,
+    pub time_unix: u32,
+    pub kernel_data: &'a [u8],
+    pub kernel_args: &'a [String],
+    pub firmware: &'a [(String, Vec<u8>)],
+    pub fragment_kernel_for_tests: bool,
+}
+
+fn plan_boot<'a>(
+    plan: &'a Plan,
+    instance: &Instance,
+    kernel_data: &'a [u8],
+    firmware: &'a [(String, Vec<u8>)],
+) -> BootInputs<'a> {
+    BootInputs {
+        arch: instance.arch,
+        signature: instance.disk_signature,
+        time_unix: instance.created_unix,
+        kernel_data,
+        kernel_args: &plan.kernel_args,
+        firmware,
+        fragment_kernel_for_tests: plan.fragment_kernel_for_tests,
+    }
+}
+
+/// Writes the boot partition (kernel, both cmdline files, config.txt, firmware) into
+/// `output`; returns the MBR code's table and the kernel's place.
+fn write_boot(
+    output: &Output,
+    disk_bytes: u64,
+    b: BootInputs<'_>,
+) -> Result<(boot::mbr::Table, fat::Extent)> {
+    for arg in b.kernel_args {
+        ensure!(
+            !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_graphic()),
+            "kernel argument {arg:?} must be one word of printable ASCII"
+        );
+    }
+    let cmdline_a = cmdline(b.arch, b.signature, layout::ROOT_A.number, &b.kernel_args);
+    let cmdline_b = cmdline(b.arch, b.signature, layout::ROOT_B.number, &b.kernel_args);
+    for line in [&cmdline_a, &cmdline_b] {
+        ensure!(
+            line.len() <= boot::mbr::CMDLINE_BYTES_MAX,
+            "kernel command line longer than {} bytes",
+            boot::mbr::CMDLINE_BYTES_MAX
+        );
+    }
+    let config_txt = config_txt();
+    let mut boot_files = vec![
+        fat::BootFile {
+            name: "vmlinuz",
+            data: b.kernel_data,
+        },
+        fat::BootFile {
+            name: CMDLINE_FILES[0],
+            data: cmdline_a.as_bytes(),
+        },
+        fat::BootFile {
+            name: CMDLINE_FILES[1],
+            data: cmdline_b.as_bytes(),
+        },
+        fat::BootFile {
+            name: "config.txt",
+            data: config_txt.as_bytes(),
+        },
+    ];
+    for (name, data) in b.firmware {
+        ensure!(
+            !boot_files.iter().any(|f| f.name.eq_ignore_ascii_case(name)),
+            "firmware file {name} would replace rustkrazy's own /boot/{name}"
+        );
+        boot_files.push(fat::BootFile { name, data });
+    }
+    let boot_bytes = part_size(&layout::BOOT, disk_bytes);
+    fat::write(
+        output.region(layout::BOOT.start_bytes, boot_bytes),
+        b.signature,
+        b.time_unix,
+        layout::BOOT.start_lba() as u32,
+        &boot_files,
+        b.fragment_kernel_for_tests,
+    )?;
+    let mut boot_region = output.region(layout::BOOT.start_bytes, boot_bytes);
+    let kernel_extent = fat::find(&mut boot_region, "vmlinuz")?;
+    let mut cmdline_extents = [kernel_extent; 2];
+    for (i, name) in CMDLINE_FILES.iter().enumerate() {
+        cmdline_extents[i] = fat::find(&mut boot_region, name)?;
+        // The MBR code reads one sector and relies on the NUL after the text.
+        let slack = vec![0u8; (layout::SECTOR_BYTES - cmdline_extents[i].size_bytes) as usize];
+        boot_region.seek(SeekFrom::Start(
+            cmdline_extents[i].first_sector * layout::SECTOR_BYTES + cmdline_extents[i].size_bytes,
+        ))?;
+        boot_region.write_all(&slack)?;
+    }
+    for (name, extent) in [
+        ("vmlinuz", kernel_extent),
+        (CMDLINE_FILES[0], cmdline_extents[0]),
+        (CMDLINE_FILES[1], cmdline_extents[1]),
+    ] {
+        ensure!(
+            extent.contiguous,
+            "/boot/{name} was written in fragments; the MBR boot code can only load contiguous files"
+        );
+    }
+    let to_disk_lba = |e: &fat::Extent| (layout::BOOT.start_lba() + e.first_sector) as u32;
+    let boot_table = boot::mbr::Table {
+        kernel_lba: to_disk_lba(&kernel_extent),
+        kernel_sectors: kernel_extent.size_bytes.div_ceil(layout::SECTOR_BYTES) as u32,
+        cmdline_lba: [
+            to_disk_lba(&cmdline_extents[0]),
+            to_disk_lba(&cmdline_extents[1]),
+        ],
+    };
+    Ok((boot_table, kernel_extent))
+}
+
+/// A boot partition image for `plan` (kernel from the plan or `imgtool kernel`), without
+/// its zero tail, and the MBR code patched with where it keeps the kernel: what
+/// `push --boot` sends.
+pub fn build_boot(plan: &Plan, instance: &Instance) -> Result<(Vec<u8>, [u8; 440])> {
+    let arch = instance.arch;
+    let kernel_path = match &plan.kernel {
+        Some(path) => path.clone(),
+        None => crate::kernel_build::build(arch, None, &cargo_build::cache_dir())
+            .context("no --kernel given and the default kernel cannot be built")?,
+    };
+    let kernel_data = std::fs::read(&kernel_path)
+        .with_context(|| format!("cannot read kernel {}", kernel_path.display()))?;
+    kernel::check(&kernel_path, &kernel_data, arch)?;
+    let firmware = read_firmware(plan.firmware.as_deref())?;
+    // Laid out in a scratch disk image of the smallest size, then cut out.
+    let scratch = std::env::temp_dir().join(format!("imgtool-boot-{}.img", std::process::id()));
+    let output = Output::open(&scratch, Some(layout::DISK_MIN_BYTES))?;
+    let (table, _) = write_boot(
+        &output,
+        layout::DISK_MIN_BYTES,
+        plan_boot(plan, instance, &kernel_data, &firmware),
+    )?;
+    let mut image = vec![0u8; part_size(&layout::BOOT, layout::DISK_MIN_BYTES) as usize];
+    output
+        .region(layout::BOOT.start_bytes, image.len() as u64)
+        .read_exact(&mut image)?;
+    drop(output); // removes the scratch file
+    let used = image.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    image.truncate(used.next_multiple_of(4096).min(image.len()));
+    Ok((image, table.patch()))
 }

@@ -13,12 +13,15 @@ use crate::client::Client;
 use crate::config::Plan;
 use crate::instance::{hex, Instance};
 use anyhow::{anyhow, bail, Context, Result};
+use sha2::Digest;
 use std::time::{Duration, Instant};
 
 pub struct Options {
     pub to: Option<String>,
     /// How long to wait for the device to come back after the reboot.
     pub timeout: Duration,
+    /// Also replace the boot partition (kernel, command lines) and the MBR code.
+    pub boot: bool,
 }
 
 /// Where the time went.
@@ -29,6 +32,9 @@ pub struct Timings {
     pub reboot_and_wait: Duration,
     pub commit: Duration,
     pub bytes: u64,
+    /// The boot update, when asked for: upload, then reboot and wait.
+    pub boot_upload: Duration,
+    pub boot_reboot_and_wait: Duration,
 }
 
 /// The fields of GET /status that push relies on.
@@ -112,33 +118,12 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     eprintln!("push: trial of root {target_slot} armed; the device reboots");
 
     let started = Instant::now();
-    let deadline = started + options.timeout;
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut last_said = u64::MAX;
-    let after = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            bail!("the device did not answer within {} s of the reboot; it rolls back to root {} by itself if the new root never commits", options.timeout.as_secs(), before.active_slot);
-        }
-        if tty {
-            eprint!(
-                "\rpush: waiting for the device, {:>3} s left ",
-                left.as_secs()
-            );
-        } else if left.as_secs() % 10 == 0 && left.as_secs() != last_said {
-            last_said = left.as_secs();
-            eprintln!("push: waiting for the device, {} s left", left.as_secs());
-        }
-        if let Ok(s) = status(&client) {
-            // The old system can answer until init stops admind: only a new boot counts.
-            if s.boot_id != before.boot_id {
-                if tty {
-                    eprintln!();
-                }
-                break s;
-            }
-        }
-        std::thread::sleep(Duration::from_secs(1));
+    let after = match wait_for_new_boot(&client, &before.boot_id, options.timeout) {
+        Ok(s) => s,
+        Err(e) => bail!(
+            "{e}; if the new root never commits, the device rolls back to root {} by itself",
+            before.active_slot
+        ),
     };
     t.reboot_and_wait = started.elapsed();
 
@@ -164,5 +149,117 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         bail!("commit did not take: the boot record says {record}");
     }
     eprintln!("push: root {target_slot} committed; build {}", &build[..16]);
+
+    if options.boot {
+        update_boot(
+            &client,
+            plan,
+            instance,
+            target_slot,
+            options.timeout,
+            &mut t,
+        )?;
+    }
     Ok(t)
+}
+
+/// Replaces the boot partition and the MBR code, then reboots and checks the device comes
+/// back on its committed root. Not A/B: see README (a power cut between the two writes can
+/// leave a disk that does not boot).
+fn update_boot(
+    client: &Client,
+    plan: &Plan,
+    instance: &Instance,
+    slot: u64,
+    timeout: Duration,
+    t: &mut Timings,
+) -> Result<()> {
+    let (image, code) = crate::mkimg::build_boot(plan, instance)?;
+    let before = status(client)?;
+    let started = Instant::now();
+    let want = hex(&sha2::Sha256::digest(&image));
+    let answer = client
+        .request("POST", "/update/boot", &[], &image, true)
+        .context("uploading the boot partition")?
+        .json()
+        .context("the boot partition upload was refused")?;
+    if answer["sha256"].as_str() != Some(want.as_str()) {
+        bail!("the device read back {} for the boot partition, expected {want}; its boot partition may be damaged, do not reboot it before pushing --boot again", answer["sha256"]);
+    }
+    if instance.arch == crate::config::Arch::X86_64 {
+        let want = hex(&sha2::Sha256::digest(code));
+        let answer = client
+            .post("/update/mbr", &code)?
+            .json()
+            .context("updating the MBR code")?;
+        if answer["sha256"].as_str() != Some(want.as_str()) {
+            bail!(
+                "the MBR code read back as {}, expected {want}; push --boot again before rebooting",
+                answer["sha256"]
+            );
+        }
+    }
+    t.boot_upload = started.elapsed();
+    eprintln!(
+        "push: boot partition ({} bytes) and MBR code written; rebooting to check them",
+        image.len()
+    );
+    client
+        .post("/reboot", b"")?
+        .json()
+        .context("asking the device to reboot")?;
+    let started = Instant::now();
+    let after = match wait_for_new_boot(client, &before.boot_id, timeout) {
+        Ok(s) => s,
+        Err(e) => {
+            bail!("{e} after the boot update; it needs someone at its console, or a fresh image")
+        }
+    };
+    t.boot_reboot_and_wait = started.elapsed();
+    if after.active_slot != slot {
+        bail!(
+            "after the boot update the device runs root {}, not {slot}",
+            after.active_slot
+        );
+    }
+    eprintln!("push: the device booted the new boot partition and runs root {slot}");
+    Ok(())
+}
+
+/// Polls /status until a boot other than `old_boot_id` answers, with a countdown.
+fn wait_for_new_boot(client: &Client, old_boot_id: &str, timeout: Duration) -> Result<Status> {
+    let deadline = Instant::now() + timeout;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_said = u64::MAX;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            if tty {
+                eprintln!();
+            }
+            bail!(
+                "the device did not answer within {} s of the reboot",
+                timeout.as_secs()
+            );
+        }
+        if tty {
+            eprint!(
+                "\rpush: waiting for the device, {:>3} s left ",
+                left.as_secs()
+            );
+        } else if left.as_secs() % 10 == 0 && left.as_secs() != last_said {
+            last_said = left.as_secs();
+            eprintln!("push: waiting for the device, {} s left", left.as_secs());
+        }
+        if let Ok(s) = status(client) {
+            // The old system can answer until init stops admind: only a new boot counts.
+            if s.boot_id != old_boot_id {
+                if tty {
+                    eprintln!();
+                }
+                return Ok(s);
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

@@ -1,7 +1,7 @@
 //! Over-the-air updates end to end in QEMU: mkimg, boot, `imgtool push` of a changed root
 //! (rebooted into the other slot, committed, shown by `imgtool status`); a broken root that
 //! rolls back by itself (push says so and fails); a push killed mid-upload, after which the
-//! device still runs and the next push succeeds.
+//! device still runs and the next push succeeds; a boot partition update.
 
 mod common;
 
@@ -121,6 +121,13 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
         .to_string();
     assert_ne!(new_build, old_build);
     assert!(line_of(&after, "root 3").ends_with("(running)"), "{after}");
+    // Services with init's restart counts: extra exits at once and is restarted.
+    let extra_line = line_of(&after, "service   extra");
+    assert!(!extra_line.ends_with("restarts null"), "{after}");
+    assert!(
+        line_of(&after, "service   admind").contains("restarts 0"),
+        "{after}"
+    );
 
     // 2. A broken root: no admind (nor link). The trial never commits; init reboots it after
     // 20 s and the MBR code goes back to root 3.
@@ -207,6 +214,13 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
         line_of(&last, "record").contains("committed root 2, next boot root 2"),
         "{last}"
     );
+
+    // 4. A boot update: new kernel command line, after the root commits.
+    let out = push(&s, &vm, &["--boot", "--kernel-arg", "rustkrazy.trial_timeout=21", "--bin", &extra.display().to_string()]);
+    let said = text(&out);
+    assert!(out.status.success(), "push --boot:\n{said}\n{}", vm.console());
+    assert!(said.contains("push: the device booted the new boot partition and runs root 3"), "{said}");
+    assert!(vm.console().contains("rustkrazy.trial_timeout=21"), "the new command line was booted");
 
     // Logs of a service through admind.
     let out = remote(&s, &vm, "logs").arg("link").output().unwrap();

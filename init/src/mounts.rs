@@ -157,8 +157,9 @@ fn parse_number(text: &[u8]) -> Option<u32> {
     init::cmdline::parse_u32(text.trim_ascii())
 }
 
-/// Mounts /boot (vfat) and /data (ext4); a partition that will not mount is reported and
-/// the system carries on without it. /data uses options for power loss: the journal in
+/// Mounts /boot (vfat, read-only: nothing on the device writes it, and a read-only mount
+/// never writes back stale FAT state over a boot partition admind has replaced) and /data
+/// (ext4); a partition that will not mount is reported and the system carries on without it. /data uses options for power loss: the journal in
 /// ordered mode (the default), remount read-only on errors rather than corrupt further.
 pub fn mount_disk(console: &Console, disk: &mut Disk) {
     let parts: [(&mut Text<64>, &CStr, &CStr, MountFlags, &CStr); 2] = [
@@ -166,7 +167,7 @@ pub fn mount_disk(console: &Console, disk: &mut Disk) {
             &mut disk.boot,
             c"/boot",
             c"vfat",
-            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
             c"",
         ),
         (

@@ -221,7 +221,26 @@ impl Supervisor {
         &self.config[..self.config_len]
     }
 
+    /// Writes `/run/rustkrazy/services`: one `NAME RESTARTS` line per service, for admind's
+    /// status. Replaced through a rename so readers never see half a file.
+    fn publish(&self) {
+        let mut text: Text<4096> = Text::new();
+        for s in self.services.iter().flatten() {
+            let _ = writeln!(text, "{} {}", show(s.name.as_bytes()), s.restarts);
+        }
+        let written = rustix::fs::open(
+            c"/run/rustkrazy/services.new",
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .and_then(|fd| sys::write_all(&fd, text.as_bytes()));
+        if written.is_ok() {
+            let _ = rustix::fs::rename(c"/run/rustkrazy/services.new", c"/run/rustkrazy/services");
+        }
+    }
+
     pub fn start_all(&mut self, console: &Console) {
+        self.publish();
         for i in 0..SERVICES_MAX {
             let autostart = self.services[i].as_ref().is_some_and(|s| s.autostart);
             if autostart {
@@ -491,10 +510,16 @@ impl Supervisor {
 
     /// Collects every exited child; schedules restarts for services.
     fn reap(&mut self, console: &Console) {
+        let mut changed = false;
         loop {
             let (pid, status) = match rustix::process::wait(WaitOptions::NOHANG) {
                 Ok(Some((pid, status))) => (pid, status),
-                Ok(None) | Err(_) => return,
+                Ok(None) | Err(_) => {
+                    if changed {
+                        self.publish();
+                    }
+                    return;
+                }
             };
             let Some(service) = self
                 .services
@@ -508,6 +533,7 @@ impl Supervisor {
             let delay = service.backoff.delay_after_exit(ran_ms);
             service.pid = None;
             service.restarts = service.restarts.saturating_add(1);
+            changed = true;
             service.restart_at_ms = Some(now_ms() + delay);
             let mut how: Text<32> = Text::new();
             match (status.exit_status(), status.terminating_signal()) {

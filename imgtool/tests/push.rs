@@ -216,11 +216,31 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
     );
 
     // 4. A boot update: new kernel command line, after the root commits.
-    let out = push(&s, &vm, &["--boot", "--kernel-arg", "rustkrazy.trial_timeout=21", "--bin", &extra.display().to_string()]);
+    let out = push(
+        &s,
+        &vm,
+        &[
+            "--boot",
+            "--kernel-arg",
+            "rustkrazy.trial_timeout=21",
+            "--bin",
+            &extra.display().to_string(),
+        ],
+    );
     let said = text(&out);
-    assert!(out.status.success(), "push --boot:\n{said}\n{}", vm.console());
-    assert!(said.contains("push: the device booted the new boot partition and runs root 3"), "{said}");
-    assert!(vm.console().contains("rustkrazy.trial_timeout=21"), "the new command line was booted");
+    assert!(
+        out.status.success(),
+        "push --boot:\n{said}\n{}",
+        vm.console()
+    );
+    assert!(
+        said.contains("push: the device booted the new boot partition and runs root 3"),
+        "{said}"
+    );
+    assert!(
+        vm.console().contains("rustkrazy.trial_timeout=21"),
+        "the new command line was booted"
+    );
 
     // Logs of a service through admind.
     let out = remote(&s, &vm, "logs").arg("link").output().unwrap();

@@ -585,6 +585,26 @@ fn data_files_logs_processes_and_reboot() {
         "admind lists itself"
     );
 
+    // /proc/kill signals a process by PID.
+    let mut victim = Command::new("sleep").arg("60").spawn().unwrap();
+    let (status, body) = a.curl(
+        &["-X", "POST"],
+        &format!("/proc/kill?process={}&signal=TERM", victim.id()),
+    );
+    assert_eq!(status, 200, "{body}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(victim.wait().unwrap().signal(), Some(15));
+    assert_eq!(
+        a.curl(&["-X", "POST"], "/proc/kill?process=1").0,
+        404,
+        "init is not fair game"
+    );
+    assert_eq!(
+        a.curl(&["-X", "POST"], "/proc/kill?process=99999999&signal=BOGUS")
+            .0,
+        400
+    );
+
     // /reboot signals "init": here a sleep process stands in for it.
     let mut init = Command::new("sleep").arg("60").spawn().unwrap();
     let port = a.port;
@@ -616,7 +636,92 @@ fn data_files_logs_processes_and_reboot() {
     }
     assert_eq!(a.curl(&["-X", "POST"], "/reboot").0, 200);
     let status = init.wait().unwrap();
-    use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(10), "init got SIGUSR1");
     assert!(Path::new(&a.dir).exists());
+}
+
+#[test]
+fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
+    let a = Admind::start("mbr");
+    let disk = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(a.dir.join("disk"))
+        .unwrap();
+    let tail: Vec<u8> = (0..72).map(|i| i as u8 ^ 0x5a).collect(); // signature + partition table
+    disk.write_all_at(&tail, 440).unwrap();
+    let code = pseudo_random(440, 42);
+    let file = a.dir.join("code");
+    std::fs::write(&file, &code).unwrap();
+    let (status, body) = a.curl(
+        &["--data-binary", &format!("@{}", file.display())],
+        "/update/mbr",
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut sector = [0u8; 1024];
+    disk.read_exact_at(&mut sector, 0).unwrap();
+    assert_eq!(&sector[..440], &code[..]);
+    assert_eq!(
+        &sector[440..512],
+        &tail[..],
+        "disk signature and partition table kept"
+    );
+    assert_eq!(a.record(), Record::INITIAL, "boot record kept");
+    std::fs::write(&file, &code[..300]).unwrap();
+    assert_eq!(
+        a.curl(
+            &["--data-binary", &format!("@{}", file.display())],
+            "/update/mbr"
+        )
+        .0,
+        400
+    );
+
+    // mode=now: the uploaded root becomes the committed one without a trial.
+    let image = pseudo_random(1 << 20, 43);
+    std::fs::write(&file, &image).unwrap();
+    assert_eq!(
+        a.curl(
+            &["--data-binary", &format!("@{}", file.display())],
+            "/update/root"
+        )
+        .0,
+        200
+    );
+    let (status, body) = a.curl(&["-X", "POST"], "/switch?mode=now");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        a.record(),
+        Record {
+            state: State::Committed,
+            committed: 3,
+            trial: 2
+        }
+    );
+    // Until the reboot, slot 3 is what the next boot starts: updating it now is refused.
+    let (status, body) = a.curl(
+        &["--data-binary", &format!("@{}", file.display())],
+        "/update/root",
+    );
+    assert_eq!(status, 409, "{body}");
+}
+
+#[test]
+fn a_client_pinned_to_another_certificate_refuses_the_server() {
+    let a = Admind::start("pin");
+    let config = admind::tls::pinned_client_config([0u8; 32], &a.public_key).unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let err = tls
+        .write_all(b"GET /status HTTP/1.1\r\n\r\n")
+        .and_then(|_| tls.flush())
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("refusing to send the password"), "{text}");
+    assert!(
+        text.contains(&hex(&a.pin)),
+        "names the certificate it got: {text}"
+    );
 }

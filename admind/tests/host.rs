@@ -44,6 +44,33 @@ fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("{cmd:?}: {e} (ci/install-deps installs it)"))
 }
 
+/// admind on `port` with everything in `dir`; `init_pid` gets the reboot signals.
+fn spawn(dir: &Path, port: u16, init_pid: Option<u32>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_admind"));
+    cmd.arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .arg("--password-file")
+        .arg(dir.join("password.hash"))
+        .arg("--disk")
+        .arg(dir.join("disk"))
+        .arg("--boot-status")
+        .arg(dir.join("boot-status"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .arg("--logs")
+        .arg(dir.join("logs"))
+        .stdout(std::fs::File::create(dir.join("admind.out")).unwrap())
+        .stderr(Stdio::inherit());
+    if let Some(pid) = init_pid {
+        cmd.arg("--init-pid").arg(pid.to_string());
+    }
+    cmd.spawn().unwrap()
+}
+
 impl Admind {
     fn start(tag: &str) -> Admind {
         let dir = std::env::temp_dir().join(format!("admind-test-{tag}-{}", std::process::id()));
@@ -96,27 +123,7 @@ impl Admind {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_admind"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--cert")
-            .arg(dir.join("cert.pem"))
-            .arg("--key")
-            .arg(dir.join("key.pem"))
-            .arg("--password-file")
-            .arg(dir.join("password.hash"))
-            .arg("--disk")
-            .arg(dir.join("disk"))
-            .arg("--boot-status")
-            .arg(dir.join("boot-status"))
-            .arg("--data")
-            .arg(dir.join("data"))
-            .arg("--logs")
-            .arg(dir.join("logs"))
-            .stdout(std::fs::File::create(dir.join("admind.out")).unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let child = spawn(&dir, port, None);
         let cert_der = {
             use rustls::pki_types::{pem::PemObject, CertificateDer};
             CertificateDer::from_pem_file(dir.join("cert.pem")).unwrap()
@@ -611,24 +618,7 @@ fn data_files_logs_processes_and_reboot() {
     let dir = a.dir.clone();
     let _ = a.child.kill();
     let _ = a.child.wait();
-    a.child = Command::new(env!("CARGO_BIN_EXE_admind"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--key")
-        .arg(dir.join("key.pem"))
-        .arg("--password-file")
-        .arg(dir.join("password.hash"))
-        .arg("--disk")
-        .arg(dir.join("disk"))
-        .arg("--boot-status")
-        .arg(dir.join("boot-status"))
-        .arg("--init-pid")
-        .arg(init.id().to_string())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    a.child = spawn(&dir, port, Some(init.id()));
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline);

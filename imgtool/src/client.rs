@@ -50,27 +50,6 @@ impl Response {
     }
 }
 
-fn base64(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 impl Client {
     /// A client for the appliance of `instance`, at `to` (HOST or HOST:PORT) or, without
     /// it, at the instance's hostname, port 8443.
@@ -113,7 +92,7 @@ impl Client {
             config: Arc::new(config),
             authorization: format!(
                 "Basic {}",
-                base64(format!("rustkrazy:{}", instance.password).as_bytes())
+                crate::instance::base64(format!("rustkrazy:{}", instance.password).as_bytes())
             ),
         })
     }
@@ -250,15 +229,4 @@ fn read_response(stream: &mut impl Read) -> Result<Response> {
     }
     body.truncate(length as usize);
     Ok(Response { status, body })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_encodes_like_the_rfc() {
-        assert_eq!(super::base64(b""), "");
-        assert_eq!(super::base64(b"f"), "Zg==");
-        assert_eq!(super::base64(b"fo"), "Zm8=");
-        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
-    }
 }

@@ -48,14 +48,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     );
 
     // 1. Inputs that can be checked without building anything.
-    let kernel_path = match &plan.kernel {
-        Some(path) => path.clone(),
-        None => crate::kernel_build::build(arch, None, &cargo_build::cache_dir())
-            .context("no --kernel given and the default kernel cannot be built")?,
-    };
-    let kernel_data = std::fs::read(&kernel_path)
-        .with_context(|| format!("cannot read kernel {}", kernel_path.display()))?;
-    kernel::check(&kernel_path, &kernel_data, arch)?;
+    let kernel_data = read_kernel(plan.kernel.as_deref(), arch)?;
     let size_text = plan.size.clone();
     let size_bytes = match &size_text {
         Some(s) => Some(size::parse(s)?),
@@ -452,6 +445,19 @@ pub fn build_root(plan: &Plan, instance: &Instance) -> Result<Root> {
     })
 }
 
+/// The kernel named by the plan, or `imgtool kernel`'s, checked for `arch`.
+fn read_kernel(path: Option<&Path>, arch: Arch) -> Result<Vec<u8>> {
+    let path = match path {
+        Some(path) => path.to_path_buf(),
+        None => crate::kernel_build::build(arch, None, &cargo_build::cache_dir())
+            .context("no --kernel given and the default kernel cannot be built")?,
+    };
+    let data =
+        std::fs::read(&path).with_context(|| format!("cannot read kernel {}", path.display()))?;
+    kernel::check(&path, &data, arch)?;
+    Ok(data)
+}
+
 /// What goes onto the boot partition.
 pub struct BootInputs<'a> {
     pub arch: Arch,
@@ -576,14 +582,7 @@ fn write_boot(
 /// `push --boot` sends.
 pub fn build_boot(plan: &Plan, instance: &Instance) -> Result<(Vec<u8>, [u8; 440])> {
     let arch = instance.arch;
-    let kernel_path = match &plan.kernel {
-        Some(path) => path.clone(),
-        None => crate::kernel_build::build(arch, None, &cargo_build::cache_dir())
-            .context("no --kernel given and the default kernel cannot be built")?,
-    };
-    let kernel_data = std::fs::read(&kernel_path)
-        .with_context(|| format!("cannot read kernel {}", kernel_path.display()))?;
-    kernel::check(&kernel_path, &kernel_data, arch)?;
+    let kernel_data = read_kernel(plan.kernel.as_deref(), arch)?;
     let firmware = read_firmware(plan.firmware.as_deref())?;
     // Laid out in a scratch disk image of the smallest size, then cut out.
     let scratch = std::env::temp_dir().join(format!("imgtool-boot-{}.img", std::process::id()));

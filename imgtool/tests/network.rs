@@ -91,5 +91,13 @@ fn dhcp_from_qemu_and_a_tcp_service_reachable_through_a_port_forward() {
         .unwrap_or("?");
     println!("figure: link RSS in the appliance: {rss}");
     assert_ne!(rss, "?", "{text}");
+    // IPv6 is the kernel's SLAAC from QEMU's router advertisements (prefix fec0::/64);
+    // link reports the address once duplicate address detection is done.
+    let (at, _) = vm
+        .wait_for("link: eth0: IPv6 fec0:", start, Duration::from_secs(60))
+        .unwrap_or_else(|c| panic!("no SLAAC address reported: {c}"));
+    let line = vm.console_from(at);
+    let line = line.lines().next().unwrap_or_default();
+    assert!(line.contains(":5054:ff:fe12:3456/64 (SLAAC)"), "{line}");
     vm.kill();
 }

@@ -822,7 +822,7 @@ impl Link {
                         })
                     }),
                     nl::RTM_NEWADDR => nl::parse_address(m.payload)
-                        .filter(|a| a.family == nl::AF_INET6 && a.scope == 0)
+                        .filter(|a| a.family == nl::AF_INET6 && a.scope < nl::RT_SCOPE_LINK)
                         .filter(|a| a.flags & nl::IFA_F_TENTATIVE == 0)
                         .and_then(|a| {
                             Some(Change::Ipv6 {

@@ -51,6 +51,8 @@ pub const RTPROT_STATIC: u8 = 4;
 pub const RTPROT_DHCP: u8 = 16;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_HOST: u8 = 254;
+/// Link-local and narrower scopes are not reported; global and site-local are.
+pub const RT_SCOPE_LINK: u8 = 253;
 const RTN_UNICAST: u8 = 1;
 /// The gateway is reachable on the link even though no local prefix covers it.
 const RTNH_F_ONLINK: u32 = 0x4;

@@ -359,19 +359,6 @@ impl Link {
             if self.settings.ipv4_static.is_some() {
                 return;
             }
-            if iface.packet.is_none() {
-                match sys::packet_socket(index) {
-                    Ok(fd) => iface.packet = Some(fd),
-                    Err(e) => {
-                        say!(
-                            "link: {}: cannot open a packet socket for DHCP ({})",
-                            Shown(iface.name.as_bytes()),
-                            e
-                        );
-                        return;
-                    }
-                }
-            }
             iface.client.link_up(now_ms(), random())
         } else {
             say!("link: {}: carrier lost", Shown(iface.name.as_bytes()));
@@ -596,6 +583,9 @@ impl Link {
         if iface.applied.map(|l| l.address) != Some(lease.address) || iface.udp.is_none() {
             iface.udp = sys::udp_socket(lease.address).ok();
         }
+        if iface.udp.is_some() {
+            iface.packet = None; // renewals go through the UDP socket
+        }
         iface.applied = Some(*lease);
     }
 
@@ -628,9 +618,26 @@ impl Link {
     }
 
     fn transmit(&mut self, slot: usize, t: &Transmit) {
-        let Some(iface) = self.interfaces[slot].as_ref() else {
+        let Some(iface) = self.interfaces[slot].as_mut() else {
             return;
         };
+        // The packet socket sees every IPv4 packet on the link, so it is open only while a
+        // broadcast exchange needs it (no address yet, or rebinding).
+        let broadcast = t.unicast_to.is_none() || iface.udp.is_none();
+        if broadcast && iface.packet.is_none() {
+            match sys::packet_socket(iface.index) {
+                Ok(fd) => iface.packet = Some(fd),
+                Err(e) => {
+                    say!(
+                        "link: {}: cannot open a packet socket for DHCP ({})",
+                        Shown(iface.name.as_bytes()),
+                        e
+                    );
+                    return;
+                }
+            }
+        }
+        let iface = &*iface;
         let request = dhcp::Request {
             kind: t.kind,
             xid: t.xid,

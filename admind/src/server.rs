@@ -229,7 +229,7 @@ fn handle(tcp: TcpStream, config: &Arc<ServerConfig>, api: &mut Api) -> Option<A
                     return None;
                 }
                 if reply.after.is_some() || !keep {
-                    let _ = reader.inner.tls.conn.send_close_notify();
+                    reader.inner.tls.conn.send_close_notify();
                     let _ = reader.inner.flush();
                     return reply.after;
                 }

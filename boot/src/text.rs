@@ -39,6 +39,12 @@ impl<const N: usize> Text<N> {
     }
 }
 
+impl<const N: usize> Default for Text<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<const N: usize> fmt::Write for Text<N> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         self.push(s.as_bytes());

@@ -199,7 +199,7 @@ pub fn decode(packet: &[u8], xid: u32, mac: &[u8; 6]) -> Result<Reply, DecodeErr
         let bad = DecodeError::BadOption { code };
         let ip = |data: &[u8]| -> Result<Ipv4, DecodeError> {
             data.get(..4)
-                .filter(|_| data.len() % 4 == 0)
+                .filter(|_| data.len().is_multiple_of(4))
                 .map(|d| [d[0], d[1], d[2], d[3]])
                 .ok_or(bad)
         };

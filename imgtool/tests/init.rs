@@ -21,13 +21,8 @@ fn wait(vm: &mut Vm, marker: &str, from: usize) -> usize {
 /// Waits for the next whole console line holding `marker` after `from`; returns it and the
 /// position past it.
 fn next_line(vm: &mut Vm, marker: &str, from: usize) -> (String, usize) {
-    let start = wait(vm, marker, from) - marker.len();
-    let end = wait(vm, "\n", start);
-    let line = vm.console_from(start);
-    (
-        line[..(end - start).min(line.len())].trim_end().to_string(),
-        end,
-    )
+    vm.wait_line(marker, from, BOOT_TIMEOUT)
+        .unwrap_or_else(|console| panic!("waiting for {marker:?}: {console}"))
 }
 
 fn field(line: &str, key: &str) -> i64 {

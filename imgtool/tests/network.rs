@@ -55,15 +55,12 @@ fn dhcp_from_qemu_and_a_tcp_service_reachable_through_a_port_forward() {
         .wait_for("init: rustkrazy init starting", 0, BOOT_TIMEOUT)
         .unwrap_or_else(|c| panic!("init did not start: {c}"));
     let marker = "link: eth0: lease 10.0.2.15/24 via 10.0.2.2 dns 10.0.2.3 from 10.0.2.2";
-    let (at, t_lease) = vm
+    let (_, t_lease) = vm
         .wait_for(marker, start, Duration::from_secs(60))
         .unwrap_or_else(|c| panic!("no lease from QEMU's DHCP server: {c}"));
-    let end = vm
-        .wait_for("\n", at, Duration::from_secs(10))
-        .unwrap_or_else(|c| panic!("{c}"))
-        .0;
-    let line = vm.console_from(at - marker.len());
-    let line = line[..end - at + marker.len()].trim_end();
+    let (line, _) = vm
+        .wait_line(marker, start, Duration::from_secs(10))
+        .unwrap_or_else(|c| panic!("{c}"));
     println!(
         "figure: lease bound {:.2} s after init started ({line})",
         (t_lease - t_init).as_secs_f64()
@@ -93,11 +90,9 @@ fn dhcp_from_qemu_and_a_tcp_service_reachable_through_a_port_forward() {
     assert_ne!(rss, "?", "{text}");
     // IPv6 is the kernel's SLAAC from QEMU's router advertisements (prefix fec0::/64);
     // link reports the address once duplicate address detection is done.
-    let (at, _) = vm
-        .wait_for("link: eth0: IPv6 fec0:", start, Duration::from_secs(60))
+    let (line, _) = vm
+        .wait_line("link: eth0: IPv6 fec0:", start, Duration::from_secs(60))
         .unwrap_or_else(|c| panic!("no SLAAC address reported: {c}"));
-    let line = vm.console_from(at);
-    let line = line.lines().next().unwrap_or_default();
     assert!(line.contains(":5054:ff:fe12:3456/64 (SLAAC)"), "{line}");
     vm.kill();
 }

@@ -242,6 +242,27 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
         "the new command line was booted"
     );
 
+    // Another instance's pin does not match this device: refused, with the reason.
+    run_ok(
+        imgtool()
+            .arg("mkimg")
+            .arg("--instance")
+            .arg(s.path("other"))
+            .args(["--size", "1G", "--no-system-programs"])
+            .arg(s.path("other.img")),
+    );
+    let out = imgtool()
+        .arg("status")
+        .arg("--instance")
+        .arg(s.path("other"))
+        .arg("--to")
+        .arg(format!("127.0.0.1:{}", vm.admind_port))
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("refusing to send the password"), "{said}");
+
     // Logs of a service through admind.
     let out = remote(&s, &vm, "logs").arg("link").output().unwrap();
     assert!(

@@ -125,6 +125,21 @@ impl Vm {
         self.forwards.iter().find(|f| f.0 == guest).map(|f| f.1)
     }
 
+    /// Waits for a whole console line holding `marker` after `from`: returns the line from
+    /// the marker on (without its end) and the position past the line's end.
+    pub fn wait_line(
+        &mut self,
+        marker: &str,
+        from: usize,
+        timeout: Duration,
+    ) -> Result<(String, usize), String> {
+        let start = self.wait_for(marker, from, timeout)?.0 - marker.len();
+        let end = self.wait_for("\n", start, Duration::from_secs(10))?.0;
+        let line = self.console_from(start);
+        let line = line[..(end - start).min(line.len())].trim_end().to_string();
+        Ok((line, end))
+    }
+
     /// Waits until the console shows `marker` after position `from` (0, or a position an
     /// earlier call returned); returns the position just past it and the time since QEMU
     /// started. Positions count every byte ever printed, however much of the transcript is

@@ -271,12 +271,13 @@ fn push(args: PushArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let t = imgtool::push::push(&plan, &instance, &options)?;
     eprintln!(
-        "push: done in {:.1} s: build {:.1} s, upload {:.1} s ({:.1} MB/s), reboot and wait {:.1} s, commit {:.2} s",
+        "push: done in {:.1} s: build {:.1} s, upload {:.1} s ({:.1} MB/s), reboot {:.1} s, wait for the new boot {:.1} s, commit {:.2} s",
         started.elapsed().as_secs_f64(),
         t.build.as_secs_f64(),
         t.upload.as_secs_f64(),
         t.bytes as f64 / 1e6 / t.upload.as_secs_f64().max(0.001),
-        t.reboot_and_wait.as_secs_f64(),
+        t.reboot.as_secs_f64(),
+        t.wait.as_secs_f64(),
         t.commit.as_secs_f64()
     );
     if options.boot {

@@ -29,7 +29,10 @@ pub struct Options {
 pub struct Timings {
     pub build: Duration,
     pub upload: Duration,
-    pub reboot_and_wait: Duration,
+    /// From asking for the reboot until the old system stopped answering.
+    pub reboot: Duration,
+    /// From then until the new boot answered.
+    pub wait: Duration,
     pub commit: Duration,
     pub bytes: u64,
     /// The boot update, when asked for: upload, then reboot and wait.
@@ -119,13 +122,16 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
 
     let started = Instant::now();
     let after = match wait_for_new_boot(&client, &before.boot_id, options.timeout) {
-        Ok(s) => s,
+        Ok((s, down)) => {
+            t.reboot = down;
+            t.wait = started.elapsed().saturating_sub(down);
+            s
+        }
         Err(e) => bail!(
             "{e}; if the new root never commits, the device rolls back to root {} by itself",
             before.active_slot
         ),
     };
-    t.reboot_and_wait = started.elapsed();
 
     if after.active_slot != target_slot {
         bail!(
@@ -210,7 +216,7 @@ fn update_boot(
         .context("asking the device to reboot")?;
     let started = Instant::now();
     let after = match wait_for_new_boot(client, &before.boot_id, timeout) {
-        Ok(s) => s,
+        Ok((s, _)) => s,
         Err(e) => {
             bail!("{e} after the boot update; it needs someone at its console, or a fresh image")
         }
@@ -226,9 +232,16 @@ fn update_boot(
     Ok(())
 }
 
-/// Polls /status until a boot other than `old_boot_id` answers, with a countdown.
-fn wait_for_new_boot(client: &Client, old_boot_id: &str, timeout: Duration) -> Result<Status> {
-    let deadline = Instant::now() + timeout;
+/// Polls /status until a boot other than `old_boot_id` answers, with a countdown. Also
+/// returns how long the old system kept answering.
+fn wait_for_new_boot(
+    client: &Client,
+    old_boot_id: &str,
+    timeout: Duration,
+) -> Result<(Status, Duration)> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut went_down: Option<Duration> = None;
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut last_said = u64::MAX;
     loop {
@@ -251,15 +264,20 @@ fn wait_for_new_boot(client: &Client, old_boot_id: &str, timeout: Duration) -> R
             last_said = left.as_secs();
             eprintln!("push: waiting for the device, {} s left", left.as_secs());
         }
-        if let Ok(s) = status(client) {
+        match status(client) {
             // The old system can answer until init stops admind: only a new boot counts.
-            if s.boot_id != old_boot_id {
+            Ok(s) if s.boot_id != old_boot_id => {
                 if tty {
                     eprintln!();
                 }
-                return Ok(s);
+                let down = went_down.unwrap_or_else(|| started.elapsed());
+                return Ok((s, down));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                went_down.get_or_insert_with(|| started.elapsed());
             }
         }
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(500));
     }
 }

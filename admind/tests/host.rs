@@ -44,6 +44,15 @@ fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("{cmd:?}: {e} (ci/install-deps installs it)"))
 }
 
+/// Waits (up to 10 s) until something listens on `port`.
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "admind did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// admind on `port` with everything in `dir`; `init_pid` gets the reboot signals.
 fn spawn(dir: &Path, port: u16, init_pid: Option<u32>) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_admind"));
@@ -144,11 +153,7 @@ impl Admind {
             pin,
             public_key,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "admind did not start listening");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(port);
         a
     }
 
@@ -619,14 +624,19 @@ fn data_files_logs_processes_and_reboot() {
     let _ = a.child.kill();
     let _ = a.child.wait();
     a.child = spawn(&dir, port, Some(init.id()));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(port);
     assert_eq!(a.curl(&["-X", "POST"], "/reboot").0, 200);
     let status = init.wait().unwrap();
     assert_eq!(status.signal(), Some(10), "init got SIGUSR1");
+
+    // /shutdown: SIGUSR2.
+    let mut init = Command::new("sleep").arg("60").spawn().unwrap();
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    a.child = spawn(&dir, port, Some(init.id()));
+    wait_listening(port);
+    assert_eq!(a.curl(&["-X", "POST"], "/shutdown").0, 200);
+    assert_eq!(init.wait().unwrap().signal(), Some(12), "init got SIGUSR2");
     assert!(Path::new(&a.dir).exists());
 }
 

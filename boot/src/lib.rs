@@ -5,6 +5,9 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod hex;
+#[cfg(feature = "io")]
+pub mod io;
 pub mod kernel;
 pub mod layout;
 pub mod mbr;

@@ -39,22 +39,9 @@ pub fn parse(text: &str) -> Option<([u8; 16], [u8; 32])> {
     if words.next()? != "sha256" {
         return None;
     }
-    let salt = unhex::<16>(words.next()?)?;
-    let hash = unhex::<32>(words.next()?)?;
+    let salt = crate::hex::decode::<16>(words.next()?)?;
+    let hash = crate::hex::decode::<32>(words.next()?)?;
     words.next().is_none().then_some((salt, hash))
-}
-
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let s = s.as_bytes();
-    if s.len() != 2 * N {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = [0u8; N];
-    for (i, pair) in s.chunks(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
 }
 
 /// Whether `password` matches, comparing every byte whatever the outcome (constant time

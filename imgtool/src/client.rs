@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_PORT: u16 = 8443;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes written between progress updates.
+const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
+/// Largest response head accepted.
+const RESPONSE_HEAD_BYTES_MAX: usize = 64 * 1024;
 /// Largest response read into memory (logs, status).
 const RESPONSE_BYTES_MAX: u64 = 64 << 20;
 
@@ -78,7 +82,7 @@ impl Client {
             })?
             .next()
             .ok_or_else(|| anyhow!("{with_port} resolves to no address"))?;
-        let pin = crate::instance::unhex32(&instance.cert_sha256_hex).ok_or_else(|| {
+        let pin = boot::hex::decode::<32>(&instance.cert_sha256_hex).ok_or_else(|| {
             anyhow!(
                 "{}: admind-cert.sha256 is not a SHA-256",
                 instance.dir.display()
@@ -150,7 +154,7 @@ impl Client {
         stream.write_all(head.as_bytes())?;
         let started = Instant::now();
         let mut sent = 0usize;
-        for chunk in body.chunks(256 * 1024) {
+        for chunk in body.chunks(UPLOAD_CHUNK_BYTES) {
             stream.write_all(chunk).context("upload interrupted")?;
             sent += chunk.len();
             if progress {
@@ -198,7 +202,7 @@ fn read_response(stream: &mut impl Read) -> Result<Response> {
             bail!("admind closed the connection without answering");
         }
         data.extend_from_slice(&buf[..n]);
-        if data.len() > 64 * 1024 {
+        if data.len() > RESPONSE_HEAD_BYTES_MAX {
             bail!("admind's answer has an oversized head");
         }
     };

@@ -228,15 +228,11 @@ impl Supervisor {
         for s in self.services.iter().flatten() {
             let _ = writeln!(text, "{} {}", show(s.name.as_bytes()), s.restarts);
         }
-        let written = rustix::fs::open(
+        let _ = boot::io::replace_file(
             c"/run/rustkrazy/services.new",
-            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o644),
-        )
-        .and_then(|fd| sys::write_all(&fd, text.as_bytes()));
-        if written.is_ok() {
-            let _ = rustix::fs::rename(c"/run/rustkrazy/services.new", c"/run/rustkrazy/services");
-        }
+            c"/run/rustkrazy/services",
+            text.as_bytes(),
+        );
     }
 
     pub fn start_all(&mut self, console: &Console) {

@@ -1,10 +1,11 @@
 //! The little system glue PID 1 needs beyond rustix: a non-blocking console, fixed-size
 //! text and path buffers, whole-file reads, and fork/exec through musl.
 
+pub use boot::io::{read_file, write_all};
 pub use boot::text::Text;
-use core::ffi::{c_char, CStr};
+use core::ffi::c_char;
 
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -41,34 +42,6 @@ pub fn write_stderr(bytes: &[u8]) {
     // SAFETY: fd 2 is only borrowed for this write; if it is not open, the write fails.
     let stderr = unsafe { rustix::fd::BorrowedFd::borrow_raw(2) };
     let _ = write_all(stderr, bytes);
-}
-
-/// Writes all of `bytes`, retrying on EINTR; gives up on any other error.
-pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
-    while !bytes.is_empty() {
-        match rustix::io::write(&fd, bytes) {
-            Ok(0) => return Err(Errno::IO),
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Reads a whole (small) file into `buf`; returns the bytes read, at most `buf.len()`.
-pub fn read_file<'a>(path: &CStr, buf: &'a mut [u8]) -> Result<&'a [u8], Errno> {
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut len = 0;
-    while len < buf.len() {
-        match rustix::io::read(&fd, &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(&buf[..len])
 }
 
 /// Milliseconds since boot (CLOCK_MONOTONIC).

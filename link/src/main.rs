@@ -57,7 +57,20 @@ const INTERFACES_MAX: usize = 8;
 const RESOLV_CONF_DEFAULT: &[u8] = b"/run/resolv.conf";
 /// Longest wait in poll, so a clock oddity cannot stall timers for long.
 const POLL_MS_MAX: u64 = 60_000;
+/// Largest packet read from a DHCP socket (an Ethernet frame's payload, with room).
 const MTU_BYTES: usize = 1600;
+/// Largest settings file read; a larger one is refused.
+const SETTINGS_BYTES_MAX: usize = 4096;
+/// Buffer for acknowledgements of our own requests (one small message each).
+const ACK_BUFFER_BYTES: usize = 4096;
+/// Buffer for dumps and events: the kernel sends netlink datagrams of up to 32 KiB.
+const NETLINK_BUFFER_BYTES: usize = 32 * 1024;
+/// Links collected from one dump (the rest are picked up by later events).
+const DUMPED_LINKS_MAX: usize = 32;
+/// Changes taken from one event datagram.
+const CHANGES_PER_DATAGRAM_MAX: usize = 16;
+/// DHCP packets handled per wake-up, so a flood on one socket cannot starve the others.
+const PACKETS_PER_WAKE_MAX: usize = 64;
 
 struct Interface {
     index: u32,
@@ -170,7 +183,7 @@ pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
 }
 
 fn read_settings(path: &mut Text<128>) -> Settings {
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; SETTINGS_BYTES_MAX];
     let shown = Shown(path.as_bytes());
     let mut shown_text: Text<128> = Text::new();
     let _ = write!(shown_text, "{}", shown);
@@ -221,7 +234,7 @@ impl Link {
     fn request(&mut self, mut req: nl::Request) -> Result<(), Errno> {
         let seq = req.seq();
         sys::send(&self.requests, req.bytes())?;
-        let mut buf = [0u8; 4096];
+        let mut buf = [0u8; ACK_BUFFER_BYTES];
         loop {
             let Some(reply) = sys::recv(&self.requests, &mut buf)? else {
                 return Err(Errno::TIMEDOUT);
@@ -277,9 +290,10 @@ impl Link {
         }
         // Collect the whole dump before acting on it: acting sends requests on the same
         // socket, whose acknowledgements would be read in between.
-        let mut links: [Option<(u32, u16, u32, Name, Option<[u8; 6]>)>; 32] = [None; 32];
+        let mut links: [Option<(u32, u16, u32, Name, Option<[u8; 6]>)>; DUMPED_LINKS_MAX] =
+            [None; DUMPED_LINKS_MAX];
         let mut count = 0;
-        let mut buf = [0u8; 32 * 1024];
+        let mut buf = [0u8; NETLINK_BUFFER_BYTES];
         let mut done = false;
         while !done {
             let reply = match sys::recv(&self.requests, &mut buf) {
@@ -718,7 +732,7 @@ impl Link {
     }
 
     fn run(&mut self, events: &OwnedFd) -> c_int {
-        let mut buf = [0u8; 32 * 1024];
+        let mut buf = [0u8; NETLINK_BUFFER_BYTES];
         loop {
             // Timers first: they may send.
             let now = now_ms();
@@ -814,7 +828,8 @@ impl Link {
                 }
             };
             // Copy what is needed out of `buf` first: handling may reuse it.
-            let mut changes: [Option<Change>; 16] = [None; 16];
+            let mut changes: [Option<Change>; CHANGES_PER_DATAGRAM_MAX] =
+                [None; CHANGES_PER_DATAGRAM_MAX];
             let mut count = 0;
             for m in nl::messages(data) {
                 let change = match m.kind {
@@ -890,7 +905,7 @@ impl Link {
 
     /// DHCP replies on the packet socket (`raw`) or the renewal UDP socket.
     fn read_dhcp(&mut self, slot: usize, raw: bool, buf: &mut [u8]) {
-        for _ in 0..64 {
+        for _ in 0..PACKETS_PER_WAKE_MAX {
             let Some(iface) = self.interfaces[slot].as_mut() else {
                 return;
             };

@@ -1,10 +1,8 @@
 //! The system glue `link` needs: sockets (rtnetlink, packet, UDP), the clock, randomness,
 //! output lines and small file reads and writes. Everything else is in the library.
 
-use core::ffi::CStr;
 use core::time::Duration;
-use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
+use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::net::addr::{SocketAddrArg, SocketAddrLen, SocketAddrOpaque};
 use rustix::net::netlink::SocketAddrNetlink;
@@ -12,6 +10,7 @@ use rustix::net::{
     AddressFamily, Protocol, RecvFlags, SendFlags, SocketAddrV4, SocketFlags, SocketType,
 };
 
+pub use boot::io::{read_file, write_all};
 pub use boot::text::Text;
 
 /// Writes one line to stdout (init logs it and echoes it to the console).
@@ -31,18 +30,6 @@ pub fn write_stdout(bytes: &[u8]) {
     let _ = write_all(stdout, bytes);
 }
 
-fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
-    while !bytes.is_empty() {
-        match rustix::io::write(&fd, bytes) {
-            Ok(0) => return Err(Errno::IO),
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Milliseconds on CLOCK_BOOTTIME: monotonic, and it keeps counting through suspend, as
 /// lease times do.
 pub fn now_ms() -> u64 {
@@ -60,21 +47,6 @@ pub fn random() -> u32 {
     }
 }
 
-/// Reads a whole (small) file into `buf`.
-pub fn read_file<'a>(path: &CStr, buf: &'a mut [u8]) -> Result<&'a [u8], Errno> {
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut len = 0;
-    while len < buf.len() {
-        match rustix::io::read(&fd, &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(&buf[..len])
-}
-
 /// Replaces the file at `path` with `bytes` through a temporary file and a rename, so
 /// readers (musl's resolver) never see it half-written.
 pub fn replace_file(path: &[u8], bytes: &[u8]) -> Result<(), Errno> {
@@ -84,14 +56,7 @@ pub fn replace_file(path: &[u8], bytes: &[u8]) -> Result<(), Errno> {
     temp_path.push(path);
     temp_path.push(b".new");
     let temp = temp_path.as_cstr().ok_or(Errno::NAMETOOLONG)?;
-    let fd = rustix::fs::open(
-        temp,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
-    )?;
-    write_all(&fd, bytes)?;
-    drop(fd);
-    rustix::fs::rename(temp, final_path.as_cstr().ok_or(Errno::NAMETOOLONG)?)
+    boot::io::replace_file(temp, final_path.as_cstr().ok_or(Errno::NAMETOOLONG)?, bytes)
 }
 
 /// A request socket (no groups: only answers to our requests arrive) or an event socket

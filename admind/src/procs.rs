@@ -31,6 +31,22 @@ fn stat(proc: &Path, pid: &str) -> Option<Stat> {
     })
 }
 
+/// Resident memory in kB. `smaps_rollup` counts the page tables' pages exactly; stat's
+/// counter is per-CPU and batched, so a small program such as link reads 0 there.
+fn rss_kb(proc: &Path, s: &Stat) -> i64 {
+    let exact = std::fs::read_to_string(proc.join(s.pid.to_string()).join("smaps_rollup"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("Rss:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        });
+    exact.unwrap_or(s.rss_pages * PAGE_KB)
+}
+
+/// Page size of the devices we build for (x86_64, arm64 with 4 KiB pages).
+const PAGE_KB: i64 = 4;
+
 fn all(proc: &Path) -> Vec<Stat> {
     let Ok(dir) = std::fs::read_dir(proc) else {
         return Vec::new();
@@ -51,7 +67,6 @@ fn all(proc: &Path) -> Vec<Stat> {
 
 /// JSON list of every process.
 pub fn top(proc: &Path) -> String {
-    let page_kb = 4;
     let items: Vec<String> = all(proc)
         .iter()
         .map(|s| {
@@ -61,7 +76,7 @@ pub fn top(proc: &Path) -> String {
                 s.ppid,
                 json_string(&s.name),
                 s.state,
-                s.rss_pages * page_kb,
+                rss_kb(proc, s),
                 s.cpu_ticks
             )
         })
@@ -95,7 +110,7 @@ pub fn services(proc: &Path, published: &Path) -> String {
             match running {
                 Some(s) => format!(
                     "{{\"name\":{},\"pid\":{},\"state\":\"{}\",\"rss_kb\":{},\"restarts\":{restarts}}}",
-                    json_string(name), s.pid, s.state, s.rss_pages * 4
+                    json_string(name), s.pid, s.state, rss_kb(proc, s)
                 ),
                 None => format!(
                     "{{\"name\":{},\"pid\":null,\"state\":\"stopped\",\"rss_kb\":0,\"restarts\":{restarts}}}",

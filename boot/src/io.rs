@@ -37,12 +37,25 @@ pub fn read_file<'a>(path: &CStr, buf: &'a mut [u8]) -> Result<&'a [u8], Errno> 
 /// Writes `bytes` to `temp` (mode 0644), then renames it over `path`, so readers never see
 /// a half-written file.
 pub fn replace_file(temp: &CStr, path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
+    write_then_rename(temp, path, bytes, false)
+}
+
+/// [`replace_file`] for files on a disk: the data reaches the disk before the rename, so a
+/// power cut leaves the old file or the new one, never an empty one.
+pub fn replace_file_durably(temp: &CStr, path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
+    write_then_rename(temp, path, bytes, true)
+}
+
+fn write_then_rename(temp: &CStr, path: &CStr, bytes: &[u8], sync: bool) -> Result<(), Errno> {
     let fd = rustix::fs::open(
         temp,
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     )?;
     write_all(&fd, bytes)?;
+    if sync {
+        rustix::fs::fsync(&fd)?;
+    }
     drop(fd);
     rustix::fs::rename(temp, path)
 }

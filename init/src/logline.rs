@@ -13,6 +13,13 @@ pub fn must_rotate(size: u64, incoming: u64) -> bool {
     size > 0 && size + incoming > LOG_BYTES_MAX
 }
 
+/// Whether a service's line already starts with `NAME: `, as link's and admind's do; the
+/// console then shows it without init's own `NAME: ` in front (one prefix per line).
+pub fn names_itself(line: &[u8], name: &[u8]) -> bool {
+    line.strip_prefix(name)
+        .is_some_and(|rest| rest.starts_with(b": "))
+}
+
 /// Collects bytes of one stream and yields complete lines (without the newline).
 pub struct LineSplitter {
     buf: [u8; LINE_BYTES_MAX],
@@ -95,6 +102,15 @@ pub fn stamp(uptime_ms: u64, out: &mut [u8; 24]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_that_names_its_service_gets_no_second_prefix() {
+        assert!(names_itself(b"link: eth0: lease", b"link"));
+        assert!(!names_itself(b"linked: yes", b"link"));
+        assert!(!names_itself(b"link:no space", b"link"));
+        assert!(!names_itself(b"", b"link"));
+        assert!(!names_itself(b"hello", b"link"));
+    }
 
     #[test]
     fn splits_lines_and_long_output() {

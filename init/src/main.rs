@@ -6,7 +6,8 @@
 //!    status to /run/rustkrazy/boot-status; an uncommitted trial reboots at its deadline.
 //! 4. Starts every executable in /bin except itself, each in its own process group, output
 //!    into capped logs under /tmp and echoed to the console; restarts with backoff.
-//! 5. Reaps every child, orphans included; feeds /dev/watchdog if there is one.
+//! 5. Reaps every child, orphans included; feeds /dev/watchdog if there is one; keeps the
+//!    saved clock on /data (restored at boot on boards without a real-time clock).
 //! 6. SIGUSR1, SIGINT (ctrl-alt-del), SIGTERM: reboot. SIGUSR2, SIGPWR: power off. Both stop
 //!    the services (SIGTERM, bounded wait, SIGKILL), sync, unmount, then reboot(2).
 //!
@@ -14,6 +15,7 @@
 #![no_std]
 #![no_main]
 
+mod clock;
 mod mounts;
 mod services;
 mod sys;
@@ -100,7 +102,9 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
             None
         }
     };
-    let trial_deadline_ms = boot_status(&console, disk.as_ref(), &cmdline);
+    // Before any service starts: none of them should see 1970 on a board without a clock.
+    clock::restore(&console);
+    let mut trial_deadline_ms = boot_status(&console, disk.as_ref(), &cmdline);
 
     let mut supervisor = Supervisor::new();
     supervisor.load(&console);
@@ -119,25 +123,40 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
         );
     }
     let mut next_feed_ms = 0;
+    let mut next_clock_save_ms = now_ms() + boot::clock::SAVE_INTERVAL_S * 1000;
     loop {
         let now = now_ms();
+        if now >= next_clock_save_ms {
+            clock::save(&console);
+            next_clock_save_ms = now + boot::clock::SAVE_INTERVAL_S * 1000;
+        }
         if let Some(fd) = &watchdog {
             if now >= next_feed_ms {
                 let _ = rustix::io::write(fd, b"k");
                 next_feed_ms = now + WATCHDOG_FEED_MS;
             }
         }
-        if let (Some(deadline), Some(disk)) = (trial_deadline_ms, disk.as_ref()) {
-            if now >= deadline && still_on_trial(disk) {
-                log!(
-                    console,
-                    "init: trial boot not committed within {} s; rebooting to the committed root",
-                    cmdline.trial_timeout_s
-                );
-                supervisor.shutdown(&console, signals.as_ref(), RebootCommand::Restart);
+        if trial_deadline_ms.is_some_and(|deadline| now >= deadline) {
+            // The deadline is checked once: committed (or no disk to tell) means nothing
+            // is left to wait for, and a deadline left in place would wake us at once forever.
+            trial_deadline_ms = None;
+            match disk.as_ref().map(still_on_trial) {
+                Some(true) => {
+                    log!(
+                        console,
+                        "init: trial boot not committed within {} s; rebooting to the committed root",
+                        cmdline.trial_timeout_s
+                    );
+                    supervisor.shutdown(&console, signals.as_ref(), RebootCommand::Restart);
+                }
+                Some(false) => log!(console, "init: the trial boot was committed in time"),
+                None => {}
             }
         }
-        let mut wake_ms = supervisor.next_restart_ms().unwrap_or(u64::MAX);
+        let mut wake_ms = supervisor
+            .next_restart_ms()
+            .unwrap_or(u64::MAX)
+            .min(next_clock_save_ms);
         if watchdog.is_some() {
             wake_ms = wake_ms.min(next_feed_ms);
         }

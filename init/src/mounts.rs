@@ -40,7 +40,13 @@ pub fn mount_kernel_filesystems(console: &Console) {
         ),
     ];
     for (source, target, fstype, flags, data) in table {
-        if let Err(e) = mount(source, target, fstype, flags, data) {
+        let result = mount(source, target, fstype, flags, data);
+        // A kernel with CONFIG_DEVTMPFS_MOUNT has mounted /dev already: same filesystem,
+        // same place, so the kernel says EBUSY.
+        if result == Err(Errno::BUSY) && target == c"/dev" {
+            continue;
+        }
+        if let Err(e) = result {
             log!(
                 console,
                 "init: cannot mount {:?} on {:?}: {}",

@@ -109,8 +109,10 @@ fn log_line(console: &Console, name: &[u8], log: &mut LogFile, line: &[u8]) {
     log.append(name, entry.as_bytes());
     let mut echo: Text<{ init::logline::LINE_BYTES_MAX + 128 }> = Text::new();
     echo.push(&stamp[..n]);
-    echo.push(name);
-    echo.push(b": ");
+    if !init::logline::names_itself(line, name) {
+        echo.push(name);
+        echo.push(b": ");
+    }
     echo.push(line);
     echo.push(b"\n");
     console.write(echo.as_bytes());
@@ -587,6 +589,7 @@ impl Supervisor {
                 self.drain(console, i, j);
             }
         }
+        crate::clock::save(console);
         rustix::fs::sync();
         crate::mounts::unmount_disk(console);
         rustix::fs::sync();

@@ -297,8 +297,9 @@ impl Api {
         // Changes with every boot: how a client tells a fresh boot from the old system.
         let boot_id = std::fs::read_to_string(d.paths.proc.join("sys/kernel/random/boot_id"))
             .unwrap_or_default();
+        let clock = clock_json(&d.paths.clock);
         format!(
-            "{{\"hostname\":{},\"boot_id\":{},\"uptime_s\":{uptime},\"admind_uptime_s\":{},\"active_slot\":{},\"uncommitted_trial\":{},\"boot\":{},\"record\":{},\"roots\":{{{}}},\"memory\":{{\"total_kb\":{total_kb},\"available_kb\":{available_kb}}},\"services\":{}}}\n",
+            "{{\"hostname\":{},\"boot_id\":{},\"uptime_s\":{uptime},\"clock\":{clock},\"admind_uptime_s\":{},\"active_slot\":{},\"uncommitted_trial\":{},\"boot\":{},\"record\":{},\"roots\":{{{}}},\"memory\":{{\"total_kb\":{total_kb},\"available_kb\":{available_kb}}},\"services\":{}}}\n",
             json_string(hostname.trim()),
             json_string(boot_id.trim()),
             self.started.elapsed().as_secs(),
@@ -571,6 +572,31 @@ fn stream_files(
     }
     let _ = out.flush();
     None
+}
+
+/// The wall clock and link's synchronisation status: `{"now_s":N,"synchronised":false}`, or
+/// with the last answer's `server`, `offset_ms`, `stratum` and `last_sync_s`. Without a
+/// status file (no link, or `ntp off`) `synchronised` is null: nobody is keeping time.
+fn clock_json(path: &std::path::Path) -> String {
+    use boot::clock::Status;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let status = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| boot::clock::parse_status(&t));
+    match status {
+        None => format!("{{\"now_s\":{now_s},\"synchronised\":null}}"),
+        Some(Status::Unsynchronised) => format!("{{\"now_s\":{now_s},\"synchronised\":false}}"),
+        Some(Status::Synchronised(s)) => {
+            let [a, b, c, d] = s.server;
+            format!(
+                "{{\"now_s\":{now_s},\"synchronised\":true,\"server\":\"{a}.{b}.{c}.{d}\",\"offset_ms\":{},\"stratum\":{},\"last_sync_s\":{}}}",
+                s.offset_ms, s.stratum, s.at_s
+            )
+        }
+    }
 }
 
 #[cfg(test)]

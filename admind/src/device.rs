@@ -18,6 +18,8 @@ pub struct Paths {
     pub boot_status: PathBuf,
     /// init's list of services and their restart counts.
     pub services: PathBuf,
+    /// link's clock synchronisation status (`boot::clock`).
+    pub clock: PathBuf,
     pub data: PathBuf,
     pub logs: PathBuf,
     pub proc: PathBuf,
@@ -31,6 +33,7 @@ impl Default for Paths {
             disk: None,
             boot_status: "/run/rustkrazy/boot-status".into(),
             services: "/run/rustkrazy/services".into(),
+            clock: boot::clock::STATUS_PATH.into(),
             data: "/data".into(),
             logs: "/tmp".into(),
             proc: "/proc".into(),

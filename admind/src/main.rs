@@ -38,6 +38,7 @@ fn run() -> Result<(), String> {
             "--password-file" => password_file = value()?.into(),
             "--disk" => paths.disk = Some(value()?.into()),
             "--boot-status" => paths.boot_status = value()?.into(),
+            "--clock-status" => paths.clock = value()?.into(),
             "--data" => paths.data = value()?.into(),
             "--logs" => paths.logs = value()?.into(),
             "--proc" => paths.proc = value()?.into(),

@@ -66,15 +66,41 @@ impl fmt::Display for Status {
         match self {
             Status::Unsynchronised => f.write_str("unsynchronised\n"),
             Status::Synchronised(s) => {
-                let [a, b, c, d] = s.server;
-                writeln!(
-                    f,
-                    "synchronised server={a}.{b}.{c}.{d} offset_ms={} stratum={} at_s={}",
-                    s.offset_ms, s.stratum, s.at_s
-                )
+                f.write_str("synchronised server=")?;
+                for (i, &byte) in s.server.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    decimal(f, u64::from(byte))?;
+                }
+                f.write_str(" offset_ms=")?;
+                if s.offset_ms < 0 {
+                    f.write_str("-")?;
+                }
+                decimal(f, s.offset_ms.unsigned_abs())?;
+                f.write_str(" stratum=")?;
+                decimal(f, u64::from(s.stratum))?;
+                f.write_str(" at_s=")?;
+                decimal(f, s.at_s)?;
+                f.write_str("\n")
             }
         }
     }
+}
+
+/// `n` in decimal, without core's width and fill machinery (kilobytes in a device binary).
+fn decimal(f: &mut fmt::Formatter<'_>, mut n: u64) -> fmt::Result {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    f.write_str(core::str::from_utf8(&digits[at..]).unwrap_or("?"))
 }
 
 /// Parses a status line; `None` for anything that is not one.

@@ -11,6 +11,9 @@
 //!                               interface line)
 //! gateway <a.b.c.d>             static default route (only with address)
 //! dns <a.b.c.d>                 static DNS server (only with address; up to 3)
+//! ntp <name or a.b.c.d>         time server (up to 3), instead of DHCP's (option 42) and
+//!                               the default, [`NTP_DEFAULT`]
+//! ntp off                       no time synchronisation
 //! ```
 //!
 //! A missing file means DHCP on every Ethernet interface. IPv6 is always left to the kernel's
@@ -25,7 +28,64 @@ pub const DNS_MAX: usize = 3;
 /// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
 pub const INTERFACE_NAME_BYTES_MAX: usize = 15;
 
+/// Time servers kept.
+pub const NTP_MAX: usize = 3;
+/// The time server asked when neither the settings nor DHCP name one.
+pub const NTP_DEFAULT: &str = "pool.ntp.org";
+/// Longest time server name kept.
+pub const HOST_BYTES_MAX: usize = 63;
+
 pub type Ipv4 = [u8; 4];
+
+/// A host name (or dotted quad), stored inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Host {
+    bytes: [u8; HOST_BYTES_MAX],
+    len: u8,
+}
+
+impl Host {
+    /// `None` unless [`valid_host_name`] and at most [`HOST_BYTES_MAX`] bytes.
+    pub fn new(name: &[u8]) -> Option<Host> {
+        if name.len() > HOST_BYTES_MAX || !valid_host_name(name) {
+            return None;
+        }
+        let mut bytes = [0; HOST_BYTES_MAX];
+        bytes[..name.len()].copy_from_slice(name);
+        Some(Host {
+            bytes,
+            len: name.len() as u8,
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host {
+            bytes: [0; HOST_BYTES_MAX],
+            len: 0,
+        }
+    }
+}
+
+/// Whether `name` can be looked up in DNS: dot-separated labels of 1 to 63 letters, digits
+/// or hyphens (not at either end), 253 bytes at most, an optional final dot. Dotted quads
+/// pass too (all digits).
+pub fn valid_host_name(name: &[u8]) -> bool {
+    let name = name.strip_suffix(b".").unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split(|&b| b == b'.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+                && label[0] != b'-'
+                && label[label.len() - 1] != b'-'
+        })
+}
 
 /// An interface name, stored inline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -77,11 +137,20 @@ pub struct Settings {
     pub interface_count: usize,
     /// `None`: DHCP.
     pub ipv4_static: Option<Static>,
+    pub ntp: [Host; NTP_MAX],
+    pub ntp_count: usize,
+    /// `ntp off`: the clock is left alone.
+    pub ntp_off: bool,
 }
 
 impl Settings {
     pub fn interfaces(&self) -> &[Name] {
         &self.interfaces[..self.interface_count]
+    }
+
+    /// Time servers named in the settings (empty: DHCP's, else [`NTP_DEFAULT`]).
+    pub fn ntp(&self) -> &[Host] {
+        &self.ntp[..self.ntp_count]
     }
 
     /// Whether the interface called `name` is to be configured (Ethernet-ness is the caller's
@@ -153,9 +222,27 @@ pub fn parse(text: &[u8]) -> Result<Settings, ParseError> {
                 dns_count += 1;
                 dns_line = line;
             }
+            b"ntp" if value == b"off" => {
+                if settings.ntp_count > 0 {
+                    return Err(err("`ntp off` cannot go with time servers"));
+                }
+                settings.ntp_off = true;
+            }
+            b"ntp" => {
+                if settings.ntp_off {
+                    return Err(err("`ntp off` cannot go with time servers"));
+                }
+                if settings.ntp_count == NTP_MAX {
+                    return Err(err("at most 3 time servers can be given"));
+                }
+                settings.ntp[settings.ntp_count] = Host::new(value).ok_or(err(
+                    "a time server is a host name (letters, digits, '-', '.'; at most 63 bytes) or a.b.c.d",
+                ))?;
+                settings.ntp_count += 1;
+            }
             _ => {
                 return Err(err(
-                    "unknown key (expected interface, address, gateway or dns)",
+                    "unknown key (expected interface, address, gateway, dns or ntp)",
                 ))
             }
         }
@@ -270,6 +357,12 @@ mod tests {
             (b"interface a\ninterface b\naddress 10.0.0.1/8\n", 0),
             (b"dns 1.1.1.1\n", 1),
             (b"interface e\naddress 1.2.3.4/8\ndns 1.1.1.1\ndns 1.1.1.2\ndns 1.1.1.3\ndns 1.1.1.4\n", 6),
+            (b"ntp a\nntp b\nntp c\nntp d\n", 4),
+            (b"ntp off\nntp a\n", 2),
+            (b"ntp a\nntp off\n", 2),
+            (b"ntp bad_name\n", 1),
+            (b"ntp -a.org\n", 1),
+            (b"ntp aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.org\n", 1),
         ];
         for (text, line) in cases {
             let e = parse(text).expect_err(core::str::from_utf8(text).unwrap());
@@ -280,6 +373,24 @@ mod tests {
                 core::str::from_utf8(text),
                 e.reason
             );
+        }
+    }
+
+    #[test]
+    fn time_servers() {
+        let s = parse(b"ntp pool.ntp.org\nntp 10.77.0.1\n").unwrap();
+        let names: std::vec::Vec<&[u8]> = s.ntp().iter().map(|h| h.as_bytes()).collect();
+        assert_eq!(names, [&b"pool.ntp.org"[..], b"10.77.0.1"]);
+        assert!(!s.ntp_off);
+        let off = parse(b"ntp off\n").unwrap();
+        assert!(off.ntp_off && off.ntp().is_empty());
+        let none = parse(b"").unwrap();
+        assert!(!none.ntp_off && none.ntp().is_empty());
+        for good in [&b"a"[..], b"x-1.example", b"pool.ntp.org."] {
+            assert!(valid_host_name(good), "{good:?}");
+        }
+        for bad in [&b""[..], b".", b"a..b", b"a-.org", b"a b", &[b'a'; 64][..]] {
+            assert!(!valid_host_name(bad), "{bad:?}");
         }
     }
 

@@ -193,6 +193,9 @@ pub struct NetworkTable {
     pub gateway: Option<String>,
     #[serde(default)]
     pub dns: Vec<String>,
+    /// Time servers (names or addresses); `[]` turns time synchronisation off. Without it:
+    /// DHCP's time servers, else `boot::network::NTP_DEFAULT`.
+    pub ntp: Option<Vec<String>>,
 }
 
 impl NetworkTable {
@@ -219,6 +222,11 @@ impl NetworkTable {
         }
         for d in &self.dns {
             add("dns", d)?;
+        }
+        match self.ntp.as_deref() {
+            Some([]) => add("ntp", "off")?,
+            Some(servers) => servers.iter().try_for_each(|n| add("ntp", n))?,
+            None => {}
         }
         if let Err(e) = boot::network::parse(text.as_bytes()) {
             let what = match e.line {
@@ -446,6 +454,14 @@ crate = "hello@1"
             text.ends_with("interface eth0\naddress 10.1.2.3/16\ndns 10.1.0.1\n"),
             "{text}"
         );
+        for (ntp, rendered) in [
+            ("ntp = []", "ntp off\n"),
+            ("ntp = [\"pool.ntp.org\", \"10.0.0.1\"]", "ntp pool.ntp.org\nntp 10.0.0.1\n"),
+        ] {
+            std::fs::write(&path, format!("[network]\n{ntp}\n")).unwrap();
+            let text = Plan::from_file(&path).unwrap().network.unwrap().render().unwrap();
+            assert!(text.ends_with(rendered), "{ntp}: {text}");
+        }
         for (bad, says) in [
             ("address = \"10.1.2.3/16\"", "exactly one interface"),
             (
@@ -454,6 +470,8 @@ crate = "hello@1"
             ),
             ("dns = [\"1.1.1.1\"]", "only go with a static address"),
             ("gateway = \"1.1.1.1\\naddress x\"", "no newlines"),
+            ("ntp = [\"bad name\"]", "a time server is a host name"),
+            ("ntp = [\"a\", \"b\", \"c\", \"d\"]", "at most 3 time servers"),
         ] {
             std::fs::write(&path, format!("[network]\n{bad}\n")).unwrap();
             let err = format!(

@@ -300,6 +300,7 @@ fn status(args: RemoteArgs) -> Result<()> {
     let active = v["active_slot"].as_u64().unwrap_or(0);
     println!("hostname  {}", v["hostname"].as_str().unwrap_or("?"));
     println!("uptime    {} s", v["uptime_s"]);
+    println!("clock     {}", describe_clock(&v["clock"]));
     println!(
         "boot      root {active}, {}{}",
         v["boot"]["state"].as_str().unwrap_or("?"),
@@ -343,6 +344,22 @@ fn status(args: RemoteArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// One line about the device's clock from `/status`'s `clock` object.
+fn describe_clock(c: &serde_json::Value) -> String {
+    let now = c["now_s"].as_u64().map(|s| boot::clock::Utc(s).to_string());
+    let now = now.unwrap_or_else(|| "?".into());
+    match c["synchronised"].as_bool() {
+        Some(true) => format!(
+            "{now}, synchronised with {} (stratum {}, offset {} ms at the last poll)",
+            c["server"].as_str().unwrap_or("?"),
+            c["stratum"],
+            c["offset_ms"]
+        ),
+        Some(false) => format!("{now}, not synchronised yet"),
+        None => format!("{now}, not kept by a time server"),
+    }
 }
 
 fn logs(args: LogsArgs) -> Result<()> {

@@ -38,6 +38,8 @@ pub struct Lease {
     pub router: Option<Ipv4>,
     pub dns: [Ipv4; dhcp::DNS_SERVERS_MAX],
     pub dns_count: usize,
+    pub ntp: [Ipv4; dhcp::NTP_SERVERS_MAX],
+    pub ntp_count: usize,
     pub server: Ipv4,
     /// As granted; `u32::MAX` is infinite.
     pub lease_s: u32,
@@ -47,6 +49,10 @@ pub struct Lease {
 impl Lease {
     pub fn dns(&self) -> &[Ipv4] {
         &self.dns[..self.dns_count]
+    }
+
+    pub fn ntp(&self) -> &[Ipv4] {
+        &self.ntp[..self.ntp_count]
     }
 }
 
@@ -384,6 +390,8 @@ impl Client {
             router: reply.router.filter(|r| usable(*r)),
             dns: reply.dns,
             dns_count: reply.dns_count,
+            ntp: reply.ntp,
+            ntp_count: reply.ntp_count,
             server,
             lease_s: timers.expire_s,
             timers,
@@ -412,6 +420,8 @@ mod tests {
             router: Some([192, 168, 77, 1]),
             dns: [[192, 168, 77, 53], [0; 4], [0; 4]],
             dns_count: 1,
+            ntp: [[0; 4]; 3],
+            ntp_count: 0,
             lease_s: Some(lease_s),
             renewal_s: None,
             rebinding_s: None,

@@ -12,6 +12,8 @@ const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 pub const REQUEST_BYTES_MAX: usize = 548;
 /// Most DNS servers kept from one reply.
 pub const DNS_SERVERS_MAX: usize = 3;
+/// Time servers kept from a lease.
+pub const NTP_SERVERS_MAX: usize = 3;
 /// Longest hostname sent (option length is one byte; keep it DNS-label sized).
 pub const HOSTNAME_BYTES_MAX: usize = 63;
 
@@ -24,6 +26,7 @@ const OPT_SUBNET_MASK: u8 = 1;
 const OPT_ROUTER: u8 = 3;
 const OPT_DNS: u8 = 6;
 const OPT_HOSTNAME: u8 = 12;
+const OPT_NTP: u8 = 42;
 const OPT_REQUESTED_IP: u8 = 50;
 const OPT_LEASE_TIME: u8 = 51;
 const OPT_MESSAGE_TYPE: u8 = 53;
@@ -112,6 +115,7 @@ pub fn encode(req: &Request<'_>, out: &mut [u8; REQUEST_BYTES_MAX]) -> usize {
             OPT_SUBNET_MASK,
             OPT_ROUTER,
             OPT_DNS,
+            OPT_NTP,
             OPT_LEASE_TIME,
             OPT_RENEWAL_TIME,
             OPT_REBINDING_TIME,
@@ -132,6 +136,9 @@ pub struct Reply {
     pub router: Option<Ipv4>,
     pub dns: [Ipv4; DNS_SERVERS_MAX],
     pub dns_count: usize,
+    /// Option 42: time servers.
+    pub ntp: [Ipv4; NTP_SERVERS_MAX],
+    pub ntp_count: usize,
     pub lease_s: Option<u32>,
     pub renewal_s: Option<u32>,
     pub rebinding_s: Option<u32>,
@@ -177,6 +184,8 @@ pub fn decode(packet: &[u8], xid: u32, mac: &[u8; 6]) -> Result<Reply, DecodeErr
         router: None,
         dns: [[0; 4]; DNS_SERVERS_MAX],
         dns_count: 0,
+        ntp: [[0; 4]; NTP_SERVERS_MAX],
+        ntp_count: 0,
         lease_s: None,
         renewal_s: None,
         rebinding_s: None,
@@ -223,6 +232,13 @@ pub fn decode(packet: &[u8], xid: u32, mac: &[u8; 6]) -> Result<Reply, DecodeErr
                 for server in data.chunks_exact(4).take(DNS_SERVERS_MAX) {
                     reply.dns[reply.dns_count] = [server[0], server[1], server[2], server[3]];
                     reply.dns_count += 1;
+                }
+            }
+            OPT_NTP => {
+                ip(data)?;
+                for server in data.chunks_exact(4).take(NTP_SERVERS_MAX) {
+                    reply.ntp[reply.ntp_count] = [server[0], server[1], server[2], server[3]];
+                    reply.ntp_count += 1;
                 }
             }
             OPT_LEASE_TIME => reply.lease_s = Some(secs(data)?),
@@ -297,7 +313,7 @@ mod tests {
     fn ack_options() -> Vec<u8> {
         vec![
             53, 1, 5, 54, 4, 10, 0, 2, 2, 1, 4, 255, 255, 255, 0, 3, 8, 10, 0, 2, 2, 10, 0, 2, 1,
-            6, 8, 10, 0, 2, 3, 1, 1, 1, 1, 51, 4, 0, 0, 0x0e, 0x10, 0, 0, 255,
+            6, 8, 10, 0, 2, 3, 1, 1, 1, 1, 51, 4, 0, 0, 0x0e, 0x10, 42, 4, 10, 0, 2, 4, 0, 255,
         ]
     }
 
@@ -343,7 +359,7 @@ mod tests {
         assert_eq!(out[256] as usize, HOSTNAME_BYTES_MAX, "hostname cut");
         assert_eq!(
             (n, out[n - 1]),
-            (329, OPT_END),
+            (330, OPT_END),
             "longer than 300 bytes: no padding, END last"
         );
     }
@@ -357,6 +373,7 @@ mod tests {
         assert_eq!(r.subnet_mask, Some([255, 255, 255, 0]));
         assert_eq!(r.router, Some([10, 0, 2, 2]));
         assert_eq!(&r.dns[..r.dns_count], &[[10, 0, 2, 3], [1, 1, 1, 1]]);
+        assert_eq!(&r.ntp[..r.ntp_count], &[[10, 0, 2, 4]]);
         assert_eq!(r.lease_s, Some(3600));
         assert_eq!(
             timers(&r),

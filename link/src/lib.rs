@@ -6,11 +6,16 @@
 //! - [`udp`]: IPv4 + UDP framing for the packet socket DHCP runs on.
 //! - [`netlink`]: the rtnetlink requests `link` sends and a reader for the replies.
 //! - [`show`]: addresses and names as log text.
+//! - [`sntp`], [`dns`], [`timesync`]: the time client's messages, its one DNS query, and
+//!   its schedule.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod dhcp;
+pub mod dns;
 pub mod netlink;
 pub mod show;
+pub mod sntp;
+pub mod timesync;
 pub mod udp;

@@ -16,6 +16,7 @@
 #![no_main]
 
 mod sys;
+mod time;
 
 use boot::network::{self, Name, Settings};
 use core::ffi::{c_char, c_int, CStr};
@@ -71,6 +72,9 @@ const DUMPED_LINKS_MAX: usize = 32;
 const CHANGES_PER_DATAGRAM_MAX: usize = 16;
 /// DHCP packets handled per wake-up, so a flood on one socket cannot starve the others.
 const PACKETS_PER_WAKE_MAX: usize = 64;
+/// Poll slots: netlink events, a packet and a UDP socket per interface, the time client's.
+const POLL_SLOTS: usize = 2 + 2 * INTERFACES_MAX;
+const TIME_SLOT: usize = POLL_SLOTS - 1;
 
 struct Interface {
     index: u32,
@@ -96,6 +100,7 @@ struct Link {
     interfaces: [Option<Interface>; INTERFACES_MAX],
     /// What resolv.conf holds now, to skip rewriting it unchanged.
     dns_written: Text<160>,
+    time: time::TimeSync,
 }
 
 #[no_mangle]
@@ -104,6 +109,9 @@ pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     config.push(network::PATH.as_bytes());
     let mut resolv_conf: Text<128> = Text::new();
     resolv_conf.push(RESOLV_CONF_DEFAULT);
+    let mut clock_status: Text<128> = Text::new();
+    clock_status.push(boot::clock::STATUS_PATH.as_bytes());
+    let mut time_mode = time::Mode::Keep;
     let mut args = (1..argc.max(1) as usize).map(|i| {
         // SAFETY: the C start-up code passes `argc` valid pointers to NUL-terminated
         // strings in `argv`, alive for the whole process.
@@ -113,8 +121,23 @@ pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         let target = match arg {
             b"--config" => &mut config,
             b"--resolv-conf" => &mut resolv_conf,
+            b"--clock-status" => &mut clock_status,
+            b"--time" => match args.next() {
+                Some(b"off") => {
+                    time_mode = time::Mode::Off;
+                    continue;
+                }
+                Some(b"observe") => {
+                    time_mode = time::Mode::Observe;
+                    continue;
+                }
+                _ => {
+                    say!("link: --time takes off or observe");
+                    return 2;
+                }
+            },
             _ => {
-                say!("link: unknown argument \"{}\"; usage: link [--config PATH] [--resolv-conf PATH]", Shown(arg));
+                say!("link: unknown argument \"{}\"; usage: link [--config PATH] [--resolv-conf PATH] [--clock-status PATH] [--time off|observe]", Shown(arg));
                 return 2;
             }
         };
@@ -153,6 +176,7 @@ pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     let mut link = Link {
         requests,
         seq: now_ms() as u32,
+        time: time::TimeSync::new(&settings, time_mode, clock_status),
         settings,
         hostname,
         resolv_conf,
@@ -695,8 +719,9 @@ impl Link {
         }
     }
 
-    /// Gathers DNS servers from static settings and every lease into resolv.conf.
-    fn write_resolv_conf(&mut self) {
+    /// DNS servers (static settings first, then every lease's) or, with `ntp`, the time
+    /// servers of every lease; at most three, no repeats.
+    fn servers(&self, ntp: bool) -> ([[u8; 4]; network::DNS_MAX], usize) {
         let mut servers: [[u8; 4]; network::DNS_MAX] = [[0; 4]; network::DNS_MAX];
         let mut count = 0;
         let mut add = |s: &[u8; 4]| {
@@ -705,14 +730,36 @@ impl Link {
                 count += 1;
             }
         };
-        if let Some(st) = &self.settings.ipv4_static {
+        if let (Some(st), false) = (&self.settings.ipv4_static, ntp) {
             st.dns[..st.dns_count].iter().for_each(&mut add);
         }
         for iface in self.interfaces.iter().flatten() {
             if let Some(lease) = &iface.applied {
-                lease.dns().iter().for_each(&mut add);
+                let list = if ntp { lease.ntp() } else { lease.dns() };
+                list.iter().for_each(&mut add);
             }
         }
+        (servers, count)
+    }
+
+    /// Runs `f` on the time client with what it needs to know about the network.
+    fn with_time(&mut self, f: impl FnOnce(&mut time::TimeSync, &time::Network<'_>)) {
+        let (resolvers, resolver_count) = self.servers(false);
+        let (ntp, ntp_count) = self.servers(true);
+        let online = self.interfaces.iter().flatten().any(|i| {
+            i.applied.is_some() || (self.settings.ipv4_static.is_some() && i.carrier)
+        });
+        let net = time::Network {
+            online,
+            resolvers: &resolvers[..resolver_count],
+            dhcp_servers: &ntp[..ntp_count],
+        };
+        f(&mut self.time, &net);
+    }
+
+    /// Gathers DNS servers from static settings and every lease into resolv.conf.
+    fn write_resolv_conf(&mut self) {
+        let (servers, count) = self.servers(false);
         let mut text: Text<160> = Text::new();
         text.push(b"# Written by rustkrazy's link from DHCP or static settings.\n");
         for s in &servers[..count] {
@@ -753,12 +800,20 @@ impl Link {
                 }
             }
 
-            // Wait for netlink events, DHCP replies or the next timer.
-            let mut ready = [false; 1 + 2 * INTERFACES_MAX];
+            self.with_time(|time, net| {
+                time.network_changed(net);
+                time.on_timer(net);
+            });
+            next = next.min(self.time.deadline_ms());
+
+            // Wait for netlink events, DHCP replies, the time server or the next timer.
+            let mut ready = [false; POLL_SLOTS];
             {
-                let mut fds: [Option<PollFd<'_>>; 1 + 2 * INTERFACES_MAX] =
-                    [const { None }; 1 + 2 * INTERFACES_MAX];
+                let mut fds: [Option<PollFd<'_>>; POLL_SLOTS] = [const { None }; POLL_SLOTS];
                 fds[0] = Some(PollFd::new(events, PollFlags::IN));
+                if let Some(fd) = self.time.socket() {
+                    fds[TIME_SLOT] = Some(PollFd::new(fd, PollFlags::IN));
+                }
                 for (slot, iface) in self.interfaces.iter().enumerate() {
                     let Some(iface) = iface else { continue };
                     if let Some(fd) = &iface.packet {
@@ -768,8 +823,8 @@ impl Link {
                         fds[2 + 2 * slot] = Some(PollFd::new(fd, PollFlags::IN));
                     }
                 }
-                let mut which = [0usize; 1 + 2 * INTERFACES_MAX];
-                let mut list: [PollFd<'_>; 1 + 2 * INTERFACES_MAX] = core::array::from_fn(|_| {
+                let mut which = [0usize; POLL_SLOTS];
+                let mut list: [PollFd<'_>; POLL_SLOTS] = core::array::from_fn(|_| {
                     PollFd::from_borrowed_fd(events.as_fd(), PollFlags::empty())
                 });
                 let mut n = 0;
@@ -799,6 +854,9 @@ impl Link {
 
             if ready[0] {
                 self.read_events(events, &mut buf);
+            }
+            if ready[TIME_SLOT] {
+                self.with_time(|time, net| time.on_readable(net, &mut buf));
             }
             for slot in 0..INTERFACES_MAX {
                 for socket in [1 + 2 * slot, 2 + 2 * slot] {
@@ -973,7 +1031,7 @@ impl core::fmt::Display for Seconds {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0 {
             u32::MAX => f.write_str("ever"),
-            s => write!(f, "{} s", Num(s)),
+            s => write!(f, "{} s", Num(u64::from(s))),
         }
     }
 }

@@ -4,8 +4,8 @@
 use core::fmt::{self, Display, Formatter, Write};
 
 /// Writes `n` in decimal.
-fn decimal(f: &mut Formatter<'_>, mut n: u32) -> fmt::Result {
-    let mut digits = [0u8; 10];
+fn decimal(f: &mut Formatter<'_>, mut n: u64) -> fmt::Result {
+    let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
         at -= 1;
@@ -41,7 +41,7 @@ impl Display for Ip4 {
             if i > 0 {
                 f.write_char('.')?;
             }
-            decimal(f, u32::from(b))?;
+            decimal(f, u64::from(b))?;
         }
         Ok(())
     }
@@ -119,7 +119,7 @@ impl Display for Shown<'_> {
 }
 
 /// A number without core's integer formatting machinery.
-pub struct Num(pub u32);
+pub struct Num(pub u64);
 
 impl Display for Num {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -165,6 +165,6 @@ mod tests {
         );
         assert_eq!(Shown(b"eth0\x01").to_string(), "eth0\\x01");
         assert_eq!(Num(0).to_string(), "0");
-        assert_eq!(Num(u32::MAX).to_string(), "4294967295");
+        assert_eq!(Num(u64::MAX).to_string(), "18446744073709551615");
     }
 }

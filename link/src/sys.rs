@@ -162,6 +162,19 @@ pub fn udp_socket(address: [u8; 4]) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
+/// A UDP socket on an ephemeral port, connected to `server`:`port`: only that peer's
+/// datagrams arrive on it.
+pub fn udp_connected(server: [u8; 4], port: u16) -> Result<OwnedFd, Errno> {
+    let fd = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    rustix::net::connect(&fd, &SocketAddrV4::new(server.into(), port))?;
+    Ok(fd)
+}
+
 pub fn send_to_server(fd: &OwnedFd, server: [u8; 4], payload: &[u8]) -> Result<(), Errno> {
     let to = SocketAddrV4::new(server.into(), link::udp::SERVER_PORT);
     rustix::net::sendto(fd, payload, SendFlags::empty(), &to).map(drop)

@@ -77,7 +77,15 @@ impl Net {
         self.dir.join(name)
     }
 
+    /// dnsmasq without DNS, handing out two DNS servers that do not exist.
     fn dnsmasq(&mut self) {
+        self.dnsmasq_with(&[
+            "--port=0",
+            "--dhcp-option=option:dns-server,192.168.77.53,192.168.77.54",
+        ]);
+    }
+
+    fn dnsmasq_with(&mut self, extra: &[&str]) {
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -86,8 +94,8 @@ impl Net {
                 "dnsmasq",
                 "--no-daemon",
                 "--conf-file=/dev/null",
-                "--port=0",
             ])
+            .args(extra)
             .args([
                 "--interface=vs",
                 "--bind-interfaces",
@@ -96,7 +104,6 @@ impl Net {
             ])
             .arg("--dhcp-range=192.168.77.50,192.168.77.60,255.255.255.0,2m")
             .arg("--dhcp-option=option:router,192.168.77.1")
-            .arg("--dhcp-option=option:dns-server,192.168.77.53,192.168.77.54")
             .arg(format!(
                 "--dhcp-leasefile={}",
                 self.path("leases").display()
@@ -128,6 +135,10 @@ impl Net {
             .arg(&config_path)
             .arg("--resolv-conf")
             .arg(self.path("resolv.conf"))
+            .arg("--clock-status")
+            .arg(self.path("clock"))
+            // Tests run on a host whose clock is not ours to set.
+            .args(["--time", "observe"])
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
@@ -356,4 +367,89 @@ fn a_broken_settings_file_is_reported_and_dhcp_keeps_the_device_reachable() {
         "{complaint}"
     );
     net.wait_line(": lease 192.168.77.", 1, Duration::from_secs(20));
+}
+
+/// chronyd serving time in the server namespace without touching the host's clock (`-x`),
+/// as a local stratum 3 clock; logs to `chrony.log`.
+fn chrony(net: &mut Net) {
+    let conf = net.path("chrony.conf");
+    fs::write(
+        &conf,
+        format!(
+            "local stratum 3\nallow all\ncmdport 0\npidfile {}\ndriftfile {}\n",
+            net.path("chronyd.pid").display(),
+            net.path("chrony.drift").display()
+        ),
+    )
+    .unwrap();
+    let log = fs::File::create(net.path("chrony.log")).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &net.server, "chronyd", "-x", "-d", "-f"])
+        .arg(&conf)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("chronyd (Debian: chrony; ci/install-deps installs it)");
+    net.children.push(child);
+}
+
+/// The clock status link published, once it says synchronised.
+fn wait_synchronised(net: &Net, timeout: Duration) -> boot::clock::Sync {
+    let start = Instant::now();
+    loop {
+        let text = fs::read_to_string(net.path("clock")).unwrap_or_default();
+        if let Some(boot::clock::Status::Synchronised(s)) = boot::clock::parse_status(&text) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "not synchronised within {timeout:?} (status {text:?}); link said:\n{}\nchrony said:\n{}",
+            net.output(),
+            fs::read_to_string(net.path("chrony.log")).unwrap_or_default()
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn time_from_chrony_by_name_through_dns_and_by_dhcp_option_42() {
+    let mut net = Net::new("time");
+    // Two server addresses, so the status says which way link found the server.
+    run(&["ip", "-n", &net.server, "addr", "add", "192.168.77.2/24", "dev", "vs"]);
+    net.dnsmasq_with(&[
+        "--port=53",
+        "--no-resolv",
+        "--no-hosts",
+        "--address=/time.test/192.168.77.1",
+        "--dhcp-option=option:dns-server,192.168.77.1",
+        "--dhcp-option=option:ntp-server,192.168.77.2",
+    ]);
+    chrony(&mut net);
+    sleep(Duration::from_millis(500));
+
+    // 1. A name from the settings, looked up with dnsmasq's DNS.
+    net.link(Some("ntp time.test\n"));
+    let started = Instant::now();
+    let sync = wait_synchronised(&net, Duration::from_secs(30));
+    println!(
+        "figure: SNTP by name, start of link to synchronised: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(sync.server, [192, 168, 77, 1], "{sync:?}");
+    assert_eq!(sync.stratum, 3, "chrony serves as its `local stratum 3`");
+    assert!(
+        sync.offset_ms.abs() < 1_000,
+        "same host, same clock: {sync:?}"
+    );
+    for child in net.children.drain(2..) {
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = fs::remove_file(net.path("clock"));
+
+    // 2. No settings: the server DHCP named (option 42).
+    net.link(None);
+    let sync = wait_synchronised(&net, Duration::from_secs(30));
+    assert_eq!(sync.server, [192, 168, 77, 2], "{sync:?}");
 }

@@ -1,6 +1,7 @@
 //! rustkrazy's init booted as the real PID 1 under QEMU, with test programs from ci/testsvc
 //! that each misbehave in one way: mounts, restarts with backoff, orphan reaping, capped
-//! logs, a broken /data, reboot on SIGUSR1 and power off on SIGUSR2 with /data clean.
+//! logs, a broken /data, reboot on SIGUSR1 and power off on SIGUSR2 with /data clean, the
+//! saved clock moving a 1970 clock forward; and a third-party init that mounts nothing.
 
 mod common;
 
@@ -188,4 +189,66 @@ fn sigusr1_reboots_and_sigusr2_powers_off_with_data_clean() {
             .arg(&spec),
     );
     assert_eq!(stdout(&cat), "persisted\n");
+
+    // The clock was saved at shutdown (init also saves it every few minutes).
+    let saved = stdout(&run_ok(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg("cat /rustkrazy/clock")
+            .arg(&spec),
+    ));
+    let saved_s: u64 = saved.trim().parse().unwrap_or_else(|_| panic!("{saved:?}"));
+    let host_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        saved_s + 600 > host_s && saved_s <= host_s + 5,
+        "saved {saved_s}, host {host_s}"
+    );
+    // A board without a real-time clock starts in 1970 (QEMU's CMOS clock set there); with
+    // no time server to ask, init moves the clock forward to the saved time before any
+    // service starts.
+    let mut vm = Vm::boot(
+        &image,
+        &Options {
+            no_reboot: true,
+            extra_args: vec!["-rtc".into(), "base=1970-01-02T00:00:00".into()],
+            ..Options::default()
+        },
+    )
+    .expect("start qemu");
+    let (line, at) = next_line(&mut vm, "init: clock set forward from 1970-01-02T", 0);
+    assert!(
+        line.contains(&format!("to the saved {}", boot::clock::Utc(saved_s))),
+        "{line}"
+    );
+    let first_start = wait(&mut vm, "init: started ", 0);
+    assert!(first_start > at, "the clock is set before any service starts");
+    vm.kill();
+}
+
+#[test]
+fn a_third_party_init_that_mounts_nothing_finds_dev_and_the_disk() {
+    let s = Scratch::new("init-bare");
+    let image = s.path("bare.img");
+    run_ok(
+        imgtool()
+            .arg("mkimg")
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(["--size", "1G", "--no-system-programs", "--init", "bareinit"])
+            .arg("--bin")
+            .arg(testsvc().join("bareinit"))
+            .arg(&image),
+    );
+    let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu");
+    let at = wait(&mut vm, "bareinit: pid 1 opened /dev/console", 0);
+    wait(&mut vm, "bareinit: done", at);
+    let said = vm.console();
+    for n in 1..=4 {
+        assert!(said.contains(&format!("bareinit: read /dev/vda{n}")), "{said}");
+    }
+    assert!(!said.contains("bareinit: cannot"), "{said}");
+    vm.kill();
 }

@@ -428,6 +428,7 @@ fn qemu(args: QemuArgs) -> Result<()> {
         forwards: args.forward.clone(),
         no_reboot: args.no_reboot,
         interactive: true,
+        tap: None,
     };
     eprintln!("qemu: admind is forwarded to https://127.0.0.1:{port}/ ; quit with ctrl-a x");
     for (host, guest) in &args.forward {

@@ -20,6 +20,9 @@ pub struct Options {
     /// Serial console and QEMU monitor multiplexed on the terminal (ctrl-a c, ctrl-a x);
     /// otherwise the serial console alone on stdin/stdout, for programs to drive.
     pub interactive: bool,
+    /// A tap device to attach the network to instead of QEMU's user-mode network (the
+    /// forwards above then do not apply): tests put the VM on a network of their own.
+    pub tap: Option<String>,
 }
 
 /// The qemu command line; stdin/stdout are left for the caller to wire to the serial port.
@@ -37,13 +40,19 @@ pub fn command(image: &Path, options: &Options) -> Command {
         "file={},format=raw,if=virtio,cache=unsafe",
         image.display()
     ));
-    let mut netdev = format!(
-        "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{ADMIND_PORT}",
-        options.admind_host_port
-    );
-    for (host, guest) in &options.forwards {
-        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
-    }
+    let netdev = match &options.tap {
+        Some(tap) => format!("tap,id=net0,ifname={tap},script=no,downscript=no"),
+        None => {
+            let mut user = format!(
+                "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{ADMIND_PORT}",
+                options.admind_host_port
+            );
+            for (host, guest) in &options.forwards {
+                user.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+            }
+            user
+        }
+    };
     cmd.arg("-netdev").arg(netdev);
     cmd.args([
         "-device",

@@ -4,10 +4,13 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+mod lab;
+pub use lab::Lab;
 
 /// Console bytes kept for error messages (the tail of the transcript).
 const TRANSCRIPT_BYTES_MAX: usize = 256 << 10;
@@ -51,6 +54,15 @@ pub struct Options {
     pub forwards: Vec<u16>,
     /// More QEMU arguments (e.g. `-kernel` to measure the boot code's cost).
     pub extra_args: Vec<String>,
+    /// Run QEMU inside this lab, on its tap device, instead of on QEMU's user network.
+    pub lab: Option<LabLink>,
+}
+
+/// Where a VM plugs into a [`Lab`]: its network namespace and tap device.
+#[derive(Clone, Debug)]
+pub struct LabLink {
+    pub netns: String,
+    pub tap: String,
 }
 
 impl Default for Options {
@@ -60,6 +72,7 @@ impl Default for Options {
             no_reboot: false,
             forwards: Vec::new(),
             extra_args: Vec::new(),
+            lab: None,
         }
     }
 }
@@ -78,8 +91,19 @@ impl Vm {
             forwards: forwards.iter().map(|&(g, h)| (h, g)).collect(),
             no_reboot: options.no_reboot,
             interactive: false,
+            tap: options.lab.as_ref().map(|l| l.tap.clone()),
         };
-        let mut cmd = imgtool::qemu::command(image, &qemu_options);
+        let qemu = imgtool::qemu::command(image, &qemu_options);
+        let mut cmd = match &options.lab {
+            Some(lab) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", &lab.netns])
+                    .arg(qemu.get_program())
+                    .args(qemu.get_args());
+                cmd
+            }
+            None => qemu,
+        };
         cmd.args(&options.extra_args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())

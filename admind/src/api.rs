@@ -1,12 +1,16 @@
-//! The endpoints: authentication, routing, and each handler. Handlers read the request
-//! body through a bounded [`Body`] and answer with a status and a small JSON or text body,
-//! or stream a file.
+//! The endpoints: authentication, routing, and each handler. Small requests are handled
+//! whole (`Api::handle`, the body already read); uploads start with `Api::begin_upload`
+//! and are fed by the event loop. Answers are a status and a small JSON or text body, or
+//! files sent after the head.
+//!
+//! PUT is taken wherever POST is, as the original rustkrazy's admind (and its updater) do.
 
 use crate::device::{refuse, Device, Refusal};
 use crate::http::{self, json_string, BodyKind, Request};
+use crate::upload::{FileUpload, UpdateLock, Upload};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The user name (as in the seed's admind).
@@ -16,8 +20,6 @@ const FAILURES_MAX: usize = 5;
 const THROTTLE_WINDOW: Duration = Duration::from_secs(30);
 /// Largest file /data/write accepts.
 const DATA_FILE_BYTES_MAX: u64 = 1 << 30;
-/// Bytes moved per read/write of a /data upload.
-const DATA_BUFFER_BYTES: usize = 64 * 1024;
 /// Largest body of endpoints that take none or a small one.
 const SMALL_BODY_BYTES_MAX: u64 = 4096;
 
@@ -29,6 +31,7 @@ pub struct Api {
     failures: Vec<Instant>,
     started: Instant,
     temp_counter: u64,
+    updates: UpdateLock,
 }
 
 /// The outcome of a handler that did not stream its own answer.
@@ -38,6 +41,19 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Action to take once the answer is out (reboot, power off).
     pub after: Option<After>,
+    /// Files sent one after another as the body, each exactly this long (`body` is empty).
+    pub files: Vec<(File, u64)>,
+}
+
+impl Reply {
+    /// Length of the body as announced in the head.
+    pub fn length(&self) -> u64 {
+        if self.files.is_empty() {
+            self.body.len() as u64
+        } else {
+            self.files.iter().map(|(_, len)| len).sum()
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,12 +62,13 @@ pub enum After {
     PowerOff,
 }
 
-fn json(status: u16, body: String) -> Reply {
+pub fn json(status: u16, body: String) -> Reply {
     Reply {
         status,
         content_type: "application/json",
         body: body.into_bytes(),
         after: None,
+        files: Vec::new(),
     }
 }
 
@@ -82,6 +99,7 @@ impl Api {
             failures: Vec::new(),
             started: Instant::now(),
             temp_counter: 0,
+            updates: UpdateLock::default(),
         })
     }
 
@@ -135,39 +153,52 @@ impl Api {
         }
     }
 
-    /// Routes an authenticated request. Handlers that stream their answer write it to
-    /// `out` and return `None`.
-    pub fn handle(
-        &mut self,
-        req: &Request,
-        body: &mut dyn Read,
-        out: &mut dyn Write,
-    ) -> Option<Reply> {
-        let method = req.method.as_str();
-        let post = method == "POST";
-        let get = method == "GET" || method == "HEAD";
-        let wrong_method = || {
-            Some(json(
-                405,
-                "{\"error\":\"wrong method for this path\"}\n".into(),
-            ))
-        };
+    /// Starts an upload for `req` if it is one (`/update/root`, `/update/boot`,
+    /// `/data/write`): `None` for every other request.
+    pub fn begin_upload(&mut self, req: &Request) -> Option<Result<Box<dyn Upload>, Reply>> {
+        if !changes_state(req) {
+            return None;
+        }
         let declared = match req.body {
             BodyKind::Length(n) => Some(n),
             _ => None,
         };
-        let result: Result<Reply, Refusal> = match req.path.as_str() {
-            "/update/root" if post => self.update_root(req, body, declared),
-            "/update/boot" if post => self.device.update_boot(body, declared).map(|id| {
-                json(
-                    200,
-                    format!(
-                        "{{\"bytes\":{},\"sha256\":\"{}\"}}\n",
-                        id.bytes,
-                        crate::tls::hex(&id.sha256)
-                    ),
-                )
+        let started: Result<Box<dyn Upload>, Refusal> = match req.path.as_str() {
+            "/update/root" => self.begin_root_update(req, declared),
+            "/update/boot" => self.updates.take().and_then(|guard| {
+                let upload = self.device.begin_boot_update(declared, guard)?;
+                Ok(Box::new(upload) as Box<dyn Upload>)
             }),
+            "/data/write" => self.begin_data_write(req),
+            _ => return None,
+        };
+        Some(started.map_err(Reply::from))
+    }
+
+    fn begin_root_update(
+        &mut self,
+        req: &Request,
+        declared: Option<u64>,
+    ) -> Result<Box<dyn Upload>, Refusal> {
+        let expected = match req.header("x-expected-sha256") {
+            None => None,
+            Some(hex) => Some(
+                boot::hex::decode::<32>(hex)
+                    .ok_or_else(|| refuse(400, "X-Expected-SHA256 must be 64 hex digits"))?,
+            ),
+        };
+        let guard = self.updates.take()?;
+        Ok(Box::new(
+            self.device.begin_root_update(declared, expected, guard)?,
+        ))
+    }
+
+    /// Routes an authenticated request whose whole body (at most [`Api::body_limit`]) is
+    /// in `body`; uploads go through [`Api::begin_upload`] instead.
+    pub fn handle(&mut self, req: &Request, body: &[u8]) -> Reply {
+        let post = changes_state(req);
+        let get = req.method == "GET" || req.method == "HEAD";
+        let result: Result<Reply, Refusal> = match req.path.as_str() {
             "/update/mbr" if post => self.update_mbr(body),
             "/switch" if post => {
                 let now = match req.param("mode").unwrap_or("try") {
@@ -194,12 +225,11 @@ impl Api {
                 ..json(200, "{\"powering_off\":true}\n".into())
             }),
             "/status" if get => Ok(json(200, self.status())),
-            "/logs" if get => return self.logs(req, out),
-            "/data/read" if get => return self.data_read(req, out),
+            "/logs" if get => self.logs(req),
+            "/data/read" if get => self.data_read(req),
             "/data/list" if get => self.data_list(req),
-            "/data/write" if post => self.data_write(req, body),
             "/data/mkdir" if post => self.data_path(req).and_then(|p| {
-                std::fs::create_dir(&p).map_err(|e| refuse(409, format!("mkdir: {e}")))?;
+                std::fs::create_dir_all(&p).map_err(|e| refuse(409, format!("mkdir: {e}")))?;
                 Ok(json(200, "{\"ok\":true}\n".into()))
             }),
             "/data/remove" if post => self.data_path(req).and_then(|p| {
@@ -207,8 +237,8 @@ impl Api {
                 Ok(json(200, "{\"ok\":true}\n".into()))
             }),
             "/data/removedir" if post => self.data_path(req).and_then(|p| {
-                std::fs::remove_dir(&p)
-                    .map_err(|e| refuse(409, format!("removedir (only empty folders): {e}")))?;
+                refuse_mount_point(&p)?;
+                std::fs::remove_dir_all(&p).map_err(|e| refuse(409, format!("removedir: {e}")))?;
                 Ok(json(200, "{\"ok\":true}\n".into()))
             }),
             "/proc/top" if get => Ok(json(200, crate::procs::top(&self.device.paths.proc))),
@@ -216,44 +246,16 @@ impl Api {
             "/update/root" | "/update/boot" | "/update/mbr" | "/switch" | "/commit" | "/reboot"
             | "/shutdown" | "/status" | "/logs" | "/data/read" | "/data/list" | "/data/write"
             | "/data/mkdir" | "/data/remove" | "/data/removedir" | "/proc/top" | "/proc/kill" => {
-                return wrong_method()
+                Err(refuse(405, "wrong method for this path"))
             }
             _ => Err(refuse(404, format!("no endpoint {}", req.path))),
         };
-        Some(result.unwrap_or_else(Reply::from))
+        result.unwrap_or_else(Reply::from)
     }
 
-    fn update_root(
-        &mut self,
-        req: &Request,
-        body: &mut dyn Read,
-        declared: Option<u64>,
-    ) -> Result<Reply, Refusal> {
-        let expected = match req.header("x-expected-sha256") {
-            None => None,
-            Some(hex) => Some(
-                boot::hex::decode::<32>(hex)
-                    .ok_or_else(|| refuse(400, "X-Expected-SHA256 must be 64 hex digits"))?,
-            ),
-        };
-        let (slot, id) = self.device.update_root(body, declared, expected)?;
-        Ok(json(
-            200,
-            format!(
-                "{{\"slot\":{},\"bytes\":{},\"sha256\":\"{}\"}}\n",
-                slot.number,
-                id.bytes,
-                crate::tls::hex(&id.sha256)
-            ),
-        ))
-    }
-
-    fn update_mbr(&mut self, body: &mut dyn Read) -> Result<Reply, Refusal> {
-        let mut code = Vec::new();
-        body.take(513)
-            .read_to_end(&mut code)
-            .map_err(|e| refuse(400, format!("reading the body: {e}")))?;
-        let hash = self.device.update_mbr(&code)?;
+    fn update_mbr(&mut self, code: &[u8]) -> Result<Reply, Refusal> {
+        let _guard = self.updates.take()?;
+        let hash = self.device.update_mbr(code)?;
         Ok(json(
             200,
             format!(
@@ -319,23 +321,20 @@ impl Api {
         )
     }
 
-    fn logs(&self, req: &Request, out: &mut dyn Write) -> Option<Reply> {
-        let Some(service) = req
+    fn logs(&self, req: &Request) -> Result<Reply, Refusal> {
+        let service = req
             .param("service")
             .filter(|s| boot::services::valid_service_name(s.as_bytes()))
-        else {
-            return Some(
+            .ok_or_else(|| {
                 refuse(
                     400,
                     "logs?service=NAME (a program in /bin)&stream=stdout|stderr",
                 )
-                .into(),
-            );
-        };
+            })?;
         let ext = match req.param("stream").unwrap_or("stdout") {
             "stdout" => "log",
             "stderr" => "err",
-            _ => return Some(refuse(400, "stream=stdout or stream=stderr").into()),
+            _ => return Err(refuse(400, "stream=stdout or stream=stderr")),
         };
         let current = self.device.paths.logs.join(format!("{service}.{ext}"));
         let rotated = self.device.paths.logs.join(format!("{service}.{ext}.1"));
@@ -344,34 +343,34 @@ impl Api {
             .filter(|p| p.is_file())
             .collect();
         if files.is_empty() {
-            return Some(refuse(404, format!("no {ext} log for {service}")).into());
+            return Err(refuse(404, format!("no {ext} log for {service}")));
         }
-        stream_files(req, &files, "text/plain; charset=utf-8", out)
+        file_reply(&files, "text/plain; charset=utf-8")
     }
 
-    /// Resolves `?path=` inside the data folder: relative, no `..`, no symlinks on the way.
+    /// Resolves `?path=`: see [`data_path`].
     fn data_path(&self, req: &Request) -> Result<PathBuf, Refusal> {
-        let rel = req
-            .param("path")
-            .ok_or_else(|| refuse(400, "?path= is required (relative to /data)"))?;
-        data_path(&self.device.paths.data, rel)
+        let given = req.param("path").ok_or_else(|| {
+            refuse(
+                400,
+                "?path= is required (relative to /data, or absolute)",
+            )
+        })?;
+        data_path(&self.device.paths.data, given)
     }
 
-    fn data_read(&self, req: &Request, out: &mut dyn Write) -> Option<Reply> {
-        let path = match self.data_path(req) {
-            Ok(p) => p,
-            Err(r) => return Some(r.into()),
-        };
+    fn data_read(&self, req: &Request) -> Result<Reply, Refusal> {
+        let path = self.data_path(req)?;
         if !path.is_file() {
-            return Some(refuse(404, "no such file").into());
+            return Err(refuse(404, "no such file"));
         }
-        stream_files(req, &[path], "application/octet-stream", out)
+        file_reply(&[path], "application/octet-stream")
     }
 
     fn data_list(&self, req: &Request) -> Result<Reply, Refusal> {
         let dir = match req.param("path") {
             None | Some("") | Some(".") => self.device.paths.data.clone(),
-            Some(rel) => data_path(&self.device.paths.data, rel)?,
+            Some(given) => data_path(&self.device.paths.data, given)?,
         };
         let mut entries: Vec<String> = Vec::new();
         for e in std::fs::read_dir(&dir)
@@ -400,7 +399,7 @@ impl Api {
         Ok(json(200, format!("[{}]\n", entries.join(","))))
     }
 
-    fn data_write(&mut self, req: &Request, body: &mut dyn Read) -> Result<Reply, Refusal> {
+    fn begin_data_write(&mut self, req: &Request) -> Result<Box<dyn Upload>, Refusal> {
         let path = self.data_path(req)?;
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(refuse(400, "path names no file"));
@@ -412,63 +411,22 @@ impl Api {
             std::process::id(),
             self.temp_counter
         ));
-        let result = (|| -> Result<(u64, [u8; 32]), Refusal> {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .map_err(|e| {
-                    refuse(
-                        409,
-                        format!("cannot create a file in {} ({e})", dir.display()),
-                    )
-                })?;
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; DATA_BUFFER_BYTES];
-            let mut total = 0u64;
-            loop {
-                let n = match body.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
-                        return Err(refuse(413, "file larger than 1 GiB"))
-                    }
-                    Err(e) => {
-                        return Err(refuse(
-                            400,
-                            format!("the upload broke off ({e}); nothing was replaced"),
-                        ))
-                    }
-                };
-                file.write_all(&buf[..n])?;
-                hasher.update(&buf[..n]);
-                total += n as u64;
-            }
-            file.sync_all()?;
-            Ok((total, hasher.finalize().into()))
-        })();
-        match result {
-            Ok((bytes, sha256)) => {
-                std::fs::rename(&temp, &path).map_err(|e| {
-                    let _ = std::fs::remove_file(&temp);
-                    refuse(409, format!("cannot replace {} ({e})", path.display()))
-                })?;
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-                Ok(json(
-                    200,
-                    format!(
-                        "{{\"bytes\":{bytes},\"sha256\":\"{}\"}}\n",
-                        crate::tls::hex(&sha256)
-                    ),
-                ))
-            }
-            Err(r) => {
-                let _ = std::fs::remove_file(&temp);
-                Err(r)
-            }
-        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| {
+                refuse(
+                    409,
+                    format!("cannot create a file in {} ({e})", dir.display()),
+                )
+            })?;
+        Ok(Box::new(FileUpload::new(
+            file,
+            temp,
+            path,
+            DATA_FILE_BYTES_MAX,
+        )))
     }
 
     fn kill(&self, req: &Request) -> Result<Reply, Refusal> {
@@ -479,7 +437,7 @@ impl Api {
             crate::procs::parse_signal(req.param("signal").unwrap_or("TERM")).ok_or_else(|| {
                 refuse(
                     400,
-                    "signal: TERM, KILL, HUP, INT, USR1, USR2, STOP, CONT or a number",
+                    "signal: TERM, KILL, HUP, INT, USR1, USR2, ALRM, STOP, CONT (any case) or a number",
                 )
             })?;
         let pids = crate::procs::find(&self.device.paths.proc, target);
@@ -516,20 +474,26 @@ fn record_json(r: &boot::record::Record) -> String {
 }
 
 /// `rel` under `root`: no absolute paths, `..`, or symlinks along the way.
-pub fn data_path(root: &Path, rel: &str) -> Result<PathBuf, Refusal> {
-    let rel_path = Path::new(rel);
-    if rel.is_empty()
-        || rel_path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-    {
+pub fn data_path(root: &Path, given: &str) -> Result<PathBuf, Refusal> {
+    let path = Path::new(given);
+    // Checked on the text: Path::components() silently drops inner `.` parts.
+    let plain = given
+        .split('/')
+        .enumerate()
+        .all(|(i, part)| part != "." && part != ".." && (i == 0 || !part.is_empty()));
+    if given.is_empty() || !plain {
         return Err(refuse(
             400,
-            "path must be relative to /data, without . or .. parts",
+            "path must be relative to /data or absolute, without . or .. parts",
         ));
     }
+    // An absolute path is the administrator's own choice, as in the original rustkrazy
+    // (`/tmp/SERVICE.log`, `/data/update`): used as given, links and all.
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
     let mut at = root.to_path_buf();
-    for c in rel_path.components() {
+    for c in path.components() {
         at.push(c);
         if at
             .symlink_metadata()
@@ -541,37 +505,45 @@ pub fn data_path(root: &Path, rel: &str) -> Result<PathBuf, Refusal> {
     Ok(at)
 }
 
-/// Streams files one after another as one body (HEAD: the head alone).
-fn stream_files(
-    req: &Request,
-    files: &[PathBuf],
-    content_type: &str,
-    out: &mut dyn Write,
-) -> Option<Reply> {
+/// Refuses to remove `/` or a mount point (/data itself, /boot, /tmp ...): a recursive
+/// removal of a whole filesystem is never what a script meant.
+fn refuse_mount_point(path: &Path) -> Result<(), Refusal> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = path
+        .symlink_metadata()
+        .map_err(|e| refuse(404, format!("removedir: {e}")))?;
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let parent_dev = parent.metadata().map(|m| m.dev()).unwrap_or(0);
+    if path.parent().is_none() || meta.dev() != parent_dev {
+        return Err(refuse(
+            409,
+            format!("{} is a mount point; it is not removed", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// An answer whose body is `files`, one after another, each as long as it is now (a log
+/// that grows meanwhile is sent as far as it was).
+fn file_reply(files: &[PathBuf], content_type: &'static str) -> Result<Reply, Refusal> {
     let mut opened = Vec::new();
-    let mut total = 0;
     for p in files {
-        match std::fs::File::open(p).and_then(|f| Ok((f.metadata()?.len(), f))) {
-            Ok((len, f)) => {
-                total += len;
-                opened.push((len, f));
-            }
-            Err(e) => return Some(refuse(500, format!("cannot open {}: {e}", p.display())).into()),
-        }
+        let file = File::open(p).map_err(|e| refuse(500, format!("cannot open {}: {e}", p.display())))?;
+        let len = file.metadata()?.len();
+        opened.push((file, len));
     }
-    if http::write_head(out, 200, content_type, total, req.keep_alive, &[]).is_err()
-        || req.method == "HEAD"
-    {
-        return None;
-    }
-    // Send exactly the announced length even if a log grows meanwhile.
-    for (len, f) in opened {
-        if std::io::copy(&mut f.take(len), out).is_err() {
-            return None;
-        }
-    }
-    let _ = out.flush();
-    None
+    Ok(Reply {
+        status: 200,
+        content_type,
+        body: Vec::new(),
+        after: None,
+        files: opened,
+    })
+}
+
+/// POST, and PUT the original rustkrazy's updater uses.
+fn changes_state(req: &Request) -> bool {
+    req.method == "POST" || req.method == "PUT"
 }
 
 /// The wall clock and link's synchronisation status: `{"now_s":N,"synchronised":false}`, or
@@ -609,16 +581,13 @@ mod tests {
         std::fs::create_dir_all(root.join("sub")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
         assert_eq!(data_path(&root, "sub/file").unwrap(), root.join("sub/file"));
-        for bad in [
-            "",
-            "/etc/passwd",
-            "../x",
-            "sub/../../x",
-            "./x",
-            "link/passwd",
-        ] {
+        assert_eq!(data_path(&root, "/etc/passwd").unwrap(), Path::new("/etc/passwd"));
+        for bad in ["", "../x", "sub/../../x", "./x", "link/passwd", "/data/../etc", "/a/./b"] {
             assert!(data_path(&root, bad).is_err(), "{bad}");
         }
+        assert!(refuse_mount_point(Path::new("/")).is_err());
+        assert!(refuse_mount_point(Path::new("/proc")).is_err());
+        assert!(refuse_mount_point(&root.join("sub")).is_ok());
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -4,9 +4,10 @@
 
 use boot::layout::{self, Partition};
 use boot::record::{Record, State};
+use crate::upload::{Completion, RegionUpload, UpdateGuard};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
@@ -172,16 +173,16 @@ impl Device {
         Ok(boot::rootid::decode(&sector).map(|(bytes, sha256)| RootId { bytes, sha256 }))
     }
 
-    /// Streams `body` into the inactive root slot and verifies it; see [`Device::write_region`].
-    /// Before the first byte: the slot's trailer is zeroed and a trial of it disarmed, so
-    /// nothing boots a half-written root. The trailer is written back only after the
-    /// read-back matches (and `expected`, when given).
-    pub fn update_root(
+    /// Prepares an upload into the inactive root slot (see `upload::RegionUpload`). Before
+    /// the first byte: the slot's trailer is zeroed and a trial of it disarmed, so nothing
+    /// boots a half-written root. The trailer is written back only after the read-back
+    /// matches (and `expected`, when given).
+    pub fn begin_root_update(
         &self,
-        body: &mut dyn Read,
         declared: Option<u64>,
         expected: Option<[u8; 32]>,
-    ) -> Result<(Partition, RootId), Refusal> {
+        guard: UpdateGuard,
+    ) -> Result<RegionUpload, Refusal> {
         let status = self.boot_status()?;
         let record = self.read_record()?;
         if record.is_trial_boot(status.slot) {
@@ -211,31 +212,20 @@ impl Device {
             })?;
         }
         disk.sync_data()?;
-        let (bytes, sha256) = write_region(&disk, slot.start_bytes, limit, body)?;
-        if bytes == 0 {
-            return Err(refuse(400, "empty root image"));
-        }
-        if let Some(want) = expected {
-            if want != sha256 {
-                return Err(refuse(
-                    422,
-                    format!(
-                    "the upload's SHA-256 is {} but the client expected {}; the slot stays unarmed",
-                    crate::tls::hex(&sha256), crate::tls::hex(&want)),
-                ));
-            }
-        }
-        disk.write_all_at(&boot::rootid::encode(bytes, &sha256), trailer_at)?;
-        disk.sync_data()?;
-        Ok((slot, RootId { bytes, sha256 }))
+        let completion = Completion::Root {
+            slot: slot.number,
+            trailer_at,
+            expected,
+        };
+        Ok(RegionUpload::new(disk, slot.start_bytes, limit, completion, guard))
     }
 
-    /// Streams `body` over the boot partition; returns its length and hash (read back).
-    pub fn update_boot(
+    /// Prepares an upload over the boot partition (read back and hashed like a root).
+    pub fn begin_boot_update(
         &self,
-        body: &mut dyn Read,
         declared: Option<u64>,
-    ) -> Result<RootId, Refusal> {
+        guard: UpdateGuard,
+    ) -> Result<RegionUpload, Refusal> {
         let limit = layout::BOOT.size_bytes.unwrap_or(0);
         if declared.is_some_and(|n| n > limit) {
             return Err(refuse(
@@ -244,8 +234,13 @@ impl Device {
             ));
         }
         let disk = self.open_disk(true)?;
-        let (bytes, sha256) = write_region(&disk, layout::BOOT.start_bytes, limit, body)?;
-        Ok(RootId { bytes, sha256 })
+        Ok(RegionUpload::new(
+            disk,
+            layout::BOOT.start_bytes,
+            limit,
+            Completion::Boot,
+            guard,
+        ))
     }
 
     /// Replaces the MBR's boot code (bytes 0..440, which include our kernel table), keeping
@@ -335,80 +330,6 @@ impl Device {
         rustix::process::kill_process(pid, signal)
             .map_err(|e| refuse(500, format!("cannot signal init ({e})")))
     }
-}
-
-/// Writes `body` at `offset` of `disk`, at most `limit` bytes, in fixed-size pieces while
-/// hashing; then syncs, drops the range from the page cache and reads it back, hashing
-/// again. Returns (length, hash) only if both hashes agree.
-pub fn write_region(
-    disk: &File,
-    offset: u64,
-    limit: u64,
-    body: &mut dyn Read,
-) -> Result<(u64, [u8; 32]), Refusal> {
-    let mut buf = vec![0u8; STREAM_BUFFER_BYTES];
-    let mut hasher = Sha256::new();
-    let mut written = 0u64;
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
-                return Err(refuse(
-                    413,
-                    format!("the upload is larger than the {limit} bytes that fit"),
-                ))
-            }
-            Err(e) => {
-                return Err(refuse(
-                    400,
-                    format!("the upload broke off after {written} bytes ({e}); nothing was armed"),
-                ))
-            }
-        };
-        if written + n as u64 > limit {
-            return Err(refuse(
-                413,
-                format!("the upload is larger than the {limit} bytes that fit"),
-            ));
-        }
-        disk.write_all_at(&buf[..n], offset + written)?;
-        hasher.update(&buf[..n]);
-        written += n as u64;
-    }
-    disk.sync_data()?;
-    let streamed: [u8; 32] = hasher.finalize().into();
-    // Read what the disk holds, not what the page cache remembers.
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor belongs to `disk`, which outlives this borrow.
-        let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(disk.as_raw_fd()) };
-        let len = core::num::NonZeroU64::new(written);
-        let _ = rustix::fs::fadvise(fd, offset, len, rustix::fs::Advice::DontNeed);
-    }
-    let mut hasher = Sha256::new();
-    let mut at = 0u64;
-    while at < written {
-        let n = (written - at).min(buf.len() as u64) as usize;
-        disk.read_exact_at(&mut buf[..n], offset + at)?;
-        hasher.update(&buf[..n]);
-        at += n as u64;
-    }
-    let read_back: [u8; 32] = hasher.finalize().into();
-    if read_back != streamed {
-        return Err(refuse(
-            500,
-            "the data read back differs from what was received; the disk may be failing",
-        ));
-    }
-    Ok((written, streamed))
-}
-
-/// Copies a file to `out` (for logs and /data reads).
-pub fn copy_file(mut file: File, out: &mut dyn Write) -> io::Result<u64> {
-    file.seek(SeekFrom::Start(0))?;
-    io::copy(&mut file, out)
 }
 
 #[cfg(test)]

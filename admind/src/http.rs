@@ -3,7 +3,7 @@
 //! responses with a known length. Everything read from the client is bounded in size and
 //! time; anything malformed is an [`HttpError`] with the status to answer before closing.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 /// Largest request head (request line + headers).
 pub const HEAD_BYTES_MAX: usize = 8 * 1024;
@@ -245,215 +245,145 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Reads a request body of either kind, never more than the client declared and never more
-/// than `limit` in all; errors are `InvalidData` with a reason.
-pub struct Body<'a, R: Read> {
-    inner: &'a mut Buffered<R>,
-    kind: BodyKind,
+/// Decodes a request body of either kind as its bytes arrive: never more than the client
+/// declared, never more than `limit` in all. Push-based, so the event loop can feed it
+/// whatever a socket gave and hand the body on in pieces.
+#[derive(Clone, Debug)]
+pub struct BodyDecoder {
+    chunked: bool,
     /// Left in the current chunk (or in the whole body for Length).
     left: u64,
-    done: bool,
+    step: Step,
     total: u64,
     limit: u64,
+    trailer_bytes: usize,
 }
 
-fn invalid(why: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, why.to_string())
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Data bytes (`left` of them) come next.
+    Data,
+    /// A chunk-size line comes next.
+    ChunkSize,
+    /// The CRLF after a chunk's data.
+    ChunkEnd,
+    /// Trailer lines up to a blank one.
+    Trailers,
+    Done,
 }
 
-impl<'a, R: Read> Body<'a, R> {
-    pub fn new(inner: &'a mut Buffered<R>, kind: BodyKind, limit: u64) -> Body<'a, R> {
-        let (left, done) = match kind {
-            BodyKind::None => (0, true),
-            BodyKind::Length(n) => (n, n == 0),
-            BodyKind::Chunked => (0, false),
+/// What one [`BodyDecoder::decode`] call found: input bytes used and body bytes in them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decoded {
+    pub consumed: usize,
+    /// Range of the input holding body data (empty when the call only read framing).
+    pub data: std::ops::Range<usize>,
+}
+
+impl BodyDecoder {
+    pub fn new(kind: BodyKind, limit: u64) -> BodyDecoder {
+        let (chunked, left, step) = match kind {
+            BodyKind::None | BodyKind::Length(0) => (false, 0, Step::Done),
+            BodyKind::Length(n) => (false, n, Step::Data),
+            BodyKind::Chunked => (true, 0, Step::ChunkSize),
         };
-        Body {
-            inner,
-            kind,
+        BodyDecoder {
+            chunked,
             left,
-            done,
+            step,
             total: 0,
             limit,
+            trailer_bytes: 0,
         }
     }
 
-    /// Bytes of body delivered so far.
+    pub fn is_done(&self) -> bool {
+        self.step == Step::Done
+    }
+
+    /// Body bytes decoded so far.
     pub fn total(&self) -> u64 {
         self.total
     }
 
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// Reads and discards the rest (up to the limit), so the connection can be reused.
-    pub fn drain(&mut self) -> io::Result<()> {
-        let mut scratch = [0u8; 4096];
-        while self.read(&mut scratch)? > 0 {}
-        Ok(())
-    }
-
-    fn next_chunk(&mut self) -> io::Result<()> {
-        if self.total > 0 || self.left > 0 {
-            // CRLF after the previous chunk's data.
-            let crlf = self.inner.read_line(4)?;
-            if !crlf.is_empty() {
-                return Err(invalid("chunk data not followed by CRLF"));
-            }
-        }
-        let line = self.inner.read_line(CHUNK_LINE_BYTES_MAX)?;
-        let size = line.split(|&b| b == b';').next().unwrap_or_default();
-        let size = std::str::from_utf8(size)
-            .map_err(|_| invalid("bad chunk size"))?
-            .trim();
-        if size.is_empty() || size.len() > 15 {
-            return Err(invalid("bad chunk size"));
-        }
-        self.left = u64::from_str_radix(size, 16).map_err(|_| invalid("bad chunk size"))?;
-        if self.left == 0 {
-            // Trailers, then the blank line.
-            let mut trailer_bytes = 0;
-            loop {
-                let line = self.inner.read_line(TRAILER_BYTES_MAX)?;
-                trailer_bytes += line.len() + 2;
-                if line.is_empty() {
-                    break;
+    /// Decodes from the front of `input`. Call again with the rest while `consumed > 0`;
+    /// `consumed == 0` means more input is needed (or the body is done).
+    pub fn decode(&mut self, input: &[u8]) -> Result<Decoded, HttpError> {
+        let none = |consumed| Decoded {
+            consumed,
+            data: 0..0,
+        };
+        let bad = |why: &str| HttpError::new(400, why);
+        match self.step {
+            Step::Done => Ok(none(0)),
+            Step::Data => {
+                if self.total >= self.limit {
+                    return Err(HttpError::new(413, "body over the limit"));
                 }
-                if trailer_bytes > TRAILER_BYTES_MAX {
-                    return Err(invalid("trailers too large"));
+                let n = (input.len() as u64)
+                    .min(self.left)
+                    .min(self.limit - self.total) as usize;
+                self.left -= n as u64;
+                self.total += n as u64;
+                if self.left == 0 {
+                    self.step = if self.chunked { Step::ChunkEnd } else { Step::Done };
                 }
+                Ok(Decoded {
+                    consumed: n,
+                    data: 0..n,
+                })
             }
-            self.done = true;
-        }
-        Ok(())
-    }
-}
-
-impl<R: Read> Read for Body<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.done || buf.is_empty() {
-            return Ok(0);
-        }
-        if self.kind == BodyKind::Chunked && self.left == 0 {
-            self.next_chunk()?;
-            if self.done {
-                return Ok(0);
-            }
-        }
-        if self.total >= self.limit {
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                "body over the limit",
-            ));
-        }
-        let want = self.left.min(buf.len() as u64).min(self.limit - self.total) as usize;
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the client stopped mid-body",
-            ));
-        }
-        self.left -= n as u64;
-        self.total += n as u64;
-        if self.kind != BodyKind::Chunked && self.left == 0 {
-            self.done = true;
-        }
-        Ok(n)
-    }
-}
-
-/// A reader with a small buffer, for heads and chunk lines.
-pub struct Buffered<R: Read> {
-    pub inner: R,
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-}
-
-impl<R: Read> Buffered<R> {
-    pub fn new(inner: R) -> Buffered<R> {
-        Buffered {
-            inner,
-            buf: vec![0u8; HEAD_BYTES_MAX].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// Whether bytes are waiting (a pipelined request).
-    pub fn has_buffered(&self) -> bool {
-        self.start < self.end
-    }
-
-    fn fill(&mut self) -> io::Result<usize> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        let n = self.inner.read(&mut self.buf[self.end..])?;
-        self.end += n;
-        Ok(n)
-    }
-
-    /// Reads a request head. `Ok(None)`: the client closed before sending anything.
-    pub fn read_head(&mut self) -> Result<Option<Request>, HttpError> {
-        loop {
-            if let Some(end) = head_end(&self.buf[self.start..self.end]) {
-                let head = &self.buf[self.start..self.start + end];
-                let request = parse_head(head);
-                self.start += end;
-                return request.map(Some);
-            }
-            if self.end - self.start >= HEAD_BYTES_MAX {
-                return Err(HttpError::new(431, "request head larger than 8 KiB"));
-            }
-            match self.fill() {
-                Ok(0) if self.start == self.end => return Ok(None),
-                Ok(0) => return Err(HttpError::new(400, "connection closed mid-head")),
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) => {
-                    return Err(HttpError::new(408, "request head not received in time"))
+            Step::ChunkEnd => match input.get(..2) {
+                None if input.first().is_none_or(|&b| b == b'\r') => Ok(none(0)),
+                Some(b"\r\n") => {
+                    self.step = Step::ChunkSize;
+                    Ok(none(2))
                 }
-                Err(_) => return Ok(None),
+                _ => Err(bad("chunk data not followed by CRLF")),
+            },
+            Step::ChunkSize => {
+                let Some((text, used)) = line(input, CHUNK_LINE_BYTES_MAX)? else {
+                    return Ok(none(0));
+                };
+                let size = text.split(|&b| b == b';').next().unwrap_or_default();
+                let size = std::str::from_utf8(size)
+                    .map_err(|_| bad("bad chunk size"))?
+                    .trim();
+                if size.is_empty() || size.len() > 15 {
+                    return Err(bad("bad chunk size"));
+                }
+                self.left = u64::from_str_radix(size, 16).map_err(|_| bad("bad chunk size"))?;
+                self.step = if self.left == 0 {
+                    Step::Trailers
+                } else {
+                    Step::Data
+                };
+                Ok(none(used))
             }
-        }
-    }
-
-    /// One CRLF-terminated line of at most `max` bytes, without the CRLF.
-    fn read_line(&mut self, max: usize) -> io::Result<Vec<u8>> {
-        loop {
-            let window = &self.buf[self.start..self.end];
-            if let Some(at) = window.windows(2).position(|w| w == b"\r\n") {
-                let line = window[..at].to_vec();
-                self.start += at + 2;
-                return Ok(line);
-            }
-            if window.len() > max {
-                return Err(invalid("line too long"));
-            }
-            if self.fill()? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed",
-                ));
+            Step::Trailers => {
+                let Some((text, used)) = line(input, TRAILER_BYTES_MAX)? else {
+                    return Ok(none(0));
+                };
+                self.trailer_bytes += used;
+                if self.trailer_bytes > TRAILER_BYTES_MAX {
+                    return Err(bad("trailers too large"));
+                }
+                if text.is_empty() {
+                    self.step = Step::Done;
+                }
+                Ok(none(used))
             }
         }
     }
 }
 
-impl<R: Read> Read for Buffered<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.start == self.end {
-            // Large reads bypass the buffer.
-            return self.inner.read(out);
-        }
-        let n = (self.end - self.start).min(out.len());
-        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
-        Ok(n)
+/// A CRLF-terminated line at the front of `input` (without the CRLF) and the bytes it
+/// takes; `None` until it is complete; an error once `max` bytes pass without one.
+fn line(input: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, HttpError> {
+    match input.windows(2).position(|w| w == b"\r\n") {
+        Some(at) => Ok(Some((&input[..at], at + 2))),
+        None if input.len() > max => Err(HttpError::new(400, "line too long in a chunked body")),
+        None => Ok(None),
     }
 }
 
@@ -619,12 +549,34 @@ mod tests {
         );
     }
 
-    fn read_body(raw: &[u8], kind: BodyKind, limit: u64) -> io::Result<Vec<u8>> {
-        let mut b = Buffered::new(raw);
-        let mut body = Body::new(&mut b, kind, limit);
+    /// Decodes `raw` fed in pieces of `step` bytes (as a socket might deliver it).
+    fn read_body_in(raw: &[u8], kind: BodyKind, limit: u64, step: usize) -> Result<Vec<u8>, HttpError> {
+        let mut d = BodyDecoder::new(kind, limit);
         let mut out = Vec::new();
-        body.read_to_end(&mut out)?;
+        let mut pending: Vec<u8> = Vec::new();
+        for piece in raw.chunks(step.max(1)) {
+            pending.extend_from_slice(piece);
+            loop {
+                let got = d.decode(&pending)?;
+                out.extend_from_slice(&pending[got.data.clone()]);
+                pending.drain(..got.consumed);
+                if got.consumed == 0 {
+                    break;
+                }
+            }
+        }
+        if !d.is_done() {
+            return Err(HttpError::new(400, "the client stopped mid-body"));
+        }
         Ok(out)
+    }
+
+    fn read_body(raw: &[u8], kind: BodyKind, limit: u64) -> Result<Vec<u8>, HttpError> {
+        let whole = read_body_in(raw, kind, limit, raw.len());
+        for step in [1, 2, 3, 7] {
+            assert_eq!(read_body_in(raw, kind, limit, step), whole, "pieces of {step}");
+        }
+        whole
     }
 
     #[test]
@@ -646,7 +598,7 @@ mod tests {
         assert!(read_body(b"zz\r\n", BodyKind::Chunked, 100).is_err());
         assert!(read_body(b"fffffffffffffffff\r\n", BodyKind::Chunked, 100).is_err());
         let err = read_body(&[b'a'; 200], BodyKind::Length(200), 100).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(err.status, 413);
         let err = read_body(b"80\r\n", BodyKind::Chunked, 100);
         assert!(err.is_err());
     }
@@ -696,13 +648,21 @@ mod tests {
                     _ => input.truncate(at),
                 }
             }
-            let mut reader = Buffered::new(&input[..]);
-            if let Ok(Some(req)) = reader.read_head() {
-                assert!(req.headers.len() <= HEADERS_MAX);
-                let mut body = Body::new(&mut reader, req.body, 64);
-                let mut sink = Vec::new();
-                let _ = body.read_to_end(&mut sink);
-                assert!(sink.len() <= 64);
+            if let Some(end) = head_end(&input) {
+                if let Ok(req) = parse_head(&input[..end]) {
+                    assert!(req.headers.len() <= HEADERS_MAX);
+                    let mut d = BodyDecoder::new(req.body, 64);
+                    let mut rest = &input[end..];
+                    let mut total = 0;
+                    while let Ok(got) = d.decode(rest) {
+                        total += got.data.len();
+                        rest = &rest[got.consumed..];
+                        if got.consumed == 0 {
+                            break;
+                        }
+                    }
+                    assert!(total <= 64);
+                }
             }
         }
     }

@@ -1,10 +1,11 @@
-//! admind: rustkrazy's management API on the device, a single-threaded blocking HTTPS
-//! server (TLS 1.3 only, HTTP Basic for user `rustkrazy`).
+//! admind: rustkrazy's management API on the device, a single-threaded HTTPS server on
+//! one `poll(2)` loop (TLS 1.3 only, HTTP Basic for user `rustkrazy`).
 //!
 //! - [`tls`]: rustls with our own RustCrypto provider; also the pinned client config
 //!   `imgtool` uses.
 //! - [`http`]: request parsing with named limits, bodies, responses.
-//! - [`server`]: the connection loop with its timeouts.
+//! - [`server`]: the event loop: connections, deadlines, lingering close.
+//! - [`upload`]: uploads fed in pieces and verified in steps; one update at a time.
 //! - [`api`]: authentication, routing, handlers.
 //! - [`device`]: the disk (boot record, root slots, boot partition, MBR), boot status.
 //! - [`procs`]: processes, services, memory, signals.
@@ -14,3 +15,4 @@ pub mod http;
 pub mod procs;
 pub mod server;
 pub mod tls;
+pub mod upload;

@@ -153,6 +153,8 @@ pub fn find(proc: &Path, target: &str) -> Vec<i32> {
 
 pub fn parse_signal(name: &str) -> Option<rustix::process::Signal> {
     use rustix::process::Signal;
+    // The original rustkrazy's calls use lower case (`signal=term`).
+    let name = name.to_ascii_uppercase();
     let name = name.trim_start_matches("SIG");
     Some(match name {
         "TERM" | "15" => Signal::TERM,
@@ -161,6 +163,7 @@ pub fn parse_signal(name: &str) -> Option<rustix::process::Signal> {
         "INT" | "2" => Signal::INT,
         "USR1" | "10" => Signal::USR1,
         "USR2" | "12" => Signal::USR2,
+        "ALRM" | "14" => Signal::ALARM,
         "STOP" | "19" => Signal::STOP,
         "CONT" | "18" => Signal::CONT,
         _ => return None,

@@ -1,0 +1,295 @@
+//! Uploads that arrive in pieces from the event loop, so other clients are answered while
+//! one runs. A disk region (a root slot, the boot partition) is written through one buffer
+//! while hashed, then synced, dropped from the page cache and read back in steps of
+//! [`VERIFY_STEP_BYTES`]; only if both hashes agree is it completed (a root slot's
+//! trailer). A /data file goes to a temporary name, is synced and renamed into place.
+//! Dropping an unfinished upload (the client went away) leaves no trailer and no file.
+//!
+//! One update at a time: [`UpdateLock`] is held by the upload and freed when it ends.
+
+use crate::api::{json, Reply};
+use crate::device::{refuse, Refusal, STREAM_BUFFER_BYTES};
+use sha2::{Digest, Sha256};
+use std::cell::Cell;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// Bytes read back and hashed per step of a verification.
+pub const VERIFY_STEP_BYTES: usize = 1 << 20;
+
+/// A body's destination, fed by the event loop.
+pub trait Upload {
+    /// The next body bytes.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Refusal>;
+    /// After the last body byte: one bounded piece of the remaining work per call;
+    /// `Ok(None)` asks to be called again.
+    fn finish_step(&mut self) -> Result<Option<Reply>, Refusal>;
+}
+
+/// The flag behind "one update at a time".
+#[derive(Clone, Default)]
+pub struct UpdateLock(Rc<Cell<bool>>);
+
+/// Proof of holding the [`UpdateLock`]; released on drop.
+pub struct UpdateGuard(Rc<Cell<bool>>);
+
+impl UpdateLock {
+    pub fn take(&self) -> Result<UpdateGuard, Refusal> {
+        if self.0.replace(true) {
+            return Err(refuse(
+                409,
+                "another update is in progress; try again when it has finished",
+            ));
+        }
+        Ok(UpdateGuard(Rc::clone(&self.0)))
+    }
+}
+
+impl Drop for UpdateGuard {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// What completes a verified region.
+pub enum Completion {
+    /// A root slot: check the client's expected hash, then write the trailer.
+    Root {
+        slot: u8,
+        trailer_at: u64,
+        expected: Option<[u8; 32]>,
+    },
+    /// The boot partition: nothing more.
+    Boot,
+}
+
+enum Phase {
+    Receiving,
+    Verifying { at: u64, hasher: Sha256, streamed: [u8; 32] },
+}
+
+/// A region of the disk written from a body.
+pub struct RegionUpload {
+    disk: File,
+    offset: u64,
+    limit: u64,
+    buf: Vec<u8>,
+    filled: usize,
+    written: u64,
+    hasher: Sha256,
+    phase: Phase,
+    completion: Completion,
+    _guard: UpdateGuard,
+}
+
+impl RegionUpload {
+    pub fn new(
+        disk: File,
+        offset: u64,
+        limit: u64,
+        completion: Completion,
+        guard: UpdateGuard,
+    ) -> RegionUpload {
+        RegionUpload {
+            disk,
+            offset,
+            limit,
+            buf: vec![0u8; STREAM_BUFFER_BYTES],
+            filled: 0,
+            written: 0,
+            hasher: Sha256::new(),
+            phase: Phase::Receiving,
+            completion,
+            _guard: guard,
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Refusal> {
+        let data = &self.buf[..self.filled];
+        self.disk.write_all_at(data, self.offset + self.written)?;
+        self.hasher.update(data);
+        self.written += self.filled as u64;
+        self.filled = 0;
+        Ok(())
+    }
+
+    fn complete(&mut self, bytes: u64, sha256: [u8; 32]) -> Result<Reply, Refusal> {
+        let hex = crate::tls::hex(&sha256);
+        match &self.completion {
+            Completion::Boot => Ok(json(200, format!("{{\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"))),
+            Completion::Root {
+                slot,
+                trailer_at,
+                expected,
+            } => {
+                if let Some(want) = expected.filter(|w| *w != sha256) {
+                    return Err(refuse(
+                        422,
+                        format!(
+                            "the upload's SHA-256 is {hex} but the client expected {}; the slot stays unarmed",
+                            crate::tls::hex(&want)
+                        ),
+                    ));
+                }
+                self.disk
+                    .write_all_at(&boot::rootid::encode(bytes, &sha256), *trailer_at)?;
+                self.disk.sync_data()?;
+                Ok(json(
+                    200,
+                    format!("{{\"slot\":{slot},\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"),
+                ))
+            }
+        }
+    }
+}
+
+impl Upload for RegionUpload {
+    fn write(&mut self, mut bytes: &[u8]) -> Result<(), Refusal> {
+        if self.written + (self.filled + bytes.len()) as u64 > self.limit {
+            return Err(refuse(
+                413,
+                format!("the upload is larger than the {} bytes that fit", self.limit),
+            ));
+        }
+        while !bytes.is_empty() {
+            let n = bytes.len().min(self.buf.len() - self.filled);
+            self.buf[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled == self.buf.len() {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_step(&mut self) -> Result<Option<Reply>, Refusal> {
+        match &mut self.phase {
+            Phase::Receiving => {
+                self.flush()?;
+                if self.written == 0 {
+                    return Err(refuse(400, "empty upload"));
+                }
+                self.disk.sync_data()?;
+                drop_from_page_cache(&self.disk, self.offset, self.written);
+                let streamed = std::mem::replace(&mut self.hasher, Sha256::new()).finalize();
+                self.phase = Phase::Verifying {
+                    at: 0,
+                    hasher: Sha256::new(),
+                    streamed: streamed.into(),
+                };
+                Ok(None)
+            }
+            Phase::Verifying {
+                at,
+                hasher,
+                streamed,
+            } => {
+                let n = (self.written - *at).min(VERIFY_STEP_BYTES as u64) as usize;
+                let n = n.min(self.buf.len());
+                self.disk
+                    .read_exact_at(&mut self.buf[..n], self.offset + *at)?;
+                hasher.update(&self.buf[..n]);
+                *at += n as u64;
+                if *at < self.written {
+                    return Ok(None);
+                }
+                let streamed = *streamed;
+                let read_back: [u8; 32] =
+                    std::mem::replace(hasher, Sha256::new()).finalize().into();
+                if read_back != streamed {
+                    return Err(refuse(
+                        500,
+                        "the data read back differs from what was received; the disk may be failing",
+                    ));
+                }
+                let bytes = self.written;
+                self.complete(bytes, streamed).map(Some)
+            }
+        }
+    }
+}
+
+/// Read what the disk holds, not what the page cache remembers.
+fn drop_from_page_cache(disk: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor belongs to `disk`, which outlives this borrow.
+    let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(disk.as_raw_fd()) };
+    let _ = rustix::fs::fadvise(
+        fd,
+        offset,
+        core::num::NonZeroU64::new(len),
+        rustix::fs::Advice::DontNeed,
+    );
+}
+
+/// A file written under a temporary name next to its place, renamed there when complete.
+pub struct FileUpload {
+    file: Option<File>,
+    temp: PathBuf,
+    path: PathBuf,
+    limit: u64,
+    total: u64,
+    hasher: Sha256,
+}
+
+impl FileUpload {
+    pub fn new(file: File, temp: PathBuf, path: PathBuf, limit: u64) -> FileUpload {
+        FileUpload {
+            file: Some(file),
+            temp,
+            path,
+            limit,
+            total: 0,
+            hasher: Sha256::new(),
+        }
+    }
+}
+
+impl Upload for FileUpload {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Refusal> {
+        if self.total + bytes.len() as u64 > self.limit {
+            return Err(refuse(
+                413,
+                format!("file larger than {} bytes", self.limit),
+            ));
+        }
+        let file = self.file.as_mut().ok_or_else(|| refuse(500, "upload already finished"))?;
+        file.write_all(bytes)?;
+        self.hasher.update(bytes);
+        self.total += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn finish_step(&mut self) -> Result<Option<Reply>, Refusal> {
+        let file = self.file.take().ok_or_else(|| refuse(500, "upload already finished"))?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&self.temp, &self.path)
+            .map_err(|e| refuse(409, format!("cannot replace {} ({e})", self.path.display())))?;
+        if let Some(dir) = self.path.parent().and_then(|d| File::open(d).ok()) {
+            let _ = dir.sync_all();
+        }
+        let sha256 = std::mem::replace(&mut self.hasher, Sha256::new()).finalize();
+        Ok(Some(json(
+            200,
+            format!(
+                "{{\"bytes\":{},\"sha256\":\"{}\"}}\n",
+                self.total,
+                crate::tls::hex(&sha256)
+            ),
+        )))
+    }
+}
+
+impl Drop for FileUpload {
+    fn drop(&mut self) {
+        // Unfinished (or failed): no partial file is left as if complete.
+        if self.file.is_some() || self.temp.exists() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}

@@ -21,7 +21,6 @@ use crate::http::{self, BodyDecoder, BodyKind, HttpError, Request};
 use crate::upload::Upload;
 use rustix::event::{PollFd, PollFlags};
 use rustls::{ServerConfig, ServerConnection};
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -227,7 +226,7 @@ enum State {
     },
     /// An answer going out; `files` follow what rustls holds.
     Sending {
-        files: VecDeque<(File, u64)>,
+        files: Vec<(File, u64)>,
         keep: bool,
     },
     /// Refused: after the answer, read and drop what still comes.
@@ -628,10 +627,10 @@ impl Connection {
             extra,
         );
         self.output.extend_from_slice(&head);
-        let mut files = VecDeque::new();
+        let mut files = Vec::new();
         if req.method != "HEAD" {
             self.output.extend_from_slice(&reply.body);
-            files.extend(reply.files);
+            files = reply.files;
         }
         self.after = reply.after;
         self.state = State::Sending { files, keep };
@@ -683,7 +682,7 @@ impl Connection {
             let State::Sending { files, keep } = &mut self.state else {
                 return moved;
             };
-            let Some((file, left)) = files.front_mut() else {
+            let Some((file, left)) = files.first_mut() else {
                 return moved;
             };
             let mut chunk = vec![0u8; (*left).min(OUTPUT_CHUNK_BYTES as u64) as usize];
@@ -693,7 +692,7 @@ impl Connection {
                     *left -= n as u64;
                     self.output = chunk;
                     if *left == 0 {
-                        files.pop_front();
+                        files.remove(0);
                     }
                 }
                 _ => {

@@ -63,12 +63,18 @@ pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerCo
         return Err("certificate: no CERTIFICATE block in the PEM file".into());
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("key: {e:?}"))?;
-    rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key: {e}"))
+        .map_err(|e| format!("certificate and key: {e}"))?;
+    // No session resumption: clients make a full handshake each time (imgtool pins the
+    // certificate on every connection), so tickets would be bytes nobody reads and a
+    // cache of 256 sessions nobody asks for.
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    Ok(config)
 }
 
 /// Client settings that trust exactly one certificate: the one whose SHA-256 is `pin`,

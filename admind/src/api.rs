@@ -350,12 +350,9 @@ impl Api {
 
     /// Resolves `?path=`: see [`data_path`].
     fn data_path(&self, req: &Request) -> Result<PathBuf, Refusal> {
-        let given = req.param("path").ok_or_else(|| {
-            refuse(
-                400,
-                "?path= is required (relative to /data, or absolute)",
-            )
-        })?;
+        let given = req
+            .param("path")
+            .ok_or_else(|| refuse(400, "?path= is required (relative to /data, or absolute)"))?;
         data_path(&self.device.paths.data, given)
     }
 
@@ -528,7 +525,8 @@ fn refuse_mount_point(path: &Path) -> Result<(), Refusal> {
 fn file_reply(files: &[PathBuf], content_type: &'static str) -> Result<Reply, Refusal> {
     let mut opened = Vec::new();
     for p in files {
-        let file = File::open(p).map_err(|e| refuse(500, format!("cannot open {}: {e}", p.display())))?;
+        let file =
+            File::open(p).map_err(|e| refuse(500, format!("cannot open {}: {e}", p.display())))?;
         let len = file.metadata()?.len();
         opened.push((file, len));
     }
@@ -581,8 +579,19 @@ mod tests {
         std::fs::create_dir_all(root.join("sub")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
         assert_eq!(data_path(&root, "sub/file").unwrap(), root.join("sub/file"));
-        assert_eq!(data_path(&root, "/etc/passwd").unwrap(), Path::new("/etc/passwd"));
-        for bad in ["", "../x", "sub/../../x", "./x", "link/passwd", "/data/../etc", "/a/./b"] {
+        assert_eq!(
+            data_path(&root, "/etc/passwd").unwrap(),
+            Path::new("/etc/passwd")
+        );
+        for bad in [
+            "",
+            "../x",
+            "sub/../../x",
+            "./x",
+            "link/passwd",
+            "/data/../etc",
+            "/a/./b",
+        ] {
             assert!(data_path(&root, bad).is_err(), "{bad}");
         }
         assert!(refuse_mount_point(Path::new("/")).is_err());

@@ -2,9 +2,9 @@
 //! trailers, the boot partition, the MBR code), the boot status init wrote, /data, the logs
 //! and the processes. Every path is configurable so the host tests can use plain files.
 
+use crate::upload::{Completion, RegionUpload, UpdateGuard};
 use boot::layout::{self, Partition};
 use boot::record::{Record, State};
-use crate::upload::{Completion, RegionUpload, UpdateGuard};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -217,7 +217,13 @@ impl Device {
             trailer_at,
             expected,
         };
-        Ok(RegionUpload::new(disk, slot.start_bytes, limit, completion, guard))
+        Ok(RegionUpload::new(
+            disk,
+            slot.start_bytes,
+            limit,
+            completion,
+            guard,
+        ))
     }
 
     /// Prepares an upload over the boot partition (read back and hashed like a root).

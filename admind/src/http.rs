@@ -326,7 +326,11 @@ impl BodyDecoder {
                 self.left -= n as u64;
                 self.total += n as u64;
                 if self.left == 0 {
-                    self.step = if self.chunked { Step::ChunkEnd } else { Step::Done };
+                    self.step = if self.chunked {
+                        Step::ChunkEnd
+                    } else {
+                        Step::Done
+                    };
                 }
                 Ok(Decoded {
                     consumed: n,
@@ -385,13 +389,6 @@ fn line(input: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, HttpError> {
         None if input.len() > max => Err(HttpError::new(400, "line too long in a chunked body")),
         None => Ok(None),
     }
-}
-
-pub fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 pub fn status_text(status: u16) -> &'static str {
@@ -550,7 +547,12 @@ mod tests {
     }
 
     /// Decodes `raw` fed in pieces of `step` bytes (as a socket might deliver it).
-    fn read_body_in(raw: &[u8], kind: BodyKind, limit: u64, step: usize) -> Result<Vec<u8>, HttpError> {
+    fn read_body_in(
+        raw: &[u8],
+        kind: BodyKind,
+        limit: u64,
+        step: usize,
+    ) -> Result<Vec<u8>, HttpError> {
         let mut d = BodyDecoder::new(kind, limit);
         let mut out = Vec::new();
         let mut pending: Vec<u8> = Vec::new();
@@ -574,7 +576,11 @@ mod tests {
     fn read_body(raw: &[u8], kind: BodyKind, limit: u64) -> Result<Vec<u8>, HttpError> {
         let whole = read_body_in(raw, kind, limit, raw.len());
         for step in [1, 2, 3, 7] {
-            assert_eq!(read_body_in(raw, kind, limit, step), whole, "pieces of {step}");
+            assert_eq!(
+                read_body_in(raw, kind, limit, step),
+                whole,
+                "pieces of {step}"
+            );
         }
         whole
     }

@@ -123,7 +123,10 @@ fn wait(
         .iter()
         .map(|f| {
             let r = f.revents();
-            (r.intersects(PollFlags::IN | gone), r.contains(PollFlags::OUT))
+            (
+                r.intersects(PollFlags::IN | gone),
+                r.contains(PollFlags::OUT),
+            )
         })
         .collect();
     (listener_ready, ready)
@@ -230,7 +233,10 @@ enum State {
         keep: bool,
     },
     /// Refused: after the answer, read and drop what still comes.
-    Lingering { notified: bool, shut: bool },
+    Lingering {
+        notified: bool,
+        shut: bool,
+    },
     Closed,
 }
 
@@ -370,7 +376,10 @@ impl Connection {
             if !open {
                 return self.peer_closed();
             }
-            if !matches!(self.state, State::Handshake | State::Head | State::Body { .. }) {
+            if !matches!(
+                self.state,
+                State::Handshake | State::Head | State::Body { .. }
+            ) {
                 return;
             }
         }
@@ -512,10 +521,7 @@ impl Connection {
     /// Feeds received bytes to the body's sink; true when the state moved on (the body
     /// is complete), false when more input is needed.
     fn feed_body(&mut self, api: &mut Api) -> bool {
-        let State::Body {
-            decoder, sink, ..
-        } = &mut self.state
-        else {
+        let State::Body { decoder, sink, .. } = &mut self.state else {
             return false;
         };
         let mut used = 0;
@@ -589,8 +595,7 @@ impl Connection {
             Ok(Some(reply)) => reply,
             Err(r) => crate::api::Reply::from(r),
         };
-        let State::Finishing { req, started, .. } =
-            std::mem::replace(&mut self.state, State::Head)
+        let State::Finishing { req, started, .. } = std::mem::replace(&mut self.state, State::Head)
         else {
             return;
         };

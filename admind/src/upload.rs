@@ -68,7 +68,11 @@ pub enum Completion {
 
 enum Phase {
     Receiving,
-    Verifying { at: u64, hasher: Sha256, streamed: [u8; 32] },
+    Verifying {
+        at: u64,
+        hasher: Sha256,
+        streamed: [u8; 32],
+    },
 }
 
 /// A region of the disk written from a body.
@@ -119,7 +123,10 @@ impl RegionUpload {
     fn complete(&mut self, bytes: u64, sha256: [u8; 32]) -> Result<Reply, Refusal> {
         let hex = crate::tls::hex(&sha256);
         match &self.completion {
-            Completion::Boot => Ok(json(200, format!("{{\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"))),
+            Completion::Boot => Ok(json(
+                200,
+                format!("{{\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"),
+            )),
             Completion::Root {
                 slot,
                 trailer_at,
@@ -151,7 +158,10 @@ impl Upload for RegionUpload {
         if self.written + (self.filled + bytes.len()) as u64 > self.limit {
             return Err(refuse(
                 413,
-                format!("the upload is larger than the {} bytes that fit", self.limit),
+                format!(
+                    "the upload is larger than the {} bytes that fit",
+                    self.limit
+                ),
             ));
         }
         while !bytes.is_empty() {
@@ -257,7 +267,10 @@ impl Upload for FileUpload {
                 format!("file larger than {} bytes", self.limit),
             ));
         }
-        let file = self.file.as_mut().ok_or_else(|| refuse(500, "upload already finished"))?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| refuse(500, "upload already finished"))?;
         file.write_all(bytes)?;
         self.hasher.update(bytes);
         self.total += bytes.len() as u64;
@@ -265,7 +278,10 @@ impl Upload for FileUpload {
     }
 
     fn finish_step(&mut self) -> Result<Option<Reply>, Refusal> {
-        let file = self.file.take().ok_or_else(|| refuse(500, "upload already finished"))?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| refuse(500, "upload already finished"))?;
         file.sync_all()?;
         drop(file);
         std::fs::rename(&self.temp, &self.path)

@@ -755,7 +755,10 @@ struct Crowd {
 
 enum Held {
     Tcp(TcpStream),
-    Tls(rustls::StreamOwned<rustls::ClientConnection, TcpStream>, usize),
+    Tls(
+        rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+        usize,
+    ),
 }
 
 impl Crowd {
@@ -770,9 +773,11 @@ impl Crowd {
             match kind {
                 Slow::IdleTcp => Some(Held::Tcp(tcp)),
                 Slow::HalfHello => {
-                    let mut client =
-                        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap())
-                            .ok()?;
+                    let mut client = rustls::ClientConnection::new(
+                        Arc::new(config),
+                        "localhost".try_into().unwrap(),
+                    )
+                    .ok()?;
                     let mut hello = Vec::new();
                     client.write_tls(&mut hello).ok()?;
                     let mut tcp = tcp;
@@ -780,9 +785,11 @@ impl Crowd {
                     Some(Held::Tcp(tcp))
                 }
                 Slow::TrickledHead | Slow::StalledBody => {
-                    let client =
-                        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap())
-                            .ok()?;
+                    let client = rustls::ClientConnection::new(
+                        Arc::new(config),
+                        "localhost".try_into().unwrap(),
+                    )
+                    .ok()?;
                     let mut tls = rustls::StreamOwned::new(client, tcp);
                     if let Slow::StalledBody = kind {
                         let head = format!("POST /data/write?path=stalled HTTP/1.1\r\nAuthorization: Basic {basic}\r\nContent-Length: 1000000\r\n\r\n");
@@ -796,7 +803,12 @@ impl Crowd {
                 }
             }
         };
-        let kinds = [Slow::IdleTcp, Slow::HalfHello, Slow::TrickledHead, Slow::StalledBody];
+        let kinds = [
+            Slow::IdleTcp,
+            Slow::HalfHello,
+            Slow::TrickledHead,
+            Slow::StalledBody,
+        ];
         let flag = Arc::clone(&stop);
         let keeper = std::thread::spawn(move || {
             let mut held: Vec<(Slow, Option<Held>)> =
@@ -816,7 +828,9 @@ impl Crowd {
                         }
                         Some(Held::Tls(tls, sent)) => {
                             // One more head byte a second (the body ones stay stalled).
-                            if matches!(kind, Slow::TrickledHead) && tick.elapsed() >= Duration::from_secs(1) {
+                            if matches!(kind, Slow::TrickledHead)
+                                && tick.elapsed() >= Duration::from_secs(1)
+                            {
                                 let text = b"ET /status HTTP/1.1\r\nX: ";
                                 let b = text.get(*sent).copied().unwrap_or(b'x');
                                 *sent += 1;
@@ -907,7 +921,10 @@ fn no_crowd_of_slow_clients_stalls_the_administrator() {
         );
         drop(crowd);
     }
-    println!("figure: admind RSS after the crowds: {} kB", rss_kb(a.child.id()));
+    println!(
+        "figure: admind RSS after the crowds: {} kB",
+        rss_kb(a.child.id())
+    );
 
     // 64 connections open at once (the table's size), then a burst of 1,000.
     let held: Vec<TcpStream> = (0..64)
@@ -1008,7 +1025,12 @@ fn the_original_rustkrazy_calls_work() {
     std::fs::write(&image, pseudo_random(1 << 20, 5)).unwrap();
     let put = |path: &str, file: &Path| {
         a.curl(
-            &["-X", "PUT", "--data-binary", &format!("@{}", file.display())],
+            &[
+                "-X",
+                "PUT",
+                "--data-binary",
+                &format!("@{}", file.display()),
+            ],
             path,
         )
     };
@@ -1031,17 +1053,27 @@ fn the_original_rustkrazy_calls_work() {
     let data = a.dir.join("data");
     let payload = a.dir.join("payload");
     std::fs::write(&payload, "new state\n").unwrap();
-    let (status, body) = put(&format!("/data/write?path={}/update", data.display()), &payload);
+    let (status, body) = put(
+        &format!("/data/write?path={}/update", data.display()),
+        &payload,
+    );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(std::fs::read_to_string(data.join("update")).unwrap(), "new state\n");
+    assert_eq!(
+        std::fs::read_to_string(data.join("update")).unwrap(),
+        "new state\n"
+    );
     let (status, list) = a.curl(&[], &format!("/data/list?path={}", data.display()));
     assert_eq!(status, 200);
     assert!(list.contains("\"name\":\"update\""), "{list}");
-    let (status, _) = a.curl(&["-X", "PUT"], &format!("/data/mkdir?path={}/x/y", data.display()));
+    let (status, _) = a.curl(
+        &["-X", "PUT"],
+        &format!("/data/mkdir?path={}/x/y", data.display()),
+    );
     assert_eq!(status, 200);
     assert!(data.join("x/y").is_dir());
     assert_eq!(
-        a.curl(&[], &format!("/data/read?path={}/../disk", data.display())).0,
+        a.curl(&[], &format!("/data/read?path={}/../disk", data.display()))
+            .0,
         400,
         "no .. even in absolute paths"
     );

@@ -10,6 +10,7 @@
 //! good answer: who gave it, how far off our clock was before correcting it, and when, in
 //! seconds since 1970) or `unsynchronised` when no server has answered yet.
 
+use crate::text::Decimal;
 use core::fmt;
 
 /// The clock saved across boots (what Debian's fake-hwclock keeps in /etc).
@@ -71,36 +72,21 @@ impl fmt::Display for Status {
                     if i > 0 {
                         f.write_str(".")?;
                     }
-                    decimal(f, u64::from(byte))?;
+                    write!(f, "{}", Decimal(u64::from(byte)))?;
                 }
                 f.write_str(" offset_ms=")?;
                 if s.offset_ms < 0 {
                     f.write_str("-")?;
                 }
-                decimal(f, s.offset_ms.unsigned_abs())?;
+                write!(f, "{}", Decimal(s.offset_ms.unsigned_abs()))?;
                 f.write_str(" stratum=")?;
-                decimal(f, u64::from(s.stratum))?;
+                write!(f, "{}", Decimal(u64::from(s.stratum)))?;
                 f.write_str(" at_s=")?;
-                decimal(f, s.at_s)?;
+                write!(f, "{}", Decimal(s.at_s))?;
                 f.write_str("\n")
             }
         }
     }
-}
-
-/// `n` in decimal, without core's width and fill machinery (kilobytes in a device binary).
-fn decimal(f: &mut fmt::Formatter<'_>, mut n: u64) -> fmt::Result {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    f.write_str(core::str::from_utf8(&digits[at..]).unwrap_or("?"))
 }
 
 /// Parses a status line; `None` for anything that is not one.
@@ -191,7 +177,14 @@ mod tests {
     fn saved_clock_parses_digits_only() {
         assert_eq!(parse_saved(b"1764160000\n"), Some(1_764_160_000));
         assert_eq!(parse_saved(b"  42 "), Some(42));
-        for bad in [&b""[..], b"\n", b"-5", b"12a", b"1.5", b"99999999999999999999"] {
+        for bad in [
+            &b""[..],
+            b"\n",
+            b"-5",
+            b"12a",
+            b"1.5",
+            b"99999999999999999999",
+        ] {
             assert_eq!(parse_saved(bad), None, "{bad:?}");
         }
     }
@@ -237,6 +230,9 @@ mod tests {
             std::format!("{}", Utc(1_795_700_000)),
             "2026-11-26T13:33:20Z"
         );
-        assert_eq!(std::format!("{}", Utc(4_102_444_799)), "2099-12-31T23:59:59Z");
+        assert_eq!(
+            std::format!("{}", Utc(4_102_444_799)),
+            "2099-12-31T23:59:59Z"
+        );
     }
 }

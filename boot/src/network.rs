@@ -81,7 +81,9 @@ pub fn valid_host_name(name: &[u8]) -> bool {
         && name.len() <= 253
         && name.split(|&b| b == b'.').all(|label| {
             (1..=63).contains(&label.len())
-                && label.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
                 && label[0] != b'-'
                 && label[label.len() - 1] != b'-'
         })

@@ -51,3 +51,24 @@ impl<const N: usize> fmt::Write for Text<N> {
         Ok(())
     }
 }
+
+/// A number in decimal without core's width and fill machinery, which costs the device
+/// binaries kilobytes.
+pub struct Decimal(pub u64);
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = self.0;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        f.write_str(core::str::from_utf8(&digits[at..]).unwrap_or("?"))
+    }
+}

@@ -456,10 +456,18 @@ crate = "hello@1"
         );
         for (ntp, rendered) in [
             ("ntp = []", "ntp off\n"),
-            ("ntp = [\"pool.ntp.org\", \"10.0.0.1\"]", "ntp pool.ntp.org\nntp 10.0.0.1\n"),
+            (
+                "ntp = [\"pool.ntp.org\", \"10.0.0.1\"]",
+                "ntp pool.ntp.org\nntp 10.0.0.1\n",
+            ),
         ] {
             std::fs::write(&path, format!("[network]\n{ntp}\n")).unwrap();
-            let text = Plan::from_file(&path).unwrap().network.unwrap().render().unwrap();
+            let text = Plan::from_file(&path)
+                .unwrap()
+                .network
+                .unwrap()
+                .render()
+                .unwrap();
             assert!(text.ends_with(rendered), "{ntp}: {text}");
         }
         for (bad, says) in [
@@ -471,7 +479,10 @@ crate = "hello@1"
             ("dns = [\"1.1.1.1\"]", "only go with a static address"),
             ("gateway = \"1.1.1.1\\naddress x\"", "no newlines"),
             ("ntp = [\"bad name\"]", "a time server is a host name"),
-            ("ntp = [\"a\", \"b\", \"c\", \"d\"]", "at most 3 time servers"),
+            (
+                "ntp = [\"a\", \"b\", \"c\", \"d\"]",
+                "at most 3 time servers",
+            ),
         ] {
             std::fs::write(&path, format!("[network]\n{bad}\n")).unwrap();
             let err = format!(

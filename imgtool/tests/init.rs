@@ -224,7 +224,10 @@ fn sigusr1_reboots_and_sigusr2_powers_off_with_data_clean() {
         "{line}"
     );
     let first_start = wait(&mut vm, "init: started ", 0);
-    assert!(first_start > at, "the clock is set before any service starts");
+    assert!(
+        first_start > at,
+        "the clock is set before any service starts"
+    );
     vm.kill();
 }
 
@@ -247,7 +250,10 @@ fn a_third_party_init_that_mounts_nothing_finds_dev_and_the_disk() {
     wait(&mut vm, "bareinit: done", at);
     let said = vm.console();
     for n in 1..=4 {
-        assert!(said.contains(&format!("bareinit: read /dev/vda{n}")), "{said}");
+        assert!(
+            said.contains(&format!("bareinit: read /dev/vda{n}")),
+            "{said}"
+        );
     }
     assert!(!said.contains("bareinit: cannot"), "{said}");
     vm.kill();

@@ -71,7 +71,13 @@ fn top(s: &Scratch, vm: &Vm) -> std::collections::HashMap<String, (u64, u64)> {
         .iter()
         .map(|p| {
             let name = p["name"].as_str().unwrap().to_string();
-            (name, (p["cpu_ticks"].as_u64().unwrap(), p["rss_kb"].as_u64().unwrap()))
+            (
+                name,
+                (
+                    p["cpu_ticks"].as_u64().unwrap(),
+                    p["rss_kb"].as_u64().unwrap(),
+                ),
+            )
         })
         .collect()
 }
@@ -94,7 +100,11 @@ fn assert_idle(s: &Scratch, vm: &Vm, when: &str) {
             panic!("{name} not running {when}: {after:?}");
         };
         let ticks = b.0 - a.0;
-        let slack = if name == "admind" { ADMIND_RSS_SLACK_KB } else { 0 };
+        let slack = if name == "admind" {
+            ADMIND_RSS_SLACK_KB
+        } else {
+            0
+        };
         println!(
             "figure: idle {when}: {name} {ticks} ticks in {} s ({:.2}% CPU), RSS {} -> {} kB",
             window.as_secs(),
@@ -106,7 +116,12 @@ fn assert_idle(s: &Scratch, vm: &Vm, when: &str) {
             ticks * 100 <= IDLE_CPU_PERCENT_MAX * window.as_secs() * USER_HZ,
             "{name} used {ticks} ticks in {window:?} {when}: not idle"
         );
-        assert!(b.1 <= a.1 + slack, "{name} grew from {} to {} kB {when}", a.1, b.1);
+        assert!(
+            b.1 <= a.1 + slack,
+            "{name} grew from {} to {} kB {when}",
+            a.1,
+            b.1
+        );
         assert!(b.1 > 0, "{name}'s RSS reads 0");
     }
 }

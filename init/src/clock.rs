@@ -43,7 +43,11 @@ pub fn restore(console: &Console) {
             Utc(now),
             Utc(to)
         ),
-        Err(e) => log!(console, "init: cannot set the clock to the saved time: {}", e),
+        Err(e) => log!(
+            console,
+            "init: cannot set the clock to the saved time: {}",
+            e
+        ),
     }
 }
 

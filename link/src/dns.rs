@@ -153,7 +153,11 @@ mod tests {
     fn takes_a_records_after_a_cname() {
         let m = answer(
             7,
-            &[(TYPE_CNAME, b"\x03foo\xc0\x0c"), (TYPE_A, &[10, 77, 0, 1]), (TYPE_A, &[10, 77, 0, 2])],
+            &[
+                (TYPE_CNAME, b"\x03foo\xc0\x0c"),
+                (TYPE_A, &[10, 77, 0, 1]),
+                (TYPE_A, &[10, 77, 0, 2]),
+            ],
         );
         let (found, n) = addresses(&m, 7).unwrap();
         assert_eq!(&found[..n], &[[10, 77, 0, 1], [10, 77, 0, 2]]);

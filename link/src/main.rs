@@ -19,11 +19,12 @@ mod sys;
 mod time;
 
 use boot::network::{self, Name, Settings};
+use boot::text::Decimal;
 use core::ffi::{c_char, c_int, CStr};
 use core::fmt::Write;
 use link::client::{Client, Event, Lease, Loss, Step, Transmit};
 use link::netlink::{self as nl, Address};
-use link::show::{Ip4, Ip6, Mac, Num, Shown};
+use link::show::{Ip4, Ip6, Mac, Shown};
 use link::{dhcp, udp};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, OwnedFd};
@@ -746,9 +747,11 @@ impl Link {
     fn with_time(&mut self, f: impl FnOnce(&mut time::TimeSync, &time::Network<'_>)) {
         let (resolvers, resolver_count) = self.servers(false);
         let (ntp, ntp_count) = self.servers(true);
-        let online = self.interfaces.iter().flatten().any(|i| {
-            i.applied.is_some() || (self.settings.ipv4_static.is_some() && i.carrier)
-        });
+        let online = self
+            .interfaces
+            .iter()
+            .flatten()
+            .any(|i| i.applied.is_some() || (self.settings.ipv4_static.is_some() && i.carrier));
         let net = time::Network {
             online,
             resolvers: &resolvers[..resolver_count],
@@ -1031,7 +1034,7 @@ impl core::fmt::Display for Seconds {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0 {
             u32::MAX => f.write_str("ever"),
-            s => write!(f, "{} s", Num(u64::from(s))),
+            s => write!(f, "{} s", Decimal(u64::from(s))),
         }
     }
 }

@@ -1,24 +1,8 @@
 //! Addresses and bytes as log text. Small on purpose: core's `Ipv4Addr`/`Ipv6Addr` `Display`
 //! support padding and width, which costs kilobytes in a binary with a 64 KiB budget.
 
+use boot::text::Decimal;
 use core::fmt::{self, Display, Formatter, Write};
-
-/// Writes `n` in decimal.
-fn decimal(f: &mut Formatter<'_>, mut n: u64) -> fmt::Result {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    digits[at..]
-        .iter()
-        .try_for_each(|&d| f.write_char(d as char))
-}
 
 fn hex(f: &mut Formatter<'_>, n: u32, min_digits: usize) -> fmt::Result {
     let mut started = false;
@@ -41,7 +25,7 @@ impl Display for Ip4 {
             if i > 0 {
                 f.write_char('.')?;
             }
-            decimal(f, u64::from(b))?;
+            write!(f, "{}", Decimal(u64::from(b)))?;
         }
         Ok(())
     }
@@ -118,15 +102,6 @@ impl Display for Shown<'_> {
     }
 }
 
-/// A number without core's integer formatting machinery.
-pub struct Num(pub u64);
-
-impl Display for Num {
-    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        decimal(f, self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,7 +139,7 @@ mod tests {
             "52:54:00:12:34:ab"
         );
         assert_eq!(Shown(b"eth0\x01").to_string(), "eth0\\x01");
-        assert_eq!(Num(0).to_string(), "0");
-        assert_eq!(Num(u64::MAX).to_string(), "18446744073709551615");
+        assert_eq!(Decimal(0).to_string(), "0");
+        assert_eq!(Decimal(u64::MAX).to_string(), "18446744073709551615");
     }
 }

@@ -76,11 +76,12 @@ pub fn decode(
     }
     let stratum = packet[1];
     if stratum == 0 {
-        return Err(Rejection::Kiss([packet[12], packet[13], packet[14], packet[15]]));
+        return Err(Rejection::Kiss([
+            packet[12], packet[13], packet[14], packet[15],
+        ]));
     }
     let (received, transmitted) = (timestamp(packet, 32), timestamp(packet, 40));
-    if leap == LEAP_UNSYNCHRONISED || stratum > STRATUM_MAX || received == 0 || transmitted == 0
-    {
+    if leap == LEAP_UNSYNCHRONISED || stratum > STRATUM_MAX || received == 0 || transmitted == 0 {
         return Err(Rejection::Unsynchronised);
     }
     let (t2, t3) = (unix_ms(received), unix_ms(transmitted));
@@ -156,7 +157,10 @@ mod tests {
         assert_eq!(got.stratum, 2);
         assert_eq!(got.delay_ms, 30);
         assert_eq!(got.offset_ms, NOW_MS - 5_000 - 5);
-        assert!((NOW_NTP_S >> 31) & 1 == 1, "test time is in era 0 with the top bit set");
+        assert!(
+            (NOW_NTP_S >> 31) & 1 == 1,
+            "test time is in era 0 with the top bit set"
+        );
     }
 
     #[test]

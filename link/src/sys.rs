@@ -146,14 +146,18 @@ pub fn packet_socket(ifindex: u32) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-/// A UDP socket bound to `address`:68, for unicast renewals once the address is ours.
-pub fn udp_socket(address: [u8; 4]) -> Result<OwnedFd, Errno> {
-    let fd = rustix::net::socket_with(
+fn udp() -> Result<OwnedFd, Errno> {
+    rustix::net::socket_with(
         AddressFamily::INET,
         SocketType::DGRAM,
         SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         None,
-    )?;
+    )
+}
+
+/// A UDP socket bound to `address`:68, for unicast renewals once the address is ours.
+pub fn udp_socket(address: [u8; 4]) -> Result<OwnedFd, Errno> {
+    let fd = udp()?;
     rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
     rustix::net::bind(
         &fd,
@@ -165,12 +169,7 @@ pub fn udp_socket(address: [u8; 4]) -> Result<OwnedFd, Errno> {
 /// A UDP socket on an ephemeral port, connected to `server`:`port`: only that peer's
 /// datagrams arrive on it.
 pub fn udp_connected(server: [u8; 4], port: u16) -> Result<OwnedFd, Errno> {
-    let fd = rustix::net::socket_with(
-        AddressFamily::INET,
-        SocketType::DGRAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
+    let fd = udp()?;
     rustix::net::connect(&fd, &SocketAddrV4::new(server.into(), port))?;
     Ok(fd)
 }

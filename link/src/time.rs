@@ -8,9 +8,10 @@ use crate::say;
 use crate::sys::{self, now_ms, random, Text};
 use boot::clock::{Status, Sync, Utc};
 use boot::network::{Host, Settings, NTP_MAX};
+use boot::text::Decimal;
 use core::fmt::Write;
 use link::dns;
-use link::show::{Ip4, Num, Shown};
+use link::show::{Ip4, Shown};
 use link::sntp::{self, Rejection};
 use link::timesync::{Correction, Schedule, EXCHANGE_TIMEOUT_MS};
 use rustix::fd::OwnedFd;
@@ -39,8 +40,15 @@ pub struct Network<'a> {
 #[derive(Clone, Copy)]
 enum Exchange {
     Idle,
-    Dns { id: u16, resolver: usize },
-    Ntp { nonce: u64, sent_ms: i64, server: [u8; 4] },
+    Dns {
+        id: u16,
+        resolver: usize,
+    },
+    Ntp {
+        nonce: u64,
+        sent_ms: i64,
+        server: [u8; 4],
+    },
 }
 
 /// One server to try: a name to look up, or an address.
@@ -211,7 +219,7 @@ impl TimeSync {
             say!(
                 "link: no time server answered (server list: {}); trying again in {} s, then less often",
                 Shown(servers.as_bytes()),
-                Num(delay_ms / 1000)
+                Decimal(delay_ms / 1000)
             );
         }
         self.deadline_ms = now_ms() + delay_ms;
@@ -313,7 +321,7 @@ impl TimeSync {
                     SignedMs(offset_ms),
                     Utc((before + offset_ms).max(0) as u64 / 1000),
                     Ip4(server),
-                    Num(u64::from(reply.stratum))
+                    Decimal(u64::from(reply.stratum))
                 ),
                 Err(e) => say!("link: cannot set the clock ({})", e),
             }
@@ -348,7 +356,10 @@ fn wall_ms() -> i64 {
 }
 
 fn step_clock(offset_ms: i64) -> Result<(), Errno> {
-    let to_ms = wall_ms().checked_add(offset_ms).filter(|&ms| ms >= 0).ok_or(Errno::INVAL)?;
+    let to_ms = wall_ms()
+        .checked_add(offset_ms)
+        .filter(|&ms| ms >= 0)
+        .ok_or(Errno::INVAL)?;
     let to = Timespec {
         tv_sec: to_ms / 1000,
         tv_nsec: to_ms % 1000 * 1_000_000,
@@ -369,7 +380,7 @@ impl core::fmt::Display for SignedMs {
             b'0' + (fraction % 10) as u8,
         ];
         f.write_str(if self.0 < 0 { "-" } else { "+" })?;
-        write!(f, "{}.", Num(ms / 1000))?;
+        write!(f, "{}.", Decimal(ms / 1000))?;
         f.write_str(core::str::from_utf8(&digits).unwrap_or("???"))
     }
 }

@@ -129,7 +129,10 @@ mod tests {
         );
         assert!(s.synchronised());
         let polls: std::vec::Vec<u64> = (0..6).map(|_| s.answered(3).1).collect();
-        assert_eq!(polls, [128_000, 256_000, 512_000, 1_024_000, 1_024_000, 1_024_000]);
+        assert_eq!(
+            polls,
+            [128_000, 256_000, 512_000, 1_024_000, 1_024_000, 1_024_000]
+        );
         // A jump (someone set the clock) steps and polls from the start again.
         assert_eq!(s.answered(-500), (Correction::Step(-500), 64_000));
         assert_eq!(s.answered(STEP_THRESHOLD_MS), (Correction::Keep, 128_000));

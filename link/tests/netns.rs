@@ -415,7 +415,16 @@ fn wait_synchronised(net: &Net, timeout: Duration) -> boot::clock::Sync {
 fn time_from_chrony_by_name_through_dns_and_by_dhcp_option_42() {
     let mut net = Net::new("time");
     // Two server addresses, so the status says which way link found the server.
-    run(&["ip", "-n", &net.server, "addr", "add", "192.168.77.2/24", "dev", "vs"]);
+    run(&[
+        "ip",
+        "-n",
+        &net.server,
+        "addr",
+        "add",
+        "192.168.77.2/24",
+        "dev",
+        "vs",
+    ]);
     net.dnsmasq_with(&[
         "--port=53",
         "--no-resolv",

@@ -83,7 +83,10 @@ impl Lab {
                 "--dhcp-leasefile={}",
                 self.path("leases").display()
             ))
-            .arg(format!("--log-facility={}", self.path("dnsmasq.log").display()))
+            .arg(format!(
+                "--log-facility={}",
+                self.path("dnsmasq.log").display()
+            ))
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;

@@ -3,8 +3,11 @@
 # boot.rst), and implements a one-shot trial boot.
 #
 # The BIOS loads this sector at 0x7c00 and jumps here with DL = boot drive. The code must fit
-# the 440 bytes before the disk signature; `imgtool mkimg` fills the table at offset 420 with
-# where the kernel and the two cmdline files lie (they are contiguous in the FAT partition).
+# the 440 bytes before the disk signature; `imgtool mkimg` fills the table at offset 424 with
+# where each root slot's kernel and cmdline files lie (contiguous regions of the FAT
+# partition, allocated once at mkimg time: an update rewrites their bytes, never their
+# place). A slot is kernel + cmdline + root, chosen together by the record. The kernel's own
+# header says how long it is (setup_sects and syssize), so nothing here changes on update.
 #
 # Memory used (all below 640 KiB, addresses linear):
 #   0x07c00  this code            0x07e00  boot record sector
@@ -16,7 +19,7 @@
 # (0 committed, 1 try, 2 tried), committed slot, trial slot (partition numbers 2 or 3),
 # checksum making the first 16 bytes sum to 0 mod 256. On TRY the code writes TRIED back
 # (one sector, through the BIOS) before booting the trial slot once; any other valid record
-# boots the committed slot; an invalid one boots root A.
+# boots the committed slot; an invalid one boots slot A (root A with kernel A).
 #
 # Each cmdline file is at most 511 bytes and imgtool zeroes the rest of its sector, so the
 # sector read is NUL-terminated as the kernel expects.
@@ -93,7 +96,7 @@ have_slot:
         call    read
 
         # Kernel: 64 sectors cover the boot sector and the largest real-mode setup.
-        mov     eax, [kernel_lba]
+        mov     eax, [kernel_lba + edx * 4]
         mov     cl, 64
         mov     bx, SETUP_SEG
         mov     es, bx
@@ -103,8 +106,7 @@ have_slot:
         jne     fail
         test    byte ptr es:[0x211], 1  # LOADED_HIGH: a bzImage
         jz      fail
-        mov     si, offset msg_proto
-        cmp     word ptr es:[0x206], 0x0202          # cmd_line_ptr needs protocol 2.02
+        cmp     word ptr es:[0x206], 0x0204          # 32-bit syssize needs protocol 2.04
         jb      fail
 
         # Setup header fields a boot loader fills in.
@@ -112,13 +114,14 @@ have_slot:
         mov     word ptr es:[0x224], 0xde00        # heap_end_ptr
         mov     dword ptr es:[0x228], 0x1e000      # cmd_line_ptr
 
-        # Protected-mode part, after setup_sects + 1 sectors: through the bounce buffer
-        # to 1 MiB, chunk by chunk.
+        # Protected-mode part, after setup_sects + 1 sectors, syssize 16-byte paragraphs
+        # long: through the bounce buffer to 1 MiB, chunk by chunk.
         mov     cl, es:[0x1f1]
         inc     cx
         add     eax, ecx                # next LBA
-        mov     ebp, [kernel_sectors]
-        sub     ebp, ecx                # sectors left
+        mov     ebp, es:[0x1f4]
+        add     ebp, 31
+        shr     ebp, 5                  # sectors left
         mov     edi, 0x100000           # destination
 load:
         mov     cx, CHUNK_SECTORS
@@ -206,8 +209,7 @@ halt:
         jmp     halt
 
 msg_disk:       .asciz "disk error"
-msg_kernel:     .asciz "not bzImage"
-msg_proto:      .asciz "old protocol"
+msg_kernel:     .asciz "not bzImage"            # also: boot protocol older than 2.04
 
 # GDT; the null descriptor doubles as the pointer LGDT loads (limit, base).
 gdt:            .word 15
@@ -215,8 +217,7 @@ gdt:            .word 15
                 .word 0
                 .quad 0x00cf92000000ffff  # data, base 0, limit 4 GiB, writable
 
-# Filled in by imgtool mkimg (boot::mbr::Table).
+# Filled in by imgtool mkimg (boot::mbr::Table): slot A (partition 2), slot B (partition 3).
         .org 424
-kernel_lba:     .long 0
-kernel_sectors: .long 0
-cmdline_lba:    .long 0, 0              # root A, root B
+kernel_lba:     .long 0, 0
+cmdline_lba:    .long 0, 0

@@ -17,4 +17,5 @@ pub mod password;
 pub mod record;
 pub mod rootid;
 pub mod services;
+pub mod slot;
 pub mod text;

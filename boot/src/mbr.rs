@@ -1,5 +1,7 @@
 //! The x86 MBR boot code (`boot/mbr/mbr.S`, assembled into `boot/mbr/mbr.bin`) and the table
-//! at its end that `imgtool mkimg` fills with where the kernel and cmdline files lie.
+//! at its end that `imgtool mkimg` fills with where each root slot's kernel and cmdline
+//! files lie. The places never change after mkimg (the files are preallocated regions), so
+//! admind reads the table from the disk to find the slot files it rewrites.
 
 /// The 440 bytes of boot code, with an empty table.
 pub const CODE: &[u8; 440] = include_bytes!("../mbr/mbr.bin");
@@ -7,15 +9,12 @@ pub const CODE: &[u8; 440] = include_bytes!("../mbr/mbr.bin");
 /// Offset of the table in the boot code (`.org 424` in mbr.S).
 pub const TABLE_OFFSET: usize = 424;
 
-/// Longest cmdline file the boot code loads (one sector, NUL-terminated).
-pub const CMDLINE_BYTES_MAX: usize = 511;
 
-/// Where the boot code finds its files, in 512-byte sectors from the start of the disk.
+/// Where the boot code finds its files, in 512-byte sectors from the start of the disk;
+/// indexed as `crate::slot::index` says (slot A first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Table {
-    pub kernel_lba: u32,
-    pub kernel_sectors: u32,
-    /// Cmdline sector for root A (partition 2) and root B (partition 3).
+    pub kernel_lba: [u32; 2],
     pub cmdline_lba: [u32; 2],
 }
 
@@ -23,17 +22,34 @@ impl Table {
     /// The boot code with this table filled in.
     pub fn patch(&self) -> [u8; 440] {
         let mut code = *CODE;
+        code[TABLE_OFFSET..].copy_from_slice(&self.encode());
+        code
+    }
+
+    fn encode(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
         let fields = [
-            self.kernel_lba,
-            self.kernel_sectors,
+            self.kernel_lba[0],
+            self.kernel_lba[1],
             self.cmdline_lba[0],
             self.cmdline_lba[1],
         ];
         for (i, value) in fields.iter().enumerate() {
-            let at = TABLE_OFFSET + 4 * i;
-            code[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            out[4 * i..4 * i + 4].copy_from_slice(&value.to_le_bytes());
         }
-        code
+        out
+    }
+
+    /// The table in an MBR (or its 440 bytes of code); `None` when it is empty (no
+    /// rustkrazy boot code there).
+    pub fn read(mbr: &[u8]) -> Option<Table> {
+        let raw = mbr.get(TABLE_OFFSET..TABLE_OFFSET + 16)?;
+        let field = |i: usize| u32::from_le_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]]);
+        let table = Table {
+            kernel_lba: [field(0), field(1)],
+            cmdline_lba: [field(2), field(3)],
+        };
+        (table.kernel_lba[0] != 0).then_some(table)
     }
 }
 
@@ -44,15 +60,16 @@ mod tests {
     #[test]
     fn table_is_empty_in_the_source_and_ends_the_code() {
         assert!(CODE[TABLE_OFFSET..].iter().all(|&b| b == 0));
-        let patched = Table {
-            kernel_lba: 0x0102_0304,
-            kernel_sectors: 5,
+        assert_eq!(Table::read(CODE), None);
+        let table = Table {
+            kernel_lba: [0x0102_0304, 5],
             cmdline_lba: [6, 7],
-        }
-        .patch();
+        };
+        let patched = table.patch();
         assert_eq!(&patched[TABLE_OFFSET..TABLE_OFFSET + 4], &[4, 3, 2, 1]);
         assert_eq!(&patched[436..440], &[7, 0, 0, 0]);
         assert_eq!(patched[..TABLE_OFFSET], CODE[..TABLE_OFFSET]);
+        assert_eq!(Table::read(&patched), Some(table));
     }
 
     /// The embedded bytes are exactly what the committed source assembles to.

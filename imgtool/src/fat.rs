@@ -39,7 +39,7 @@ pub fn write(
     time_unix: u32,
     hidden_sectors: u32,
     files: &[BootFile<'_>],
-    fragment_first_file: bool,
+    fragment_file: Option<usize>,
 ) -> Result<()> {
     let options = FormatVolumeOptions::new()
         .fat_type(FatType::Fat32)
@@ -61,7 +61,7 @@ pub fn write(
         let mut out = fs.root_dir().create_file(file.name)?;
         out.truncate()?;
         let mut data = file.data;
-        if fragment_first_file && i == 0 {
+        if fragment_file == Some(i) {
             // Tests only: one cluster of the file, then another file's cluster, then the
             // rest, so the file's chain jumps.
             let first = data.len().min(CLUSTER_BYTES as usize);

@@ -4,8 +4,9 @@ use crate::config::Arch;
 use anyhow::{bail, Result};
 use std::path::Path;
 
-/// Oldest x86 boot protocol accepted: 2.02 introduced `cmd_line_ptr`, which the MBR code uses.
-pub const X86_BOOT_PROTOCOL_MIN: u16 = 0x0202;
+/// Oldest x86 boot protocol accepted: 2.04 made `syssize` 32 bits, from which the MBR code
+/// takes the kernel's length (2.02 introduced `cmd_line_ptr`, which it also uses).
+pub const X86_BOOT_PROTOCOL_MIN: u16 = 0x0204;
 
 /// Checks that `data` (read from `path`) is a kernel the appliance's firmware can start.
 pub fn check(path: &Path, data: &[u8], arch: Arch) -> Result<()> {
@@ -32,6 +33,14 @@ fn check_bzimage(path: &Path, data: &[u8]) -> Result<()> {
             version & 0xff,
             X86_BOOT_PROTOCOL_MIN >> 8,
             X86_BOOT_PROTOCOL_MIN & 0xff
+        );
+    }
+    // The MBR code and admind take the length from the header; it must be the file's.
+    if boot::slot::bzimage_bytes(data) != Some(data.len() as u64) {
+        bail!(
+            "{}: the bzImage header (setup_sects, syssize) does not describe the file's {} bytes; {hint}",
+            path.display(),
+            data.len()
         );
     }
     const LOADED_HIGH: u8 = 0x01;

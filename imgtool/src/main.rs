@@ -142,7 +142,7 @@ struct BuildArgs {
     /// Image size with unit, e.g. 2G or 1536M [default: the instance's last size, else 2G; a block device's own size].
     #[arg(long)]
     size: Option<String>,
-    /// Kernel image for /boot/vmlinuz (x86_64 bzImage, or arm64 Image for rpi) [default: `imgtool kernel`'s].
+    /// Kernel image for both slots' /boot/slot-*-vmlinuz (x86_64 bzImage, or arm64 Image for rpi) [default: `imgtool kernel`'s].
     #[arg(long)]
     kernel: Option<PathBuf>,
     /// Hostname of the appliance [default: rustkrazy].

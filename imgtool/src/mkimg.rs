@@ -11,9 +11,10 @@ use crate::rootfs::{self, EtcFile, Program};
 use crate::{elf, ext4, fat, kernel, size};
 use anyhow::{bail, ensure, Context, Result};
 use boot::layout::{self, Partition};
+use boot::slot;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Image size when neither flag, appliance file nor instance says.
@@ -299,9 +300,6 @@ fn read_firmware(dir: Option<&Path>) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(files)
 }
 
-/// Cmdline files in /boot for root A and root B. The Raspberry Pi firmware reads the first.
-pub const CMDLINE_FILES: [&str; 2] = ["cmdline.txt", "cmdline-b.txt"];
-
 /// The kernel command line that boots root slot `partition`.
 pub fn cmdline(arch: Arch, signature: u32, partition: u8, extra: &[String]) -> String {
     let mut partuuid = [0u8; 11];
@@ -320,12 +318,15 @@ pub fn cmdline(arch: Arch, signature: u32, partition: u8, extra: &[String]) -> S
 }
 
 fn config_txt() -> String {
-    "# Raspberry Pi firmware settings (written by rustkrazy imgtool)\n\
-     arm_64bit=1\n\
-     kernel=vmlinuz\n\
-     cmdline=cmdline.txt\n\
-     enable_uart=1\n"
-        .to_string()
+    format!(
+        "# Raspberry Pi firmware settings (written by rustkrazy imgtool)\n\
+         arm_64bit=1\n\
+         kernel={}\n\
+         cmdline={}\n\
+         enable_uart=1\n",
+        slot::KERNEL_FILES[0],
+        slot::CMDLINE_FILES[0]
+    )
 }
 
 /// A UUID (version 4 layout) derived from the disk signature, so the instance alone
@@ -486,8 +487,8 @@ fn plan_boot<'a>(
     }
 }
 
-/// Writes the boot partition (kernel, both cmdline files, config.txt, firmware) into
-/// `output`; returns the MBR code's table and the kernel's place.
+/// Writes the boot partition (each slot's kernel and cmdline, config.txt, firmware) into
+/// `output`; returns the MBR code's table and slot A's kernel place.
 fn write_boot(
     output: &Output,
     disk_bytes: u64,
@@ -499,28 +500,46 @@ fn write_boot(
             "kernel argument {arg:?} must be one word of printable ASCII"
         );
     }
-    let cmdline_a = cmdline(b.arch, b.signature, layout::ROOT_A.number, &b.kernel_args);
-    let cmdline_b = cmdline(b.arch, b.signature, layout::ROOT_B.number, &b.kernel_args);
-    for line in [&cmdline_a, &cmdline_b] {
+    // Each slot's files at their full size, so an update rewrites bytes, never the FAT:
+    // the command line NUL-padded to its sector, the kernel zero-padded to its region.
+    let mut cmdlines = Vec::new();
+    for root in [layout::ROOT_A, layout::ROOT_B] {
+        let line = cmdline(b.arch, b.signature, root.number, b.kernel_args);
         ensure!(
-            line.len() <= boot::mbr::CMDLINE_BYTES_MAX,
+            line.len() <= slot::CMDLINE_BYTES_MAX,
             "kernel command line longer than {} bytes",
-            boot::mbr::CMDLINE_BYTES_MAX
+            slot::CMDLINE_BYTES_MAX
         );
+        let mut sector = line.into_bytes();
+        sector.resize(slot::CMDLINE_REGION_BYTES as usize, 0);
+        cmdlines.push(sector);
     }
+    ensure!(
+        b.kernel_data.len() as u64 <= slot::KERNEL_REGION_BYTES,
+        "the kernel is {} bytes; a slot holds at most {} (boot::slot::KERNEL_REGION_BYTES)",
+        b.kernel_data.len(),
+        slot::KERNEL_REGION_BYTES
+    );
+    let mut kernel_region = b.kernel_data.to_vec();
+    kernel_region.resize(slot::KERNEL_REGION_BYTES as usize, 0);
     let config_txt = config_txt();
+    // Slot files first, always in this order: their places are the same in every image.
     let mut boot_files = vec![
         fat::BootFile {
-            name: "vmlinuz",
-            data: b.kernel_data,
+            name: slot::CMDLINE_FILES[0],
+            data: &cmdlines[0],
         },
         fat::BootFile {
-            name: CMDLINE_FILES[0],
-            data: cmdline_a.as_bytes(),
+            name: slot::CMDLINE_FILES[1],
+            data: &cmdlines[1],
         },
         fat::BootFile {
-            name: CMDLINE_FILES[1],
-            data: cmdline_b.as_bytes(),
+            name: slot::KERNEL_FILES[0],
+            data: &kernel_region,
+        },
+        fat::BootFile {
+            name: slot::KERNEL_FILES[1],
+            data: &kernel_region,
         },
         fat::BootFile {
             name: "config.txt",
@@ -541,40 +560,33 @@ fn write_boot(
         b.time_unix,
         layout::BOOT.start_lba() as u32,
         &boot_files,
-        b.fragment_kernel_for_tests,
+        b.fragment_kernel_for_tests.then_some(2),
     )?;
     let mut boot_region = output.region(layout::BOOT.start_bytes, boot_bytes);
-    let kernel_extent = fat::find(&mut boot_region, "vmlinuz")?;
-    let mut cmdline_extents = [kernel_extent; 2];
-    for (i, name) in CMDLINE_FILES.iter().enumerate() {
-        cmdline_extents[i] = fat::find(&mut boot_region, name)?;
-        // The MBR code reads one sector and relies on the NUL after the text.
-        let slack = vec![0u8; (layout::SECTOR_BYTES - cmdline_extents[i].size_bytes) as usize];
-        boot_region.seek(SeekFrom::Start(
-            cmdline_extents[i].first_sector * layout::SECTOR_BYTES + cmdline_extents[i].size_bytes,
-        ))?;
-        boot_region.write_all(&slack)?;
-    }
-    for (name, extent) in [
-        ("vmlinuz", kernel_extent),
-        (CMDLINE_FILES[0], cmdline_extents[0]),
-        (CMDLINE_FILES[1], cmdline_extents[1]),
-    ] {
-        ensure!(
-            extent.contiguous,
-            "/boot/{name} was written in fragments; the MBR boot code can only load contiguous files"
-        );
-    }
     let to_disk_lba = |e: &fat::Extent| (layout::BOOT.start_lba() + e.first_sector) as u32;
-    let boot_table = boot::mbr::Table {
-        kernel_lba: to_disk_lba(&kernel_extent),
-        kernel_sectors: kernel_extent.size_bytes.div_ceil(layout::SECTOR_BYTES) as u32,
-        cmdline_lba: [
-            to_disk_lba(&cmdline_extents[0]),
-            to_disk_lba(&cmdline_extents[1]),
-        ],
+    let mut table = boot::mbr::Table {
+        kernel_lba: [0; 2],
+        cmdline_lba: [0; 2],
     };
-    Ok((boot_table, kernel_extent))
+    let mut kernel_extent = None;
+    for i in 0..2 {
+        for (name, lba) in [
+            (slot::KERNEL_FILES[i], &mut table.kernel_lba[i]),
+            (slot::CMDLINE_FILES[i], &mut table.cmdline_lba[i]),
+        ] {
+            let extent = fat::find(&mut boot_region, name)?;
+            ensure!(
+                extent.contiguous,
+                "/boot/{name} was written in fragments; the MBR boot code can only load contiguous files"
+            );
+            *lba = to_disk_lba(&extent);
+            if name == slot::KERNEL_FILES[0] {
+                kernel_extent = Some(extent);
+            }
+        }
+    }
+    let kernel_extent = kernel_extent.context("no kernel file on the boot partition")?;
+    Ok((table, kernel_extent))
 }
 
 /// A boot partition image for `plan` (kernel from the plan or `imgtool kernel`), without

@@ -58,7 +58,7 @@ fn copy_root_a_to_b(from: &Path, to: &Path) {
 
 /// Boots `image`, waits for init on the root named `expect` and for init's boot status line
 /// (`committed slot=2`, `trial slot=3 ...`, `rolled-back slot=2 from=3`).
-fn boot_and_see(image: &Path, expect: &str, status: &str) {
+fn boot_and_see(image: &Path, expect: &str, status: &str) -> String {
     let mut vm = Vm::boot(image, &Options::default()).expect("start qemu-system-x86_64");
     let at = match vm.wait_for(&marker(expect), 0, BOOT_TIMEOUT) {
         Ok((at, _)) => at,
@@ -68,6 +68,22 @@ fn boot_and_see(image: &Path, expect: &str, status: &str) {
         panic!("expected boot status {status:?}: {console}");
     }
     vm.kill();
+    vm.console()
+}
+
+/// Adds `word` to slot `partition`'s command line, in place, where the MBR table says it is.
+fn add_to_cmdline(image: &Path, partition: u8, word: &str) {
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(image).unwrap();
+    let mut mbr = [0u8; 512];
+    file.read_exact_at(&mut mbr, 0).unwrap();
+    let table = boot::mbr::Table::read(&mbr).expect("a filled MBR table");
+    let at = u64::from(table.cmdline_lba[boot::slot::index(partition)]) * 512;
+    let mut sector = [0u8; 512];
+    file.read_exact_at(&mut sector, at).unwrap();
+    let text = String::from_utf8_lossy(boot::slot::cmdline_text(&sector)).into_owned();
+    let mut new = format!("{} {word}\n", text.trim_end()).into_bytes();
+    new.resize(512, 0);
+    file.write_all_at(&new, at).unwrap();
 }
 
 #[test]
@@ -94,11 +110,20 @@ fn default_image_boots_to_init_and_trial_boot_falls_back() {
         .args(["--size", "1G", "--hostname", "slot-b"]);
     run_ok(cmd.arg(&other));
     copy_root_a_to_b(&other, &image);
-    boot_and_see(&image, "slot-a", "committed slot=2"); // committed is still A
+    // Each slot's own command line, marked, so the console says which one was loaded.
+    add_to_cmdline(&image, 2, "rk.cmdline=a");
+    add_to_cmdline(&image, 3, "rk.cmdline=b");
+    let console = boot_and_see(&image, "slot-a", "committed slot=2"); // committed is still A
+    assert!(console.contains("rk.cmdline=a") && !console.contains("rk.cmdline=b"));
 
-    // TRY: the trial slot boots once and the MBR code records TRIED.
+    // TRY: the trial slot boots once, with its own command line, and the MBR code records
+    // TRIED.
     write_record(&image, Record::INITIAL.arm());
-    boot_and_see(&image, "slot-b", "trial slot=3 timeout_s=300");
+    let console = boot_and_see(&image, "slot-b", "trial slot=3 timeout_s=300");
+    assert!(
+        console.contains("rk.cmdline=b") && !console.contains("rk.cmdline=a"),
+        "the record chose slot B's command line with root B"
+    );
     let tried = read_record(&image);
     assert_eq!(
         (tried.state, tried.committed, tried.trial),
@@ -155,20 +180,16 @@ fn kernels_the_boot_code_cannot_load_are_refused() {
         assert!(!s.path("x.img").exists());
     };
 
-    // Larger than the 256 MiB boot partition.
-    fake_bzimage(&s.path("huge"), 300 << 20);
-    refuses(
-        &s.path("huge"),
-        &[],
-        "does not fit in the 256 MiB boot partition",
-    );
+    // Larger than a slot's kernel region.
+    fake_bzimage(&s.path("huge"), 65 << 20);
+    refuses(&s.path("huge"), &[], "a slot holds at most 67108864");
 
     // Fragmented on the FAT partition.
     fake_bzimage(&s.path("k"), 1 << 20);
     refuses(
         &s.path("k"),
         &["--fragment-kernel-for-tests"],
-        "/boot/vmlinuz was written in fragments",
+        "/boot/slot-a-vmlinuz was written in fragments",
     );
 
     // Not a bzImage (an ELF file), and a kernel too old for cmd_line_ptr.

@@ -67,23 +67,35 @@ fn image_is_read_back_by_standard_tools() {
         stdout(&fsck)
     );
     let listing = stdout(&run_ok(Command::new("mdir").arg("-i").arg(&p1).arg("::")));
-    for name in ["vmlinuz", "cmdline.txt", "config.txt"] {
+    for name in [
+        "slot-a-vmlinuz",
+        "slot-b-vmlinuz",
+        "slot-a-cmdline.txt",
+        "slot-b-cmdline.txt",
+        "config.txt",
+    ] {
         assert!(listing.contains(name), "{name} missing:\n{listing}");
     }
-    let kernel_back = run_ok(Command::new("mtype").arg("-i").arg(&p1).arg("::vmlinuz")).stdout;
-    assert!(
-        kernel_back == std::fs::read(s.path("bzImage")).unwrap(),
-        "vmlinuz differs from the kernel given"
-    );
-    let cmdline = stdout(&run_ok(
-        Command::new("mtype")
-            .arg("-i")
-            .arg(&p1)
-            .arg("::cmdline.txt"),
-    ));
+    // Each slot's kernel file is its whole region: the kernel, then zeros.
+    let kernel = std::fs::read(s.path("bzImage")).unwrap();
+    for name in ["::slot-a-vmlinuz", "::slot-b-vmlinuz"] {
+        let back = run_ok(Command::new("mtype").arg("-i").arg(&p1).arg(name)).stdout;
+        assert_eq!(back.len() as u64, boot::slot::KERNEL_REGION_BYTES, "{name}");
+        assert!(back[..kernel.len()] == kernel[..], "{name} differs from the kernel given");
+        assert!(back[kernel.len()..].iter().all(|&b| b == 0), "{name}: zeros after the kernel");
+    }
+    let mtype = |name: &str| {
+        let raw = run_ok(Command::new("mtype").arg("-i").arg(&p1).arg(name)).stdout;
+        String::from_utf8_lossy(boot::slot::cmdline_text(&raw)).into_owned()
+    };
+    let cmdline = mtype("::slot-a-cmdline.txt");
     assert!(
         cmdline.contains(&format!("root=PARTUUID={sig}-02 ")),
         "{cmdline}"
+    );
+    assert!(
+        mtype("::slot-b-cmdline.txt").contains(&format!("root=PARTUUID={sig}-03 ")),
+        "slot B boots root B"
     );
     assert!(
         cmdline.contains("init=/bin/init") && cmdline.contains("rootwait"),
@@ -634,7 +646,7 @@ fn rpi_images_carry_aarch64_programs() {
         Command::new("mtype")
             .arg("-i")
             .arg(format!("{}@@1M", image.display()))
-            .arg("::cmdline.txt"),
+            .arg("::slot-a-cmdline.txt"),
     ));
     assert!(cmdline.contains("console=serial0,115200"), "{cmdline}");
     let config = stdout(&run_ok(
@@ -644,7 +656,7 @@ fn rpi_images_carry_aarch64_programs() {
             .arg("::config.txt"),
     ));
     assert!(
-        config.contains("arm_64bit=1") && config.contains("kernel=vmlinuz"),
+        config.contains("arm_64bit=1") && config.contains("kernel=slot-a-vmlinuz"),
         "{config}"
     );
 

@@ -34,8 +34,9 @@ impl Drop for Scratch {
     }
 }
 
-/// Something shaped like an x86 bzImage (boot signature, "HdrS", protocol 2.15, loaded high)
-/// with `len` bytes of pseudo-random payload; enough for mkimg's checks, not for booting.
+/// Something shaped like an x86 bzImage (boot signature, "HdrS", protocol 2.15, loaded high,
+/// a header that describes its length) with about `len` bytes of pseudo-random payload;
+/// enough for mkimg's checks, not for booting.
 pub fn fake_bzimage(path: &Path, len: usize) {
     let mut data = pseudo_random(len, 7);
     data[0x1f1] = 4;
@@ -44,6 +45,10 @@ pub fn fake_bzimage(path: &Path, len: usize) {
     data[0x202..0x206].copy_from_slice(b"HdrS");
     data[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
     data[0x211] = 1;
+    // Lengths in whole 16-byte paragraphs after 5 sectors, as the header describes them.
+    let len = 5 * 512 + (len.saturating_sub(5 * 512) / 16) * 16;
+    data.truncate(len);
+    data[0x1f4..0x1f8].copy_from_slice(&((len as u32 - 5 * 512) / 16).to_le_bytes());
     std::fs::write(path, data).unwrap();
 }
 

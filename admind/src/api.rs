@@ -81,7 +81,7 @@ impl From<Refusal> for Reply {
     }
 }
 
-fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();
     parts.iter().for_each(|p| h.update(p));
     h.finalize().into()
@@ -147,6 +147,7 @@ impl Api {
     pub fn body_limit(&self, req: &Request) -> u64 {
         match req.path.as_str() {
             "/update/root" => boot::rootid::image_bytes_max(&boot::layout::ROOT_A).unwrap_or(0),
+            "/update/kernel" => boot::slot::KERNEL_REGION_BYTES,
             "/update/boot" => boot::layout::BOOT.size_bytes.unwrap_or(0),
             "/data/write" => DATA_FILE_BYTES_MAX,
             _ => SMALL_BODY_BYTES_MAX,
@@ -165,6 +166,14 @@ impl Api {
         };
         let started: Result<Box<dyn Upload>, Refusal> = match req.path.as_str() {
             "/update/root" => self.begin_root_update(req, declared),
+            "/update/kernel" => {
+                let expected = expected_sha256(req);
+                expected.and_then(|expected| {
+                    let guard = self.updates.take()?;
+                    let upload = self.device.begin_kernel_update(declared, expected, guard)?;
+                    Ok(Box::new(upload) as Box<dyn Upload>)
+                })
+            }
             "/update/boot" => self.updates.take().and_then(|guard| {
                 let upload = self.device.begin_boot_update(declared, guard)?;
                 Ok(Box::new(upload) as Box<dyn Upload>)
@@ -180,13 +189,7 @@ impl Api {
         req: &Request,
         declared: Option<u64>,
     ) -> Result<Box<dyn Upload>, Refusal> {
-        let expected = match req.header("x-expected-sha256") {
-            None => None,
-            Some(hex) => Some(
-                boot::hex::decode::<32>(hex)
-                    .ok_or_else(|| refuse(400, "X-Expected-SHA256 must be 64 hex digits"))?,
-            ),
-        };
+        let expected = expected_sha256(req)?;
         let guard = self.updates.take()?;
         Ok(Box::new(
             self.device.begin_root_update(declared, expected, guard)?,
@@ -200,6 +203,7 @@ impl Api {
         let get = req.method == "GET" || req.method == "HEAD";
         let result: Result<Reply, Refusal> = match req.path.as_str() {
             "/update/mbr" if post => self.update_mbr(body),
+            "/update/cmdline" if post => self.update_cmdline(req, body),
             "/switch" if post => {
                 let now = match req.param("mode").unwrap_or("try") {
                     "try" => Ok(false),
@@ -243,14 +247,39 @@ impl Api {
             }),
             "/proc/top" if get => Ok(json(200, crate::procs::top(&self.device.paths.proc))),
             "/proc/kill" if post => self.kill(req),
-            "/update/root" | "/update/boot" | "/update/mbr" | "/switch" | "/commit" | "/reboot"
-            | "/shutdown" | "/status" | "/logs" | "/data/read" | "/data/list" | "/data/write"
-            | "/data/mkdir" | "/data/remove" | "/data/removedir" | "/proc/top" | "/proc/kill" => {
+            "/update/root" | "/update/kernel" | "/update/cmdline" | "/update/boot"
+            | "/update/mbr" | "/switch" | "/commit" | "/reboot" | "/shutdown" | "/status"
+            | "/logs" | "/data/read" | "/data/list" | "/data/write" | "/data/mkdir"
+            | "/data/remove" | "/data/removedir" | "/proc/top" | "/proc/kill" => {
                 Err(refuse(405, "wrong method for this path"))
             }
             _ => Err(refuse(404, format!("no endpoint {}", req.path))),
         };
         result.unwrap_or_else(Reply::from)
+    }
+
+    fn update_cmdline(&mut self, req: &Request, text: &[u8]) -> Result<Reply, Refusal> {
+        let expected = expected_sha256(req)?;
+        let _guard = self.updates.take()?;
+        let (slot, part) = self.device.update_cmdline(text)?;
+        if let Some(want) = expected.filter(|w| *w != part.sha256) {
+            return Err(refuse(
+                422,
+                format!(
+                    "the command line's SHA-256 is {} but the client expected {}",
+                    crate::tls::hex(&part.sha256),
+                    crate::tls::hex(&want)
+                ),
+            ));
+        }
+        Ok(json(
+            200,
+            format!(
+                "{{\"slot\":{slot},\"bytes\":{},\"sha256\":\"{}\"}}\n",
+                part.bytes,
+                crate::tls::hex(&part.sha256)
+            ),
+        ))
     }
 
     fn update_mbr(&mut self, code: &[u8]) -> Result<Reply, Refusal> {
@@ -271,18 +300,12 @@ impl Api {
         let record = d.read_record().ok();
         let mut roots = Vec::new();
         for slot in [boot::layout::ROOT_A, boot::layout::ROOT_B] {
-            let id = d.root_id(&slot).ok().flatten();
+            let id = d.slot_id(&slot).ok().flatten();
+            let files = d.slot_files(&slot, false).ok();
             roots.push(format!(
                 "\"{}\":{}",
                 slot.number,
-                match id {
-                    Some(id) => format!(
-                        "{{\"build\":\"{}\",\"bytes\":{}}}",
-                        crate::tls::hex(&id.sha256),
-                        id.bytes
-                    ),
-                    None => "null".into(),
-                }
+                slot_json(id.as_ref(), files.as_ref())
             ));
         }
         let uptime = std::fs::read_to_string(d.paths.proc.join("uptime"))
@@ -537,6 +560,47 @@ fn file_reply(files: &[PathBuf], content_type: &'static str) -> Result<Reply, Re
         after: None,
         files: opened,
     })
+}
+
+/// `X-Expected-SHA256`, when sent.
+fn expected_sha256(req: &Request) -> Result<Option<[u8; 32]>, Refusal> {
+    match req.header("x-expected-sha256") {
+        None => Ok(None),
+        Some(hex) => boot::hex::decode::<32>(hex)
+            .map(Some)
+            .ok_or_else(|| refuse(400, "X-Expected-SHA256 must be 64 hex digits")),
+    }
+}
+
+/// One slot in `/status`: `build` and the parts' lengths and hashes from its trailer (null
+/// when incomplete), the kernel's version and the command line as the disk holds them.
+fn slot_json(
+    id: Option<&crate::device::SlotId>,
+    files: Option<&crate::device::SlotFiles>,
+) -> String {
+    let part = |p: &crate::device::Part| {
+        format!(
+            "{{\"bytes\":{},\"sha256\":\"{}\"}}",
+            p.bytes,
+            crate::tls::hex(&p.sha256)
+        )
+    };
+    let (build, root, kernel, cmdline) = match id {
+        Some(id) => (
+            format!("\"{}\"", crate::tls::hex(&id.build)),
+            part(&id.root),
+            part(&id.kernel),
+            part(&id.cmdline),
+        ),
+        None => ("null".into(), "null".into(), "null".into(), "null".into()),
+    };
+    let (version, text) = match files {
+        Some(f) => (json_string(&f.kernel_version), json_string(&f.cmdline_text)),
+        None => ("null".into(), "null".into()),
+    };
+    format!(
+        "{{\"build\":{build},\"root\":{root},\"kernel\":{kernel},\"cmdline\":{cmdline},\"kernel_version\":{version},\"cmdline_text\":{text}}}"
+    )
 }
 
 /// POST, and PUT the original rustkrazy's updater uses.

@@ -4,6 +4,7 @@
 
 use crate::upload::{Completion, RegionUpload, UpdateGuard};
 use boot::layout::{self, Partition};
+use boot::mbr::Table;
 use boot::record::{Record, State};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -72,12 +73,7 @@ pub fn parse_boot_status(text: &str) -> Option<BootStatus> {
     layout::root_slot(status.slot).map(|_| status)
 }
 
-/// A root slot's trailer: what image it holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RootId {
-    pub bytes: u64,
-    pub sha256: [u8; 32],
-}
+pub use boot::rootid::{Part, SlotId};
 
 /// Refusals with their HTTP status.
 #[derive(Debug)]
@@ -105,6 +101,27 @@ pub struct Device {
 
 /// Bytes moved per read/write while streaming (the only buffer an update needs).
 pub const STREAM_BUFFER_BYTES: usize = 256 * 1024;
+/// The start of a bzImage read to learn its length and version: boot sector and setup.
+const KERNEL_SETUP_BYTES: usize = 64 * 512;
+
+/// A slot's kernel and command line as the disk holds them.
+pub struct SlotFiles {
+    pub kernel: Option<Part>,
+    pub kernel_version: String,
+    pub cmdline: Part,
+    pub cmdline_text: String,
+}
+
+/// The version string a bzImage carries in its setup (`kernel_version`, protocol 2.00+).
+fn kernel_version(setup: &[u8]) -> String {
+    let Some(pointer) = setup.get(0x20e..0x210) else {
+        return String::new();
+    };
+    let at = usize::from(u16::from_le_bytes([pointer[0], pointer[1]])) + 0x200;
+    let text = setup.get(at..).unwrap_or_default();
+    let end = text.iter().position(|&b| b == 0).unwrap_or(0).min(128);
+    String::from_utf8_lossy(&text[..end]).into_owned()
+}
 
 impl Device {
     pub fn boot_status(&self) -> Result<BootStatus, Refusal> {
@@ -165,24 +182,90 @@ impl Device {
             .ok_or_else(|| refuse(500, "no inactive root slot"))
     }
 
-    pub fn root_id(&self, slot: &Partition) -> Result<Option<RootId>, Refusal> {
+    /// What a complete slot holds, from its trailer; `None`: incomplete.
+    pub fn slot_id(&self, slot: &Partition) -> Result<Option<SlotId>, Refusal> {
         let disk = self.open_disk(false)?;
         let at = slot.start_bytes + boot::rootid::offset_in(slot).unwrap_or(0);
         let mut sector = [0u8; 512];
         disk.read_exact_at(&mut sector, at)?;
-        Ok(boot::rootid::decode(&sector).map(|(bytes, sha256)| RootId { bytes, sha256 }))
+        Ok(boot::rootid::decode(&sector))
     }
 
-    /// Prepares an upload into the inactive root slot (see `upload::RegionUpload`). Before
-    /// the first byte: the slot's trailer is zeroed and a trial of it disarmed, so nothing
-    /// boots a half-written root. The trailer is written back only after the read-back
-    /// matches (and `expected`, when given).
-    pub fn begin_root_update(
-        &self,
-        declared: Option<u64>,
-        expected: Option<[u8; 32]>,
-        guard: UpdateGuard,
-    ) -> Result<RegionUpload, Refusal> {
+    /// Where each slot's kernel and command line lie: the MBR code's table, which mkimg
+    /// wrote once.
+    pub fn boot_table(&self) -> Result<Table, Refusal> {
+        let mut mbr = [0u8; 512];
+        self.open_disk(false)?.read_exact_at(&mut mbr, 0)?;
+        let boot_end = layout::BOOT.start_bytes + layout::BOOT.size_bytes.unwrap_or(0);
+        let inside = |lba: u32, len: u64| {
+            let at = u64::from(lba) * 512;
+            at >= layout::BOOT.start_bytes && at + len <= boot_end
+        };
+        Table::read(&mbr)
+            .filter(|t| {
+                (0..2).all(|i| {
+                    inside(t.kernel_lba[i], boot::slot::KERNEL_REGION_BYTES)
+                        && inside(t.cmdline_lba[i], boot::slot::CMDLINE_REGION_BYTES)
+                })
+            })
+            .ok_or_else(|| {
+                refuse(
+                    503,
+                    "the MBR holds no table of slot files inside /boot: this disk was not made by a current imgtool mkimg (reflash it)",
+                )
+            })
+    }
+
+    /// Slot `slot`'s kernel and command line as they are on the disk now: the kernel as long
+    /// as its header says (`None` if the region holds no bzImage), the command line up to
+    /// its NUL. With `hash`, the kernel is read whole and hashed (else its hash is zero).
+    pub fn slot_files(&self, slot: &Partition, hash: bool) -> Result<SlotFiles, Refusal> {
+        let table = self.boot_table()?;
+        let i = boot::slot::index(slot.number);
+        let disk = self.open_disk(false)?;
+        let kernel_at = u64::from(table.kernel_lba[i]) * 512;
+        let mut setup = vec![0u8; KERNEL_SETUP_BYTES];
+        disk.read_exact_at(&mut setup, kernel_at)?;
+        let kernel = match boot::slot::bzimage_bytes(&setup) {
+            Some(len) if len <= boot::slot::KERNEL_REGION_BYTES && !hash => Some(Part {
+                bytes: len,
+                sha256: [0; 32],
+            }),
+            Some(len) if len <= boot::slot::KERNEL_REGION_BYTES => {
+                let mut hasher = Sha256::new();
+                let mut buf = vec![0u8; STREAM_BUFFER_BYTES];
+                let mut at = 0;
+                while at < len {
+                    let n = (len - at).min(buf.len() as u64) as usize;
+                    disk.read_exact_at(&mut buf[..n], kernel_at + at)?;
+                    hasher.update(&buf[..n]);
+                    at += n as u64;
+                }
+                Some(Part {
+                    bytes: len,
+                    sha256: hasher.finalize().into(),
+                })
+            }
+            _ => None,
+        };
+        let mut sector = [0u8; 512];
+        disk.read_exact_at(&mut sector, u64::from(table.cmdline_lba[i]) * 512)?;
+        let text = boot::slot::cmdline_text(&sector);
+        Ok(SlotFiles {
+            kernel,
+            kernel_version: kernel_version(&setup),
+            cmdline: Part {
+                bytes: text.len() as u64,
+                sha256: Sha256::digest(text).into(),
+            },
+            cmdline_text: String::from_utf8_lossy(text).into_owned(),
+        })
+    }
+
+    /// Zeroes the inactive slot's trailer (and disarms a trial of it) before any part of it
+    /// is written: from here on it is incomplete and nothing boots it. Refused during an
+    /// uncommitted trial, and when the inactive slot is the next boot's committed one.
+    fn open_inactive_slot(&self) -> Result<(File, Partition), Refusal> {
         let status = self.boot_status()?;
         let record = self.read_record()?;
         if record.is_trial_boot(status.slot) {
@@ -194,14 +277,6 @@ impl Device {
                 "root slot {} is the one the next boot starts (switched with mode=now); reboot into it first",
                 slot.number)));
         }
-        let limit = boot::rootid::image_bytes_max(&slot).unwrap_or(0);
-        if declared.is_some_and(|n| n > limit) {
-            return Err(refuse(
-                413,
-                format!("a root image holds at most {limit} bytes"),
-            ));
-        }
-        // Unarm first: from here on the slot holds no valid root.
         let disk = self.open_disk(true)?;
         let trailer_at = slot.start_bytes + boot::rootid::offset_in(&slot).unwrap_or(0);
         disk.write_all_at(&[0u8; 512], trailer_at)?;
@@ -212,10 +287,107 @@ impl Device {
             })?;
         }
         disk.sync_data()?;
-        let completion = Completion::Root {
+        Ok((disk, slot))
+    }
+
+    /// Prepares an upload of the inactive slot's kernel into its region.
+    pub fn begin_kernel_update(
+        &self,
+        declared: Option<u64>,
+        expected: Option<[u8; 32]>,
+        guard: UpdateGuard,
+    ) -> Result<RegionUpload, Refusal> {
+        let limit = boot::slot::KERNEL_REGION_BYTES;
+        if declared.is_some_and(|n| n > limit) {
+            return Err(refuse(
+                413,
+                format!("a slot's kernel holds at most {limit} bytes"),
+            ));
+        }
+        let table = self.boot_table()?;
+        let (disk, slot) = self.open_inactive_slot()?;
+        let at = u64::from(table.kernel_lba[boot::slot::index(slot.number)]) * 512;
+        let completion = Completion::Kernel {
             slot: slot.number,
+            expected,
+        };
+        Ok(RegionUpload::new(disk, at, limit, completion, guard))
+    }
+
+    /// Writes the inactive slot's command line (NUL-padded to its sector), read back.
+    pub fn update_cmdline(&self, text: &[u8]) -> Result<(u8, Part), Refusal> {
+        if text.len() > boot::slot::CMDLINE_BYTES_MAX
+            || text
+                .iter()
+                .any(|&b| !(b.is_ascii_graphic() || b == b' ' || b == b'\n'))
+        {
+            return Err(refuse(
+                400,
+                format!(
+                    "a command line is at most {} bytes of printable ASCII, spaces and newlines",
+                    boot::slot::CMDLINE_BYTES_MAX
+                ),
+            ));
+        }
+        let table = self.boot_table()?;
+        let (disk, slot) = self.open_inactive_slot()?;
+        let at = u64::from(table.cmdline_lba[boot::slot::index(slot.number)]) * 512;
+        let mut sector = [0u8; 512];
+        sector[..text.len()].copy_from_slice(text);
+        disk.write_all_at(&sector, at)?;
+        disk.sync_data()?;
+        let mut back = [0u8; 512];
+        disk.read_exact_at(&mut back, at)?;
+        if back != sector {
+            return Err(refuse(
+                500,
+                "the command line read back differs from what was written",
+            ));
+        }
+        Ok((
+            slot.number,
+            Part {
+                bytes: text.len() as u64,
+                sha256: Sha256::digest(text).into(),
+            },
+        ))
+    }
+
+    /// Prepares an upload into the inactive root slot (see `upload::RegionUpload`): its
+    /// trailer is zeroed first and written back, covering root, kernel and command line as
+    /// they are on the disk, only after the read-back matches (and `expected`, when given).
+    pub fn begin_root_update(
+        &self,
+        declared: Option<u64>,
+        expected: Option<[u8; 32]>,
+        guard: UpdateGuard,
+    ) -> Result<RegionUpload, Refusal> {
+        let limit = boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0);
+        if declared.is_some_and(|n| n > limit) {
+            return Err(refuse(
+                413,
+                format!("a root image holds at most {limit} bytes"),
+            ));
+        }
+        let slot = self.inactive_slot()?;
+        let files = self.slot_files(&slot, true)?;
+        let kernel = files.kernel.ok_or_else(|| {
+            refuse(
+                409,
+                format!(
+                    "slot {} holds no kernel: upload one first (POST /update/kernel)",
+                    slot.number
+                ),
+            )
+        })?;
+        let (disk, slot) = self.open_inactive_slot()?;
+        let trailer_at = slot.start_bytes + boot::rootid::offset_in(&slot).unwrap_or(0);
+        let completion = Completion::Root {
+            slot,
             trailer_at,
             expected,
+            kernel,
+            cmdline: files.cmdline,
         };
         Ok(RegionUpload::new(
             disk,
@@ -226,7 +398,8 @@ impl Device {
         ))
     }
 
-    /// Prepares an upload over the boot partition (read back and hashed like a root).
+    /// Prepares an upload over the boot partition's shared files (read back and hashed like
+    /// a root); the slot files inside it are kept (the image must hold zeros there).
     pub fn begin_boot_update(
         &self,
         declared: Option<u64>,
@@ -239,28 +412,46 @@ impl Device {
                 format!("a boot partition image holds at most {limit} bytes"),
             ));
         }
+        // Both slots' kernels and command lines stay as they are: they change per slot,
+        // tried and committed like roots, never with the shared files.
+        let table = self.boot_table()?;
+        let base = layout::BOOT.start_bytes;
+        let mut keep = Vec::new();
+        let inside = |lba: u32| {
+            (u64::from(lba) * 512)
+                .checked_sub(base)
+                .ok_or_else(|| refuse(500, "the MBR's boot table points outside /boot"))
+        };
+        for i in 0..2 {
+            let (kernel, cmdline) = (inside(table.kernel_lba[i])?, inside(table.cmdline_lba[i])?);
+            keep.push(kernel..kernel + boot::slot::KERNEL_REGION_BYTES);
+            keep.push(cmdline..cmdline + boot::slot::CMDLINE_REGION_BYTES);
+        }
         let disk = self.open_disk(true)?;
-        Ok(RegionUpload::new(
-            disk,
-            layout::BOOT.start_bytes,
-            limit,
-            Completion::Boot,
-            guard,
-        ))
+        Ok(RegionUpload::new(disk, base, limit, Completion::Boot, guard).keeping(keep))
     }
 
-    /// Replaces the MBR's boot code (bytes 0..440, which include our kernel table), keeping
-    /// the disk signature, the partition table and the boot record.
+    /// Replaces the MBR's boot code (bytes 0..424), keeping the table of slot files after it
+    /// (their places never change), the disk signature, the partition table and the boot
+    /// record. Answers the SHA-256 of the 440 bytes now on the disk.
     pub fn update_mbr(&self, code: &[u8]) -> Result<[u8; 32], Refusal> {
         if code.len() != 440 && code.len() != 512 {
             return Err(refuse(400, "send the 440 bytes of boot code (or a whole 512-byte MBR, of which the first 440 are used)"));
         }
+        let table_at = boot::mbr::TABLE_OFFSET;
         let disk = self.open_disk(true)?;
-        disk.write_all_at(&code[..440], 0)?;
+        let mut want = [0u8; 440];
+        disk.read_exact_at(&mut want, 0)?;
+        let given = Table::read(code);
+        if given.is_some() && given != Table::read(&want) {
+            return Err(refuse(409, "the boot code's table names other places for the slot files than this disk's; send code with an empty table or this disk's"));
+        }
+        want[..table_at].copy_from_slice(&code[..table_at]);
+        disk.write_all_at(&want[..table_at], 0)?;
         disk.sync_data()?;
         let mut back = [0u8; 440];
         disk.read_exact_at(&mut back, 0)?;
-        if back[..] != code[..440] {
+        if back != want {
             return Err(refuse(
                 500,
                 "the boot code read back differs from what was written",
@@ -280,7 +471,7 @@ impl Device {
             ));
         }
         let slot = self.inactive_slot()?;
-        if self.root_id(&slot)?.is_none() {
+        if self.slot_id(&slot)?.is_none() {
             return Err(refuse(409, format!(
                 "root slot {} holds no verified root image (upload one with POST /update/root first)",
                 slot.number)));

@@ -8,7 +8,7 @@
 //! One update at a time: [`UpdateLock`] is held by the upload and freed when it ends.
 
 use crate::api::{json, Reply};
-use crate::device::{refuse, Refusal, STREAM_BUFFER_BYTES};
+use crate::device::{refuse, Part, Refusal, SlotId, STREAM_BUFFER_BYTES};
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
 use std::fs::File;
@@ -56,10 +56,19 @@ impl Drop for UpdateGuard {
 
 /// What completes a verified region.
 pub enum Completion {
-    /// A root slot: check the client's expected hash, then write the trailer.
+    /// A root slot: check the client's expected hash, then write the slot's trailer over
+    /// this root and the slot's kernel and command line (hashed when the upload began; no
+    /// other update can change them meanwhile).
     Root {
-        slot: u8,
+        slot: boot::layout::Partition,
         trailer_at: u64,
+        expected: Option<[u8; 32]>,
+        kernel: Part,
+        cmdline: Part,
+    },
+    /// A slot's kernel: it must be a bzImage whose header describes exactly what came.
+    Kernel {
+        slot: u8,
         expected: Option<[u8; 32]>,
     },
     /// The boot partition: nothing more.
@@ -86,6 +95,9 @@ pub struct RegionUpload {
     hasher: Sha256,
     phase: Phase,
     completion: Completion,
+    /// Ranges (from the region's start) left as they are: the slot files inside the boot
+    /// partition. What comes for them must be zeros; the read-back counts them as zeros.
+    keep: Vec<std::ops::Range<u64>>,
     _guard: UpdateGuard,
 }
 
@@ -107,14 +119,64 @@ impl RegionUpload {
             hasher: Sha256::new(),
             phase: Phase::Receiving,
             completion,
+            keep: Vec::new(),
             _guard: guard,
         }
     }
 
+    /// Leaves `ranges` of the region untouched (see the field).
+    pub fn keeping(mut self, ranges: Vec<std::ops::Range<u64>>) -> RegionUpload {
+        self.keep = ranges;
+        self
+    }
+
+    /// Splits `[start, start + len)` into pieces inside and outside the kept ranges.
+    fn pieces(&self, start: u64, len: u64) -> Vec<(std::ops::Range<u64>, bool)> {
+        pieces(&self.keep, start, len)
+    }
+}
+
+/// `[start, start + len)` cut where `keep`'s ranges begin and end; true for pieces inside.
+fn pieces(
+    keep: &[std::ops::Range<u64>],
+    start: u64,
+    len: u64,
+) -> Vec<(std::ops::Range<u64>, bool)> {
+    let mut out = Vec::new();
+    let (mut at, end) = (start, start + len);
+    while at < end {
+        let inside = keep.iter().find(|r| r.contains(&at));
+        let next = match inside {
+            Some(r) => r.end.min(end),
+            None => keep
+                .iter()
+                .filter(|r| r.start > at)
+                .map(|r| r.start)
+                .min()
+                .unwrap_or(end)
+                .min(end),
+        };
+        out.push((at..next, inside.is_some()));
+        at = next;
+    }
+    out
+}
+
+impl RegionUpload {
     fn flush(&mut self) -> Result<(), Refusal> {
-        let data = &self.buf[..self.filled];
-        self.disk.write_all_at(data, self.offset + self.written)?;
-        self.hasher.update(data);
+        for (range, kept) in self.pieces(self.written, self.filled as u64) {
+            let data = &self.buf
+                [(range.start - self.written) as usize..(range.end - self.written) as usize];
+            if !kept {
+                self.disk.write_all_at(data, self.offset + range.start)?;
+            } else if data.iter().any(|&b| b != 0) {
+                return Err(refuse(
+                    400,
+                    "the image carries bytes where the slots' kernels and command lines lie; those are updated per slot (POST /update/kernel, /update/cmdline), never with the boot partition",
+                ));
+            }
+        }
+        self.hasher.update(&self.buf[..self.filled]);
         self.written += self.filled as u64;
         self.filled = 0;
         Ok(())
@@ -122,31 +184,65 @@ impl RegionUpload {
 
     fn complete(&mut self, bytes: u64, sha256: [u8; 32]) -> Result<Reply, Refusal> {
         let hex = crate::tls::hex(&sha256);
+        let mismatch = |want: &[u8; 32]| {
+            refuse(
+                422,
+                format!(
+                    "the upload's SHA-256 is {hex} but the client expected {}; the slot stays incomplete and unarmed",
+                    crate::tls::hex(want)
+                ),
+            )
+        };
         match &self.completion {
             Completion::Boot => Ok(json(
                 200,
                 format!("{{\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"),
             )),
+            Completion::Kernel { slot, expected } => {
+                if let Some(want) = expected.filter(|w| *w != sha256) {
+                    return Err(mismatch(&want));
+                }
+                let mut header = [0u8; 0x400];
+                let n = header.len().min(bytes as usize);
+                self.disk.read_exact_at(&mut header[..n], self.offset)?;
+                if boot::slot::bzimage_bytes(&header[..n]) != Some(bytes) {
+                    return Err(refuse(
+                        422,
+                        "not an x86 bzImage (boot protocol 2.04 or later) whose header describes its length; the slot stays incomplete",
+                    ));
+                }
+                Ok(json(
+                    200,
+                    format!("{{\"slot\":{slot},\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"),
+                ))
+            }
             Completion::Root {
                 slot,
                 trailer_at,
                 expected,
+                kernel,
+                cmdline,
             } => {
                 if let Some(want) = expected.filter(|w| *w != sha256) {
-                    return Err(refuse(
-                        422,
-                        format!(
-                            "the upload's SHA-256 is {hex} but the client expected {}; the slot stays unarmed",
-                            crate::tls::hex(&want)
-                        ),
-                    ));
+                    return Err(mismatch(&want));
                 }
+                let root = Part { bytes, sha256 };
+                let id = SlotId {
+                    root,
+                    kernel: *kernel,
+                    cmdline: *cmdline,
+                    build: boot::rootid::build_id(&root, kernel, cmdline, crate::api::sha256_parts),
+                };
                 self.disk
-                    .write_all_at(&boot::rootid::encode(bytes, &sha256), *trailer_at)?;
+                    .write_all_at(&boot::rootid::encode(&id), *trailer_at)?;
                 self.disk.sync_data()?;
                 Ok(json(
                     200,
-                    format!("{{\"slot\":{slot},\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"),
+                    format!(
+                        "{{\"slot\":{},\"bytes\":{bytes},\"sha256\":\"{hex}\",\"build\":\"{}\"}}\n",
+                        slot.number,
+                        crate::tls::hex(&id.build)
+                    ),
                 ))
             }
         }
@@ -200,8 +296,16 @@ impl Upload for RegionUpload {
             } => {
                 let n = (self.written - *at).min(VERIFY_STEP_BYTES as u64) as usize;
                 let n = n.min(self.buf.len());
-                self.disk
-                    .read_exact_at(&mut self.buf[..n], self.offset + *at)?;
+                let start = *at;
+                for (range, kept) in pieces(&self.keep, start, n as u64) {
+                    let piece =
+                        &mut self.buf[(range.start - start) as usize..(range.end - start) as usize];
+                    if kept {
+                        piece.fill(0);
+                    } else {
+                        self.disk.read_exact_at(piece, self.offset + range.start)?;
+                    }
+                }
                 hasher.update(&self.buf[..n]);
                 *at += n as u64;
                 if *at < self.written {

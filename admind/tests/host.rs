@@ -15,6 +15,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DISK_BYTES: u64 = 1 << 30;
+/// Where the slot files lie on the test disk (inside /boot, as mkimg would put them).
+const SLOT_FILES: boot::mbr::Table = boot::mbr::Table {
+    kernel_lba: [4096, 4096 + 131_072],
+    cmdline_lba: [2048 + 256, 2048 + 257],
+};
+/// The test kernels' length.
+const KERNEL_BYTES: usize = 64 * 1024;
+
+/// A bzImage header (protocol 2.15, 4 setup sectors) describing `len` bytes of noise.
+fn fake_bzimage(len: usize, seed: u64) -> Vec<u8> {
+    let mut k = pseudo_random(len, seed + 1000);
+    k[0x1f1] = 4;
+    k[0x1f4..0x1f8].copy_from_slice(&((len as u32 - 5 * 512) / 16).to_le_bytes());
+    k[0x202..0x206].copy_from_slice(b"HdrS");
+    k[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    k[0x20e..0x210].copy_from_slice(&0x0100u16.to_le_bytes()); // version string at 0x300
+    k[0x300..0x310].copy_from_slice(b"6.12.0-test \0\0\0\0");
+    k
+}
 
 struct Admind {
     dir: PathBuf,
@@ -92,6 +111,20 @@ impl Admind {
         let disk = std::fs::File::create(dir.join("disk")).unwrap();
         disk.set_len(DISK_BYTES).unwrap();
         disk.write_all_at(&Record::INITIAL.encode(), 512).unwrap();
+        // The MBR code's table and each slot's kernel and command line, as mkimg lays
+        // them out on /boot.
+        disk.write_all_at(&SLOT_FILES.patch(), 0).unwrap();
+        for i in 0..2 {
+            disk.write_all_at(
+                &fake_bzimage(KERNEL_BYTES, i as u64),
+                u64::from(SLOT_FILES.kernel_lba[i]) * 512,
+            )
+            .unwrap();
+            let mut sector = format!("console=ttyS0 root=PARTUUID=0-0{}\n", i + 2).into_bytes();
+            sector.resize(512, 0);
+            disk.write_all_at(&sector, u64::from(SLOT_FILES.cmdline_lba[i]) * 512)
+                .unwrap();
+        }
         std::fs::write(dir.join("boot-status"), "committed slot=2\n").unwrap();
         // Certificate and key made by openssl, as an outsider would.
         let out = run(Command::new("openssl")
@@ -195,7 +228,7 @@ impl Admind {
         Record::decode(&sector).unwrap()
     }
 
-    fn root_trailer(&self) -> Option<(u64, [u8; 32])> {
+    fn root_trailer(&self) -> Option<boot::rootid::SlotId> {
         let mut sector = [0u8; 512];
         let at = ROOT_B.start_bytes + ROOT_B.size_bytes.unwrap() - SECTOR_BYTES;
         std::fs::File::open(self.dir.join("disk"))
@@ -257,10 +290,62 @@ impl Drop for Admind {
 #[test]
 fn root_update_reads_back_arms_and_commits() {
     let mut a = Admind::start("root");
+    // The slot's kernel and command line first: each read back and hashed.
+    let kernel = fake_bzimage(80 * 1024, 9);
+    let kernel_file = a.dir.join("kernel");
+    std::fs::write(&kernel_file, &kernel).unwrap();
+    let kernel_sha = hex(&Sha256::digest(&kernel));
+    let (status, body) = a.curl(
+        &[
+            "--data-binary",
+            &format!("@{}", kernel_file.display()),
+            "-H",
+            &format!("X-Expected-SHA256: {kernel_sha}"),
+        ],
+        "/update/kernel",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!(
+            "\"slot\":3,\"bytes\":{},\"sha256\":\"{kernel_sha}\"",
+            kernel.len()
+        )),
+        "{body}"
+    );
+    let not_a_kernel = a.dir.join("junk");
+    std::fs::write(&not_a_kernel, pseudo_random(4096, 2)).unwrap();
+    let (status, body) = a.curl(
+        &["--data-binary", &format!("@{}", not_a_kernel.display())],
+        "/update/kernel",
+    );
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = a.curl(
+        &["--data-binary", &format!("@{}", kernel_file.display())],
+        "/update/kernel",
+    );
+    assert_eq!(status, 200);
+    let cmdline = "console=ttyS0 root=PARTUUID=0-03 panic=10 rk.test=1\n";
+    let cmdline_file = a.dir.join("cmdline");
+    std::fs::write(&cmdline_file, cmdline).unwrap();
+    let (status, body) = a.curl(
+        &["--data-binary", &format!("@{}", cmdline_file.display())],
+        "/update/cmdline",
+    );
+    assert_eq!(status, 200, "{body}");
+    std::fs::write(a.dir.join("bad-cmdline"), "a\0b").unwrap();
+    let bad = format!("@{}", a.dir.join("bad-cmdline").display());
+    assert_eq!(a.curl(&["--data-binary", &bad], "/update/cmdline").0, 400);
+
     let image = pseudo_random(3 << 20, 1);
     let sha = hex(&Sha256::digest(&image));
     let file = a.dir.join("root.img");
     std::fs::write(&file, &image).unwrap();
+    // The slot's build id covers root, kernel and command line.
+    let build = hex(&Sha256::new()
+        .chain_update(Sha256::digest(&image))
+        .chain_update(Sha256::digest(&kernel))
+        .chain_update(Sha256::digest(cmdline.as_bytes()))
+        .finalize());
 
     // Streamed chunked, with the expected hash up front.
     let (status, body) = a.curl(
@@ -276,7 +361,9 @@ fn root_update_reads_back_arms_and_commits() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.contains(&format!("\"sha256\":\"{sha}\"")) && body.contains("\"slot\":3"),
+        body.contains(&format!("\"sha256\":\"{sha}\""))
+            && body.contains("\"slot\":3")
+            && body.contains(&format!("\"build\":\"{build}\"")),
         "{body}"
     );
     let mut on_disk = vec![0u8; image.len()];
@@ -285,12 +372,44 @@ fn root_update_reads_back_arms_and_commits() {
         .read_exact_at(&mut on_disk, ROOT_B.start_bytes)
         .unwrap();
     assert!(on_disk == image, "slot 3 holds the upload");
-    assert_eq!(a.root_trailer().map(|t| t.0), Some(image.len() as u64));
+    assert_eq!(
+        a.root_trailer().map(|t| t.root.bytes),
+        Some(image.len() as u64)
+    );
     let (_, status_json) = a.curl(&[], "/status");
     assert!(
-        status_json.contains(&format!("\"3\":{{\"build\":\"{sha}\"")),
+        status_json.contains(&format!(
+            "\"3\":{{\"build\":\"{build}\",\"root\":{{\"bytes\":{},\"sha256\":\"{sha}\"}}",
+            image.len()
+        )) && status_json.contains("\"kernel_version\":\"6.12.0-test \"")
+            && status_json.contains("rk.test=1"),
         "{status_json}"
     );
+    // A boot partition upload leaves the slot files alone, and may not carry them.
+    let boot_image = a.dir.join("boot.img");
+    std::fs::write(&boot_image, pseudo_random(64 << 10, 6)).unwrap();
+    assert_eq!(
+        a.curl(
+            &["--data-binary", &format!("@{}", boot_image.display())],
+            "/update/boot"
+        )
+        .0,
+        200
+    );
+    let mut over_slots = vec![0u8; 3 << 20];
+    over_slots[(2 << 20) + 7] = 1; // inside slot A's kernel region
+    std::fs::write(&boot_image, &over_slots).unwrap();
+    let (status, body) = a.curl(
+        &["--data-binary", &format!("@{}", boot_image.display())],
+        "/update/boot",
+    );
+    assert_eq!(status, 400, "{body}");
+    let mut kernel_back = vec![0u8; kernel.len()];
+    std::fs::File::open(a.dir.join("disk"))
+        .unwrap()
+        .read_exact_at(&mut kernel_back, u64::from(SLOT_FILES.kernel_lba[1]) * 512)
+        .unwrap();
+    assert!(kernel_back == kernel, "slot B's kernel kept");
 
     // Arm the trial; the record says TRY slot 3.
     let (status, body) = a.curl(&["-X", "POST"], "/switch");
@@ -657,8 +776,16 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
         .unwrap();
     let tail: Vec<u8> = (0..72).map(|i| i as u8 ^ 0x5a).collect(); // signature + partition table
     disk.write_all_at(&tail, 440).unwrap();
-    let code = pseudo_random(440, 42);
+    // New code with someone else's table is refused; with an empty table, the disk's stays.
+    let mut code = pseudo_random(440, 42);
     let file = a.dir.join("code");
+    std::fs::write(&file, &code).unwrap();
+    let (status, body) = a.curl(
+        &["--data-binary", &format!("@{}", file.display())],
+        "/update/mbr",
+    );
+    assert_eq!(status, 409, "{body}");
+    code[boot::mbr::TABLE_OFFSET..].fill(0);
     std::fs::write(&file, &code).unwrap();
     let (status, body) = a.curl(
         &["--data-binary", &format!("@{}", file.display())],
@@ -667,7 +794,15 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
     assert_eq!(status, 200, "{body}");
     let mut sector = [0u8; 1024];
     disk.read_exact_at(&mut sector, 0).unwrap();
-    assert_eq!(&sector[..440], &code[..]);
+    assert_eq!(
+        &sector[..boot::mbr::TABLE_OFFSET],
+        &code[..boot::mbr::TABLE_OFFSET]
+    );
+    assert_eq!(
+        boot::mbr::Table::read(&sector),
+        Some(SLOT_FILES),
+        "the slot table kept"
+    );
     assert_eq!(
         &sector[440..512],
         &tail[..],
@@ -991,7 +1126,7 @@ fn status_answers_while_an_upload_runs_and_a_second_update_waits() {
     assert_eq!(status, 409, "{body}");
     let answer = uploader.join().unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert_eq!(a.root_trailer().map(|t| t.0), Some(total as u64));
+    assert_eq!(a.root_trailer().map(|t| t.root.bytes), Some(total as u64));
 }
 
 #[test]
@@ -1041,7 +1176,9 @@ fn the_original_rustkrazy_calls_work() {
     std::fs::write(&boot_image, pseudo_random(64 << 10, 6)).unwrap();
     assert_eq!(put("/update/boot", &boot_image).0, 200);
     let mbr = a.dir.join("mbr.bin");
-    std::fs::write(&mbr, vec![0xebu8; 440]).unwrap();
+    let mut code = vec![0xebu8; 440];
+    code[boot::mbr::TABLE_OFFSET..].fill(0); // code only: the disk's slot table stays
+    std::fs::write(&mbr, code).unwrap();
     assert_eq!(put("/update/mbr", &mbr).0, 200);
     assert_eq!(a.curl(&["-X", "PUT"], "/switch").0, 200);
 

@@ -9,7 +9,6 @@ pub const CODE: &[u8; 440] = include_bytes!("../mbr/mbr.bin");
 /// Offset of the table in the boot code (`.org 424` in mbr.S).
 pub const TABLE_OFFSET: usize = 424;
 
-
 /// Where the boot code finds its files, in 512-byte sectors from the start of the disk;
 /// indexed as `crate::slot::index` says (slot A first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +43,9 @@ impl Table {
     /// rustkrazy boot code there).
     pub fn read(mbr: &[u8]) -> Option<Table> {
         let raw = mbr.get(TABLE_OFFSET..TABLE_OFFSET + 16)?;
-        let field = |i: usize| u32::from_le_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]]);
+        let field = |i: usize| {
+            u32::from_le_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]])
+        };
         let table = Table {
             kernel_lba: [field(0), field(1)],
             cmdline_lba: [field(2), field(3)],

@@ -1,19 +1,54 @@
-//! The root trailer: the last sector of each root slot says which root image the slot holds
-//! (its length and SHA-256, the root's build id). `imgtool mkimg` writes it for both slots;
-//! admind zeroes it before writing a slot and writes it again only once the new image has
-//! been read back and verified, so a valid trailer means a complete, checked root.
+//! The slot trailer: the last sector of each root partition says what the whole slot holds,
+//! root image, kernel and command line (`crate::slot`), each by length and SHA-256, and
+//! the slot's *build id*, one SHA-256 over the three. `imgtool mkimg` writes it for both
+//! slots; admind zeroes it before writing any part of a slot and writes it again only once
+//! the new root has been read back and verified, hashing the slot's kernel and command line
+//! as they are on the disk then. So "slot complete" is one check: a valid trailer.
 //!
 //! ```text
 //! offset size  field
-//! 0      8     magic "RKROOT01"
-//! 8      8     image length in bytes, little-endian
-//! 16     32    SHA-256 of those bytes
-//! 48     464   zero
+//! 0      8     magic "RKSLOT02"
+//! 8      8     root image length in bytes, little-endian
+//! 16     32    SHA-256 of the root image
+//! 48     8     kernel length (as its header gives it)
+//! 56     32    SHA-256 of the kernel
+//! 88     8     command line length (bytes before the NUL)
+//! 96     32    SHA-256 of the command line
+//! 128    32    build id: SHA-256 of the three hashes above, in that order
+//! 160    352   zero
 //! ```
+//!
+//! `no_std` without a hash function of its own: callers pass theirs to [`build_id`].
 
 use crate::layout::{Partition, SECTOR_BYTES};
 
-const MAGIC: [u8; 8] = *b"RKROOT01";
+const MAGIC: [u8; 8] = *b"RKSLOT02";
+
+/// Length and SHA-256 of one part of a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+}
+
+/// What a complete slot holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotId {
+    pub root: Part,
+    pub kernel: Part,
+    pub cmdline: Part,
+    pub build: [u8; 32],
+}
+
+/// The build id of a slot: `sha256` (the caller's) over the three parts' hashes.
+pub fn build_id(
+    root: &Part,
+    kernel: &Part,
+    cmdline: &Part,
+    sha256: impl Fn(&[&[u8]]) -> [u8; 32],
+) -> [u8; 32] {
+    sha256(&[&root.sha256, &kernel.sha256, &cmdline.sha256])
+}
 
 /// Byte offset of the trailer from the start of a root slot.
 pub fn offset_in(slot: &Partition) -> Option<u64> {
@@ -25,21 +60,35 @@ pub fn image_bytes_max(slot: &Partition) -> Option<u64> {
     offset_in(slot)
 }
 
-pub fn encode(length: u64, sha256: &[u8; 32]) -> [u8; 512] {
+pub fn encode(id: &SlotId) -> [u8; 512] {
     let mut s = [0u8; 512];
     s[..8].copy_from_slice(&MAGIC);
-    s[8..16].copy_from_slice(&length.to_le_bytes());
-    s[16..48].copy_from_slice(sha256);
+    for (at, part) in [(8, &id.root), (48, &id.kernel), (88, &id.cmdline)] {
+        s[at..at + 8].copy_from_slice(&part.bytes.to_le_bytes());
+        s[at + 8..at + 40].copy_from_slice(&part.sha256);
+    }
+    s[128..160].copy_from_slice(&id.build);
     s
 }
 
-/// `(length, sha256)`, or `None` for a slot without a valid trailer.
-pub fn decode(sector: &[u8; 512]) -> Option<(u64, [u8; 32])> {
-    if sector[..8] != MAGIC || sector[48..].iter().any(|&b| b != 0) {
+/// The slot's contents, or `None` for a slot without a valid trailer (incomplete, or never
+/// written).
+pub fn decode(sector: &[u8; 512]) -> Option<SlotId> {
+    if sector[..8] != MAGIC || sector[160..].iter().any(|&b| b != 0) {
         return None;
     }
-    let length = u64::from_le_bytes(sector[8..16].try_into().ok()?);
-    Some((length, sector[16..48].try_into().ok()?))
+    let part = |at: usize| -> Option<Part> {
+        Some(Part {
+            bytes: u64::from_le_bytes(sector[at..at + 8].try_into().ok()?),
+            sha256: sector[at + 8..at + 40].try_into().ok()?,
+        })
+    };
+    Some(SlotId {
+        root: part(8)?,
+        kernel: part(48)?,
+        cmdline: part(88)?,
+        build: sector[128..160].try_into().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -48,12 +97,42 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejects() {
-        let s = encode(4096, &[7; 32]);
-        assert_eq!(decode(&s), Some((4096, [7; 32])));
+        let part = |n: u8| Part {
+            bytes: u64::from(n) * 1000,
+            sha256: [n; 32],
+        };
+        let (root, kernel, cmdline) = (part(1), part(2), part(3));
+        let fake_sha = |parts: &[&[u8]]| {
+            let mut out = [0u8; 32];
+            for (i, p) in parts.iter().enumerate() {
+                out[i] = p[0];
+            }
+            out
+        };
+        let id = SlotId {
+            root,
+            kernel,
+            cmdline,
+            build: build_id(&root, &kernel, &cmdline, fake_sha),
+        };
+        assert_eq!(
+            &id.build[..4],
+            &[1, 2, 3, 0],
+            "hashes in order root, kernel, cmdline"
+        );
+        let s = encode(&id);
+        assert_eq!(decode(&s), Some(id));
         assert_eq!(decode(&[0; 512]), None);
         let mut bad = s;
-        bad[100] = 1;
+        bad[200] = 1;
         assert_eq!(decode(&bad), None);
+        let mut old = s;
+        old[..8].copy_from_slice(b"RKROOT01");
+        assert_eq!(
+            decode(&old),
+            None,
+            "the first layout's trailer is not a complete slot"
+        );
         assert_eq!(
             offset_in(&crate::layout::ROOT_B),
             Some(256 * (1 << 20) - 512)

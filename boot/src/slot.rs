@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn cmdline_stops_at_the_first_nul() {
-        assert_eq!(cmdline_text(b"console=ttyS0 ro\n\0\0\0"), b"console=ttyS0 ro\n");
+        assert_eq!(
+            cmdline_text(b"console=ttyS0 ro\n\0\0\0"),
+            b"console=ttyS0 ro\n"
+        );
         assert_eq!(cmdline_text(b"abc"), b"abc");
         assert_eq!(cmdline_text(b"\0abc"), b"");
     }

@@ -1,7 +1,7 @@
 //! The instance: a folder holding what belongs to one appliance across builds and updates.
 //!
 //! ```text
-//! DIR/instance.toml        arch, hostname, size, disk signature, creation time (not secret)
+//! DIR/instance.toml        arch, hostname, size, kernel arguments, disk signature, creation time (not secret)
 //! DIR/password             admind's password (mode 0600, no newline): `cat DIR/password`
 //! DIR/admind-key.pem       admind's TLS private key, P-256 PKCS#8 (mode 0600)
 //! DIR/admind-cert.pem      admind's self-signed certificate
@@ -38,6 +38,10 @@ struct Record {
     disk_signature: String,
     /// Unix time the instance was made; every timestamp in its images.
     created_unix: u32,
+    /// Kernel arguments of the last image or committed push: what a push without
+    /// `--kernel-arg` gives the new slot's command line.
+    #[serde(default)]
+    kernel_args: Vec<String>,
 }
 
 /// An opened instance with its secrets loaded.
@@ -46,6 +50,7 @@ pub struct Instance {
     pub arch: Arch,
     pub hostname: String,
     pub size_bytes: Option<u64>,
+    pub kernel_args: Vec<String>,
     pub disk_signature: u32,
     pub created_unix: u32,
     pub password: String,
@@ -121,6 +126,7 @@ impl Instance {
                     .as_secs()
                     .try_into()
                     .unwrap_or(u32::MAX),
+                kernel_args: Vec::new(),
             },
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot read {}", record_path.display()))
@@ -179,6 +185,7 @@ impl Instance {
             arch: Arch::parse(&record.arch)?,
             hostname: record.hostname.clone(),
             size_bytes: record.size_bytes,
+            kernel_args: record.kernel_args.clone(),
             disk_signature,
             created_unix: record.created_unix,
             password,
@@ -196,6 +203,12 @@ impl Instance {
         self.save_record(&self.record())
     }
 
+    /// Records the kernel arguments the device's committed slot now boots with.
+    pub fn set_kernel_args(&mut self, args: &[String]) -> Result<()> {
+        self.kernel_args = args.to_vec();
+        self.save_record(&self.record())
+    }
+
     fn record(&self) -> Record {
         Record {
             arch: self.arch.name().to_string(),
@@ -203,6 +216,7 @@ impl Instance {
             size_bytes: self.size_bytes,
             disk_signature: format!("{:08x}", self.disk_signature),
             created_unix: self.created_unix,
+            kernel_args: self.kernel_args.clone(),
         }
     }
 

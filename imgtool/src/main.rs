@@ -63,8 +63,9 @@ struct PushArgs {
     /// Seconds to wait for the device to come back after its reboot.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
-    /// Also replace the boot partition (kernel, kernel command line) and the MBR code, after
-    /// the root is committed; implied by --kernel. Not A/B-safe: see README.
+    /// Also replace the boot partition's shared files (config.txt, firmware) and the MBR
+    /// code, after the slot is committed. Not A/B-safe: see README. (Kernel and command line
+    /// go with every push, into the new slot.)
     #[arg(long)]
     boot: bool,
     #[command(flatten)]
@@ -258,18 +259,24 @@ fn mkimg(args: MkimgArgs) -> Result<()> {
 }
 
 fn push(args: PushArgs) -> Result<()> {
-    let plan = args.build.plan()?;
+    let mut plan = args.build.plan()?;
     let dir = args.build.instance.clone().unwrap_or_else(|| {
         imgtool::instance::default_dir(plan.hostname.as_deref().unwrap_or("rustkrazy"))
     });
-    let instance = imgtool::instance::Instance::open_existing(&dir)?;
+    let mut instance = imgtool::instance::Instance::open_existing(&dir)?;
+    // Without --kernel-arg (or kernel_args in the appliance file), the new slot boots with
+    // the arguments the device boots with now.
+    if plan.kernel_args.is_empty() {
+        plan.kernel_args = instance.kernel_args.clone();
+    }
     let options = imgtool::push::Options {
         to: args.to.clone(),
         timeout: std::time::Duration::from_secs(args.timeout),
-        boot: args.boot || args.build.kernel.is_some(),
+        boot: args.boot,
     };
     let started = std::time::Instant::now();
     let t = imgtool::push::push(&plan, &instance, &options)?;
+    instance.set_kernel_args(&plan.kernel_args)?;
     eprintln!(
         "push: done in {:.1} s: build {:.1} s, upload {:.1} s ({:.1} MB/s), reboot {:.1} s, wait for the new boot {:.1} s, commit {:.2} s",
         started.elapsed().as_secs_f64(),
@@ -321,13 +328,22 @@ fn status(args: RemoteArgs) -> Result<()> {
     for slot in ["2", "3"] {
         let build = v["roots"][slot]["build"]
             .as_str()
-            .unwrap_or("none (no verified image)");
+            .unwrap_or("none (incomplete: no verified root, kernel and command line)");
         let mark = if slot == active.to_string() {
             " (running)"
         } else {
             ""
         };
         println!("root {slot}    build {build}{mark}");
+        let root = &v["roots"][slot];
+        println!(
+            "  kernel  {}",
+            root["kernel_version"].as_str().unwrap_or("none")
+        );
+        println!(
+            "  cmdline {}",
+            root["cmdline_text"].as_str().unwrap_or("?").trim_end()
+        );
     }
     println!(
         "memory    {} kB available of {} kB",

@@ -30,8 +30,32 @@ pub struct Report {
     pub kernel: fat::Extent,
     pub boot_table: boot::mbr::Table,
     pub data: ext4::Geometry,
-    /// The root image's SHA-256: its build id (see `boot::rootid`).
+    /// The root image's SHA-256.
     pub root_sha256: [u8; 32],
+    /// Each slot's build id (root, kernel and command line; see `boot::rootid`), slot A
+    /// first.
+    pub builds: [[u8; 32]; 2],
+}
+
+/// What a slot holding `root_image`, `kernel` and `cmdline` is: the trailer's contents,
+/// with the build id the device will report for it.
+pub fn slot_id(root_image: &[u8], kernel: &[u8], cmdline: &str) -> boot::rootid::SlotId {
+    let part = |bytes: &[u8]| boot::rootid::Part {
+        bytes: bytes.len() as u64,
+        sha256: Sha256::digest(bytes).into(),
+    };
+    let (root, kernel, cmdline) = (part(root_image), part(kernel), part(cmdline.as_bytes()));
+    let sha256 = |parts: &[&[u8]]| -> [u8; 32] {
+        let mut h = Sha256::new();
+        parts.iter().for_each(|p| h.update(p));
+        h.finalize().into()
+    };
+    boot::rootid::SlotId {
+        root,
+        kernel,
+        cmdline,
+        build: boot::rootid::build_id(&root, &kernel, &cmdline, sha256),
+    }
 }
 
 pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<Report> {
@@ -92,15 +116,19 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     )?;
     // Root B gets the same image as root A: whichever slot the bootloader or a mistaken
     // switch starts, the device comes up on a working system.
+    let mut builds = [[0u8; 32]; 2];
     for root in [layout::ROOT_A, layout::ROOT_B] {
         let mut region = output.region(root.start_bytes, part_size(&root, disk_bytes));
         region
             .write_all(&root_image)
             .with_context(|| format!("cannot write {}", root.name))?;
+        let line = cmdline(instance.arch, signature, root.number, &plan.kernel_args);
+        let id = slot_id(&root_image, &kernel_data, &line);
+        builds[slot::index(root.number)] = id.build;
         let trailer_at = boot::rootid::offset_in(&root).unwrap_or(0);
         output
             .region(root.start_bytes + trailer_at, layout::SECTOR_BYTES)
-            .write_all(&boot::rootid::encode(root_image.len() as u64, &root_sha256))
+            .write_all(&boot::rootid::encode(&id))
             .with_context(|| format!("cannot write {}'s trailer", root.name))?;
     }
     let data_bytes = part_size(&layout::DATA, disk_bytes);
@@ -121,6 +149,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     head.write_all(&mbr)?;
     output.finish()?;
     instance.set_size(disk_bytes)?;
+    instance.set_kernel_args(&plan.kernel_args)?;
 
     let mut names: Vec<String> = vec![format!("init ({})", init.name)];
     names.extend(programs.iter().map(|p| p.name.clone()));
@@ -130,6 +159,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         programs: names,
         root_bytes: root_image.len() as u64,
         root_sha256,
+        builds,
         kernel: kernel_extent,
         boot_table,
         data: geometry,
@@ -300,12 +330,19 @@ fn read_firmware(dir: Option<&Path>) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(files)
 }
 
+/// How long the kernel waits for the root device before it gives up and panics (a trial
+/// kernel without the disk's driver then reboots into the committed slot instead of waiting
+/// forever).
+const ROOT_WAIT_S: u32 = 30;
+/// How long a panicked kernel waits before it reboots.
+const PANIC_REBOOT_S: u32 = 10;
+
 /// The kernel command line that boots root slot `partition`.
 pub fn cmdline(arch: Arch, signature: u32, partition: u8, extra: &[String]) -> String {
     let mut partuuid = [0u8; 11];
     layout::partuuid(signature, partition, &mut partuuid);
     let mut line = format!(
-        "{} root=PARTUUID={} rootfstype=squashfs ro rootwait init=/bin/init panic=10",
+        "{} root=PARTUUID={} rootfstype=squashfs ro rootwait={ROOT_WAIT_S} init=/bin/init panic={PANIC_REBOOT_S}",
         arch.console_args(),
         String::from_utf8_lossy(&partuuid)
     );
@@ -397,7 +434,7 @@ fn chs(lba: u64) -> mbrman::CHS {
 /// A root image and what went into it.
 pub struct Root {
     pub image: Vec<u8>,
-    /// Its build id (see `boot::rootid`).
+    /// The image's SHA-256 (one part of the slot's build id, see `boot::rootid`).
     pub sha256: [u8; 32],
     pub init: Program,
     pub programs: Vec<Program>,
@@ -447,7 +484,7 @@ pub fn build_root(plan: &Plan, instance: &Instance) -> Result<Root> {
 }
 
 /// The kernel named by the plan, or `imgtool kernel`'s, checked for `arch`.
-fn read_kernel(path: Option<&Path>, arch: Arch) -> Result<Vec<u8>> {
+pub fn read_kernel(path: Option<&Path>, arch: Arch) -> Result<Vec<u8>> {
     let path = match path {
         Some(path) => path.to_path_buf(),
         None => crate::kernel_build::build(arch, None, &cargo_build::cache_dir())
@@ -609,6 +646,17 @@ pub fn build_boot(plan: &Plan, instance: &Instance) -> Result<(Vec<u8>, [u8; 440
         .region(layout::BOOT.start_bytes, image.len() as u64)
         .read_exact(&mut image)?;
     drop(output); // removes the scratch file
+                  // The slot files are updated per slot (tried, committed); the device keeps its own and
+                  // refuses an image that carries any.
+    for i in 0..2 {
+        for (lba, len) in [
+            (table.kernel_lba[i], slot::KERNEL_REGION_BYTES),
+            (table.cmdline_lba[i], slot::CMDLINE_REGION_BYTES),
+        ] {
+            let at = (u64::from(lba) - layout::BOOT.start_lba()) * layout::SECTOR_BYTES;
+            image[at as usize..(at + len) as usize].fill(0);
+        }
+    }
     let used = image.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     image.truncate(used.next_multiple_of(4096).min(image.len()));
     Ok((image, table.patch()))

@@ -1,13 +1,18 @@
 //! `imgtool push`: an over-the-air update that ends committed on the new root or back on
 //! the old one.
 //!
-//! 1. Build the root image (same programs and settings as mkimg).
+//! A slot is kernel + command line + root, and an update carries all three.
+//!
+//! 1. Build the root image (same programs and settings as mkimg); read the kernel; write
+//!    the inactive slot's command line (with `--kernel-arg`s).
 //! 2. Ask the device how it runs; refuse while it is in an uncommitted trial.
-//! 3. Upload to the inactive slot with the expected SHA-256; check the hash it reports.
+//! 3. Upload the kernel and the command line to the inactive slot unless its trailer says
+//!    it holds these very bytes, then the root, each with the expected SHA-256; check the
+//!    slot's build id the device reports (root, kernel and command line together).
 //! 4. Arm a one-shot trial of that slot, reboot.
-//! 5. Wait (deadline, countdown) for a new boot to answer. On the new root with our build:
-//!    commit. Back on the old root: the trial failed and the device rolled back by itself;
-//!    say so and fail.
+//! 5. Wait (deadline, countdown) for a new boot to answer. On the new slot with our build:
+//!    commit. Back on the old one: the trial failed (a kernel that panicked, a root that
+//!    never committed) and the device rolled back by itself; say so and fail.
 
 use crate::client::Client;
 use crate::config::Plan;
@@ -20,7 +25,8 @@ pub struct Options {
     pub to: Option<String>,
     /// How long to wait for the device to come back after the reboot.
     pub timeout: Duration,
-    /// Also replace the boot partition (kernel, command lines) and the MBR code.
+    /// Also replace the boot partition's shared files (config.txt, firmware) and the MBR
+    /// code, after the commit. Not A/B.
     pub boot: bool,
 }
 
@@ -47,6 +53,9 @@ struct Status {
     boot_state: String,
     uncommitted_trial: bool,
     build_of_active: Option<String>,
+    /// What the inactive slot's trailer says it holds (`None`: incomplete).
+    inactive_kernel: Option<String>,
+    inactive_cmdline: Option<String>,
 }
 
 fn status(client: &Client) -> Result<Status> {
@@ -54,7 +63,15 @@ fn status(client: &Client) -> Result<Status> {
     let active_slot = v["active_slot"]
         .as_u64()
         .ok_or_else(|| anyhow!("the device does not know which root it runs"))?;
+    let inactive = if active_slot == 2 { "3" } else { "2" };
+    let held = |part: &str| {
+        v["roots"][inactive][part]["sha256"]
+            .as_str()
+            .map(str::to_string)
+    };
     Ok(Status {
+        inactive_kernel: held("kernel"),
+        inactive_cmdline: held("cmdline"),
         active_slot,
         boot_id: v["boot_id"].as_str().unwrap_or_default().to_string(),
         boot_state: v["boot"]["state"].as_str().unwrap_or("?").to_string(),
@@ -69,13 +86,13 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     let mut t = Timings::default();
     let started = Instant::now();
     let root = crate::mkimg::build_root(plan, instance)?;
+    let kernel = crate::mkimg::read_kernel(plan.kernel.as_deref(), instance.arch)?;
     t.build = started.elapsed();
     t.bytes = root.image.len() as u64;
-    let build = hex(&root.sha256);
     eprintln!(
-        "push: root image {} bytes, build {}",
+        "push: root image {} bytes, kernel {} bytes",
         root.image.len(),
-        &build[..16]
+        kernel.len()
     );
 
     let client = Client::new(instance, options.to.as_deref())?;
@@ -85,28 +102,74 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         bail!("the device is in an uncommitted trial of root {}: wait for it to settle (it rolls back by itself) or commit it first", before.active_slot);
     }
     let target_slot = if before.active_slot == 2 { 3 } else { 2 };
+    let cmdline = crate::mkimg::cmdline(
+        instance.arch,
+        instance.disk_signature,
+        target_slot as u8,
+        &plan.kernel_args,
+    );
+    let want = crate::mkimg::slot_id(&root.image, &kernel, &cmdline);
+    let build = hex(&want.build);
     eprintln!(
-        "push: {} runs root {}; updating root {target_slot}",
-        client.target, before.active_slot
+        "push: {} runs slot {}; updating slot {target_slot} to build {}",
+        client.target,
+        before.active_slot,
+        &build[..16]
     );
 
     let started = Instant::now();
-    let answer = client
-        .request(
-            "POST",
-            "/update/root",
-            &[("X-Expected-SHA256", build.clone())],
-            &root.image,
-            true,
-        )
-        .context("uploading the root image")?;
-    let v = answer.json().context("the upload was refused")?;
+    let parts: [(&str, &str, &[u8], Option<&String>); 3] = [
+        (
+            "kernel",
+            "/update/kernel",
+            &kernel,
+            before.inactive_kernel.as_ref(),
+        ),
+        (
+            "command line",
+            "/update/cmdline",
+            cmdline.as_bytes(),
+            before.inactive_cmdline.as_ref(),
+        ),
+        ("root image", "/update/root", &root.image, None),
+    ];
+    let mut answer = serde_json::Value::Null;
+    for (what, path, bytes, held) in parts {
+        let sha = hex(&sha2::Sha256::digest(bytes));
+        if held == Some(&sha) {
+            eprintln!("push: slot {target_slot} already holds this {what}; not sending it");
+            continue;
+        }
+        eprintln!("push: sending the {what} to slot {target_slot}");
+        answer = client
+            .request(
+                "POST",
+                path,
+                &[("X-Expected-SHA256", sha.clone())],
+                bytes,
+                true,
+            )
+            .with_context(|| format!("uploading the {what}"))?
+            .json()
+            .with_context(|| format!("the {what} was refused"))?;
+        if answer["sha256"].as_str() != Some(sha.as_str())
+            || answer["slot"].as_u64() != Some(target_slot)
+        {
+            bail!(
+                "the device reports {} for slot {} after the {what} upload, expected {sha} for slot {target_slot}; not arming it",
+                answer["sha256"], answer["slot"]
+            );
+        }
+    }
     t.upload = started.elapsed();
-    if v["sha256"].as_str() != Some(build.as_str()) || v["slot"].as_u64() != Some(target_slot) {
-        bail!("the device reports {} for slot {}, expected {build} for slot {target_slot}; not arming it", v["sha256"], v["slot"]);
+    if answer["build"].as_str() != Some(build.as_str()) {
+        bail!(
+            "the device reports build {} for slot {target_slot}, expected {build} (root, kernel and command line); not arming it",
+            answer["build"]
+        );
     }
     eprintln!(
-        "push: root {target_slot} written and verified by the device (sha256 {})",
+        "push: slot {target_slot} written and verified by the device (build {})",
         &build[..16]
     );
 
@@ -135,7 +198,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
 
     if after.active_slot != target_slot {
         bail!(
-            "the update was rolled back: the device is back on root {} (boot state {}); the new root {target_slot} did not come up and commit in time",
+            "the update was rolled back: the device is back on root {} (boot state {}); the new slot {target_slot} (kernel, command line, root) did not come up and commit in time",
             after.active_slot, after.boot_state
         );
     }

@@ -8,21 +8,11 @@ use boot::record::{Record, State, RECORD_OFFSET};
 use common::*;
 use harness::{Options, Vm};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 
 /// Generous: QEMU without KVM on a loaded 2-core machine.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// The default kernel (`imgtool kernel`: built once, then cached outside the checkout).
-fn default_kernel() -> &'static PathBuf {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL.get_or_init(|| {
-        let out = run_ok(imgtool().arg("kernel"));
-        PathBuf::from(stdout(&out).trim())
-    })
-}
 
 fn marker(hostname: &str) -> String {
     // The serial console turns "\n" into "\r\n".
@@ -73,7 +63,11 @@ fn boot_and_see(image: &Path, expect: &str, status: &str) -> String {
 
 /// Adds `word` to slot `partition`'s command line, in place, where the MBR table says it is.
 fn add_to_cmdline(image: &Path, partition: u8, word: &str) {
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(image).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap();
     let mut mbr = [0u8; 512];
     file.read_exact_at(&mut mbr, 0).unwrap();
     let table = boot::mbr::Table::read(&mbr).expect("a filled MBR table");

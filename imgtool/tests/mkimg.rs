@@ -81,8 +81,14 @@ fn image_is_read_back_by_standard_tools() {
     for name in ["::slot-a-vmlinuz", "::slot-b-vmlinuz"] {
         let back = run_ok(Command::new("mtype").arg("-i").arg(&p1).arg(name)).stdout;
         assert_eq!(back.len() as u64, boot::slot::KERNEL_REGION_BYTES, "{name}");
-        assert!(back[..kernel.len()] == kernel[..], "{name} differs from the kernel given");
-        assert!(back[kernel.len()..].iter().all(|&b| b == 0), "{name}: zeros after the kernel");
+        assert!(
+            back[..kernel.len()] == kernel[..],
+            "{name} differs from the kernel given"
+        );
+        assert!(
+            back[kernel.len()..].iter().all(|&b| b == 0),
+            "{name}: zeros after the kernel"
+        );
     }
     let mtype = |name: &str| {
         let raw = run_ok(Command::new("mtype").arg("-i").arg(&p1).arg(name)).stdout;

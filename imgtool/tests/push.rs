@@ -350,3 +350,133 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
     );
     vm.kill();
 }
+
+/// A slot is kernel + command line + root: a push carries a new kernel and commits it; a
+/// push whose kernel panics before userspace comes back on the old slot by itself.
+#[test]
+fn push_carries_the_kernel_and_a_kernel_that_panics_rolls_back() {
+    let s = Scratch::new("push-kernel");
+    let image = s.path("k.img");
+    run_ok(
+        imgtool()
+            .arg("mkimg")
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(["--size", "1G", "--kernel-arg", "rustkrazy.trial_timeout=30"])
+            .arg(&image),
+    );
+    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    vm.wait_for("admind: listening on", 0, BOOT_TIMEOUT)
+        .unwrap_or_else(|c| panic!("admind did not start: {c}"));
+    let before = status_when_up(&s, &vm);
+    let old_version = line_of(&before, "  kernel").to_string();
+
+    // 1. Another kernel: different bytes, different length.
+    let kernel = s.path("bzImage-rk2");
+    retagged_kernel("rk2", &kernel);
+    let started = Instant::now();
+    let out = push(
+        &s,
+        &vm,
+        &[
+            "--kernel",
+            &kernel.display().to_string(),
+            "--kernel-arg",
+            "rustkrazy.trial_timeout=30",
+        ],
+    );
+    let said = text(&out);
+    assert!(
+        out.status.success(),
+        "push --kernel:\n{said}\n{}",
+        vm.console()
+    );
+    println!(
+        "figure: push with a kernel change took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(said.contains("push: root 3 committed"), "{said}");
+    let after = status_when_up(&s, &vm);
+    assert!(line_of(&after, "root 3").ends_with("(running)"), "{after}");
+    let versions: Vec<&str> = after
+        .lines()
+        .filter(|l| l.starts_with("  kernel"))
+        .collect();
+    assert!(
+        versions[1].contains("rk2") && !old_version.contains("rk2"),
+        "slot 3 runs the new kernel: {after}"
+    );
+    assert_eq!(
+        versions[0], old_version,
+        "slot 2 keeps the old kernel: {after}"
+    );
+
+    // 2. The same again: the slot that gets it (2) holds the old kernel, so it is sent;
+    // the command line is the same and is not.
+    let out = push(
+        &s,
+        &vm,
+        &[
+            "--kernel",
+            &kernel.display().to_string(),
+            "--kernel-arg",
+            "rustkrazy.trial_timeout=30",
+        ],
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("slot 2 already holds this command line; not sending it"),
+        "{said}"
+    );
+
+    // 3. A kernel that panics before userspace (the init it is told to run does not exist):
+    // panic=10 reboots it, the MBR code sees TRIED and boots the committed slot.
+    let out = push(
+        &s,
+        &vm,
+        &[
+            "--kernel",
+            &kernel.display().to_string(),
+            "--kernel-arg",
+            "rustkrazy.trial_timeout=30",
+            "--kernel-arg",
+            "init=/bin/missing",
+        ],
+    );
+    let said = text(&out);
+    assert!(
+        !out.status.success(),
+        "a panicking kernel must not be a success:\n{said}"
+    );
+    assert!(
+        said.contains("the update was rolled back: the device is back on root 2"),
+        "{said}\n{}",
+        vm.console()
+    );
+    let console = vm.console();
+    assert!(
+        console.contains("Kernel panic") && console.contains("/bin/missing"),
+        "the trial kernel panicked: {console}"
+    );
+    let back = status_when_up(&s, &vm);
+    assert!(
+        line_of(&back, "boot").starts_with("boot      root 2, rolled-back (from root 3)"),
+        "{back}"
+    );
+    vm.kill();
+
+    // /boot is a clean FAT file system after all of that.
+    let p1 = s.path("p1");
+    extract(&image, BOOT_OFFSET, 256 * MIB, &p1);
+    let fsck = Command::new("fsck.vfat")
+        .arg("-n")
+        .arg(&p1)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}

@@ -207,6 +207,13 @@ impl Vm {
         t.text[t.local(from)..].to_string()
     }
 
+    /// How many bytes the console has printed so far: a position for `wait_for` that
+    /// skips everything already seen.
+    pub fn position(&self) -> usize {
+        let t = self.console.0.lock().unwrap();
+        t.dropped + t.text.len()
+    }
+
     /// Everything the console printed so far (its tail, if very long).
     pub fn console(&self) -> String {
         self.console_from(0)

@@ -224,6 +224,28 @@ pub fn testsvc() -> &'static PathBuf {
     })
 }
 
+/// The default kernel (`imgtool kernel`: built once, then cached outside the checkout).
+pub fn default_kernel() -> &'static PathBuf {
+    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
+    KERNEL.get_or_init(|| {
+        let out = run_ok(imgtool().arg("kernel"));
+        PathBuf::from(stdout(&out).trim())
+    })
+}
+
+/// The default kernel made into another one without a second build: its version string
+/// says `tag` instead of its first characters, and 4 KiB of zeros (declared in `syssize`,
+/// past the compressed payload the decompressor is told about) change its length.
+pub fn retagged_kernel(tag: &str, out: &Path) {
+    let mut k = std::fs::read(default_kernel()).unwrap();
+    let at = u16::from_le_bytes([k[0x20e], k[0x20f]]) as usize + 0x200;
+    k[at..at + tag.len()].copy_from_slice(tag.as_bytes());
+    let syssize = u32::from_le_bytes(k[0x1f4..0x1f8].try_into().unwrap()) + 4096 / 16;
+    k[0x1f4..0x1f8].copy_from_slice(&syssize.to_le_bytes());
+    k.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(out, k).unwrap();
+}
+
 /// An image with rustkrazy's init (and link, admind) plus the named test programs.
 pub fn image_with(s: &Scratch, name: &str, programs: &[&str], config: Option<&str>) -> PathBuf {
     let image = s.path(name);

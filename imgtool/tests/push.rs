@@ -1,8 +1,9 @@
 //! Over-the-air updates end to end in QEMU: mkimg, boot, `imgtool push` of a changed root
 //! (rebooted into the other slot, committed, shown by `imgtool status`); a broken root that
 //! rolls back by itself (push says so and fails); a push killed mid-upload, after which the
-//! device still runs and the next push succeeds; a boot partition update. After a committed
-//! and after a rolled-back update, init, link and admind are idle (under 1% CPU, no growth).
+//! device still runs and the next push succeeds; a boot partition update. After boot, after
+//! a committed and after a rolled-back update, init, link and admind are idle (under 1% CPU,
+//! no growth).
 
 mod common;
 
@@ -158,6 +159,7 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
         .nth(3)
         .unwrap()
         .to_string();
+    assert_idle(&s, &vm, "after boot");
 
     // 1. A changed root: one more program.
     let extra = s.path("extra");

@@ -58,12 +58,7 @@ impl Push {
     fn start(s: &Scratch, port: u16, kernel: &std::path::Path, seed: u64) -> Push {
         let extra = s.path("extra");
         tiny_static_elf(&extra, 3 << 20, seed);
-        let mut child = imgtool()
-            .arg("push")
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .arg("--to")
-            .arg(format!("127.0.0.1:{port}"))
+        let mut child = remote(s, port, "push")
             .args(["--timeout", "90", "--kernel"])
             .arg(kernel)
             .args(["--kernel-arg", "rustkrazy.trial_timeout=30", "--bin"])
@@ -119,14 +114,7 @@ impl Push {
 fn answering_slot(s: &Scratch, vm: &Vm) -> Option<u64> {
     let deadline = Instant::now() + Duration::from_secs(150);
     while Instant::now() < deadline {
-        let out = imgtool()
-            .arg("status")
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .arg("--to")
-            .arg(format!("127.0.0.1:{}", vm.admind_port))
-            .output()
-            .unwrap();
+        let out = remote(s, vm.admind_port, "status").output().unwrap();
         if out.status.success() {
             let text = stdout(&out);
             return text
@@ -145,14 +133,7 @@ fn answering_slot(s: &Scratch, vm: &Vm) -> Option<u64> {
 fn settle(s: &Scratch, vm: &Vm) {
     let deadline = Instant::now() + Duration::from_secs(240);
     while Instant::now() < deadline {
-        let out = imgtool()
-            .arg("status")
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .arg("--to")
-            .arg(format!("127.0.0.1:{}", vm.admind_port))
-            .output()
-            .unwrap();
+        let out = remote(s, vm.admind_port, "status").output().unwrap();
         if out.status.success() && !stdout(&out).contains("uncommitted") {
             return;
         }
@@ -165,14 +146,7 @@ fn settle(s: &Scratch, vm: &Vm) {
 fn every_power_cut_leaves_a_device_that_answers() {
     let s = Scratch::new("powercut");
     let image = s.path("p.img");
-    run_ok(
-        imgtool()
-            .arg("mkimg")
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .args(["--size", "1G", "--kernel-arg", "rustkrazy.trial_timeout=30"])
-            .arg(&image),
-    );
+    default_image(&s, &image, 30);
     // Two kernels to alternate, so every push carries a kernel upload.
     let kernels = [s.path("k1"), s.path("k2")];
     retagged_kernel("pc1", &kernels[0]);
@@ -240,29 +214,11 @@ fn every_power_cut_leaves_a_device_that_answers() {
     // A clean stop (a reboot through admind, caught before the next boot) before checking
     // the file systems.
     let from_end = vm.position();
-    let out = imgtool()
-        .arg("reboot")
-        .arg("--instance")
-        .arg(s.path("instance"))
-        .arg("--to")
-        .arg(format!("127.0.0.1:{}", vm.admind_port))
-        .output()
-        .unwrap();
+    let out = remote(&s, vm.admind_port, "reboot").output().unwrap();
     assert!(out.status.success());
     let _ = vm.wait_for("init: reboot now", from_end, Duration::from_secs(60));
     vm.kill();
     let report = e2fsck_data(&image);
     assert!(!report.contains("UNEXPECTED"), "{report}");
-    let p1 = s.path("p1");
-    extract(&image, BOOT_OFFSET, 256 * MIB, &p1);
-    let fsck = Command::new("fsck.vfat")
-        .arg("-n")
-        .arg(&p1)
-        .output()
-        .unwrap();
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    assert_boot_partition_clean(&s, &image);
 }

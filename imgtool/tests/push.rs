@@ -14,18 +14,8 @@ use std::time::{Duration, Instant};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 
-fn remote(s: &Scratch, vm: &Vm, command: &str) -> Command {
-    let mut cmd = imgtool();
-    cmd.arg(command)
-        .arg("--instance")
-        .arg(s.path("instance"))
-        .arg("--to")
-        .arg(format!("127.0.0.1:{}", vm.admind_port));
-    cmd
-}
-
 fn push(s: &Scratch, vm: &Vm, extra: &[&str]) -> Output {
-    let mut cmd = remote(s, vm, "push");
+    let mut cmd = remote(s, vm.admind_port, "push");
     cmd.args(["--timeout", "150"]).args(extra);
     cmd.output().unwrap()
 }
@@ -42,7 +32,7 @@ fn text(out: &Output) -> String {
 fn status_when_up(s: &Scratch, vm: &Vm) -> String {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let out = remote(s, vm, "status").output().unwrap();
+        let out = remote(s, vm.admind_port, "status").output().unwrap();
         if out.status.success() {
             return stdout(&out);
         }
@@ -138,14 +128,7 @@ fn line_of<'a>(status: &'a str, prefix: &str) -> &'a str {
 fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_upload() {
     let s = Scratch::new("push");
     let image = s.path("push.img");
-    run_ok(
-        imgtool()
-            .arg("mkimg")
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .args(["--size", "1G", "--kernel-arg", "rustkrazy.trial_timeout=15"])
-            .arg(&image),
-    );
+    default_image(&s, &image, 15);
     let mut vm = Vm::boot(&image, &Options::default()).unwrap();
     vm.wait_for("admind: listening on", 0, BOOT_TIMEOUT)
         .unwrap_or_else(|c| panic!("admind did not start: {c}"));
@@ -248,7 +231,7 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
     // 3. A push killed mid-upload: a root with 48 MiB of incompressible data takes a while.
     let bulk = s.path("bulk");
     tiny_static_elf(&bulk, 48 << 20, 12);
-    let mut child = remote(&s, &vm, "push")
+    let mut child = remote(&s, vm.admind_port, "push")
         .args(["--timeout", "150", "--bin", &bulk.display().to_string()])
         .stderr(Stdio::piped())
         .spawn()
@@ -344,7 +327,10 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
     assert!(said.contains("refusing to send the password"), "{said}");
 
     // Logs of a service through admind.
-    let out = remote(&s, &vm, "logs").arg("link").output().unwrap();
+    let out = remote(&s, vm.admind_port, "logs")
+        .arg("link")
+        .output()
+        .unwrap();
     assert!(
         out.status.success() && stdout(&out).contains("lease 10.0.2.15/24"),
         "{}",
@@ -359,14 +345,7 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
 fn push_carries_the_kernel_and_a_kernel_that_panics_rolls_back() {
     let s = Scratch::new("push-kernel");
     let image = s.path("k.img");
-    run_ok(
-        imgtool()
-            .arg("mkimg")
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .args(["--size", "1G", "--kernel-arg", "rustkrazy.trial_timeout=30"])
-            .arg(&image),
-    );
+    default_image(&s, &image, 30);
     let mut vm = Vm::boot(&image, &Options::default()).unwrap();
     vm.wait_for("admind: listening on", 0, BOOT_TIMEOUT)
         .unwrap_or_else(|c| panic!("admind did not start: {c}"));
@@ -376,17 +355,18 @@ fn push_carries_the_kernel_and_a_kernel_that_panics_rolls_back() {
     // 1. Another kernel: different bytes, different length.
     let kernel = s.path("bzImage-rk2");
     retagged_kernel("rk2", &kernel);
-    let started = Instant::now();
-    let out = push(
-        &s,
-        &vm,
-        &[
+    let push_kernel = |extra: &[&str]| {
+        let mut args = vec![
             "--kernel",
-            &kernel.display().to_string(),
+            kernel.to_str().unwrap(),
             "--kernel-arg",
             "rustkrazy.trial_timeout=30",
-        ],
-    );
+        ];
+        args.extend_from_slice(extra);
+        push(&s, &vm, &args)
+    };
+    let started = Instant::now();
+    let out = push_kernel(&[]);
     let said = text(&out);
     assert!(
         out.status.success(),
@@ -415,16 +395,7 @@ fn push_carries_the_kernel_and_a_kernel_that_panics_rolls_back() {
 
     // 2. The same again: the slot that gets it (2) holds the old kernel, so it is sent;
     // the command line is the same and is not.
-    let out = push(
-        &s,
-        &vm,
-        &[
-            "--kernel",
-            &kernel.display().to_string(),
-            "--kernel-arg",
-            "rustkrazy.trial_timeout=30",
-        ],
-    );
+    let out = push_kernel(&[]);
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     assert!(
@@ -434,18 +405,7 @@ fn push_carries_the_kernel_and_a_kernel_that_panics_rolls_back() {
 
     // 3. A kernel that panics before userspace (the init it is told to run does not exist):
     // panic=10 reboots it, the MBR code sees TRIED and boots the committed slot.
-    let out = push(
-        &s,
-        &vm,
-        &[
-            "--kernel",
-            &kernel.display().to_string(),
-            "--kernel-arg",
-            "rustkrazy.trial_timeout=30",
-            "--kernel-arg",
-            "init=/bin/missing",
-        ],
-    );
+    let out = push_kernel(&["--kernel-arg", "init=/bin/missing"]);
     let said = text(&out);
     assert!(
         !out.status.success(),
@@ -469,16 +429,5 @@ fn push_carries_the_kernel_and_a_kernel_that_panics_rolls_back() {
     vm.kill();
 
     // /boot is a clean FAT file system after all of that.
-    let p1 = s.path("p1");
-    extract(&image, BOOT_OFFSET, 256 * MIB, &p1);
-    let fsck = Command::new("fsck.vfat")
-        .arg("-n")
-        .arg(&p1)
-        .output()
-        .unwrap();
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    assert_boot_partition_clean(&s, &image);
 }

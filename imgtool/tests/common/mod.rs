@@ -178,6 +178,22 @@ pub fn e2fsck_data(image: &Path) -> String {
     format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr))
 }
 
+/// `fsck.vfat -n` on the boot partition of an image must find nothing to fix.
+pub fn assert_boot_partition_clean(scratch: &Scratch, image: &Path) {
+    let p1 = scratch.path("p1");
+    extract(image, BOOT_OFFSET, 256 * MIB, &p1);
+    let fsck = Command::new("fsck.vfat")
+        .arg("-n")
+        .arg(&p1)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}
+
 /// `unsquashfs -cat` of one file in the root image at `offset`.
 pub fn squashfs_cat(image: &Path, offset: u64, path: &str) -> String {
     stdout(&run_ok(
@@ -244,6 +260,31 @@ pub fn retagged_kernel(tag: &str, out: &Path) {
     k[0x1f4..0x1f8].copy_from_slice(&syssize.to_le_bytes());
     k.extend_from_slice(&[0u8; 4096]);
     std::fs::write(out, k).unwrap();
+}
+
+/// The default appliance (rustkrazy's programs, the default kernel) in a 1 GiB image whose
+/// trial boots end after `trial_s` seconds unless committed.
+pub fn default_image(scratch: &Scratch, image: &Path, trial_s: u32) {
+    run_ok(
+        imgtool()
+            .arg("mkimg")
+            .arg("--instance")
+            .arg(scratch.path("instance"))
+            .args(["--size", "1G", "--kernel-arg"])
+            .arg(format!("rustkrazy.trial_timeout={trial_s}"))
+            .arg(image),
+    );
+}
+
+/// `imgtool COMMAND` for the scratch instance's device, reached on 127.0.0.1:`port`.
+pub fn remote(scratch: &Scratch, port: u16, command: &str) -> Command {
+    let mut cmd = imgtool();
+    cmd.arg(command)
+        .arg("--instance")
+        .arg(scratch.path("instance"))
+        .arg("--to")
+        .arg(format!("127.0.0.1:{port}"));
+    cmd
 }
 
 /// An image with rustkrazy's init (and link, admind) plus the named test programs.

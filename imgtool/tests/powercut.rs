@@ -147,10 +147,6 @@ fn every_power_cut_leaves_a_device_that_answers() {
     let s = Scratch::new("powercut");
     let image = s.path("p.img");
     default_image(&s, &image, 30);
-    // Two kernels to alternate, so every push carries a kernel upload.
-    let kernels = [s.path("k1"), s.path("k2")];
-    retagged_kernel("pc1", &kernels[0]);
-    retagged_kernel("pc2", &kernels[1]);
 
     let mut survived: BTreeMap<Phase, (usize, usize)> = BTreeMap::new();
     let mut vm = Vm::boot(&image, &Options::default()).unwrap();
@@ -159,7 +155,10 @@ fn every_power_cut_leaves_a_device_that_answers() {
         let phase = PHASES[cut % PHASES.len()];
         settle(&s, &vm);
         let from = vm.position();
-        let mut push = Push::start(&s, vm.admind_port, &kernels[cut % 2], cut as u64 + 100);
+        // A kernel no slot holds yet, so every push carries a kernel upload.
+        let kernel = s.path("kernel");
+        retagged_kernel(&format!("c{cut:03}"), &kernel);
+        let mut push = Push::start(&s, vm.admind_port, &kernel, cut as u64 + 100);
         let reached = match phase {
             Phase::KernelUpload => push.wait_for("push: sending the kernel", BOOT_TIMEOUT),
             Phase::RootUpload => push.wait_for("push: sending the root image", BOOT_TIMEOUT),
@@ -207,7 +206,9 @@ fn every_power_cut_leaves_a_device_that_answers() {
 
     // An update still goes through, and the disk is clean.
     settle(&s, &vm);
-    let mut push = Push::start(&s, vm.admind_port, &kernels[0], 999);
+    let kernel = s.path("kernel");
+    retagged_kernel("end", &kernel);
+    let mut push = Push::start(&s, vm.admind_port, &kernel, 999);
     let _ = push.child.wait();
     let said = push.said();
     assert!(said.contains("committed"), "the last push:\n{said}");

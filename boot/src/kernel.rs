@@ -3,3 +3,6 @@
 
 /// The x86_64 fragment (`boot/kernel/x86_64.config`).
 pub const X86_64_FRAGMENT: &str = include_str!("../kernel/x86_64.config");
+
+/// The arm64 fragment for UEFI machines (`boot/kernel/aarch64.config`).
+pub const AARCH64_FRAGMENT: &str = include_str!("../kernel/aarch64.config");

@@ -1,5 +1,6 @@
 //! The trial-boot record: one sector at [`RECORD_LBA`], in the gap before partition 1, that
-//! tells the x86 MBR code which root to boot. Every change is one sector write.
+//! tells the boot code (the x86 MBR code, the UEFI program) which root to boot. Every change
+//! is one sector write.
 //!
 //! ```text
 //! offset size  field
@@ -171,6 +172,34 @@ impl Record {
     }
 }
 
+/// What a boot loader does with the record sector it read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootChoice {
+    /// Root partition (2 or 3) whose kernel, command line and root to boot.
+    pub slot: u8,
+    /// The sector to write, and flush, before loading anything (TRY -> TRIED).
+    pub write: Option<[u8; 512]>,
+    /// Why the sector was not a valid record, when it was not: the loader says so and
+    /// boots root A, as the MBR code does.
+    pub damaged: Option<RecordError>,
+}
+
+/// The decision the MBR code makes, for loaders written in Rust (the UEFI program).
+pub fn choose(sector: &[u8; 512]) -> BootChoice {
+    match Record::decode(sector) {
+        Ok(record) => BootChoice {
+            slot: record.next_boot(),
+            write: (record.state == State::Try).then(|| record.after_boot().encode()),
+            damaged: None,
+        },
+        Err(e) => BootChoice {
+            slot: Record::INITIAL.committed,
+            write: None,
+            damaged: Some(e),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +240,26 @@ mod tests {
         );
         assert!(!committed.is_trial_boot(3));
         assert_eq!(committed.arm().trial, 2);
+    }
+
+    #[test]
+    fn a_loader_flips_try_once_and_boots_root_a_from_garbage() {
+        let armed = choose(&Record::INITIAL.arm().encode());
+        assert_eq!(armed.slot, 3);
+        let written = armed.write.expect("TRY is flipped");
+        assert_eq!(
+            Record::decode(&written),
+            Ok(Record::INITIAL.arm().after_boot())
+        );
+        let tried = choose(&written);
+        assert_eq!((tried.slot, tried.write), (2, None));
+        let committed = choose(&Record::INITIAL.arm().after_boot().commit().encode());
+        assert_eq!((committed.slot, committed.write), (3, None));
+        let garbage = choose(&[0xa5; 512]);
+        assert_eq!(
+            (garbage.slot, garbage.write, garbage.damaged),
+            (2, None, Some(RecordError::BadMagic))
+        );
     }
 
     #[test]

@@ -51,6 +51,37 @@ pub fn bzimage_bytes(header: &[u8]) -> Option<u64> {
     Some((setup_sects + 1) * 512 + syssize * 16)
 }
 
+/// Length of the PE file (a kernel with an EFI stub, such as an arm64 `Image`) whose first
+/// bytes are `header` (they must reach the end of its section table): where its last
+/// section's data ends. `None` if `header` is not a PE file.
+pub fn pe_bytes(header: &[u8]) -> Option<u64> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(header.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(header.get(at..at + 4)?.try_into().ok()?));
+    if header.get(..2)? != b"MZ" {
+        return None;
+    }
+    let pe = usize::try_from(u32_at(0x3c)?).ok()?;
+    if header.get(pe..pe.checked_add(4)?)? != b"PE\0\0" {
+        return None;
+    }
+    let sections = usize::from(u16_at(pe + 6)?);
+    let table = pe + 24 + usize::from(u16_at(pe + 20)?);
+    let mut end = 0u64;
+    for i in 0..sections {
+        let entry = table + 40 * i;
+        let raw_size = u64::from(u32_at(entry + 16)?);
+        let raw_offset = u64::from(u32_at(entry + 20)?);
+        end = end.max(raw_offset + raw_size);
+    }
+    (end > 0).then_some(end)
+}
+
+/// Length of the kernel whose first bytes are `header`: an x86 bzImage by its setup
+/// header, any other kernel by its PE header.
+pub fn kernel_bytes(header: &[u8]) -> Option<u64> {
+    bzimage_bytes(header).or_else(|| pe_bytes(header))
+}
+
 /// The command line in a slot's cmdline sector: the bytes before the first NUL.
 pub fn cmdline_text(sector: &[u8]) -> &[u8] {
     let end = sector.iter().position(|&b| b == 0).unwrap_or(sector.len());
@@ -82,6 +113,29 @@ mod tests {
         assert_eq!(bzimage_bytes(&h), None);
         assert_eq!(bzimage_bytes(&[0u8; 0x200]), None);
         assert_eq!(bzimage_bytes(&[0u8; 10]), None);
+    }
+
+    #[test]
+    fn pe_length_is_where_the_last_section_ends() {
+        let mut h = [0u8; 0x200];
+        h[..2].copy_from_slice(b"MZ");
+        h[0x3c] = 0x40;
+        h[0x40..0x44].copy_from_slice(b"PE\0\0");
+        h[0x46] = 2; // sections
+        h[0x54] = 0x10; // optional header size
+        let table = 0x40 + 24 + 0x10;
+        for (i, (size, offset)) in [(0x3000u32, 0x1000u32), (0x800, 0x400)].iter().enumerate() {
+            let e = table + 40 * i;
+            h[e + 16..e + 20].copy_from_slice(&size.to_le_bytes());
+            h[e + 20..e + 24].copy_from_slice(&offset.to_le_bytes());
+        }
+        assert_eq!(pe_bytes(&h), Some(0x4000));
+        assert_eq!(kernel_bytes(&h), Some(0x4000));
+        assert_eq!(pe_bytes(&h[..table + 50]), None, "section table cut short");
+        h[0x3c] = 0xff;
+        assert_eq!(pe_bytes(&h), None);
+        assert_eq!(pe_bytes(b"MZ"), None);
+        assert_eq!(kernel_bytes(&[0u8; 0x400]), None);
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Builder {
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         // Cargo's stdout would mix with ours: send everything it prints to our stderr.
         cmd.stdout(std::io::stderr());
-        if self.arch == Arch::Rpi
+        if self.arch.target() == "aarch64-unknown-linux-musl"
             && std::env::var_os("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER").is_none()
         {
             // All-Rust crates link for aarch64 without a C cross compiler.
@@ -62,6 +62,38 @@ impl Builder {
             cmd.arg("-p").arg(p);
         }
         self.run_build(cmd, "rustkrazy's device programs")
+    }
+
+    /// rustkrazy's UEFI boot program for this architecture (`boot/uefi`), if its machines
+    /// boot through UEFI: the `/boot` path it goes to and its bytes.
+    pub fn build_uefi(&self) -> Result<Option<(&'static str, Vec<u8>)>> {
+        let Some((target, boot_path)) = self.arch.uefi() else {
+            return Ok(None);
+        };
+        let manifest = workspace_dir().join("boot").join("uefi").join("Cargo.toml");
+        if !manifest.is_file() {
+            eprintln!(
+                "note: no UEFI boot program ({} is missing): the image boots from BIOS only",
+                manifest.display()
+            );
+            return Ok(None);
+        }
+        let mut cmd = self.cargo();
+        cmd.arg("build")
+            .arg("--release")
+            .arg("--locked")
+            .arg("--target")
+            .arg(target);
+        cmd.arg("--manifest-path").arg(&manifest);
+        cmd.arg("--target-dir")
+            .arg(workspace_dir().join("target").join("uefi"));
+        let programs = self.run_build(cmd, "rustkrazy's UEFI boot program").with_context(|| {
+            format!("is the Rust target installed? `rustup target add {target}` (ci/install-deps does)")
+        })?;
+        let path = &programs[0].path;
+        let data =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Some((boot_path, data)))
     }
 
     /// Builds or fetches one user program source; returns its executables.

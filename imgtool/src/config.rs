@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! hostname = "thermostat"
-//! arch = "x86_64"            # or "rpi" (64-bit Raspberry Pi 3/4/5)
+//! arch = "x86_64"            # or "aarch64" (arm64 UEFI machines), "rpi" (64-bit Pi 3/4)
 //! size = "2G"
 //! kernel = "vmlinuz"         # paths are relative to this file
 //! init = "init"              # which program becomes /bin/init (default: rustkrazy's init)
@@ -30,6 +30,10 @@ pub enum Arch {
     #[serde(rename = "x86_64")]
     #[value(name = "x86_64")]
     X86_64,
+    /// arm64 machines that boot through UEFI (servers, QEMU's `virt`, many boards).
+    #[serde(rename = "aarch64")]
+    #[value(name = "aarch64")]
+    Aarch64,
     #[serde(rename = "rpi")]
     #[value(name = "rpi")]
     Rpi,
@@ -39,6 +43,7 @@ impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
             Arch::Rpi => "rpi",
         }
     }
@@ -46,8 +51,9 @@ impl Arch {
     pub fn parse(name: &str) -> Result<Arch> {
         match name {
             "x86_64" => Ok(Arch::X86_64),
+            "aarch64" => Ok(Arch::Aarch64),
             "rpi" => Ok(Arch::Rpi),
-            _ => bail!("unknown arch {name:?}; use x86_64 or rpi"),
+            _ => bail!("unknown arch {name:?}; use x86_64, aarch64 or rpi"),
         }
     }
 
@@ -55,7 +61,17 @@ impl Arch {
     pub fn target(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64-unknown-linux-musl",
-            Arch::Rpi => "aarch64-unknown-linux-musl",
+            Arch::Aarch64 | Arch::Rpi => "aarch64-unknown-linux-musl",
+        }
+    }
+
+    /// The Rust target and `/boot` path of rustkrazy's UEFI boot program (`boot/uefi`), for
+    /// the architectures whose machines boot through UEFI (the Raspberry Pi does not).
+    pub fn uefi(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Arch::X86_64 => Some(("x86_64-unknown-uefi", "EFI/BOOT/BOOTX64.EFI")),
+            Arch::Aarch64 => Some(("aarch64-unknown-uefi", "EFI/BOOT/BOOTAA64.EFI")),
+            Arch::Rpi => None,
         }
     }
 
@@ -63,7 +79,7 @@ impl Arch {
     pub fn elf_machine(self) -> u16 {
         match self {
             Arch::X86_64 => 62,
-            Arch::Rpi => 183,
+            Arch::Aarch64 | Arch::Rpi => 183,
         }
     }
 
@@ -71,6 +87,8 @@ impl Arch {
     pub fn console_args(self) -> &'static str {
         match self {
             Arch::X86_64 => "console=tty1 console=ttyS0,115200",
+            // The PL011 of QEMU's virt machine and of most arm64 servers.
+            Arch::Aarch64 => "console=ttyAMA0,115200",
             Arch::Rpi => "console=tty1 console=serial0,115200",
         }
     }

@@ -2,8 +2,8 @@
 //! FAT reader of our own to find where each file landed, because the x86 MBR code loads the
 //! kernel and cmdline by sector number and can only do so when they are contiguous.
 //!
-//! The partition is kept flat (no subdirectories): fatfs 0.3.6 writes subdirectories that
-//! fsck.vfat rejects.
+//! Subdirectories (UEFI wants `EFI/BOOT/BOOTX64.EFI`) are repaired after fatfs 0.3.6 writes
+//! them: it gives their `.` and `..` entries long-name entries, which fsck.vfat rejects.
 
 use crate::output::Region;
 use anyhow::{bail, ensure, Context, Result};
@@ -19,6 +19,7 @@ const CHAIN_CLUSTERS_MAX: u64 = 1 << 22;
 
 /// One file for the boot partition.
 pub struct BootFile<'a> {
+    /// Path from the partition's root, directories separated by '/'.
     pub name: &'a str,
     pub data: &'a [u8],
 }
@@ -57,8 +58,19 @@ pub fn write(
         "boot partition came out as {:?}, not FAT32",
         fs.fat_type()
     );
+    let mut dirs: Vec<&str> = Vec::new();
     for (i, file) in files.iter().enumerate() {
-        let mut out = fs.root_dir().create_file(file.name)?;
+        let mut dir = fs.root_dir();
+        let mut leaf = file.name;
+        while let Some((parent, rest)) = leaf.split_once('/') {
+            dir = dir.create_dir(parent)?;
+            let path = &file.name[..file.name.len() - rest.len() - 1];
+            if !dirs.contains(&path) {
+                dirs.push(path);
+            }
+            leaf = rest;
+        }
+        let mut out = dir.create_file(leaf)?;
         out.truncate()?;
         let mut data = file.data;
         if fragment_file == Some(i) {
@@ -87,6 +99,65 @@ pub fn write(
     let free_clusters = fs.stats()?.free_clusters();
     fs.unmount().context("cannot finish the boot partition")?;
     patch_free_count(&mut region, free_clusters)?;
+    // Parents come before their children in `dirs`, as they were created.
+    for dir in dirs {
+        repair_dot_entries(&mut region, dir)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the first cluster of directory `path` so that it starts with plain `.` and `..`
+/// entries (`..` is cluster 0 when the parent is the root), as FAT requires, keeping every
+/// other entry in order.
+fn repair_dot_entries(region: &mut Region<'_>, path: &str) -> Result<()> {
+    let bpb = Bpb::read(region)?;
+    let (parent_cluster, name) = match path.rsplit_once('/') {
+        Some((parent, name)) => (lookup(region, &bpb, parent)?.first_cluster, name),
+        None => (bpb.root_cluster, path),
+    };
+    let this = lookup_in(region, &bpb, parent_cluster, name)?;
+    ensure!(
+        chain(region, &bpb, this.first_cluster)?.len() == 1,
+        "boot partition directory {path} holds more entries than one cluster; keep it small"
+    );
+    let at = bpb.cluster_sector(this.first_cluster) * SECTOR_BYTES;
+    let mut data = vec![0u8; bpb.cluster_bytes() as usize];
+    region.seek(SeekFrom::Start(at))?;
+    region.read_exact(&mut data)?;
+    let entries: Vec<&[u8]> = data.chunks_exact(32).take_while(|e| e[0] != 0).collect();
+    let is_dot = |e: &[u8]| &e[..11] == b".          " || &e[..11] == b"..         ";
+    let mut kept: Vec<[u8; 32]> = Vec::new();
+    let mut dots: Vec<[u8; 32]> = Vec::new();
+    let mut pending_long: Vec<[u8; 32]> = Vec::new();
+    for entry in entries {
+        let entry: [u8; 32] = entry.try_into().expect("chunks of 32");
+        if entry[11] == 0x0f && entry[0] != 0xe5 {
+            pending_long.push(entry);
+        } else if is_dot(&entry) {
+            pending_long.clear(); // the stray long names fatfs gave the dot entries
+            dots.push(entry);
+        } else {
+            kept.append(&mut pending_long);
+            kept.push(entry);
+        }
+    }
+    ensure!(
+        dots.len() == 2 && &dots[0][..2] == b". " && &dots[1][..2] == b"..",
+        "boot partition directory {path} has no '.' and '..' entries"
+    );
+    let parent_field = if parent_cluster == bpb.root_cluster {
+        0
+    } else {
+        parent_cluster
+    };
+    dots[1][20..22].copy_from_slice(&((parent_field >> 16) as u16).to_le_bytes());
+    dots[1][26..28].copy_from_slice(&(parent_field as u16).to_le_bytes());
+    let mut fixed = vec![0u8; data.len()];
+    for (slot, entry) in dots.iter().chain(kept.iter()).enumerate() {
+        fixed[32 * slot..32 * slot + 32].copy_from_slice(entry);
+    }
+    region.seek(SeekFrom::Start(at))?;
+    region.write_all(&fixed)?;
     Ok(())
 }
 
@@ -243,12 +314,54 @@ fn chain(region: &mut Region<'_>, bpb: &Bpb, first: u32) -> Result<Vec<u32>> {
     Ok(clusters)
 }
 
-/// Finds `name` (case-insensitive, long or 8.3 name) in the root directory and says where
-/// its data lies.
-pub fn find(region: &mut Region<'_>, name: &str) -> Result<Extent> {
+/// Finds file `path` (case-insensitive, long or 8.3 names, directories separated by '/')
+/// and says where its data lies.
+pub fn find(region: &mut Region<'_>, path: &str) -> Result<Extent> {
     let bpb = Bpb::read(region)?;
+    let entry = lookup(region, &bpb, path)?;
+    let clusters = chain(region, &bpb, entry.first_cluster)?;
+    let contiguous = clusters.windows(2).all(|w| w[1] == w[0] + 1);
+    ensure!(
+        clusters.len() as u64 * bpb.cluster_bytes() >= entry.size_bytes,
+        "{path}: cluster chain shorter than the file"
+    );
+    let first_sector = if clusters.is_empty() {
+        0
+    } else {
+        bpb.cluster_sector(entry.first_cluster)
+    };
+    Ok(Extent {
+        first_sector,
+        size_bytes: entry.size_bytes,
+        contiguous,
+    })
+}
+
+/// A directory entry's fields this reader uses.
+struct Entry {
+    first_cluster: u32,
+    size_bytes: u64,
+}
+
+/// The entry at `path` from the root directory.
+fn lookup(region: &mut Region<'_>, bpb: &Bpb, path: &str) -> Result<Entry> {
+    let mut dir = bpb.root_cluster;
+    let mut names = path.split('/').peekable();
+    while let Some(name) = names.next() {
+        let entry = lookup_in(region, bpb, dir, name)?;
+        if names.peek().is_none() {
+            return Ok(entry);
+        }
+        dir = entry.first_cluster;
+    }
+    bail!("{path} is not a path in the boot partition")
+}
+
+/// The entry named `name` (case-insensitive, long or 8.3 name) in the directory starting at
+/// cluster `dir`; volume labels and `.`/`..` are skipped.
+fn lookup_in(region: &mut Region<'_>, bpb: &Bpb, dir: u32, name: &str) -> Result<Entry> {
     let mut long_name: Vec<u16> = Vec::new();
-    for cluster in chain(region, &bpb, bpb.root_cluster)? {
+    for cluster in chain(region, bpb, dir)? {
         let mut data = vec![0u8; bpb.cluster_bytes() as usize];
         region.seek(SeekFrom::Start(bpb.cluster_sector(cluster) * SECTOR_BYTES))?;
         region.read_exact(&mut data)?;
@@ -273,29 +386,19 @@ pub fn find(region: &mut Region<'_>, name: &str) -> Result<Extent> {
                     let short = short_name(entry);
                     let long = String::from_utf16_lossy(&long_name);
                     long_name.clear();
-                    if entry[11] & 0x18 != 0
+                    const VOLUME_LABEL: u8 = 0x08;
+                    if entry[11] & VOLUME_LABEL != 0
+                        || short.starts_with('.')
                         || !(short.eq_ignore_ascii_case(name) || long.eq_ignore_ascii_case(name))
                     {
                         continue;
                     }
-                    let first = (u16::from_le_bytes([entry[20], entry[21]]) as u32) << 16
+                    let first_cluster = (u16::from_le_bytes([entry[20], entry[21]]) as u32) << 16
                         | u16::from_le_bytes([entry[26], entry[27]]) as u32;
                     let size_bytes = u32::from_le_bytes(entry[28..32].try_into().unwrap()) as u64;
-                    let clusters = chain(region, &bpb, first)?;
-                    let contiguous = clusters.windows(2).all(|w| w[1] == w[0] + 1);
-                    ensure!(
-                        clusters.len() as u64 * bpb.cluster_bytes() >= size_bytes,
-                        "{name}: cluster chain shorter than the file"
-                    );
-                    let first_sector = if clusters.is_empty() {
-                        0
-                    } else {
-                        bpb.cluster_sector(first)
-                    };
-                    return Ok(Extent {
-                        first_sector,
+                    return Ok(Entry {
+                        first_cluster,
                         size_bytes,
-                        contiguous,
                     });
                 }
             }

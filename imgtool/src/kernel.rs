@@ -12,7 +12,24 @@ pub const X86_BOOT_PROTOCOL_MIN: u16 = 0x0204;
 pub fn check(path: &Path, data: &[u8], arch: Arch) -> Result<()> {
     match arch {
         Arch::X86_64 => check_bzimage(path, data),
+        Arch::Aarch64 => check_arm64_efi(path, data),
         Arch::Rpi => check_arm64(path, data),
+    }
+}
+
+/// UEFI firmware starts the kernel through its EFI stub: an uncompressed arm64 `Image`, a
+/// PE file whose length its header gives (the UEFI program reads exactly that much).
+fn check_arm64_efi(path: &Path, data: &[u8]) -> Result<()> {
+    check_arm64(path, data)?;
+    let hint = "pass arch/arm64/boot/Image of a kernel built with CONFIG_EFI (imgtool kernel --arch aarch64 builds one)";
+    match boot::slot::pe_bytes(data) {
+        None => bail!("{} has no EFI stub (no PE header); {hint}", path.display()),
+        Some(n) if n != data.len() as u64 => bail!(
+            "{}: its PE header describes {n} bytes, the file has {}; {hint}",
+            path.display(),
+            data.len()
+        ),
+        Some(_) => Ok(()),
     }
 }
 

@@ -6,7 +6,7 @@
 //! the fragment and the architecture, so a second call returns at once.
 
 use crate::config::Arch;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +20,7 @@ const DEBIAN_SOURCE_DIR: &str = "/usr/src";
 pub fn fragment(arch: Arch) -> Result<&'static str> {
     match arch {
         Arch::X86_64 => Ok(boot::kernel::X86_64_FRAGMENT),
+        Arch::Aarch64 => Ok(boot::kernel::AARCH64_FRAGMENT),
         Arch::Rpi => {
             bail!("there is no Raspberry Pi kernel recipe yet; pass --kernel with an arm64 Image")
         }
@@ -79,6 +80,34 @@ fn cache_key(source: &Path, fragment: &str, arch: Arch) -> Result<String> {
     Ok(crate::instance::hex(&hash.finalize()[..12]))
 }
 
+/// How the kernel's make is told the architecture, and what it builds.
+struct Recipe {
+    make_arch: &'static str,
+    /// Cross compiler prefix, and the Debian package that has it.
+    cross: Option<(&'static str, &'static str)>,
+    /// make target, and where it leaves the file.
+    target: &'static str,
+    output: &'static str,
+}
+
+fn recipe(arch: Arch) -> Recipe {
+    match arch {
+        Arch::X86_64 => Recipe {
+            make_arch: "x86_64",
+            cross: None,
+            target: "bzImage",
+            output: "arch/x86/boot/bzImage",
+        },
+        // The uncompressed Image: its EFI stub is what UEFI firmware starts.
+        Arch::Aarch64 | Arch::Rpi => Recipe {
+            make_arch: "arm64",
+            cross: Some(("aarch64-linux-gnu-", "gcc-aarch64-linux-gnu")),
+            target: "Image",
+            output: "arch/arm64/boot/Image",
+        },
+    }
+}
+
 /// Returns the path of a kernel built from `source` for `arch`, building it if not cached.
 pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf> {
     let fragment = fragment(arch)?;
@@ -88,7 +117,8 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
     };
     let key = cache_key(&source, fragment, arch)?;
     let dir = cache.join("kernel").join(format!("{}-{key}", arch.name()));
-    let image = dir.join("bzImage");
+    let recipe = recipe(arch);
+    let image = dir.join(recipe.target);
     if image.is_file() {
         eprintln!("kernel: cached {}", image.display());
         return Ok(image);
@@ -99,6 +129,14 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
     if image.is_file() {
         eprintln!("kernel: cached {} (built meanwhile)", image.display());
         return Ok(image);
+    }
+    if let Some((prefix, package)) = recipe.cross {
+        let gcc = format!("{prefix}gcc");
+        ensure!(
+            Command::new(&gcc).arg("--version").output().is_ok(),
+            "building a {} kernel needs the cross compiler {gcc}: apt-get install {package}",
+            arch.name()
+        );
     }
     let tree = dir.join("src");
     let started = std::time::Instant::now();
@@ -123,23 +161,27 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
     }
     let fragment_path = dir.join("rustkrazy.config");
     std::fs::write(&fragment_path, fragment)?;
-    run(make(&tree).arg("tinyconfig"))?;
+    run(make(&tree, &recipe).arg("tinyconfig"))?;
     run(Command::new("scripts/kconfig/merge_config.sh")
         .current_dir(&tree)
         .arg("-m")
         .arg(".config")
-        .arg(&fragment_path))?;
-    run(make(&tree).arg("olddefconfig"))?;
+        .arg(&fragment_path)
+        .stdout(std::io::stderr()))?;
+    run(make(&tree, &recipe).arg("olddefconfig"))?;
     check_config(&tree.join(".config"), fragment)?;
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     eprintln!(
-        "kernel: building bzImage with {jobs} jobs (several minutes on 2 cores; progress below)"
+        "kernel: building {} with {jobs} jobs (several minutes on 2 cores; progress below)",
+        recipe.target
     );
-    run(make(&tree).arg(format!("-j{jobs}")).arg("bzImage"))?;
-    let built = tree.join("arch/x86/boot/bzImage");
-    let partial = dir.join("bzImage.partial");
+    run(make(&tree, &recipe)
+        .arg(format!("-j{jobs}"))
+        .arg(recipe.target))?;
+    let built = tree.join(recipe.output);
+    let partial = dir.join(format!("{}.partial", recipe.target));
     std::fs::copy(&built, &partial)
         .with_context(|| format!("kernel build made no {}", built.display()))?;
     std::fs::rename(&partial, &image)?;
@@ -171,9 +213,13 @@ fn lock(path: &Path) -> Result<std::fs::File> {
     Ok(file)
 }
 
-fn make(tree: &Path) -> Command {
+fn make(tree: &Path, recipe: &Recipe) -> Command {
     let mut cmd = Command::new("make");
-    cmd.current_dir(tree).arg("ARCH=x86_64");
+    cmd.current_dir(tree)
+        .arg(format!("ARCH={}", recipe.make_arch));
+    if let Some((prefix, _)) = recipe.cross {
+        cmd.arg(format!("CROSS_COMPILE={prefix}"));
+    }
     // make's progress lines go to our stderr, keeping stdout for the result.
     cmd.stdout(std::io::stderr());
     cmd

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use imgtool::config::{Arch, Plan, ProgramSpec, Settings, Source};
 use imgtool::size;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -53,6 +53,10 @@ struct QemuArgs {
     /// Exit QEMU when the guest reboots.
     #[arg(long)]
     no_reboot: bool,
+    /// Boot as a UEFI machine (OVMF, q35), through the image's UEFI boot program, instead
+    /// of as a BIOS machine through its MBR code.
+    #[arg(long)]
+    uefi: bool,
 }
 
 #[derive(Args)]
@@ -438,7 +442,18 @@ fn qemu(args: QemuArgs) -> Result<()> {
         Some(p) => p,
         None => imgtool::qemu::free_port()?,
     };
+    let firmware = if args.uefi {
+        anyhow::ensure!(
+            Path::new(imgtool::qemu::OVMF).is_file(),
+            "--uefi needs OVMF at {}: apt-get install ovmf",
+            imgtool::qemu::OVMF
+        );
+        imgtool::qemu::Firmware::Uefi
+    } else {
+        imgtool::qemu::Firmware::Bios
+    };
     let options = imgtool::qemu::Options {
+        firmware,
         memory_mib: args.memory,
         admind_host_port: port,
         forwards: args.forward.clone(),

@@ -81,6 +81,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     };
     let firmware = read_firmware(plan.firmware.as_deref())?;
     plan.network.as_ref().map(|n| n.render()).transpose()?; // checked before building
+    let uefi = uefi_program(&instance)?;
 
     // 2. and 3. Programs, then the root image.
     let root = build_root(&plan, &instance)?;
@@ -112,7 +113,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     let (boot_table, kernel_extent) = write_boot(
         &output,
         disk_bytes,
-        plan_boot(&plan, &instance, &kernel_data, &firmware),
+        plan_boot(&plan, &instance, &kernel_data, &firmware, &uefi),
     )?;
     // Root B gets the same image as root A: whichever slot the bootloader or a mistaken
     // switch starts, the device comes up on a working system.
@@ -504,6 +505,8 @@ pub struct BootInputs<'a> {
     pub kernel_data: &'a [u8],
     pub kernel_args: &'a [String],
     pub firmware: &'a [(String, Vec<u8>)],
+    /// The UEFI boot program and its path, for architectures that have one.
+    pub uefi: Option<(&'a str, &'a [u8])>,
     pub fragment_kernel_for_tests: bool,
 }
 
@@ -512,6 +515,7 @@ fn plan_boot<'a>(
     instance: &Instance,
     kernel_data: &'a [u8],
     firmware: &'a [(String, Vec<u8>)],
+    uefi: &'a Option<(&'static str, Vec<u8>)>,
 ) -> BootInputs<'a> {
     BootInputs {
         arch: instance.arch,
@@ -520,12 +524,22 @@ fn plan_boot<'a>(
         kernel_data,
         kernel_args: &plan.kernel_args,
         firmware,
+        uefi: uefi.as_ref().map(|(path, data)| (*path, data.as_slice())),
         fragment_kernel_for_tests: plan.fragment_kernel_for_tests,
     }
 }
 
-/// Writes the boot partition (each slot's kernel and cmdline, config.txt, firmware) into
-/// `output`; returns the MBR code's table and slot A's kernel place.
+/// The UEFI boot program for the instance's architecture, built from this workspace.
+fn uefi_program(instance: &Instance) -> Result<Option<(&'static str, Vec<u8>)>> {
+    Builder {
+        arch: instance.arch,
+        cache: cargo_build::cache_dir(),
+    }
+    .build_uefi()
+}
+
+/// Writes the boot partition (each slot's kernel and cmdline, config.txt, the UEFI boot
+/// program, firmware) into `output`; returns the MBR code's table and slot A's kernel place.
 fn write_boot(
     output: &Output,
     disk_bytes: u64,
@@ -583,6 +597,9 @@ fn write_boot(
             data: config_txt.as_bytes(),
         },
     ];
+    if let Some((name, data)) = b.uefi {
+        boot_files.push(fat::BootFile { name, data });
+    }
     for (name, data) in b.firmware {
         ensure!(
             !boot_files.iter().any(|f| f.name.eq_ignore_ascii_case(name)),
@@ -633,13 +650,14 @@ pub fn build_boot(plan: &Plan, instance: &Instance) -> Result<(Vec<u8>, [u8; 440
     let arch = instance.arch;
     let kernel_data = read_kernel(plan.kernel.as_deref(), arch)?;
     let firmware = read_firmware(plan.firmware.as_deref())?;
+    let uefi = uefi_program(instance)?;
     // Laid out in a scratch disk image of the smallest size, then cut out.
     let scratch = std::env::temp_dir().join(format!("imgtool-boot-{}.img", std::process::id()));
     let output = Output::open(&scratch, Some(layout::DISK_MIN_BYTES))?;
     let (table, _) = write_boot(
         &output,
         layout::DISK_MIN_BYTES,
-        plan_boot(plan, instance, &kernel_data, &firmware),
+        plan_boot(plan, instance, &kernel_data, &firmware, &uefi),
     )?;
     let mut image = vec![0u8; part_size(&layout::BOOT, layout::DISK_MIN_BYTES) as usize];
     output

@@ -1,5 +1,6 @@
-//! `imgtool qemu`: boots an image in qemu-system-x86_64 as a BIOS machine. No `-kernel`:
-//! SeaBIOS runs the MBR boot code, which loads the kernel from the boot partition.
+//! `imgtool qemu`: boots an image in qemu-system-x86_64, as a BIOS machine (SeaBIOS runs
+//! the MBR boot code) or as a UEFI machine (OVMF runs `\EFI\BOOT\BOOTX64.EFI`, our UEFI
+//! boot program). No `-kernel`: the image's own boot code loads the slot's kernel.
 
 use std::path::Path;
 use std::process::Command;
@@ -7,9 +8,24 @@ use std::process::Command;
 /// Port admind listens on inside the appliance.
 pub const ADMIND_PORT: u16 = 8443;
 
+/// OVMF for `-bios` (code and variables in one file; variables do not persist), from
+/// Debian's ovmf package.
+pub const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+
+/// The machine's firmware.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS on the `pc` machine: the MBR code boots.
+    #[default]
+    Bios,
+    /// OVMF on the `q35` machine: the UEFI boot program boots.
+    Uefi,
+}
+
 /// How to start the VM.
 #[derive(Clone, Debug)]
 pub struct Options {
+    pub firmware: Firmware,
     pub memory_mib: u32,
     /// Host port forwarded to admind's port in the guest (on 127.0.0.1).
     pub admind_host_port: u16,
@@ -28,8 +44,11 @@ pub struct Options {
 /// The qemu command line; stdin/stdout are left for the caller to wire to the serial port.
 pub fn command(image: &Path, options: &Options) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-machine", "pc", "-m"])
-        .arg(options.memory_mib.to_string());
+    match options.firmware {
+        Firmware::Bios => cmd.args(["-machine", "pc"]),
+        Firmware::Uefi => cmd.args(["-machine", "q35", "-bios", OVMF]),
+    };
+    cmd.arg("-m").arg(options.memory_mib.to_string());
     cmd.args(["-display", "none", "-vga", "none"]);
     if options.interactive {
         cmd.args(["-serial", "mon:stdio"]);

@@ -1,12 +1,14 @@
-//! Images boot under QEMU (SeaBIOS, no `-kernel`, no KVM) through our MBR code into
-//! /bin/init, with the default kernel; the one-shot trial boot works end to end; and mkimg
-//! refuses kernels the boot code could not load.
+//! Images boot under QEMU (no `-kernel`, no KVM) into /bin/init with the default kernel,
+//! through our MBR code under SeaBIOS and through our UEFI boot program under OVMF; the
+//! one-shot trial boot works end to end under both; the UEFI program refuses what it cannot
+//! boot; and mkimg refuses kernels the boot code could not load.
 
 mod common;
 
 use boot::record::{Record, State, RECORD_OFFSET};
 use common::*;
 use harness::{Options, Vm};
+use imgtool::qemu::Firmware;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
@@ -33,7 +35,6 @@ fn write_record(image: &Path, record: Record) {
     file.write_all_at(&record.encode(), RECORD_OFFSET).unwrap();
 }
 
-/// Boots `image` and waits for init's line; returns which hostname it reported.
 /// Puts root A of image `from` into root B of image `to`: two roots that tell themselves
 /// apart by hostname.
 fn copy_root_a_to_b(from: &Path, to: &Path) {
@@ -48,8 +49,12 @@ fn copy_root_a_to_b(from: &Path, to: &Path) {
 
 /// Boots `image`, waits for init on the root named `expect` and for init's boot status line
 /// (`committed slot=2`, `trial slot=3 ...`, `rolled-back slot=2 from=3`).
-fn boot_and_see(image: &Path, expect: &str, status: &str) -> String {
-    let mut vm = Vm::boot(image, &Options::default()).expect("start qemu-system-x86_64");
+fn boot_and_see(firmware: Firmware, image: &Path, expect: &str, status: &str) -> String {
+    let options = Options {
+        firmware,
+        ..Options::default()
+    };
+    let mut vm = Vm::boot(image, &options).expect("start qemu-system-x86_64");
     let at = match vm.wait_for(&marker(expect), 0, BOOT_TIMEOUT) {
         Ok((at, _)) => at,
         Err(console) => panic!("expected init on {expect}: {console}"),
@@ -82,8 +87,22 @@ fn add_to_cmdline(image: &Path, partition: u8, word: &str) {
 
 #[test]
 fn default_image_boots_to_init_and_trial_boot_falls_back() {
+    trial_boot_life_cycle(Firmware::Bios, "boot");
+}
+
+#[test]
+fn under_uefi_the_same_trial_boot_life_cycle() {
+    trial_boot_life_cycle(Firmware::Uefi, "boot-uefi");
+}
+
+/// Two roots told apart by hostname and command line: the committed one boots; an armed
+/// trial boots once, with its own command line; uncommitted, the next boot falls back;
+/// committed, it stays.
+fn trial_boot_life_cycle(firmware: Firmware, scratch: &str) {
     default_kernel();
-    let s = Scratch::new("boot");
+    let s = Scratch::new(scratch);
+    let boot_and_see =
+        |image: &Path, expect: &str, status: &str| boot_and_see(firmware, image, expect, status);
     let image = s.path("a.img");
     // Default everything (kernel, init, system programs), except a hostname as the marker.
     let mut cmd = imgtool();
@@ -236,4 +255,68 @@ fn an_uncommitted_trial_rolls_back_by_itself() {
     vm.kill();
     let record = read_record(&image);
     assert_eq!((record.state, record.committed), (State::Tried, 2));
+}
+
+/// The UEFI program's failures: from a damaged record it boots root A, the default, and says
+/// so; a trial slot without a kernel is refused with its file named, after the record says
+/// TRIED, so the next boot is the committed slot's.
+#[test]
+fn the_uefi_program_boots_root_a_from_a_damaged_record_and_refuses_a_missing_kernel() {
+    default_kernel();
+    let s = Scratch::new("uefi-refuse");
+    let build = |hostname: &str, image: &Path| {
+        let mut cmd = imgtool();
+        cmd.arg("mkimg").arg("--instance").arg(s.path("instance"));
+        cmd.args(["--size", "1G", "--hostname", hostname]);
+        run_ok(cmd.arg(image));
+    };
+    let image = s.path("a.img");
+    build("slot-a", &image);
+    build("slot-b", &s.path("b.img"));
+    copy_root_a_to_b(&s.path("b.img"), &image);
+    // B committed, so that "root A, the default" is a visible choice.
+    write_record(&image, Record::INITIAL.arm().after_boot().commit());
+    boot_and_see(Firmware::Uefi, &image, "slot-b", "committed slot=3");
+
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap();
+    file.write_all_at(&[0x5a; 512], RECORD_OFFSET).unwrap();
+    let console = boot_and_see(Firmware::Uefi, &image, "slot-a", "committed slot=2");
+    assert!(
+        console.contains("rustkrazy: the boot record is damaged (BadMagic); booting root A"),
+        "{console}"
+    );
+
+    // Slot A committed again; B armed, but its kernel is gone.
+    write_record(&image, Record::INITIAL.arm());
+    let mut mbr = [0u8; 512];
+    std::fs::File::open(&image)
+        .unwrap()
+        .read_exact_at(&mut mbr, 0)
+        .unwrap();
+    let table = boot::mbr::Table::read(&mbr).unwrap();
+    let kernel_at = u64::from(table.kernel_lba[boot::slot::index(3)]) * 512;
+    file.write_all_at(&[0; 4096], kernel_at).unwrap();
+    let options = Options {
+        firmware: Firmware::Uefi,
+        ..Options::default()
+    };
+    let mut vm = Vm::boot(&image, &options).unwrap();
+    if let Err(console) = vm.wait_for(
+        "rustkrazy: cannot boot: no kernel in /boot/slot-b-vmlinuz",
+        0,
+        BOOT_TIMEOUT,
+    ) {
+        panic!("the missing kernel was not named: {console}");
+    }
+    vm.kill();
+    assert_eq!(read_record(&image), Record::INITIAL.arm().after_boot());
+    boot_and_see(
+        Firmware::Uefi,
+        &image,
+        "slot-a",
+        "rolled-back slot=2 from=3",
+    );
 }

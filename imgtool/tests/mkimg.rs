@@ -76,6 +76,21 @@ fn image_is_read_back_by_standard_tools() {
     ] {
         assert!(listing.contains(name), "{name} missing:\n{listing}");
     }
+    // The UEFI boot program, in the removable-media path, is the one boot/uefi builds.
+    let efi = run_ok(
+        Command::new("mtype")
+            .arg("-i")
+            .arg(&p1)
+            .arg("::EFI/BOOT/BOOTX64.EFI"),
+    )
+    .stdout;
+    let built = imgtool::cargo_build::workspace_dir()
+        .join("target/uefi/x86_64-unknown-uefi/release/rustkrazy-uefi.efi");
+    assert!(
+        efi == std::fs::read(&built).unwrap(),
+        "/boot/EFI/BOOT/BOOTX64.EFI differs from {}",
+        built.display()
+    );
     // Each slot's kernel file is its whole region: the kernel, then zeros.
     let kernel = std::fs::read(s.path("bzImage")).unwrap();
     for name in ["::slot-a-vmlinuz", "::slot-b-vmlinuz"] {

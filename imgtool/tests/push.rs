@@ -1,4 +1,4 @@
-//! Over-the-air updates end to end in QEMU: mkimg, boot, `imgtool push` of a changed root
+//! Over-the-air updates end to end in QEMU (BIOS and UEFI): mkimg, boot, `imgtool push` of a changed root
 //! (rebooted into the other slot, committed, shown by `imgtool status`); a broken root that
 //! rolls back by itself (push says so and fails); a push killed mid-upload, after which the
 //! device still runs and the next push succeeds; a boot partition update. After boot, after
@@ -9,6 +9,7 @@ mod common;
 
 use common::*;
 use harness::{Options, Vm};
+use imgtool::qemu::Firmware;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -122,6 +123,61 @@ fn line_of<'a>(status: &'a str, prefix: &str) -> &'a str {
         .lines()
         .find(|l| l.starts_with(prefix))
         .unwrap_or_else(|| panic!("no {prefix:?} in {status}"))
+}
+
+/// One x86_64 image, two firmwares: admind answers after SeaBIOS ran the MBR code and after
+/// OVMF ran the UEFI boot program, and under UEFI a push (kernel, command line, root) is
+/// tried by the UEFI program and committed.
+#[test]
+fn one_image_answers_under_bios_and_uefi_and_a_push_commits_under_uefi() {
+    let s = Scratch::new("push-uefi");
+    let image = s.path("push.img");
+    default_image(&s, &image, 60);
+    for firmware in [Firmware::Bios, Firmware::Uefi] {
+        let options = Options {
+            firmware,
+            ..Options::default()
+        };
+        let mut vm = Vm::boot(&image, &options).unwrap();
+        vm.wait_for("admind: listening on", 0, BOOT_TIMEOUT)
+            .unwrap_or_else(|c| panic!("admind did not start under {firmware:?}: {c}"));
+        let status = status_when_up(&s, &vm);
+        assert!(
+            line_of(&status, "boot").starts_with("boot      root 2, committed"),
+            "{firmware:?}: {status}"
+        );
+        if firmware == Firmware::Bios {
+            vm.kill();
+            continue;
+        }
+        let console = vm.console();
+        assert!(
+            console.contains("rustkrazy: UEFI boot program") && !console.contains("SeaBIOS"),
+            "not booted by the UEFI program: {console}"
+        );
+        let extra = s.path("extra");
+        tiny_static_elf(&extra, 4096, 12);
+        let out = push(&s, &vm, &["--bin", &extra.display().to_string()]);
+        let said = text(&out);
+        assert!(
+            out.status.success(),
+            "push failed:\n{said}\n{}",
+            vm.console()
+        );
+        assert!(said.contains("push: root 3 committed"), "{said}");
+        assert!(
+            vm.console()
+                .contains("rustkrazy: booting slot B (trial, once)"),
+            "the UEFI program did not start the trial: {}",
+            vm.console()
+        );
+        let after = status_when_up(&s, &vm);
+        assert!(
+            line_of(&after, "record").contains("committed root 3, next boot root 3"),
+            "{after}"
+        );
+        vm.kill();
+    }
 }
 
 #[test]

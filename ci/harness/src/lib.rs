@@ -1,5 +1,5 @@
-//! QEMU test harness for end-to-end tests: boots an image the way `imgtool qemu` does (BIOS,
-//! virtio disk, user networking), collects the serial console, waits for markers with a
+//! QEMU test harness for end-to-end tests: boots an image the way `imgtool qemu` does (BIOS
+//! or UEFI, virtio disk, user networking), collects the serial console, waits for markers with a
 //! deadline, and always kills the VM (on `kill`, on drop, and so on a failed assertion).
 
 use std::io::Read;
@@ -48,6 +48,8 @@ impl Transcript {
 /// Boot options; `Default` gives 512 MiB and reboots allowed.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// BIOS (the MBR code boots) or UEFI (OVMF runs the UEFI boot program).
+    pub firmware: imgtool::qemu::Firmware,
     pub memory_mib: u32,
     pub no_reboot: bool,
     /// Guest TCP ports to forward from free host ports (see `Vm::host_port`).
@@ -68,6 +70,7 @@ pub struct LabLink {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            firmware: imgtool::qemu::Firmware::Bios,
             memory_mib: 512,
             no_reboot: false,
             forwards: Vec::new(),
@@ -86,6 +89,7 @@ impl Vm {
             forwards.push((guest, imgtool::qemu::free_port()?));
         }
         let qemu_options = imgtool::qemu::Options {
+            firmware: options.firmware,
             memory_mib: options.memory_mib,
             admind_host_port: admind_port,
             forwards: forwards.iter().map(|&(g, h)| (h, g)).collect(),

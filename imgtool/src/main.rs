@@ -53,8 +53,9 @@ struct QemuArgs {
     /// Exit QEMU when the guest reboots.
     #[arg(long)]
     no_reboot: bool,
-    /// Boot as a UEFI machine (OVMF, q35), through the image's UEFI boot program, instead
-    /// of as a BIOS machine through its MBR code.
+    /// Boot an x86_64 image as a UEFI machine (OVMF, q35), through the image's UEFI boot
+    /// program, instead of as a BIOS machine through its MBR code (aarch64 images always
+    /// boot through UEFI).
     #[arg(long)]
     uefi: bool,
 }
@@ -442,17 +443,24 @@ fn qemu(args: QemuArgs) -> Result<()> {
         Some(p) => p,
         None => imgtool::qemu::free_port()?,
     };
-    let firmware = if args.uefi {
+    use imgtool::qemu::{Firmware, Machine};
+    let machine = Machine::of_image(&args.image)?;
+    let firmware = if args.uefi || machine == Machine::Arm64Virt {
+        let file = match machine {
+            Machine::X86_64 => imgtool::qemu::OVMF,
+            Machine::Arm64Virt => imgtool::qemu::AAVMF,
+        };
         anyhow::ensure!(
-            Path::new(imgtool::qemu::OVMF).is_file(),
-            "--uefi needs OVMF at {}: apt-get install ovmf",
-            imgtool::qemu::OVMF
+            Path::new(file).is_file(),
+            "booting through UEFI needs {file}: apt-get install {}",
+            machine.packages()
         );
-        imgtool::qemu::Firmware::Uefi
+        Firmware::Uefi
     } else {
-        imgtool::qemu::Firmware::Bios
+        Firmware::Bios
     };
     let options = imgtool::qemu::Options {
+        machine,
         firmware,
         memory_mib: args.memory,
         admind_host_port: port,
@@ -467,7 +475,13 @@ fn qemu(args: QemuArgs) -> Result<()> {
     }
     let status = imgtool::qemu::command(&args.image, &options)
         .status()
-        .context("cannot run qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+        .with_context(|| {
+            format!(
+                "cannot run {} (apt-get install {})",
+                machine.qemu(),
+                machine.packages()
+            )
+        })?;
     anyhow::ensure!(status.success(), "qemu exited with {status}");
     Ok(())
 }

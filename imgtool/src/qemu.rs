@@ -1,7 +1,10 @@
-//! `imgtool qemu`: boots an image in qemu-system-x86_64, as a BIOS machine (SeaBIOS runs
-//! the MBR boot code) or as a UEFI machine (OVMF runs `\EFI\BOOT\BOOTX64.EFI`, our UEFI
-//! boot program). No `-kernel`: the image's own boot code loads the slot's kernel.
+//! `imgtool qemu`: boots an image in QEMU without `-kernel`: the image's own boot code loads
+//! the slot's kernel. x86_64 images boot in qemu-system-x86_64 as a BIOS machine (SeaBIOS
+//! runs the MBR code) or as a UEFI machine (OVMF runs `\EFI\BOOT\BOOTX64.EFI`, our UEFI
+//! boot program); aarch64 images in qemu-system-aarch64's `virt` machine under AAVMF, which
+//! runs `\EFI\BOOT\BOOTAA64.EFI`.
 
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -11,6 +14,42 @@ pub const ADMIND_PORT: u16 = 8443;
 /// OVMF for `-bios` (code and variables in one file; variables do not persist), from
 /// Debian's ovmf package.
 pub const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+
+/// AAVMF for `-bios` on the arm64 `virt` machine, from Debian's qemu-efi-aarch64 package.
+pub const AAVMF: &str = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd";
+
+/// The kind of machine an image's kernel runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    X86_64,
+    /// QEMU's arm64 `virt` machine, always UEFI.
+    Arm64Virt,
+}
+
+impl Machine {
+    /// The machine slot A's kernel is built for, found where the MBR table says it lies.
+    pub fn of_image(image: &Path) -> std::io::Result<Machine> {
+        let file = std::fs::File::open(image)?;
+        let mut mbr = [0u8; 512];
+        file.read_exact_at(&mut mbr, 0)?;
+        let unknown = |what: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {what}; was it made by imgtool mkimg?", image.display()),
+            )
+        };
+        let table = boot::mbr::Table::read(&mbr).ok_or_else(|| unknown("no slot table"))?;
+        let mut header = [0u8; 0x240];
+        file.read_exact_at(&mut header, u64::from(table.kernel_lba[0]) * 512)?;
+        if &header[0x202..0x206] == b"HdrS" {
+            Ok(Machine::X86_64)
+        } else if &header[0x38..0x3c] == b"ARM\x64" {
+            Ok(Machine::Arm64Virt)
+        } else {
+            Err(unknown("slot A holds neither an x86 nor an arm64 kernel"))
+        }
+    }
+}
 
 /// The machine's firmware.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,6 +64,8 @@ pub enum Firmware {
 /// How to start the VM.
 #[derive(Clone, Debug)]
 pub struct Options {
+    pub machine: Machine,
+    /// For x86_64; the arm64 machine is always UEFI.
     pub firmware: Firmware,
     pub memory_mib: u32,
     /// Host port forwarded to admind's port in the guest (on 127.0.0.1).
@@ -43,13 +84,18 @@ pub struct Options {
 
 /// The qemu command line; stdin/stdout are left for the caller to wire to the serial port.
 pub fn command(image: &Path, options: &Options) -> Command {
-    let mut cmd = Command::new("qemu-system-x86_64");
-    match options.firmware {
-        Firmware::Bios => cmd.args(["-machine", "pc"]),
-        Firmware::Uefi => cmd.args(["-machine", "q35", "-bios", OVMF]),
+    let mut cmd = Command::new(options.machine.qemu());
+    match (options.machine, options.firmware) {
+        (Machine::X86_64, Firmware::Bios) => cmd.args(["-machine", "pc", "-vga", "none"]),
+        (Machine::X86_64, Firmware::Uefi) => {
+            cmd.args(["-machine", "q35", "-vga", "none", "-bios", OVMF])
+        }
+        (Machine::Arm64Virt, _) => {
+            cmd.args(["-machine", "virt", "-cpu", "cortex-a57", "-bios", AAVMF])
+        }
     };
     cmd.arg("-m").arg(options.memory_mib.to_string());
-    cmd.args(["-display", "none", "-vga", "none"]);
+    cmd.args(["-display", "none"]);
     if options.interactive {
         cmd.args(["-serial", "mon:stdio"]);
     } else {
@@ -83,6 +129,24 @@ pub fn command(image: &Path, options: &Options) -> Command {
         cmd.arg("-no-reboot");
     }
     cmd
+}
+
+impl Machine {
+    /// The QEMU program, and the Debian package that has it.
+    pub fn qemu(self) -> &'static str {
+        match self {
+            Machine::X86_64 => "qemu-system-x86_64",
+            Machine::Arm64Virt => "qemu-system-aarch64",
+        }
+    }
+
+    /// What to install when [`Machine::qemu`] or its firmware is missing.
+    pub fn packages(self) -> &'static str {
+        match self {
+            Machine::X86_64 => "qemu-system-x86 ovmf",
+            Machine::Arm64Virt => "qemu-system-arm qemu-efi-aarch64",
+        }
+    }
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; another process may take it later).

@@ -89,6 +89,7 @@ impl Vm {
             forwards.push((guest, imgtool::qemu::free_port()?));
         }
         let qemu_options = imgtool::qemu::Options {
+            machine: imgtool::qemu::Machine::of_image(image)?,
             firmware: options.firmware,
             memory_mib: options.memory_mib,
             admind_host_port: admind_port,

@@ -14,6 +14,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// arm64 emulated on x86 (TCG) is several times slower.
+const ARM64_BOOT_TIMEOUT: Duration = Duration::from_secs(420);
 
 fn push(s: &Scratch, vm: &Vm, extra: &[&str]) -> Output {
     let mut cmd = remote(s, vm.admind_port, "push");
@@ -178,6 +180,60 @@ fn one_image_answers_under_bios_and_uefi_and_a_push_commits_under_uefi() {
         );
         vm.kill();
     }
+}
+
+/// An aarch64 image (default arm64 kernel, programs for aarch64-unknown-linux-musl) boots in
+/// QEMU's arm64 `virt` machine under AAVMF through the UEFI boot program, gets a lease,
+/// admind answers, and a push is tried and committed.
+#[test]
+fn an_aarch64_image_boots_under_aavmf_gets_a_lease_and_a_push_commits() {
+    let s = Scratch::new("push-aarch64");
+    let image = s.path("arm.img");
+    run_ok(
+        imgtool()
+            .arg("mkimg")
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(["--arch", "aarch64", "--size", "1G"])
+            .args(["--kernel-arg", "rustkrazy.trial_timeout=120"])
+            .arg(&image),
+    );
+    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    let mut at = 0;
+    for marker in [
+        "rustkrazy: booting slot A",
+        "Machine model: linux,dummy-virt",
+        "init: boot status: committed slot=2",
+        "link: eth0: lease",
+        "admind: listening on",
+    ] {
+        at = vm
+            .wait_for(marker, at, ARM64_BOOT_TIMEOUT)
+            .unwrap_or_else(|c| panic!("waiting for {marker:?}: {c}"))
+            .0;
+    }
+    let status = status_when_up(&s, &vm);
+    assert!(
+        line_of(&status, "boot").starts_with("boot      root 2, committed"),
+        "{status}"
+    );
+    let extra = s.path("extra");
+    tiny_static_elf_for(&extra, 4096, 13, "aarch64");
+    let out = push(&s, &vm, &["--bin", &extra.display().to_string()]);
+    let said = text(&out);
+    assert!(
+        out.status.success(),
+        "push failed:\n{said}\n{}",
+        vm.console()
+    );
+    assert!(said.contains("push: root 3 committed"), "{said}");
+    assert!(
+        vm.console()
+            .contains("rustkrazy: booting slot B (trial, once)"),
+        "{}",
+        vm.console()
+    );
+    vm.kill();
 }
 
 #[test]

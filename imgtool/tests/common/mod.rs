@@ -55,13 +55,33 @@ pub fn fake_bzimage(path: &Path, len: usize) {
 /// A minimal static x86_64 ELF executable (one PT_LOAD, no PT_INTERP) that exits 0, followed
 /// by `padding` bytes of pseudo-random data.
 pub fn tiny_static_elf(path: &Path, padding: usize, seed: u64) {
+    tiny_static_elf_for(path, padding, seed, "x86_64");
+}
+
+/// [`tiny_static_elf`] for `arch` ("x86_64" or "aarch64").
+pub fn tiny_static_elf_for(path: &Path, padding: usize, seed: u64, arch: &str) {
+    let (machine, code): (u16, &[u8]) = match arch {
+        // mov eax, 60; xor edi, edi; syscall
+        "x86_64" => (
+            62,
+            &[0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05, 0x90, 0x90, 0x90],
+        ),
+        // mov x8, #93; mov x0, #0; svc #0
+        "aarch64" => (
+            183,
+            &[
+                0xa8, 0x0b, 0x80, 0xd2, 0x00, 0x00, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4,
+            ],
+        ),
+        other => panic!("no tiny ELF for {other}"),
+    };
     let mut elf = vec![0u8; 120];
     elf[0..4].copy_from_slice(b"\x7fELF");
     elf[4] = 2; // 64-bit
     elf[5] = 1; // little-endian
     elf[6] = 1; // version
     elf[0x10..0x12].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf[0x12..0x14].copy_from_slice(&62u16.to_le_bytes()); // x86_64
+    elf[0x12..0x14].copy_from_slice(&machine.to_le_bytes());
     elf[0x14..0x18].copy_from_slice(&1u32.to_le_bytes());
     elf[0x18..0x20].copy_from_slice(&(0x400000u64 + 120).to_le_bytes()); // entry
     elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // phoff
@@ -74,8 +94,7 @@ pub fn tiny_static_elf(path: &Path, padding: usize, seed: u64) {
     ph[16..24].copy_from_slice(&0x400000u64.to_le_bytes()); // vaddr
     ph[32..40].copy_from_slice(&(132u64).to_le_bytes()); // filesz
     ph[40..48].copy_from_slice(&(132u64).to_le_bytes()); // memsz
-                                                         // mov eax, 60; xor edi, edi; syscall
-    elf.extend_from_slice(&[0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05, 0x90, 0x90, 0x90]);
+    elf.extend_from_slice(code);
     elf.extend(pseudo_random(padding, seed));
     std::fs::write(path, elf).unwrap();
     set_executable(path);

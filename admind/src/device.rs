@@ -101,7 +101,8 @@ pub struct Device {
 
 /// Bytes moved per read/write while streaming (the only buffer an update needs).
 pub const STREAM_BUFFER_BYTES: usize = 256 * 1024;
-/// The start of a bzImage read to learn its length and version: boot sector and setup.
+/// The start of a kernel read to learn its length and (for a bzImage, whose setup holds it)
+/// version: at least `boot::slot::KERNEL_HEADER_BYTES`.
 const KERNEL_SETUP_BYTES: usize = 64 * 512;
 
 /// A slot's kernel and command line as the disk holds them.
@@ -217,7 +218,7 @@ impl Device {
     }
 
     /// Slot `slot`'s kernel and command line as they are on the disk now: the kernel as long
-    /// as its header says (`None` if the region holds no bzImage), the command line up to
+    /// as its header says (`None` if the region holds no kernel), the command line up to
     /// its NUL. With `hash`, the kernel is read whole and hashed (else its hash is zero).
     pub fn slot_files(&self, slot: &Partition, hash: bool) -> Result<SlotFiles, Refusal> {
         let table = self.boot_table()?;
@@ -226,7 +227,7 @@ impl Device {
         let kernel_at = u64::from(table.kernel_lba[i]) * 512;
         let mut setup = vec![0u8; KERNEL_SETUP_BYTES];
         disk.read_exact_at(&mut setup, kernel_at)?;
-        let kernel = match boot::slot::bzimage_bytes(&setup) {
+        let kernel = match boot::slot::kernel_bytes(&setup) {
             Some(len) if len <= boot::slot::KERNEL_REGION_BYTES && !hash => Some(Part {
                 bytes: len,
                 sha256: [0; 32],

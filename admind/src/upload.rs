@@ -202,13 +202,13 @@ impl RegionUpload {
                 if let Some(want) = expected.filter(|w| *w != sha256) {
                     return Err(mismatch(&want));
                 }
-                let mut header = [0u8; 0x400];
+                let mut header = [0u8; boot::slot::KERNEL_HEADER_BYTES];
                 let n = header.len().min(bytes as usize);
                 self.disk.read_exact_at(&mut header[..n], self.offset)?;
-                if boot::slot::bzimage_bytes(&header[..n]) != Some(bytes) {
+                if boot::slot::kernel_bytes(&header[..n]) != Some(bytes) {
                     return Err(refuse(
                         422,
-                        "not an x86 bzImage (boot protocol 2.04 or later) whose header describes its length; the slot stays incomplete",
+                        "not a kernel whose header describes its length (an x86 bzImage of boot protocol 2.04 or later, or a kernel with an EFI stub); the slot stays incomplete",
                     ));
                 }
                 Ok(json(

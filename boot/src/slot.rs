@@ -20,6 +20,9 @@ use crate::layout::ROOT_B;
 pub const KERNEL_REGION_BYTES: u64 = 64 << 20;
 /// Room for one slot's command line: one sector, NUL-terminated for the MBR code.
 pub const CMDLINE_REGION_BYTES: u64 = 512;
+/// The first bytes of a slot's kernel, which hold its length ([`kernel_bytes`]): a bzImage's
+/// setup header, a PE file's section table.
+pub const KERNEL_HEADER_BYTES: usize = 4096;
 /// Longest command line (the sector keeps a NUL after it).
 pub const CMDLINE_BYTES_MAX: usize = 511;
 

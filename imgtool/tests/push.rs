@@ -202,7 +202,7 @@ fn an_aarch64_image_boots_under_aavmf_gets_a_lease_and_a_push_commits() {
     let mut at = 0;
     for marker in [
         "rustkrazy: booting slot A",
-        "Machine model: linux,dummy-virt",
+        "EFI stub: Booting Linux Kernel",
         "init: boot status: committed slot=2",
         "link: eth0: lease",
         "admind: listening on",

@@ -24,8 +24,6 @@ use uefi::proto::ProtocolPointer;
 use uefi::{boot as firmware, entry, system, Handle, Status};
 
 const SECTOR: usize = 512;
-/// Bytes read before the kernel's length is known: its bzImage or PE header.
-const KERNEL_HEADER_BYTES: usize = 4096;
 
 #[entry]
 fn main() -> Status {
@@ -78,10 +76,10 @@ fn boot_slot() -> Result<(), String> {
     ));
 
     let kernel_lba = u64::from(table.kernel_lba[index]);
-    let mut kernel = vec![0u8; KERNEL_HEADER_BYTES];
+    let mut kernel = vec![0u8; slot::KERNEL_HEADER_BYTES];
     disk.read(kernel_lba, &mut kernel)?;
     let length = slot::kernel_bytes(&kernel)
-        .filter(|&n| n >= KERNEL_HEADER_BYTES as u64 && n <= slot::KERNEL_REGION_BYTES)
+        .filter(|&n| n >= slot::KERNEL_HEADER_BYTES as u64 && n <= slot::KERNEL_REGION_BYTES)
         .ok_or_else(|| {
             format!(
                 "no kernel in /boot/{}: neither a bzImage nor a PE header at its start",
@@ -90,8 +88,8 @@ fn boot_slot() -> Result<(), String> {
         })?;
     let length = usize::try_from(length).map_err(|_| "kernel too large")?;
     kernel.resize(length.div_ceil(SECTOR) * SECTOR, 0);
-    let rest = KERNEL_HEADER_BYTES as u64 / SECTOR as u64;
-    disk.read(kernel_lba + rest, &mut kernel[KERNEL_HEADER_BYTES..])?;
+    let rest = slot::KERNEL_HEADER_BYTES as u64 / SECTOR as u64;
+    disk.read(kernel_lba + rest, &mut kernel[slot::KERNEL_HEADER_BYTES..])?;
     kernel.truncate(length);
 
     disk.read(u64::from(table.cmdline_lba[index]), &mut sector)?;

@@ -4,6 +4,7 @@
 use crate::config::{Arch, Source};
 use crate::rootfs::Program;
 use anyhow::{bail, Context, Result};
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -33,8 +34,13 @@ impl Builder {
         if self.arch.target() == "aarch64-unknown-linux-musl"
             && std::env::var_os("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER").is_none()
         {
-            // All-Rust crates link for aarch64 without a C cross compiler.
+            // Rust's linker needs no C cross toolchain: the musl Rust ships resolves libc
+            // for Rust code and for C objects alike.
             cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
+        }
+        // Crates with C inside: zig compiles it for the target (no effect on all-Rust ones).
+        if let Err(e) = crate::c_toolchain::configure(&mut cmd, self.arch.target(), &self.cache) {
+            eprintln!("note: cannot set up zig as the C compiler: {e:#}");
         }
         cmd
     }
@@ -158,8 +164,9 @@ impl Builder {
             .wait_with_output()?;
         if !output.status.success() {
             bail!(
-                "building {what} for {} failed (cargo's messages are above)",
-                self.arch.target()
+                "building {what} for {} failed (cargo's messages are above){}",
+                self.arch.target(),
+                crate::c_toolchain::failure_hint(self.arch.target())
             );
         }
         let mut programs = Vec::new();
@@ -195,10 +202,16 @@ impl Builder {
 
     /// `cargo install` into a fresh root; its bin/ holds the executables.
     fn run_install(&self, mut cmd: Command, what: &str) -> Result<Vec<Program>> {
-        let root =
-            self.cache
-                .join("install")
-                .join(format!("{}-{}", std::process::id(), sanitize(what)));
+        // One fresh root per source: two sources whose names share a long prefix must not
+        // see each other's executables.
+        let digest = sha2::Sha256::digest(what.as_bytes());
+        let root = self.cache.join("install").join(format!(
+            "{}-{}-{}",
+            std::process::id(),
+            crate::instance::hex(&digest[..6]),
+            sanitize(what)
+        ));
+        let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root)?;
         cmd.arg("--target").arg(self.arch.target());
         cmd.arg("--root").arg(&root).arg("--force");
@@ -206,8 +219,9 @@ impl Builder {
         let status = cmd.status().context("cannot run cargo")?;
         if !status.success() {
             bail!(
-                "installing {what} for {} failed (cargo's messages are above)",
-                self.arch.target()
+                "installing {what} for {} failed (cargo's messages are above){}",
+                self.arch.target(),
+                crate::c_toolchain::failure_hint(self.arch.target())
             );
         }
         let mut programs = Vec::new();

@@ -1,5 +1,6 @@
 //! imgtool's library: everything the `imgtool` command does, as modules tests can call.
 
+pub mod c_toolchain;
 pub mod cargo_build;
 pub mod client;
 pub mod config;

@@ -4,5 +4,21 @@
 /// The x86_64 fragment (`boot/kernel/x86_64.config`).
 pub const X86_64_FRAGMENT: &str = include_str!("../kernel/x86_64.config");
 
-/// The arm64 fragment for UEFI machines (`boot/kernel/aarch64.config`).
-pub const AARCH64_FRAGMENT: &str = include_str!("../kernel/aarch64.config");
+/// The arm64 fragment (`boot/kernel/arm64.config`): UEFI machines and the Raspberry Pi.
+pub const ARM64_FRAGMENT: &str = include_str!("../kernel/arm64.config");
+
+/// Patches to the kernel source, applied in order to every arm64 build: (file name, text).
+pub const ARM64_PATCHES: &[(&str, &str)] = &[(
+    "rpi-tryboot.patch",
+    include_str!("../kernel/rpi-tryboot.patch"),
+)];
+
+/// Device trees built with the arm64 kernel, under the names mainline gives them
+/// (`arch/arm64/boot/dts/broadcom/`): Pi 3B, 3B+, 4B, CM3, Zero 2 W.
+pub const RPI_DEVICE_TREES: [&str; 5] = [
+    "bcm2837-rpi-3-b.dtb",
+    "bcm2837-rpi-3-b-plus.dtb",
+    "bcm2711-rpi-4-b.dtb",
+    "bcm2837-rpi-cm3-io3.dtb",
+    "bcm2837-rpi-zero-2-w.dtb",
+];

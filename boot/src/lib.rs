@@ -16,6 +16,7 @@ pub mod network;
 pub mod password;
 pub mod record;
 pub mod rootid;
+pub mod rpi;
 pub mod services;
 pub mod slot;
 pub mod text;

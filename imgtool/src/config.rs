@@ -89,7 +89,10 @@ impl Arch {
             Arch::X86_64 => "console=tty1 console=ttyS0,115200",
             // The PL011 of QEMU's virt machine and of most arm64 servers.
             Arch::Aarch64 => "console=ttyAMA0,115200",
-            Arch::Rpi => "console=tty1 console=serial0,115200",
+            // None: the kernel then takes the device tree's stdout-path, the UART on the
+            // GPIO header (the mini UART on the Pi 3 and 4), which is also where
+            // `console=serial0` points under the Foundation's kernels.
+            Arch::Rpi => "",
         }
     }
 }

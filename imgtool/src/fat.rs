@@ -260,7 +260,7 @@ struct Bpb {
 }
 
 impl Bpb {
-    fn read(region: &mut Region<'_>) -> Result<Bpb> {
+    fn read<R: Read + Seek>(region: &mut R) -> Result<Bpb> {
         let mut sector = [0u8; 512];
         region.seek(SeekFrom::Start(0))?;
         region.read_exact(&mut sector)?;
@@ -295,7 +295,7 @@ impl Bpb {
 }
 
 /// Follows a cluster chain; returns the clusters in order.
-fn chain(region: &mut Region<'_>, bpb: &Bpb, first: u32) -> Result<Vec<u32>> {
+fn chain<R: Read + Seek>(region: &mut R, bpb: &Bpb, first: u32) -> Result<Vec<u32>> {
     let mut clusters = Vec::new();
     let mut cluster = first;
     while (2..0x0fff_fff8).contains(&cluster) {
@@ -316,7 +316,7 @@ fn chain(region: &mut Region<'_>, bpb: &Bpb, first: u32) -> Result<Vec<u32>> {
 
 /// Finds file `path` (case-insensitive, long or 8.3 names, directories separated by '/')
 /// and says where its data lies.
-pub fn find(region: &mut Region<'_>, path: &str) -> Result<Extent> {
+pub fn find<R: Read + Seek>(region: &mut R, path: &str) -> Result<Extent> {
     let bpb = Bpb::read(region)?;
     let entry = lookup(region, &bpb, path)?;
     let clusters = chain(region, &bpb, entry.first_cluster)?;
@@ -337,6 +337,28 @@ pub fn find(region: &mut Region<'_>, path: &str) -> Result<Extent> {
     })
 }
 
+/// The bytes of file `path` (as [`find`] takes it), following its cluster chain.
+pub fn read_file<R: Read + Seek>(region: &mut R, path: &str) -> Result<Vec<u8>> {
+    let bpb = Bpb::read(region)?;
+    let entry = lookup(region, &bpb, path)?;
+    let mut data = Vec::with_capacity(entry.size_bytes as usize);
+    for cluster in chain(region, &bpb, entry.first_cluster)? {
+        let want = (entry.size_bytes - data.len() as u64).min(bpb.cluster_bytes()) as usize;
+        if want == 0 {
+            break;
+        }
+        let at = data.len();
+        data.resize(at + want, 0);
+        region.seek(SeekFrom::Start(bpb.cluster_sector(cluster) * SECTOR_BYTES))?;
+        region.read_exact(&mut data[at..])?;
+    }
+    ensure!(
+        data.len() as u64 == entry.size_bytes,
+        "{path}: cluster chain shorter than the file"
+    );
+    Ok(data)
+}
+
 /// A directory entry's fields this reader uses.
 struct Entry {
     first_cluster: u32,
@@ -344,7 +366,7 @@ struct Entry {
 }
 
 /// The entry at `path` from the root directory.
-fn lookup(region: &mut Region<'_>, bpb: &Bpb, path: &str) -> Result<Entry> {
+fn lookup<R: Read + Seek>(region: &mut R, bpb: &Bpb, path: &str) -> Result<Entry> {
     let mut dir = bpb.root_cluster;
     let mut names = path.split('/').peekable();
     while let Some(name) = names.next() {
@@ -359,7 +381,7 @@ fn lookup(region: &mut Region<'_>, bpb: &Bpb, path: &str) -> Result<Entry> {
 
 /// The entry named `name` (case-insensitive, long or 8.3 name) in the directory starting at
 /// cluster `dir`; volume labels and `.`/`..` are skipped.
-fn lookup_in(region: &mut Region<'_>, bpb: &Bpb, dir: u32, name: &str) -> Result<Entry> {
+fn lookup_in<R: Read + Seek>(region: &mut R, bpb: &Bpb, dir: u32, name: &str) -> Result<Entry> {
     let mut long_name: Vec<u16> = Vec::new();
     for cluster in chain(region, bpb, dir)? {
         let mut data = vec![0u8; bpb.cluster_bytes() as usize];

@@ -1,9 +1,11 @@
 //! `imgtool kernel`: builds a Linux kernel from source with rustkrazy's config fragment merged
 //! onto `make tinyconfig`, everything built in (no modules, no initramfs).
 //!
-//! Results are cached under `~/.cache/rustkrazy/kernel/<key>/`, keyed by the source (path,
-//! size and modification time of a tarball; path of a tree plus its Makefile's contents),
-//! the fragment and the architecture, so a second call returns at once.
+//! arm64 builds apply rustkrazy's patches (`boot/kernel/*.patch`) first and also build the
+//! Raspberry Pi device trees. Results are cached under `~/.cache/rustkrazy/kernel/<key>/`,
+//! keyed by the source (path, size and modification time of a tarball; path of a tree plus
+//! its Makefile's contents), the fragment, the patches and the architecture, so a second call
+//! returns at once; every arm64 machine shares one build.
 
 use crate::config::Arch;
 use anyhow::{bail, ensure, Context, Result};
@@ -16,15 +18,9 @@ const RECIPE_VERSION: &str = "1";
 /// Where Debian's linux-source package puts its tarball.
 const DEBIAN_SOURCE_DIR: &str = "/usr/src";
 
-/// The config fragment for an architecture.
-pub fn fragment(arch: Arch) -> Result<&'static str> {
-    match arch {
-        Arch::X86_64 => Ok(boot::kernel::X86_64_FRAGMENT),
-        Arch::Aarch64 => Ok(boot::kernel::AARCH64_FRAGMENT),
-        Arch::Rpi => {
-            bail!("there is no Raspberry Pi kernel recipe yet; pass --kernel with an arm64 Image")
-        }
-    }
+/// The config fragment for an architecture (one for every arm64 machine).
+pub fn fragment(arch: Arch) -> &'static str {
+    recipe(arch).fragment
 }
 
 /// Debian's newest `linux-source-*.tar.xz`.
@@ -54,11 +50,18 @@ fn version_key(path: &Path) -> Vec<u64> {
         .collect()
 }
 
-fn cache_key(source: &Path, fragment: &str, arch: Arch) -> Result<String> {
+fn cache_key(source: &Path, recipe: &Recipe) -> Result<String> {
     let mut hash = Sha256::new();
     hash.update(RECIPE_VERSION);
-    hash.update(arch.name());
-    hash.update(fragment);
+    hash.update(recipe.make_arch);
+    hash.update(recipe.fragment);
+    for (name, text) in recipe.patches {
+        hash.update(name);
+        hash.update(text);
+    }
+    for tree in recipe.device_trees {
+        hash.update(tree);
+    }
     let source = source
         .canonicalize()
         .with_context(|| format!("kernel source {} not found", source.display()))?;
@@ -80,44 +83,66 @@ fn cache_key(source: &Path, fragment: &str, arch: Arch) -> Result<String> {
     Ok(crate::instance::hex(&hash.finalize()[..12]))
 }
 
-/// How the kernel's make is told the architecture, and what it builds.
+/// How one kernel is built: make's architecture, the fragment and patches, what comes out.
+/// Every arm64 machine (UEFI and Raspberry Pi) shares one recipe, so one build.
 struct Recipe {
     make_arch: &'static str,
+    fragment: &'static str,
+    /// Applied in order with `patch -p1` to the unpacked source: (file name, text).
+    patches: &'static [(&'static str, &'static str)],
     /// Cross compiler prefix, and the Debian package that has it.
     cross: Option<(&'static str, &'static str)>,
     /// make target, and where it leaves the file.
     target: &'static str,
     output: &'static str,
+    /// Device trees built beside it (file names under `dts_dir`), kept in `dtbs/`.
+    device_trees: &'static [&'static str],
+    dts_dir: &'static str,
 }
 
 fn recipe(arch: Arch) -> Recipe {
     match arch {
         Arch::X86_64 => Recipe {
             make_arch: "x86_64",
+            fragment: boot::kernel::X86_64_FRAGMENT,
+            patches: &[],
             cross: None,
             target: "bzImage",
             output: "arch/x86/boot/bzImage",
+            device_trees: &[],
+            dts_dir: "",
         },
-        // The uncompressed Image: its EFI stub is what UEFI firmware starts.
+        // The uncompressed Image: its EFI stub is what UEFI firmware starts, and the Pi
+        // firmware loads it as it is.
         Arch::Aarch64 | Arch::Rpi => Recipe {
             make_arch: "arm64",
+            fragment: boot::kernel::ARM64_FRAGMENT,
+            patches: boot::kernel::ARM64_PATCHES,
             cross: Some(("aarch64-linux-gnu-", "gcc-aarch64-linux-gnu")),
             target: "Image",
             output: "arch/arm64/boot/Image",
+            device_trees: &boot::kernel::RPI_DEVICE_TREES,
+            dts_dir: "broadcom",
         },
     }
 }
 
+/// The device trees built with `kernel` (a path [`build`] returned), by file name.
+pub fn device_trees(kernel: &Path) -> PathBuf {
+    kernel.with_file_name("dtbs")
+}
+
 /// Returns the path of a kernel built from `source` for `arch`, building it if not cached.
 pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf> {
-    let fragment = fragment(arch)?;
+    let recipe = recipe(arch);
     let source = match source {
         Some(s) => s.to_path_buf(),
         None => default_source()?,
     };
-    let key = cache_key(&source, fragment, arch)?;
-    let dir = cache.join("kernel").join(format!("{}-{key}", arch.name()));
-    let recipe = recipe(arch);
+    let key = cache_key(&source, &recipe)?;
+    let dir = cache
+        .join("kernel")
+        .join(format!("{}-{key}", recipe.make_arch));
     let image = dir.join(recipe.target);
     if image.is_file() {
         eprintln!("kernel: cached {}", image.display());
@@ -140,7 +165,9 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
     }
     let tree = dir.join("src");
     let started = std::time::Instant::now();
-    if !tree.join("Makefile").is_file() {
+    // A tree is reused only when it was unpacked and patched completely.
+    let prepared = tree.join(".rustkrazy-prepared");
+    if !prepared.is_file() {
         let _ = std::fs::remove_dir_all(&tree);
         std::fs::create_dir_all(&tree)?;
         if source.is_dir() {
@@ -158,9 +185,23 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
                 .arg(&tree)
                 .arg("--strip-components=1"))?;
         }
+        for (name, text) in recipe.patches {
+            eprintln!("kernel: applying boot/kernel/{name}");
+            let file = dir.join(name);
+            std::fs::write(&file, text)?;
+            run(Command::new("patch")
+                .current_dir(&tree)
+                .args(["-p1", "--forward", "--batch", "-i"])
+                .arg(&file)
+                .stdout(std::io::stderr()))
+            .with_context(|| {
+                format!("boot/kernel/{name} does not apply to {}", source.display())
+            })?;
+        }
+        std::fs::write(&prepared, b"")?;
     }
     let fragment_path = dir.join("rustkrazy.config");
-    std::fs::write(&fragment_path, fragment)?;
+    std::fs::write(&fragment_path, recipe.fragment)?;
     run(make(&tree, &recipe).arg("tinyconfig"))?;
     run(Command::new("scripts/kconfig/merge_config.sh")
         .current_dir(&tree)
@@ -169,7 +210,7 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
         .arg(&fragment_path)
         .stdout(std::io::stderr()))?;
     run(make(&tree, &recipe).arg("olddefconfig"))?;
-    check_config(&tree.join(".config"), fragment)?;
+    check_config(&tree.join(".config"), recipe.fragment)?;
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -177,9 +218,33 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
         "kernel: building {} with {jobs} jobs (several minutes on 2 cores; progress below)",
         recipe.target
     );
+    let dtb_targets: Vec<String> = recipe
+        .device_trees
+        .iter()
+        .map(|name| format!("{}/{name}", recipe.dts_dir))
+        .collect();
     run(make(&tree, &recipe)
         .arg(format!("-j{jobs}"))
-        .arg(recipe.target))?;
+        .arg(recipe.target)
+        .args(&dtb_targets))?;
+    if !recipe.device_trees.is_empty() {
+        let dtbs = device_trees(&image);
+        let partial = dir.join("dtbs.partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial)?;
+        for name in recipe.device_trees {
+            let built = tree
+                .join("arch")
+                .join(recipe.make_arch)
+                .join("boot/dts")
+                .join(recipe.dts_dir)
+                .join(name);
+            std::fs::copy(&built, partial.join(name))
+                .with_context(|| format!("kernel build made no {}", built.display()))?;
+        }
+        let _ = std::fs::remove_dir_all(&dtbs);
+        std::fs::rename(&partial, &dtbs)?;
+    }
     let built = tree.join(recipe.output);
     let partial = dir.join(format!("{}.partial", recipe.target));
     std::fs::copy(&built, &partial)

@@ -15,5 +15,7 @@ pub mod mkimg;
 pub mod output;
 pub mod push;
 pub mod qemu;
+pub mod qemu_raspi;
 pub mod rootfs;
+pub mod rpi_firmware;
 pub mod size;

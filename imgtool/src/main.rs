@@ -448,7 +448,7 @@ fn qemu(args: QemuArgs) -> Result<()> {
     let firmware = if args.uefi || machine == Machine::Arm64Virt {
         let file = match machine {
             Machine::X86_64 => imgtool::qemu::OVMF,
-            Machine::Arm64Virt => imgtool::qemu::AAVMF,
+            Machine::Arm64Virt | Machine::Raspi3b => imgtool::qemu::AAVMF,
         };
         anyhow::ensure!(
             Path::new(file).is_file(),
@@ -473,7 +473,7 @@ fn qemu(args: QemuArgs) -> Result<()> {
     for (host, guest) in &args.forward {
         eprintln!("qemu: 127.0.0.1:{host} is forwarded to the guest's port {guest}");
     }
-    let status = imgtool::qemu::command(&args.image, &options)
+    let status = imgtool::qemu::command(&args.image, &options)?
         .status()
         .with_context(|| {
             format!(

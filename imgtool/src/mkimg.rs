@@ -79,7 +79,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         Some(s) => Some(size::parse(s)?),
         None => instance.size_bytes,
     };
-    let firmware = read_firmware(plan.firmware.as_deref())?;
+    let firmware = extra_boot_files(&plan, arch)?;
     plan.network.as_ref().map(|n| n.render()).transpose()?; // checked before building
     let uefi = uefi_program(&instance)?;
 
@@ -106,6 +106,14 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         size::human(disk_bytes),
         size::human(layout::DISK_MAX_BYTES)
     );
+
+    if arch == Arch::Rpi && !disk_bytes.is_power_of_two() {
+        eprintln!(
+            "note: {} is not a power of two: QEMU's raspi3b refuses such SD card images (a Pi \
+             does not mind); to try it with imgtool qemu, use 1G, 2G, 4G...",
+            size::human(disk_bytes)
+        );
+    }
 
     // 5. Partitions, then the boot record, then the table.
     let signature = instance.disk_signature;
@@ -346,25 +354,15 @@ pub fn cmdline(arch: Arch, signature: u32, partition: u8, extra: &[String]) -> S
         "{} root=PARTUUID={} rootfstype=squashfs ro rootwait={ROOT_WAIT_S} init=/bin/init panic={PANIC_REBOOT_S}",
         arch.console_args(),
         String::from_utf8_lossy(&partuuid)
-    );
+    )
+    .trim_start()
+    .to_string();
     for arg in extra {
         line.push(' ');
         line.push_str(arg);
     }
     line.push('\n');
     line
-}
-
-fn config_txt() -> String {
-    format!(
-        "# Raspberry Pi firmware settings (written by rustkrazy imgtool)\n\
-         arm_64bit=1\n\
-         kernel={}\n\
-         cmdline={}\n\
-         enable_uart=1\n",
-        slot::KERNEL_FILES[0],
-        slot::CMDLINE_FILES[0]
-    )
 }
 
 /// A UUID (version 4 layout) derived from the disk signature, so the instance alone
@@ -484,17 +482,63 @@ pub fn build_root(plan: &Plan, instance: &Instance) -> Result<Root> {
     })
 }
 
+/// The kernel named by the plan, or `imgtool kernel`'s.
+pub fn kernel_path(path: Option<&Path>, arch: Arch) -> Result<PathBuf> {
+    match path {
+        Some(path) => Ok(path.to_path_buf()),
+        None => crate::kernel_build::build(arch, None, &cargo_build::cache_dir())
+            .context("no --kernel given and the default kernel cannot be built"),
+    }
+}
+
 /// The kernel named by the plan, or `imgtool kernel`'s, checked for `arch`.
 pub fn read_kernel(path: Option<&Path>, arch: Arch) -> Result<Vec<u8>> {
-    let path = match path {
-        Some(path) => path.to_path_buf(),
-        None => crate::kernel_build::build(arch, None, &cargo_build::cache_dir())
-            .context("no --kernel given and the default kernel cannot be built")?,
-    };
+    let path = kernel_path(path, arch)?;
     let data =
         std::fs::read(&path).with_context(|| format!("cannot read kernel {}", path.display()))?;
     kernel::check(&path, &data, arch)?;
     Ok(data)
+}
+
+/// Files for /boot besides the slot files and the UEFI program: the firmware folder's, and
+/// for the Raspberry Pi its firmware (Debian's unless `--firmware`), each slot's device trees
+/// (`slot-a-bcm2837-rpi-3-b.dtb`, from beside the kernel) and the firmware's two settings
+/// files, `config.txt` (the committed slot) and `tryboot.txt` (the other one).
+fn extra_boot_files(plan: &Plan, arch: Arch) -> Result<Vec<(String, Vec<u8>)>> {
+    if arch != Arch::Rpi {
+        return read_firmware(plan.firmware.as_deref());
+    }
+    let firmware_dir = match &plan.firmware {
+        Some(dir) => dir.clone(),
+        None => crate::rpi_firmware::fetch(&cargo_build::cache_dir())?,
+    };
+    let mut files = read_firmware(Some(&firmware_dir))?;
+    let kernel = kernel_path(plan.kernel.as_deref(), arch)?;
+    let dtbs = crate::kernel_build::device_trees(&kernel);
+    if dtbs.is_dir() {
+        for name in boot::kernel::RPI_DEVICE_TREES {
+            let data = std::fs::read(dtbs.join(name))
+                .with_context(|| format!("no {name} in {}", dtbs.display()))?;
+            for prefix in boot::rpi::SLOT_PREFIXES {
+                files.push((format!("{prefix}{name}"), data.clone()));
+            }
+        }
+    } else {
+        eprintln!(
+            "note: no device trees in {} (beside --kernel): the Pi firmware will not start this kernel \
+             unless /boot gets slot-a-bcm2837-rpi-3-b.dtb and the like from elsewhere",
+            dtbs.display()
+        );
+    }
+    files.push((
+        boot::rpi::CONFIG_TXT.to_string(),
+        boot::rpi::settings(layout::ROOT_A.number).to_vec(),
+    ));
+    files.push((
+        boot::rpi::TRYBOOT_TXT.to_string(),
+        boot::rpi::settings(layout::ROOT_B.number).to_vec(),
+    ));
+    Ok(files)
 }
 
 /// What goes onto the boot partition.
@@ -538,8 +582,8 @@ fn uefi_program(instance: &Instance) -> Result<Option<(&'static str, Vec<u8>)>> 
     .build_uefi()
 }
 
-/// Writes the boot partition (each slot's kernel and cmdline, config.txt, the UEFI boot
-/// program, firmware) into `output`; returns the MBR code's table and slot A's kernel place.
+/// Writes the boot partition (each slot's kernel and cmdline, the UEFI boot program,
+/// firmware and its settings) into `output`; returns the MBR code's table and slot A's kernel place.
 fn write_boot(
     output: &Output,
     disk_bytes: u64,
@@ -573,7 +617,6 @@ fn write_boot(
     );
     let mut kernel_region = b.kernel_data.to_vec();
     kernel_region.resize(slot::KERNEL_REGION_BYTES as usize, 0);
-    let config_txt = config_txt();
     // Slot files first, always in this order: their places are the same in every image.
     let mut boot_files = vec![
         fat::BootFile {
@@ -591,10 +634,6 @@ fn write_boot(
         fat::BootFile {
             name: slot::KERNEL_FILES[1],
             data: &kernel_region,
-        },
-        fat::BootFile {
-            name: "config.txt",
-            data: config_txt.as_bytes(),
         },
     ];
     if let Some((name, data)) = b.uefi {
@@ -649,7 +688,7 @@ fn write_boot(
 pub fn build_boot(plan: &Plan, instance: &Instance) -> Result<(Vec<u8>, [u8; 440])> {
     let arch = instance.arch;
     let kernel_data = read_kernel(plan.kernel.as_deref(), arch)?;
-    let firmware = read_firmware(plan.firmware.as_deref())?;
+    let firmware = extra_boot_files(plan, arch)?;
     let uefi = uefi_program(instance)?;
     // Laid out in a scratch disk image of the smallest size, then cut out.
     let scratch = std::env::temp_dir().join(format!("imgtool-boot-{}.img", std::process::id()));

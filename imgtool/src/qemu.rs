@@ -2,7 +2,8 @@
 //! the slot's kernel. x86_64 images boot in qemu-system-x86_64 as a BIOS machine (SeaBIOS
 //! runs the MBR code) or as a UEFI machine (OVMF runs `\EFI\BOOT\BOOTX64.EFI`, our UEFI
 //! boot program); aarch64 images in qemu-system-aarch64's `virt` machine under AAVMF, which
-//! runs `\EFI\BOOT\BOOTAA64.EFI`.
+//! runs `\EFI\BOOT\BOOTAA64.EFI`; Raspberry Pi images in the `raspi3b` machine, with the
+//! kernel, device tree and command line the Pi firmware would choose (`qemu_raspi`).
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -24,6 +25,9 @@ pub enum Machine {
     X86_64,
     /// QEMU's arm64 `virt` machine, always UEFI.
     Arm64Virt,
+    /// QEMU's Raspberry Pi 3B (no UEFI program on /boot): the SD card image, its firmware's
+    /// choices played by `crate::qemu_raspi`.
+    Raspi3b,
 }
 
 impl Machine {
@@ -44,7 +48,11 @@ impl Machine {
         if &header[0x202..0x206] == b"HdrS" {
             Ok(Machine::X86_64)
         } else if &header[0x38..0x3c] == b"ARM\x64" {
-            Ok(Machine::Arm64Virt)
+            if crate::qemu_raspi::has_file(image, "EFI/BOOT/BOOTAA64.EFI") {
+                Ok(Machine::Arm64Virt)
+            } else {
+                Ok(Machine::Raspi3b)
+            }
         } else {
             Err(unknown("slot A holds neither an x86 nor an arm64 kernel"))
         }
@@ -83,7 +91,9 @@ pub struct Options {
 }
 
 /// The qemu command line; stdin/stdout are left for the caller to wire to the serial port.
-pub fn command(image: &Path, options: &Options) -> Command {
+/// For a Raspberry Pi image the slot's files are extracted first (into a folder of the
+/// temporary directory named after the image).
+pub fn command(image: &Path, options: &Options) -> anyhow::Result<Command> {
     let mut cmd = Command::new(options.machine.qemu());
     match (options.machine, options.firmware) {
         (Machine::X86_64, Firmware::Bios) => cmd.args(["-machine", "pc", "-vga", "none"]),
@@ -93,16 +103,44 @@ pub fn command(image: &Path, options: &Options) -> Command {
         (Machine::Arm64Virt, _) => {
             cmd.args(["-machine", "virt", "-cpu", "cortex-a57", "-bios", AAVMF])
         }
+        (Machine::Raspi3b, _) => {
+            let slot = crate::qemu_raspi::prepare(image, false, &raspi_dir(image))?;
+            cmd.args(["-machine", "raspi3b"])
+                .arg("-kernel")
+                .arg(&slot.kernel)
+                .arg("-dtb")
+                .arg(&slot.device_tree)
+                .arg("-append")
+                .arg(&slot.cmdline)
+        }
     };
-    cmd.arg("-m").arg(options.memory_mib.to_string());
+    // The Pi 3B has 1 GiB, no more and no less.
+    let memory_mib = match options.machine {
+        Machine::Raspi3b => 1024,
+        _ => options.memory_mib,
+    };
+    cmd.arg("-m").arg(memory_mib.to_string());
     cmd.args(["-display", "none"]);
+    // On the Pi, the console is the GPIO header's UART, QEMU's second serial port.
+    if options.machine == Machine::Raspi3b {
+        cmd.args(["-serial", "null"]);
+    }
     if options.interactive {
         cmd.args(["-serial", "mon:stdio"]);
     } else {
         cmd.args(["-serial", "stdio", "-monitor", "none"]);
     }
+    let (drive, nic, rng) = match options.machine {
+        // The SD card; networking is USB (the CDC Ethernet driver); the SoC has its RNG.
+        Machine::Raspi3b => ("sd", "usb-net,netdev=net0", None),
+        _ => (
+            "virtio",
+            "virtio-net-pci,netdev=net0",
+            Some("virtio-rng-pci"),
+        ),
+    };
     cmd.arg("-drive").arg(format!(
-        "file={},format=raw,if=virtio,cache=unsafe",
+        "file={},format=raw,if={drive},cache=unsafe",
         image.display()
     ));
     let netdev = match &options.tap {
@@ -119,16 +157,25 @@ pub fn command(image: &Path, options: &Options) -> Command {
         }
     };
     cmd.arg("-netdev").arg(netdev);
-    cmd.args([
-        "-device",
-        "virtio-net-pci,netdev=net0",
-        "-device",
-        "virtio-rng-pci",
-    ]);
+    cmd.arg("-device").arg(nic);
+    if let Some(rng) = rng {
+        cmd.arg("-device").arg(rng);
+    }
     if options.no_reboot {
         cmd.arg("-no-reboot");
     }
-    cmd
+    Ok(cmd)
+}
+
+/// Where a Raspberry Pi image's slot files are extracted for QEMU: one folder per image.
+fn raspi_dir(image: &Path) -> std::path::PathBuf {
+    use sha2::Digest;
+    let name = image.canonicalize().unwrap_or_else(|_| image.to_path_buf());
+    let digest = sha2::Sha256::digest(name.as_os_str().as_encoded_bytes());
+    std::env::temp_dir().join(format!(
+        "imgtool-raspi-{}",
+        crate::instance::hex(&digest[..8])
+    ))
 }
 
 impl Machine {
@@ -136,7 +183,7 @@ impl Machine {
     pub fn qemu(self) -> &'static str {
         match self {
             Machine::X86_64 => "qemu-system-x86_64",
-            Machine::Arm64Virt => "qemu-system-aarch64",
+            Machine::Arm64Virt | Machine::Raspi3b => "qemu-system-aarch64",
         }
     }
 
@@ -145,6 +192,7 @@ impl Machine {
         match self {
             Machine::X86_64 => "qemu-system-x86 ovmf",
             Machine::Arm64Virt => "qemu-system-arm qemu-efi-aarch64",
+            Machine::Raspi3b => "qemu-system-arm",
         }
     }
 }

@@ -72,7 +72,6 @@ fn image_is_read_back_by_standard_tools() {
         "slot-b-vmlinuz",
         "slot-a-cmdline.txt",
         "slot-b-cmdline.txt",
-        "config.txt",
     ] {
         assert!(listing.contains(name), "{name} missing:\n{listing}");
     }
@@ -663,23 +662,59 @@ fn rpi_images_carry_aarch64_programs() {
         .args(["--arch", "rpi", "--size", "1G", "--kernel"]);
     run_ok(cmd.arg(s.path("Image")).arg(&image));
 
-    let cmdline = stdout(&run_ok(
-        Command::new("mtype")
-            .arg("-i")
-            .arg(format!("{}@@1M", image.display()))
-            .arg("::slot-a-cmdline.txt"),
-    ));
-    assert!(cmdline.contains("console=serial0,115200"), "{cmdline}");
-    let config = stdout(&run_ok(
-        Command::new("mtype")
-            .arg("-i")
-            .arg(format!("{}@@1M", image.display()))
-            .arg("::config.txt"),
-    ));
+    let mtype = |name: &str| {
+        run_ok(
+            Command::new("mtype")
+                .arg("-i")
+                .arg(format!("{}@@1M", image.display()))
+                .arg(format!("::{name}")),
+        )
+        .stdout
+    };
+    // The console is the device tree's (no console= of ours), the root slot A's.
+    let cmdline = String::from_utf8(mtype("slot-a-cmdline.txt")).unwrap();
     assert!(
-        config.contains("arm_64bit=1") && config.contains("kernel=slot-a-vmlinuz"),
-        "{config}"
+        cmdline.starts_with("root=PARTUUID=") && !cmdline.contains("console="),
+        "{cmdline}"
     );
+    // Golden: config.txt boots slot A, tryboot.txt slot B, one sector each.
+    assert_eq!(mtype("config.txt"), boot::rpi::settings(2));
+    assert_eq!(mtype("tryboot.txt"), boot::rpi::settings(3));
+    let config = String::from_utf8(mtype("config.txt")).unwrap();
+    for line in [
+        "arm_64bit=1",
+        "upstream_kernel=1",
+        "os_prefix=slot-a-",
+        "kernel=vmlinuz",
+        "cmdline=cmdline.txt",
+    ] {
+        assert!(
+            config.lines().any(|l| l == line),
+            "{line:?} missing:\n{config}"
+        );
+    }
+    // Debian's firmware, with its version and licence.
+    let listing = stdout(&run_ok(
+        Command::new("mdir")
+            .arg("-i")
+            .arg(format!("{}@@1M", image.display()))
+            .arg("-b")
+            .arg("::"),
+    ));
+    for name in [
+        "bootcode.bin",
+        "start.elf",
+        "fixup.dat",
+        "start4.elf",
+        "fixup4.dat",
+    ] {
+        assert!(listing.contains(name), "{name} missing:\n{listing}");
+    }
+    let version = String::from_utf8(mtype("raspi-firmware.version")).unwrap();
+    assert!(version.starts_with("Debian raspi-firmware 1."), "{version}");
+    let licence = String::from_utf8_lossy(&mtype("raspi-firmware.copyright")).into_owned();
+    assert!(licence.contains("Broadcom"), "{licence}");
+    assert_boot_partition_clean(&s, &image);
 
     let init = s.path("init");
     let bytes = run_ok(

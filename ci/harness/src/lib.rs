@@ -98,7 +98,8 @@ impl Vm {
             interactive: false,
             tap: options.lab.as_ref().map(|l| l.tap.clone()),
         };
-        let qemu = imgtool::qemu::command(image, &qemu_options);
+        let qemu = imgtool::qemu::command(image, &qemu_options)
+            .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
         let mut cmd = match &options.lab {
             Some(lab) => {
                 let mut cmd = Command::new("ip");

@@ -1,0 +1,103 @@
+//! QEMU's `raspi3b` machine never runs the Raspberry Pi firmware: it takes `-kernel`, `-dtb`
+//! and `-append`. This plays the firmware's part: it reads the image's `config.txt` (or
+//! `tryboot.txt`, for a boot after a tryboot restart), takes the slot its `os_prefix` names,
+//! and hands QEMU that slot's kernel, Pi 3B device tree and command line, as the firmware
+//! would load them from the card.
+
+use crate::fat;
+use anyhow::{bail, Context, Result};
+use boot::layout::BOOT;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// The device tree of the board QEMU emulates, as mkimg names it without the slot prefix.
+pub const DEVICE_TREE: &str = "bcm2837-rpi-3-b.dtb";
+
+/// What the firmware would start: the slot, and its files extracted for QEMU.
+#[derive(Debug)]
+pub struct SlotBoot {
+    pub partition: u8,
+    pub kernel: PathBuf,
+    pub device_tree: PathBuf,
+    pub cmdline: String,
+}
+
+/// The image's boot partition, read through the image file.
+struct BootPartition {
+    file: File,
+    pos: u64,
+}
+
+impl Read for BootPartition {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let size = BOOT.size_bytes.unwrap_or(0);
+        let n = (size.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
+        let n = self
+            .file
+            .read_at(&mut buf[..n], BOOT.start_bytes + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for BootPartition {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.pos = match to {
+            SeekFrom::Start(n) => n,
+            SeekFrom::Current(d) => self.pos.saturating_add_signed(d),
+            SeekFrom::End(d) => BOOT.size_bytes.unwrap_or(0).saturating_add_signed(d),
+        };
+        Ok(self.pos)
+    }
+}
+
+fn boot_partition(image: &Path) -> Result<BootPartition> {
+    let file = File::open(image).with_context(|| format!("cannot open {}", image.display()))?;
+    Ok(BootPartition { file, pos: 0 })
+}
+
+/// Whether the image's boot partition holds `path`.
+pub fn has_file(image: &Path, path: &str) -> bool {
+    boot_partition(image).is_ok_and(|mut p| fat::find(&mut p, path).is_ok())
+}
+
+/// Reads the settings file the firmware would read and extracts the chosen slot's files
+/// into `dir`.
+pub fn prepare(image: &Path, tryboot: bool, dir: &Path) -> Result<SlotBoot> {
+    let mut boot = boot_partition(image)?;
+    let settings_name = if tryboot {
+        boot::rpi::TRYBOOT_TXT
+    } else {
+        boot::rpi::CONFIG_TXT
+    };
+    let settings = fat::read_file(&mut boot, settings_name)
+        .with_context(|| format!("{}: no /boot/{settings_name}", image.display()))?;
+    let Some(partition) = boot::rpi::slot_of(&settings) else {
+        bail!("/boot/{settings_name} names no rustkrazy slot (no os_prefix=slot-a- or slot-b-)");
+    };
+    let i = boot::slot::index(partition);
+    let prefix = boot::rpi::SLOT_PREFIXES[i];
+    let mut kernel = fat::read_file(&mut boot, boot::slot::KERNEL_FILES[i])?;
+    // The slot's region holds the kernel, then zeros; QEMU gets the kernel alone.
+    if let Some(len) = boot::slot::kernel_bytes(&kernel) {
+        kernel.truncate(len as usize);
+    }
+    let device_tree = fat::read_file(&mut boot, &format!("{prefix}{DEVICE_TREE}"))
+        .with_context(|| format!("no /boot/{prefix}{DEVICE_TREE} for QEMU's raspi3b"))?;
+    let cmdline_sector = fat::read_file(&mut boot, boot::slot::CMDLINE_FILES[i])?;
+    let cmdline = String::from_utf8_lossy(boot::slot::cmdline_text(&cmdline_sector))
+        .trim()
+        .to_string();
+    std::fs::create_dir_all(dir)?;
+    let slot = SlotBoot {
+        partition,
+        kernel: dir.join("Image"),
+        device_tree: dir.join(DEVICE_TREE),
+        cmdline,
+    };
+    std::fs::write(&slot.kernel, kernel)?;
+    std::fs::write(&slot.device_tree, device_tree)?;
+    Ok(slot)
+}

@@ -159,27 +159,33 @@ fn one_image_answers_under_bios_and_uefi_and_a_push_commits_under_uefi() {
         );
         let extra = s.path("extra");
         tiny_static_elf(&extra, 4096, 12);
-        let out = push(&s, &vm, &["--bin", &extra.display().to_string()]);
-        let said = text(&out);
-        assert!(
-            out.status.success(),
-            "push failed:\n{said}\n{}",
-            vm.console()
-        );
-        assert!(said.contains("push: root 3 committed"), "{said}");
-        assert!(
-            vm.console()
-                .contains("rustkrazy: booting slot B (trial, once)"),
-            "the UEFI program did not start the trial: {}",
-            vm.console()
-        );
-        let after = status_when_up(&s, &vm);
-        assert!(
-            line_of(&after, "record").contains("committed root 3, next boot root 3"),
-            "{after}"
-        );
+        push_through_the_uefi_program(&s, &vm, &extra);
         vm.kill();
     }
+}
+
+/// Pushes `program` (one more in /bin) and checks that the UEFI program started the trial
+/// and the device committed it.
+fn push_through_the_uefi_program(s: &Scratch, vm: &Vm, program: &std::path::Path) {
+    let out = push(s, vm, &["--bin", &program.display().to_string()]);
+    let said = text(&out);
+    assert!(
+        out.status.success(),
+        "push failed:\n{said}\n{}",
+        vm.console()
+    );
+    assert!(said.contains("push: root 3 committed"), "{said}");
+    assert!(
+        vm.console()
+            .contains("rustkrazy: booting slot B (trial, once)"),
+        "the UEFI program did not start the trial: {}",
+        vm.console()
+    );
+    let after = status_when_up(s, vm);
+    assert!(
+        line_of(&after, "record").contains("committed root 3, next boot root 3"),
+        "{after}"
+    );
 }
 
 /// An aarch64 image (default arm64 kernel, programs for aarch64-unknown-linux-musl) boots in
@@ -199,19 +205,15 @@ fn an_aarch64_image_boots_under_aavmf_gets_a_lease_and_a_push_commits() {
             .arg(&image),
     );
     let mut vm = Vm::boot(&image, &Options::default()).unwrap();
-    let mut at = 0;
-    for marker in [
-        "rustkrazy: booting slot A",
-        "EFI stub: Booting Linux Kernel",
-        "init: boot status: committed slot=2",
-        "link: eth0: lease",
-        "admind: listening on",
-    ] {
-        at = vm
-            .wait_for(marker, at, ARM64_BOOT_TIMEOUT)
-            .unwrap_or_else(|c| panic!("waiting for {marker:?}: {c}"))
-            .0;
-    }
+    vm.expect_in_order(
+        &[
+            "rustkrazy: booting slot A",
+            "EFI stub: Booting Linux Kernel",
+            "init: boot status: committed slot=2",
+            "link: eth0: lease",
+        ],
+        ARM64_BOOT_TIMEOUT,
+    );
     let status = status_when_up(&s, &vm);
     assert!(
         line_of(&status, "boot").starts_with("boot      root 2, committed"),
@@ -219,20 +221,7 @@ fn an_aarch64_image_boots_under_aavmf_gets_a_lease_and_a_push_commits() {
     );
     let extra = s.path("extra");
     tiny_static_elf_for(&extra, 4096, 13, "aarch64");
-    let out = push(&s, &vm, &["--bin", &extra.display().to_string()]);
-    let said = text(&out);
-    assert!(
-        out.status.success(),
-        "push failed:\n{said}\n{}",
-        vm.console()
-    );
-    assert!(said.contains("push: root 3 committed"), "{said}");
-    assert!(
-        vm.console()
-            .contains("rustkrazy: booting slot B (trial, once)"),
-        "{}",
-        vm.console()
-    );
+    push_through_the_uefi_program(&s, &vm, &extra);
     vm.kill();
 }
 

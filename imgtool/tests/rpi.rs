@@ -27,18 +27,15 @@ fn an_rpi_image_boots_in_raspi3b_gets_a_lease_and_admind_answers() {
     );
     let started = Instant::now();
     let mut vm = Vm::boot(&image, &Options::default()).unwrap();
-    let mut at = 0;
-    for marker in [
-        "Machine model: Raspberry Pi 3 Model B",
-        "rustkrazy: restarts with \"tryboot\" set the tryboot flag",
-        "init: hostname is pi-test",
-        "init: boot status: committed slot=2",
-    ] {
-        at = vm
-            .wait_for(marker, at, RASPI_TIMEOUT)
-            .unwrap_or_else(|c| panic!("waiting for {marker:?}: {c}"))
-            .0;
-    }
+    let at = vm.expect_in_order(
+        &[
+            "Machine model: Raspberry Pi 3 Model B",
+            "rustkrazy: restarts with \"tryboot\" set the tryboot flag",
+            "init: hostname is pi-test",
+            "init: boot status: committed slot=2",
+        ],
+        RASPI_TIMEOUT,
+    );
     for marker in [" lease ", "admind: listening on"] {
         vm.wait_for(marker, at, RASPI_TIMEOUT)
             .unwrap_or_else(|c| panic!("waiting for {marker:?}: {c}"));

@@ -3,6 +3,8 @@
 //! - `root=PARTUUID=<signature>-<NN>`: which root slot was booted (NN = 02 or 03).
 //! - `rustkrazy.trial_timeout=<seconds>`: how long an uncommitted trial boot may run before
 //!   init reboots back to the committed root (default [`TRIAL_TIMEOUT_S_DEFAULT`]).
+//! - `rustkrazy.watchdog=off`: leave /dev/watchdog alone (for machines whose watchdog misbehaves,
+//!   such as QEMU's raspi3b, which resets at once when the watchdog is started).
 
 /// Seconds a trial boot may run uncommitted, unless the cmdline says otherwise.
 pub const TRIAL_TIMEOUT_S_DEFAULT: u32 = 300;
@@ -15,6 +17,8 @@ pub struct Cmdline {
     /// Partition number of the root, from `root=PARTUUID=...-NN`.
     pub root_partition: Option<u8>,
     pub trial_timeout_s: u32,
+    /// Whether init opens and feeds /dev/watchdog.
+    pub watchdog: bool,
 }
 
 /// Parses the command line; unknown words are ignored, malformed values fall back.
@@ -22,6 +26,7 @@ pub fn parse(text: &[u8]) -> Cmdline {
     let mut out = Cmdline {
         root_partition: None,
         trial_timeout_s: TRIAL_TIMEOUT_S_DEFAULT,
+        watchdog: true,
     };
     for word in text
         .split(|b| b.is_ascii_whitespace())
@@ -33,6 +38,8 @@ pub fn parse(text: &[u8]) -> Cmdline {
             if let Some(s) = parse_u32(value).filter(|&s| (1..=TRIAL_TIMEOUT_S_MAX).contains(&s)) {
                 out.trial_timeout_s = s;
             }
+        } else if word == b"rustkrazy.watchdog=off" {
+            out.watchdog = false;
         }
     }
     out
@@ -73,9 +80,12 @@ mod tests {
             c,
             Cmdline {
                 root_partition: Some(3),
-                trial_timeout_s: 90
+                trial_timeout_s: 90,
+                watchdog: true,
             }
         );
+        assert!(!parse(b"root=PARTUUID=1a2b3c4d-02 rustkrazy.watchdog=off").watchdog);
+        assert!(parse(b"rustkrazy.watchdog=of").watchdog);
     }
 
     #[test]

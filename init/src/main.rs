@@ -109,13 +109,23 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     let mut supervisor = Supervisor::new();
     supervisor.load(&console);
     supervisor.start_all(&console);
-    let watchdog = rustix::fs::open(
-        c"/dev/watchdog",
-        OFlags::WRONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok();
-    if watchdog.is_some() {
+    let watchdog = cmdline
+        .watchdog
+        .then(|| {
+            rustix::fs::open(
+                c"/dev/watchdog",
+                OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+        })
+        .flatten();
+    if !cmdline.watchdog {
+        log!(
+            console,
+            "init: /dev/watchdog left alone (rustkrazy.watchdog=off)"
+        );
+    } else if watchdog.is_some() {
         log!(
             console,
             "init: feeding /dev/watchdog every {} s",

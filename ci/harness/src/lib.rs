@@ -170,6 +170,19 @@ impl Vm {
         Ok((line, end))
     }
 
+    /// Waits for each marker in turn, each after the one before; returns the position past
+    /// the last. Panics with the marker and the transcript when one does not come.
+    pub fn expect_in_order(&mut self, markers: &[&str], timeout: Duration) -> usize {
+        let mut at = 0;
+        for marker in markers {
+            at = self
+                .wait_for(marker, at, timeout)
+                .unwrap_or_else(|console| panic!("waiting for {marker:?}: {console}"))
+                .0;
+        }
+        at
+    }
+
     /// Waits until the console shows `marker` after position `from` (0, or a position an
     /// earlier call returned); returns the position just past it and the time since QEMU
     /// started. Positions count every byte ever printed, however much of the transcript is

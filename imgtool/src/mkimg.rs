@@ -513,6 +513,13 @@ fn extra_boot_files(plan: &Plan, arch: Arch) -> Result<Vec<(String, Vec<u8>)>> {
         None => crate::rpi_firmware::fetch(&cargo_build::cache_dir())?,
     };
     let mut files = read_firmware(Some(&firmware_dir))?;
+    for settings in [boot::rpi::CONFIG_TXT, boot::rpi::TRYBOOT_TXT] {
+        ensure!(
+            !files.iter().any(|(name, _)| name.eq_ignore_ascii_case(settings)),
+            "{} holds {settings}, which rustkrazy writes itself (it chooses the slot): remove it from the firmware folder",
+            firmware_dir.display()
+        );
+    }
     let kernel = kernel_path(plan.kernel.as_deref(), arch)?;
     let dtbs = crate::kernel_build::device_trees(&kernel);
     if dtbs.is_dir() {

@@ -716,6 +716,29 @@ fn rpi_images_carry_aarch64_programs() {
     assert!(licence.contains("Broadcom"), "{licence}");
     assert_boot_partition_clean(&s, &image);
 
+    // A firmware folder of one's own may not bring a config.txt: it would choose the slot.
+    let firmware = s.path("fw");
+    std::fs::create_dir_all(&firmware).unwrap();
+    std::fs::write(firmware.join("start.elf"), b"firmware").unwrap();
+    std::fs::write(firmware.join("config.txt"), b"arm_64bit=1\n").unwrap();
+    let out = imgtool()
+        .arg("mkimg")
+        .arg("--instance")
+        .arg(s.path("instance"))
+        .args(["--arch", "rpi", "--size", "1G", "--kernel"])
+        .arg(s.path("Image"))
+        .arg("--firmware")
+        .arg(&firmware)
+        .arg(s.path("b.img"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("holds config.txt, which rustkrazy writes itself"),
+        "{err}"
+    );
+    assert!(!s.path("b.img").exists());
+
     let init = s.path("init");
     let bytes = run_ok(
         Command::new("unsquashfs")

@@ -428,8 +428,12 @@ impl Device {
             keep.push(kernel..kernel + boot::slot::KERNEL_REGION_BYTES);
             keep.push(cmdline..cmdline + boot::slot::CMDLINE_REGION_BYTES);
         }
+        let committed = self.read_record()?.committed;
         let disk = self.open_disk(true)?;
-        Ok(RegionUpload::new(disk, base, limit, Completion::Boot, guard).keeping(keep))
+        Ok(
+            RegionUpload::new(disk, base, limit, Completion::Boot { committed }, guard)
+                .keeping(keep),
+        )
     }
 
     /// Replaces the MBR's boot code (bytes 0..424), keeping the table of slot files after it
@@ -502,6 +506,7 @@ impl Device {
         if record.is_trial_boot(status.slot) {
             let next = record.commit();
             self.write_record(&next)?;
+            point_pi_settings(&self.open_disk(true)?, next.committed)?;
             return Ok(next);
         }
         if record.state != State::Try && record.committed == status.slot {
@@ -548,4 +553,37 @@ mod tests {
         assert!(parse_boot_status("").is_none());
         assert!(parse_boot_status("committed slot").is_none());
     }
+}
+
+/// On a Raspberry Pi (its boot partition holds `config.txt` and `tryboot.txt`, format in
+/// `boot::rpi`), points config.txt at the committed slot and tryboot.txt at the other, one
+/// sector each, in place. Other machines have neither file: nothing to do. After a commit it
+/// is written after the record (a power cut between the two boots the old slot, never a
+/// loop); after a boot partition update it puts back what the new files' defaults undid.
+pub fn point_pi_settings(disk: &File, committed: u8) -> Result<(), Refusal> {
+    let base = layout::BOOT.start_bytes;
+    let mut read = |sector: u64, buf: &mut [u8; 512]| disk.read_exact_at(buf, base + sector * 512);
+    let mut places = Vec::new();
+    for (name, content) in boot::rpi::files_for(committed) {
+        let Some(short) = boot::fat32::short_name(name) else {
+            return Ok(());
+        };
+        match boot::fat32::find_in_root(&mut read, &short)? {
+            Some(file) if file.bytes as usize == content.len() => {
+                places.push((file.first_sector, content))
+            }
+            Some(_) => {
+                return Err(refuse(
+                    500,
+                    format!("/boot/{name} is not one sector; the Pi's slot choice was not changed"),
+                ))
+            }
+            None => return Ok(()),
+        }
+    }
+    for (sector, content) in places {
+        disk.write_all_at(&content, base + sector * 512)?;
+    }
+    disk.sync_data()?;
+    Ok(())
 }

@@ -71,8 +71,8 @@ pub enum Completion {
         slot: u8,
         expected: Option<[u8; 32]>,
     },
-    /// The boot partition: nothing more.
-    Boot,
+    /// The boot partition; on a Pi, its settings files then name the committed slot again.
+    Boot { committed: u8 },
 }
 
 enum Phase {
@@ -194,10 +194,13 @@ impl RegionUpload {
             )
         };
         match &self.completion {
-            Completion::Boot => Ok(json(
-                200,
-                format!("{{\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"),
-            )),
+            Completion::Boot { committed } => {
+                crate::device::point_pi_settings(&self.disk, *committed)?;
+                Ok(json(
+                    200,
+                    format!("{{\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"),
+                ))
+            }
             Completion::Kernel { slot, expected } => {
                 if let Some(want) = expected.filter(|w| *w != sha256) {
                     return Err(mismatch(&want));

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod fat32;
 pub mod hex;
 #[cfg(feature = "io")]
 pub mod io;

@@ -16,6 +16,11 @@ pub const SETTINGS_BYTES: usize = 512;
 
 const OS_PREFIX: &str = "os_prefix=";
 
+/// init's console line before it restarts with "0 tryboot": what a stand-in for the firmware
+/// (`imgtool qemu`, which cannot see the flag) watches for.
+pub const TRYBOOT_RESTART_LINE: &str =
+    "init: restarting with \"0 tryboot\" (the firmware starts the trial slot)";
+
 /// The settings file that boots root partition `partition` (2 or 3): mainline device tree
 /// names (`upstream_kernel=1`), 64-bit, the UART on, and that slot's prefix; padded with a
 /// comment to [`SETTINGS_BYTES`].
@@ -41,6 +46,15 @@ pub fn settings(partition: u8) -> [u8; SETTINGS_BYTES] {
     // The rest: one comment line of '#', ending the file.
     out[SETTINGS_BYTES - 1] = b'\n';
     out
+}
+
+/// What `config.txt` and `tryboot.txt` hold while root partition `committed` is the
+/// committed one: config.txt boots it, tryboot.txt the other slot.
+pub fn files_for(committed: u8) -> [(&'static str, [u8; SETTINGS_BYTES]); 2] {
+    [
+        (CONFIG_TXT, settings(committed)),
+        (TRYBOOT_TXT, settings(crate::record::other_slot(committed))),
+    ]
 }
 
 /// The root partition a settings file boots, from its `os_prefix` line; `None` if it has

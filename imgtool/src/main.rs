@@ -53,6 +53,9 @@ struct QemuArgs {
     /// Exit QEMU when the guest reboots.
     #[arg(long)]
     no_reboot: bool,
+    /// The serial console alone on stdin/stdout, no QEMU monitor (for programs to drive).
+    #[arg(long, hide = true)]
+    serial_only: bool,
     /// Boot an x86_64 image as a UEFI machine (OVMF, q35), through the image's UEFI boot
     /// program, instead of as a BIOS machine through its MBR code (aarch64 images always
     /// boot through UEFI).
@@ -466,12 +469,17 @@ fn qemu(args: QemuArgs) -> Result<()> {
         admind_host_port: port,
         forwards: args.forward.clone(),
         no_reboot: args.no_reboot,
-        interactive: true,
+        interactive: !args.serial_only,
         tap: None,
     };
     eprintln!("qemu: admind is forwarded to https://127.0.0.1:{port}/ ; quit with ctrl-a x");
     for (host, guest) in &args.forward {
         eprintln!("qemu: 127.0.0.1:{host} is forwarded to the guest's port {guest}");
+    }
+    if machine == Machine::Raspi3b {
+        let status = imgtool::qemu_raspi::run(&args.image, &options)?;
+        anyhow::ensure!(status.success(), "qemu exited with {status}");
+        return Ok(());
     }
     let status = imgtool::qemu::command(&args.image, &options)?
         .status()

@@ -537,14 +537,9 @@ fn extra_boot_files(plan: &Plan, arch: Arch) -> Result<Vec<(String, Vec<u8>)>> {
             dtbs.display()
         );
     }
-    files.push((
-        boot::rpi::CONFIG_TXT.to_string(),
-        boot::rpi::settings(layout::ROOT_A.number).to_vec(),
-    ));
-    files.push((
-        boot::rpi::TRYBOOT_TXT.to_string(),
-        boot::rpi::settings(layout::ROOT_B.number).to_vec(),
-    ));
+    for (name, content) in boot::rpi::files_for(boot::record::Record::INITIAL.committed) {
+        files.push((name.to_string(), content.to_vec()));
+    }
     Ok(files)
 }
 

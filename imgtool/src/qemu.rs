@@ -94,6 +94,11 @@ pub struct Options {
 /// For a Raspberry Pi image the slot's files are extracted first (into a folder of the
 /// temporary directory named after the image).
 pub fn command(image: &Path, options: &Options) -> anyhow::Result<Command> {
+    command_for(image, options, false)
+}
+
+/// [`command`], for a Raspberry Pi image booting from tryboot.txt when `tryboot`.
+pub fn command_for(image: &Path, options: &Options, tryboot: bool) -> anyhow::Result<Command> {
     let mut cmd = Command::new(options.machine.qemu());
     match (options.machine, options.firmware) {
         (Machine::X86_64, Firmware::Bios) => cmd.args(["-machine", "pc", "-vga", "none"]),
@@ -104,7 +109,7 @@ pub fn command(image: &Path, options: &Options) -> anyhow::Result<Command> {
             cmd.args(["-machine", "virt", "-cpu", "cortex-a57", "-bios", AAVMF])
         }
         (Machine::Raspi3b, _) => {
-            let slot = crate::qemu_raspi::prepare(image, false, &raspi_dir(image))?;
+            let slot = crate::qemu_raspi::prepare(image, tryboot, &raspi_dir(image))?;
             cmd.args(["-machine", "raspi3b"])
                 .arg("-kernel")
                 .arg(&slot.kernel)

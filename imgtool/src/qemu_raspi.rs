@@ -2,14 +2,17 @@
 //! and `-append`. This plays the firmware's part: it reads the image's `config.txt` (or
 //! `tryboot.txt`, for a boot after a tryboot restart), takes the slot its `os_prefix` names,
 //! and hands QEMU that slot's kernel, Pi 3B device tree and command line, as the firmware
-//! would load them from the card.
+//! would load them from the card. [`run`] also follows restarts: QEMU runs with `-no-reboot`,
+//! and each guest restart starts it again from the slot the firmware would choose.
 
 use crate::fat;
+use crate::qemu::Options;
 use anyhow::{bail, Context, Result};
 use boot::layout::BOOT;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
 
 /// The device tree of the board QEMU emulates, as mkimg names it without the slot prefix.
 pub const DEVICE_TREE: &str = "bcm2837-rpi-3-b.dtb";
@@ -100,4 +103,65 @@ pub fn prepare(image: &Path, tryboot: bool, dir: &Path) -> Result<SlotBoot> {
     std::fs::write(&slot.kernel, kernel)?;
     std::fs::write(&slot.device_tree, device_tree)?;
     Ok(slot)
+}
+
+/// Runs the Pi in QEMU as its firmware would, until QEMU ends other than by a guest restart
+/// (or, with `no_reboot`, at the first restart). A restart after init's
+/// [`boot::rpi::TRYBOOT_RESTART_LINE`] boots from tryboot.txt, any other from config.txt.
+/// The console passes through to stdout.
+pub fn run(image: &Path, options: &Options) -> Result<ExitStatus> {
+    let marker = boot::rpi::TRYBOOT_RESTART_LINE.as_bytes();
+    let mut tryboot = false;
+    loop {
+        let mut cmd = crate::qemu::command_for(image, options, tryboot)?;
+        if !options.no_reboot {
+            cmd.arg("-no-reboot");
+        }
+        cmd.stdout(Stdio::piped());
+        // QEMU must not outlive us (tests kill this process to pull the power).
+        // SAFETY: prctl(PR_SET_PDEATHSIG) in the child before exec; async-signal-safe, no
+        // memory shared with the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .context("cannot run qemu-system-aarch64 (apt-get install qemu-system-arm)")?;
+        let mut console = child.stdout.take().context("QEMU's console is piped")?;
+        let mut out = std::io::stdout();
+        let mut seen = Vec::new();
+        let mut asked_tryboot = false;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = console.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let _ = out.write_all(&buf[..n]);
+            let _ = out.flush();
+            // The tail of what came before, so a line split across reads is still found.
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(marker.len()).any(|w| w == marker) {
+                asked_tryboot = true;
+            }
+            let keep = seen.len().saturating_sub(marker.len());
+            seen.drain(..keep);
+        }
+        let status = child.wait()?;
+        if !status.success() || options.no_reboot {
+            return Ok(status);
+        }
+        tryboot = asked_tryboot;
+        eprintln!(
+            "imgtool qemu: the Pi restarted; starting it from {} as its firmware would",
+            if tryboot {
+                boot::rpi::TRYBOOT_TXT
+            } else {
+                boot::rpi::CONFIG_TXT
+            }
+        );
+    }
 }

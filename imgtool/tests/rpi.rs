@@ -2,7 +2,8 @@
 //! tryboot patch, which says so in the boot log), Debian's firmware and the mainline device
 //! tree; the harness plays the firmware's part (config.txt chooses the slot). The appliance
 //! boots to init from the SD card, gets a lease over USB networking (QEMU's usb-net, the
-//! CDC Ethernet driver), and admind answers.
+//! CDC Ethernet driver), and admind answers; a push is tried through tryboot and committed,
+//! and a trial whose init dies returns to the committed slot.
 
 mod common;
 
@@ -44,19 +45,7 @@ fn an_rpi_image_boots_in_raspi3b_gets_a_lease_and_admind_answers() {
         "figure: raspi3b, QEMU start to admind listening: {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        let out = remote(&s, vm.admind_port, "status").output().unwrap();
-        if out.status.success() {
-            break stdout(&out);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "admind never answered: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    };
+    let status = status_when_up(&s, &vm);
     vm.kill();
     assert!(status.contains("pi-test"), "{status}");
     assert!(
@@ -65,4 +54,136 @@ fn an_rpi_image_boots_in_raspi3b_gets_a_lease_and_admind_answers() {
             .any(|l| l.starts_with("boot      root 2, committed")),
         "{status}"
     );
+}
+
+/// The Pi's A/B, with `imgtool qemu` as its firmware: a push (new kernel and root) is armed
+/// by the device, which restarts with "0 tryboot"; the trial slot boots from tryboot.txt,
+/// init records TRIED, and the commit points config.txt at it. A trial whose init dies
+/// panics the kernel, and the restart that follows reads config.txt: the old slot.
+#[test]
+fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
+    let s = Scratch::new("raspi3b-push");
+    let image = s.path("pi.img");
+    run_ok(
+        imgtool()
+            .arg("mkimg")
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(["--arch", "rpi", "--size", "1G"])
+            .args(["--kernel-arg", "rustkrazy.trial_timeout=120"])
+            .arg(&image),
+    );
+    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    vm.expect_in_order(&["init: boot status: committed slot=2"], RASPI_TIMEOUT);
+    status_when_up(&s, &vm);
+
+    // A kernel of its own: the default one with its banners' version changed.
+    let kernel = s.path("Image");
+    let mut bytes =
+        std::fs::read(stdout(&run_ok(imgtool().args(["kernel", "--arch", "rpi"]))).trim()).unwrap();
+    let banners: Vec<usize> = (0..bytes.len() - 16)
+        .filter(|&i| &bytes[i..i + 16] == b"Linux version 6.")
+        .collect();
+    assert!(!banners.is_empty(), "no banner in the kernel");
+    for at in banners {
+        bytes[at + 14] = b'9';
+    }
+    std::fs::write(&kernel, bytes).unwrap();
+    let program = s.path("extra");
+    tiny_static_elf_for(&program, 4096, 21, "aarch64");
+    let out = remote(&s, vm.admind_port, "push")
+        .args(["--timeout", "300", "--kernel"])
+        .arg(&kernel)
+        .arg("--bin")
+        .arg(&program)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "push failed:\n{said}\n{}",
+        vm.console()
+    );
+    assert!(said.contains("push: root 3 committed"), "{said}");
+    let console = vm.console();
+    for line in [
+        boot::rpi::TRYBOOT_RESTART_LINE,
+        "Linux version 9.",
+        "init: trial of slot 3 armed, the firmware started slot 3; recorded TRIED",
+        "init: boot status: trial slot=3",
+    ] {
+        assert!(console.contains(line), "no {line:?}:\n{console}");
+    }
+    let status = status_when_up(&s, &vm);
+    assert!(
+        status.contains("committed root 3, next boot root 3"),
+        "{status}"
+    );
+    let config = run_ok(
+        std::process::Command::new("mtype")
+            .arg("-i")
+            .arg(format!("{}@@1M", image.display()))
+            .arg("::config.txt"),
+    )
+    .stdout;
+    assert_eq!(
+        config,
+        boot::rpi::settings(3),
+        "config.txt boots slot B now"
+    );
+
+    // A trial whose init exits at once: the kernel panics, restarts after panic=10, and the
+    // firmware (config.txt) starts slot B again, where init sees the rollback.
+    let dies = s.path("dies");
+    tiny_static_elf_for(&dies, 64, 22, "aarch64");
+    let out = remote(&s, vm.admind_port, "push")
+        .args([
+            "--timeout",
+            "300",
+            "--no-system-programs",
+            "--init",
+            "init",
+            "--bin",
+        ])
+        .arg(format!("{}=init", dies.display()))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "a dying trial is no success:\n{said}"
+    );
+    assert!(
+        said.contains("the update was rolled back: the device is back on root 3"),
+        "{said}\n{}",
+        vm.console()
+    );
+    let status = status_when_up(&s, &vm);
+    assert!(status.contains("rolled-back (from root 2)"), "{status}");
+    vm.kill();
+}
+
+/// `imgtool status` once admind answers.
+fn status_when_up(s: &Scratch, vm: &Vm) -> String {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let out = remote(s, vm.admind_port, "status").output().unwrap();
+        if out.status.success() {
+            return stdout(&out);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "admind never answered: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }

@@ -17,6 +17,7 @@
 
 mod clock;
 mod mounts;
+mod record;
 mod services;
 mod sys;
 
@@ -150,14 +151,14 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
             // The deadline is checked once: committed (or no disk to tell) means nothing
             // is left to wait for, and a deadline left in place would wake us at once forever.
             trial_deadline_ms = None;
-            match disk.as_ref().map(still_on_trial) {
+            match disk.as_ref().map(record::still_on_trial) {
                 Some(true) => {
                     log!(
                         console,
                         "init: trial boot not committed within {} s; rebooting to the committed root",
                         cmdline.trial_timeout_s
                     );
-                    supervisor.shutdown(&console, signals.as_ref(), RebootCommand::Restart);
+                    supervisor.shutdown(&console, signals.as_ref(), RebootCommand::Restart, false);
                 }
                 Some(false) => log!(console, "init: the trial boot was committed in time"),
                 None => {}
@@ -174,7 +175,9 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
             wake_ms = wake_ms.min(deadline);
         }
         if let Some(action) = supervisor.wait_and_handle(&console, signals.as_ref(), wake_ms) {
-            supervisor.shutdown(&console, signals.as_ref(), action);
+            let tryboot =
+                action == RebootCommand::Restart && record::restart_needs_tryboot(disk.as_ref());
+            supervisor.shutdown(&console, signals.as_ref(), action, tryboot);
         }
     }
 }
@@ -200,10 +203,30 @@ fn boot_status(
 ) -> Option<u64> {
     use boot::record::State;
     let booted = disk.map(|d| d.root_partition).or(cmdline.root_partition)?;
-    let record = disk.and_then(|d| read_record(d).ok());
+    let mut found = disk.and_then(|d| record::read(d).ok());
+    // A Pi's firmware keeps no record, so TRY is turned into TRIED here: on the trial slot
+    // (this boot is the trial; any restart goes back to the committed slot), and on the
+    // committed one too (the trial died before init, or never started: it is over).
+    if let (Some(d), Some(r)) = (disk, found) {
+        if r.state == State::Try && record::firmware_has_tryboot() {
+            let tried = r.after_boot();
+            match record::write(d, &tried) {
+                Ok(()) => {
+                    log!(
+                        console,
+                        "init: trial of slot {} armed, the firmware started slot {}; recorded TRIED",
+                        r.trial,
+                        booted
+                    );
+                    found = Some(tried);
+                }
+                Err(e) => log!(console, "init: cannot record TRIED: {}", e),
+            }
+        }
+    }
     let mut status: Text<128> = Text::new();
     let mut deadline = None;
-    match record {
+    match found {
         Some(r) if r.is_trial_boot(booted) => {
             let _ = write!(
                 status,
@@ -241,26 +264,6 @@ fn boot_status(
         log!(console, "init: cannot write {:?}: {}", BOOT_STATUS_PATH, e);
     }
     deadline
-}
-
-fn read_record(disk: &mounts::Disk) -> Result<boot::record::Record, rustix::io::Errno> {
-    let mut device = Text::<64>::new();
-    device.push(disk.device.as_bytes());
-    let fd = rustix::fs::open(
-        device.as_cstr().ok_or(rustix::io::Errno::INVAL)?,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut sector = [0u8; 512];
-    let n = rustix::io::pread(&fd, &mut sector, boot::record::RECORD_OFFSET)?;
-    if n != sector.len() {
-        return Err(rustix::io::Errno::IO);
-    }
-    boot::record::Record::decode(&sector).map_err(|_| rustix::io::Errno::INVAL)
-}
-
-fn still_on_trial(disk: &mounts::Disk) -> bool {
-    read_record(disk).is_ok_and(|r| r.is_trial_boot(disk.root_partition))
 }
 
 #[panic_handler]

@@ -554,12 +554,14 @@ impl Supervisor {
         }
     }
 
-    /// Stops every service and ends the system with `action`. Never returns.
+    /// Stops every service and ends the system with `action`; a restart with `tryboot`
+    /// asks the Raspberry Pi firmware for the trial slot. Never returns.
     pub fn shutdown(
         &mut self,
         console: &Console,
         signals: Option<&OwnedFd>,
         action: RebootCommand,
+        tryboot: bool,
     ) -> ! {
         let what = if action == RebootCommand::PowerOff {
             "power off"
@@ -593,6 +595,14 @@ impl Supervisor {
         rustix::fs::sync();
         crate::mounts::unmount_disk(console);
         rustix::fs::sync();
+        if tryboot {
+            log!(console, "{}", boot::rpi::TRYBOOT_RESTART_LINE);
+            crate::record::restart_with_tryboot();
+            log!(
+                console,
+                "init: the kernel refused the tryboot restart; restarting plainly"
+            );
+        }
         log!(console, "init: {} now", what);
         let result = rustix::system::reboot(action);
         log!(

@@ -88,8 +88,9 @@ impl Vm {
         for &guest in &options.forwards {
             forwards.push((guest, imgtool::qemu::free_port()?));
         }
+        let machine = imgtool::qemu::Machine::of_image(image)?;
         let qemu_options = imgtool::qemu::Options {
-            machine: imgtool::qemu::Machine::of_image(image)?,
+            machine,
             firmware: options.firmware,
             memory_mib: options.memory_mib,
             admind_host_port: admind_port,
@@ -98,8 +99,14 @@ impl Vm {
             interactive: false,
             tap: options.lab.as_ref().map(|l| l.tap.clone()),
         };
-        let qemu = imgtool::qemu::command(image, &qemu_options)
-            .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+        let qemu = if machine == imgtool::qemu::Machine::Raspi3b {
+            // The Pi's firmware is played by `imgtool qemu`, which restarts QEMU on each
+            // guest restart from the slot the firmware would choose.
+            raspi_command(image, &qemu_options)
+        } else {
+            imgtool::qemu::command(image, &qemu_options)
+                .map_err(|e| std::io::Error::other(format!("{e:#}")))?
+        };
         let mut cmd = match &options.lab {
             Some(lab) => {
                 let mut cmd = Command::new("ip");
@@ -258,6 +265,29 @@ impl Vm {
             let _ = reader.join();
         }
     }
+}
+
+/// `imgtool qemu` for a Raspberry Pi image, console on stdout: the imgtool binary beside
+/// the test binaries (`target/debug/imgtool`), unless `RUSTKRAZY_IMGTOOL` names one.
+fn raspi_command(image: &Path, options: &imgtool::qemu::Options) -> Command {
+    let imgtool = std::env::var_os("RUSTKRAZY_IMGTOOL")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.parent()?.parent()?.join("imgtool"))
+        })
+        .unwrap_or_else(|| "imgtool".into());
+    let mut cmd = Command::new(imgtool);
+    cmd.args(["qemu", "--serial-only", "--port"])
+        .arg(options.admind_host_port.to_string());
+    for (host, guest) in &options.forwards {
+        cmd.arg("--forward").arg(format!("{host}:{guest}"));
+    }
+    if options.no_reboot {
+        cmd.arg("--no-reboot");
+    }
+    cmd.arg(image);
+    cmd
 }
 
 impl Drop for Vm {

@@ -1,0 +1,77 @@
+//! The boot record (`boot::record`) as init reads and writes it on the root's disk, and the
+//! Raspberry Pi's part of a trial. Its firmware keeps no record: an armed trial starts only
+//! after a restart with the argument "0 tryboot" (which our kernel patch passes on to the
+//! firmware), and nothing turns TRY into TRIED before init runs, so init does both there.
+
+use crate::mounts::Disk;
+use crate::sys::Text;
+use boot::record::{Record, State};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+/// The restart argument that makes the Pi firmware read tryboot.txt once.
+const TRYBOOT_ARGUMENT: &core::ffi::CStr = c"0 tryboot";
+
+fn open(disk: &Disk, write: bool) -> Result<rustix::fd::OwnedFd, Errno> {
+    let mut device = Text::<64>::new();
+    device.push(disk.device.as_bytes());
+    let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
+    rustix::fs::open(
+        device.as_cstr().ok_or(Errno::INVAL)?,
+        access | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+pub fn read(disk: &Disk) -> Result<Record, Errno> {
+    let fd = open(disk, false)?;
+    let mut sector = [0u8; 512];
+    let n = rustix::io::pread(&fd, &mut sector, boot::record::RECORD_OFFSET)?;
+    if n != sector.len() {
+        return Err(Errno::IO);
+    }
+    Record::decode(&sector).map_err(|_| Errno::INVAL)
+}
+
+/// One sector, then flushed to the disk.
+pub fn write(disk: &Disk, record: &Record) -> Result<(), Errno> {
+    let fd = open(disk, true)?;
+    let n = rustix::io::pwrite(&fd, &record.encode(), boot::record::RECORD_OFFSET)?;
+    if n != 512 {
+        return Err(Errno::IO);
+    }
+    rustix::fs::fsync(&fd)
+}
+
+pub fn still_on_trial(disk: &Disk) -> bool {
+    read(disk).is_ok_and(|r| r.is_trial_boot(disk.root_partition))
+}
+
+/// Whether this machine's firmware chooses slots by config.txt and tryboot.txt (a Pi).
+pub fn firmware_has_tryboot() -> bool {
+    rustix::fs::access(c"/boot/tryboot.txt", rustix::fs::Access::EXISTS).is_ok()
+}
+
+/// Whether a restart now must ask the firmware for the trial slot: a trial is armed and
+/// the firmware is the Pi's (elsewhere the boot code reads the record itself).
+pub fn restart_needs_tryboot(disk: Option<&Disk>) -> bool {
+    disk.and_then(|d| read(d).ok())
+        .is_some_and(|r| r.state == State::Try)
+        && firmware_has_tryboot()
+}
+
+/// Restarts with the argument "0 tryboot" (LINUX_REBOOT_CMD_RESTART2); returns only if
+/// the kernel refused.
+pub fn restart_with_tryboot() {
+    // SAFETY: reboot(2) with the documented magic numbers and a NUL-terminated argument
+    // that lives for the whole program; no other memory is passed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_reboot,
+            libc::LINUX_REBOOT_MAGIC1,
+            libc::LINUX_REBOOT_MAGIC2,
+            libc::LINUX_REBOOT_CMD_RESTART2,
+            TRYBOOT_ARGUMENT.as_ptr(),
+        )
+    };
+}

@@ -26,6 +26,44 @@ fn an_rpi_image_boots_in_raspi3b_gets_a_lease_and_admind_answers() {
             .args(["--arch", "rpi", "--size", "1G", "--hostname", "pi-test"])
             .arg(&image),
     );
+    // The readers x86 images pass, and every slot's device trees beside the firmware.
+    let dump = stdout(&run_ok(
+        std::process::Command::new("sfdisk")
+            .arg("--dump")
+            .arg(&image),
+    ));
+    assert!(
+        dump.contains("type=c, bootable") && dump.matches("type=83").count() == 3,
+        "{dump}"
+    );
+    assert_boot_partition_clean(&s, &image);
+    e2fsck_data(&image); // fails unless e2fsck -fn finds nothing
+    assert!(squashfs_list(&image, ROOT_A_OFFSET).contains("bin/init"));
+    let listing = stdout(&run_ok(
+        std::process::Command::new("mdir")
+            .arg("-i")
+            .arg(format!("{}@@1M", image.display()))
+            .arg("-b")
+            .arg("::"),
+    ));
+    for prefix in boot::rpi::SLOT_PREFIXES {
+        for tree in boot::kernel::RPI_DEVICE_TREES {
+            assert!(
+                listing.contains(&format!("{prefix}{tree}")),
+                "no {prefix}{tree}:\n{listing}"
+            );
+        }
+    }
+    for file in [
+        "bootcode.bin",
+        "start.elf",
+        "start4.elf",
+        "config.txt",
+        "tryboot.txt",
+    ] {
+        assert!(listing.contains(file), "no {file}:\n{listing}");
+    }
+
     let started = Instant::now();
     let mut vm = Vm::boot(&image, &Options::default()).unwrap();
     let at = vm.expect_in_order(

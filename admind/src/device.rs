@@ -521,6 +521,30 @@ impl Device {
         ))
     }
 
+    /// On a Raspberry Pi, config.txt must name the record's committed slot; a commit cut
+    /// short between its two writes leaves it naming the old one. Points it (and tryboot.txt)
+    /// right; returns the slot when it had to.
+    pub fn repair_pi_settings(&self) -> Result<Option<u8>, Refusal> {
+        let committed = self.read_record()?.committed;
+        let disk = self.open_disk(false)?;
+        let base = layout::BOOT.start_bytes;
+        let mut read =
+            |sector: u64, buf: &mut [u8; 512]| disk.read_exact_at(buf, base + sector * 512);
+        let Some(short) = boot::fat32::short_name(boot::rpi::CONFIG_TXT) else {
+            return Ok(None);
+        };
+        let Some(config) = boot::fat32::find_in_root(&mut read, &short)? else {
+            return Ok(None);
+        };
+        let mut sector = [0u8; 512];
+        read(config.first_sector, &mut sector)?;
+        if boot::rpi::slot_of(&sector) == Some(committed) {
+            return Ok(None);
+        }
+        point_pi_settings(&self.open_disk(true)?, committed)?;
+        Ok(Some(committed))
+    }
+
     /// Asks init to reboot (SIGUSR1) or power off (SIGUSR2).
     pub fn signal_init(&self, power_off: bool) -> Result<(), Refusal> {
         let pid = rustix::process::Pid::from_raw(self.paths.init_pid)

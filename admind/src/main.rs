@@ -73,8 +73,14 @@ fn run() -> Result<(), String> {
     let config = admind::tls::server_config(&read(&cert)?, &read(&key)?)
         .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))?;
     let password = String::from_utf8_lossy(&read(&password_file)?).into_owned();
-    let mut api = Api::new(Device { paths }, &password)
-        .map_err(|e| format!("{}: {e}", password_file.display()))?;
+    let device = Device { paths };
+    // A commit cut short (power lost between the record and config.txt) left the Pi's
+    // firmware naming the old slot: name the committed one again.
+    if let Ok(Some(slot)) = device.repair_pi_settings() {
+        println!("admind: config.txt did not name committed root {slot}; it does now");
+    }
+    let mut api =
+        Api::new(device, &password).map_err(|e| format!("{}: {e}", password_file.display()))?;
     // Addresses are parsed, never resolved: no DNS resolver in the binary.
     let listener = match &listen {
         Some(addr) => {

@@ -174,6 +174,26 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
         "config.txt boots slot B now"
     );
 
+    // A power cut between the commit's two writes: the record says root 3, config.txt still
+    // root 2. The firmware boots root 2; admind points config.txt at root 3 again, and the
+    // next restart boots it.
+    vm.kill();
+    write_config_txt(&image, &boot::rpi::settings(2));
+    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    vm.expect_in_order(
+        &[
+            "init: boot status: committed slot=2",
+            "admind: config.txt did not name committed root 3; it does now",
+        ],
+        RASPI_TIMEOUT,
+    );
+    status_when_up(&s, &vm);
+    let at = vm.position();
+    run_ok(&mut remote(&s, vm.admind_port, "reboot"));
+    vm.wait_for("init: boot status: committed slot=3", at, RASPI_TIMEOUT)
+        .unwrap_or_else(|c| panic!("the repaired config.txt did not boot root 3: {c}"));
+    status_when_up(&s, &vm);
+
     // A trial whose init exits at once: the kernel panics, restarts after panic=10, and the
     // firmware (config.txt) starts slot B again, where init sees the rollback.
     let dies = s.path("dies");
@@ -224,4 +244,23 @@ fn status_when_up(s: &Scratch, vm: &Vm) -> String {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
+}
+
+/// Overwrites the image's config.txt in place, where `boot::fat32` finds it.
+fn write_config_txt(image: &std::path::Path, content: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap();
+    let base = boot::layout::BOOT.start_bytes;
+    let mut read = |sector: u64, buf: &mut [u8; 512]| file.read_exact_at(buf, base + sector * 512);
+    let short = boot::fat32::short_name(boot::rpi::CONFIG_TXT).unwrap();
+    let config = boot::fat32::find_in_root(&mut read, &short)
+        .unwrap()
+        .expect("config.txt on /boot");
+    assert_eq!(config.bytes as usize, content.len());
+    file.write_all_at(content, base + config.first_sector * 512)
+        .unwrap();
 }

@@ -527,17 +527,14 @@ impl Device {
     pub fn repair_pi_settings(&self) -> Result<Option<u8>, Refusal> {
         let committed = self.read_record()?.committed;
         let disk = self.open_disk(false)?;
-        let base = layout::BOOT.start_bytes;
-        let mut read =
-            |sector: u64, buf: &mut [u8; 512]| disk.read_exact_at(buf, base + sector * 512);
-        let Some(short) = boot::fat32::short_name(boot::rpi::CONFIG_TXT) else {
-            return Ok(None);
-        };
-        let Some(config) = boot::fat32::find_in_root(&mut read, &short)? else {
+        let Some(config) = find_boot_file(&disk, boot::rpi::CONFIG_TXT)? else {
             return Ok(None);
         };
         let mut sector = [0u8; 512];
-        read(config.first_sector, &mut sector)?;
+        disk.read_exact_at(
+            &mut sector,
+            layout::BOOT.start_bytes + config.first_sector * 512,
+        )?;
         if boot::rpi::slot_of(&sector) == Some(committed) {
             return Ok(None);
         }
@@ -586,13 +583,9 @@ mod tests {
 /// loop); after a boot partition update it puts back what the new files' defaults undid.
 pub fn point_pi_settings(disk: &File, committed: u8) -> Result<(), Refusal> {
     let base = layout::BOOT.start_bytes;
-    let mut read = |sector: u64, buf: &mut [u8; 512]| disk.read_exact_at(buf, base + sector * 512);
     let mut places = Vec::new();
     for (name, content) in boot::rpi::files_for(committed) {
-        let Some(short) = boot::fat32::short_name(name) else {
-            return Ok(());
-        };
-        match boot::fat32::find_in_root(&mut read, &short)? {
+        match find_boot_file(disk, name)? {
             Some(file) if file.bytes as usize == content.len() => {
                 places.push((file.first_sector, content))
             }
@@ -610,4 +603,14 @@ pub fn point_pi_settings(disk: &File, committed: u8) -> Result<(), Refusal> {
     }
     disk.sync_data()?;
     Ok(())
+}
+
+/// Where file `name` of /boot's root directory starts (`boot::fat32`), if it is there.
+fn find_boot_file(disk: &File, name: &str) -> Result<Option<boot::fat32::RootFile>, Refusal> {
+    let Some(short) = boot::fat32::short_name(name) else {
+        return Ok(None);
+    };
+    let base = layout::BOOT.start_bytes;
+    let mut read = |sector: u64, buf: &mut [u8; 512]| disk.read_exact_at(buf, base + sector * 512);
+    Ok(boot::fat32::find_in_root(&mut read, &short)?)
 }

@@ -23,29 +23,9 @@ fn push(s: &Scratch, vm: &Vm, extra: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// `imgtool status` once admind answers.
 fn status_when_up(s: &Scratch, vm: &Vm) -> String {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let out = remote(s, vm.admind_port, "status").output().unwrap();
-        if out.status.success() {
-            return stdout(&out);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "admind never answered: {}",
-            text(&out)
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    common::status_when_up(s, vm.admind_port, Duration::from_secs(90))
 }
 
 /// Every process from admind's `/proc/top`, fetched with curl: name -> (CPU ticks, RSS kB).

@@ -17,15 +17,7 @@ const RASPI_TIMEOUT: Duration = Duration::from_secs(420);
 #[test]
 fn an_rpi_image_boots_in_raspi3b_gets_a_lease_and_admind_answers() {
     let s = Scratch::new("raspi3b");
-    let image = s.path("pi.img");
-    run_ok(
-        imgtool()
-            .arg("mkimg")
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .args(["--arch", "rpi", "--size", "1G", "--hostname", "pi-test"])
-            .arg(&image),
-    );
+    let image = rpi_image(&s, &["--hostname", "pi-test"]);
     // The readers x86 images pass, and every slot's device trees beside the firmware.
     let dump = stdout(&run_ok(
         std::process::Command::new("sfdisk")
@@ -101,16 +93,7 @@ fn an_rpi_image_boots_in_raspi3b_gets_a_lease_and_admind_answers() {
 #[test]
 fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
     let s = Scratch::new("raspi3b-push");
-    let image = s.path("pi.img");
-    run_ok(
-        imgtool()
-            .arg("mkimg")
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .args(["--arch", "rpi", "--size", "1G"])
-            .args(["--kernel-arg", "rustkrazy.trial_timeout=120"])
-            .arg(&image),
-    );
+    let image = rpi_image(&s, &["--kernel-arg", "rustkrazy.trial_timeout=120"]);
     let mut vm = Vm::boot(&image, &Options::default()).unwrap();
     vm.expect_in_order(&["init: boot status: committed slot=2"], RASPI_TIMEOUT);
     status_when_up(&s, &vm);
@@ -136,11 +119,7 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
         .arg(&program)
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = text(&out);
     assert!(
         out.status.success(),
         "push failed:\n{said}\n{}",
@@ -210,11 +189,7 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
         .arg(format!("{}=init", dies.display()))
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = text(&out);
     assert!(
         !out.status.success(),
         "a dying trial is no success:\n{said}"
@@ -229,21 +204,25 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
     vm.kill();
 }
 
+/// A 1 GiB rpi image of the scratch instance (default kernel and firmware), with `extra`
+/// mkimg flags.
+fn rpi_image(s: &Scratch, extra: &[&str]) -> std::path::PathBuf {
+    let image = s.path("pi.img");
+    run_ok(
+        imgtool()
+            .arg("mkimg")
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(["--arch", "rpi", "--size", "1G"])
+            .args(extra)
+            .arg(&image),
+    );
+    image
+}
+
 /// `imgtool status` once admind answers.
 fn status_when_up(s: &Scratch, vm: &Vm) -> String {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let out = remote(s, vm.admind_port, "status").output().unwrap();
-        if out.status.success() {
-            return stdout(&out);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "admind never answered: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    common::status_when_up(s, vm.admind_port, Duration::from_secs(180))
 }
 
 /// Overwrites the image's config.txt in place, where `boot::fat32` finds it.

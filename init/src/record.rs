@@ -36,8 +36,9 @@ pub fn read(disk: &Disk) -> Result<Record, Errno> {
 /// One sector, then flushed to the disk.
 pub fn write(disk: &Disk, record: &Record) -> Result<(), Errno> {
     let fd = open(disk, true)?;
-    let n = rustix::io::pwrite(&fd, &record.encode(), boot::record::RECORD_OFFSET)?;
-    if n != 512 {
+    let sector = record.encode();
+    let n = rustix::io::pwrite(&fd, &sector, boot::record::RECORD_OFFSET)?;
+    if n != sector.len() {
         return Err(Errno::IO);
     }
     rustix::fs::fsync(&fd)

@@ -324,3 +324,30 @@ pub fn image_with(s: &Scratch, name: &str, programs: &[&str], config: Option<&st
     run_ok(cmd.arg(&image));
     image
 }
+
+/// A finished command's stdout then stderr, for messages and for checking what it said.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `imgtool status` for the device on 127.0.0.1:`port`, asked each second until admind
+/// answers; fails after `timeout`.
+pub fn status_when_up(scratch: &Scratch, port: u16, timeout: std::time::Duration) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let out = remote(scratch, port, "status").output().unwrap();
+        if out.status.success() {
+            return stdout(&out);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "admind never answered: {}",
+            text(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}

@@ -6,7 +6,7 @@
 //! PUT is taken wherever POST is, as the original rustkrazy's admind (and its updater) do.
 
 use crate::device::{refuse, Device, Refusal};
-use crate::http::{self, json_string, BodyKind, Request};
+use crate::http::{json_string, BodyKind, Request};
 use crate::upload::{FileUpload, UpdateLock, Upload};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -116,10 +116,13 @@ impl Api {
             r.after = None;
             return Some(r);
         }
+        // Credentials longer than this are not ours (the user is short, passwords too).
+        let mut decoded = [0u8; 512];
         let ok = req
             .header("authorization")
             .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b| http::base64_decode(b.trim()))
+            .and_then(|b| boot::encoding::base64_decode(b.trim().as_bytes(), &mut decoded))
+            .map(|n| &decoded[..n])
             .and_then(|creds| {
                 let at = creds.iter().position(|&b| b == b':')?;
                 let (user, password) = (&creds[..at], &creds[at + 1..]);
@@ -267,8 +270,8 @@ impl Api {
                 422,
                 format!(
                     "the command line's SHA-256 is {} but the client expected {}",
-                    crate::tls::hex(&part.sha256),
-                    crate::tls::hex(&want)
+                    boot::encoding::Hex(&part.sha256),
+                    boot::encoding::Hex(&want)
                 ),
             ));
         }
@@ -277,7 +280,7 @@ impl Api {
             format!(
                 "{{\"slot\":{slot},\"bytes\":{},\"sha256\":\"{}\"}}\n",
                 part.bytes,
-                crate::tls::hex(&part.sha256)
+                boot::encoding::Hex(&part.sha256)
             ),
         ))
     }
@@ -289,7 +292,7 @@ impl Api {
             200,
             format!(
                 "{{\"bytes\":440,\"sha256\":\"{}\"}}\n",
-                crate::tls::hex(&hash)
+                boot::encoding::Hex(&hash)
             ),
         ))
     }
@@ -566,7 +569,7 @@ fn file_reply(files: &[PathBuf], content_type: &'static str) -> Result<Reply, Re
 fn expected_sha256(req: &Request) -> Result<Option<[u8; 32]>, Refusal> {
     match req.header("x-expected-sha256") {
         None => Ok(None),
-        Some(hex) => boot::hex::decode::<32>(hex)
+        Some(hex) => boot::encoding::hex_decode::<32>(hex)
             .map(Some)
             .ok_or_else(|| refuse(400, "X-Expected-SHA256 must be 64 hex digits")),
     }
@@ -582,12 +585,12 @@ fn slot_json(
         format!(
             "{{\"bytes\":{},\"sha256\":\"{}\"}}",
             p.bytes,
-            crate::tls::hex(&p.sha256)
+            boot::encoding::Hex(&p.sha256)
         )
     };
     let (build, root, kernel, cmdline) = match id {
         Some(id) => (
-            format!("\"{}\"", crate::tls::hex(&id.build)),
+            format!("\"{}\"", boot::encoding::Hex(&id.build)),
             part(&id.root),
             part(&id.kernel),
             part(&id.cmdline),

@@ -211,40 +211,6 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Decodes standard base64 (with padding), as in `Authorization: Basic`.
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s = s.as_bytes();
-    if !s.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    for (n, quad) in s.chunks(4).enumerate() {
-        let last = n == s.len() / 4 - 1;
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut acc = 0u32;
-        for &c in &quad[..4 - pad] {
-            acc = acc << 6 | value(c)?;
-        }
-        acc <<= 6 * pad as u32;
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..4 - pad]);
-    }
-    Some(out)
-}
-
 /// Decodes a request body of either kind as its bytes arrive: never more than the client
 /// declared, never more than `limit` in all. Push-based, so the event loop can feed it
 /// whatever a socket gave and hand the body on in pieces.
@@ -610,13 +576,7 @@ mod tests {
     }
 
     #[test]
-    fn base64_and_json() {
-        assert_eq!(base64_decode("cnVzdGtyYXp5OnB3").unwrap(), b"rustkrazy:pw");
-        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
-        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
-        for bad in ["YQ=", "Y===", "YQ==YQ==", "Y*==", "YQ"] {
-            assert!(base64_decode(bad).is_none(), "{bad}");
-        }
+    fn json_strings_are_escaped() {
         assert_eq!(json_string("a\"b\\\n\x01"), "\"a\\\"b\\\\\\n\\u0001\"");
     }
 

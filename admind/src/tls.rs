@@ -94,11 +94,6 @@ pub fn pinned_client_config(
     Ok(config)
 }
 
-/// Hex of a SHA-256, lowercase.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[derive(Debug)]
 struct Pinned {
     pin: [u8; 32],
@@ -122,8 +117,8 @@ impl ServerCertVerifier for Pinned {
                 "the device presented certificate sha256 {} but the instance pins {}: this is \
                  not the appliance the instance was made for, or someone is intercepting the \
                  connection; refusing to send the password or an update",
-                hex(&got),
-                hex(&self.pin)
+                boot::encoding::Hex(&got),
+                boot::encoding::Hex(&self.pin)
             )))
         }
     }

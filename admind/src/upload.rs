@@ -183,13 +183,13 @@ impl RegionUpload {
     }
 
     fn complete(&mut self, bytes: u64, sha256: [u8; 32]) -> Result<Reply, Refusal> {
-        let hex = crate::tls::hex(&sha256);
+        let hex = boot::encoding::Hex(&sha256);
         let mismatch = |want: &[u8; 32]| {
             refuse(
                 422,
                 format!(
                     "the upload's SHA-256 is {hex} but the client expected {}; the slot stays incomplete and unarmed",
-                    crate::tls::hex(want)
+                    boot::encoding::Hex(want)
                 ),
             )
         };
@@ -244,7 +244,7 @@ impl RegionUpload {
                     format!(
                         "{{\"slot\":{},\"bytes\":{bytes},\"sha256\":\"{hex}\",\"build\":\"{}\"}}\n",
                         slot.number,
-                        crate::tls::hex(&id.build)
+                        boot::encoding::Hex(&id.build)
                     ),
                 ))
             }
@@ -402,7 +402,7 @@ impl Upload for FileUpload {
             format!(
                 "{{\"bytes\":{},\"sha256\":\"{}\"}}\n",
                 self.total,
-                crate::tls::hex(&sha256)
+                boot::encoding::Hex(&sha256)
             ),
         )))
     }

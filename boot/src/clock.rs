@@ -10,7 +10,7 @@
 //! good answer: who gave it, how far off our clock was before correcting it, and when, in
 //! seconds since 1970) or `unsynchronised` when no server has answered yet.
 
-use crate::text::Decimal;
+use crate::encoding::Decimal;
 use core::fmt;
 
 /// The clock saved across boots (what Debian's fake-hwclock keeps in /etc).

@@ -7,9 +7,7 @@
 
 pub mod clock;
 pub mod fat32;
-pub mod hex;
-#[cfg(feature = "io")]
-pub mod io;
+pub mod encoding;
 pub mod kernel;
 pub mod layout;
 pub mod mbr;
@@ -20,4 +18,3 @@ pub mod rootid;
 pub mod rpi;
 pub mod services;
 pub mod slot;
-pub mod text;

@@ -39,8 +39,8 @@ pub fn parse(text: &str) -> Option<([u8; 16], [u8; 32])> {
     if words.next()? != "sha256" {
         return None;
     }
-    let salt = crate::hex::decode::<16>(words.next()?)?;
-    let hash = crate::hex::decode::<32>(words.next()?)?;
+    let salt = crate::encoding::hex_decode::<16>(words.next()?)?;
+    let hash = crate::encoding::hex_decode::<32>(words.next()?)?;
     words.next().is_none().then_some((salt, hash))
 }
 

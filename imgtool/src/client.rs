@@ -82,7 +82,7 @@ impl Client {
             })?
             .next()
             .ok_or_else(|| anyhow!("{with_port} resolves to no address"))?;
-        let pin = boot::hex::decode::<32>(&instance.cert_sha256_hex).ok_or_else(|| {
+        let pin = boot::encoding::hex_decode::<32>(&instance.cert_sha256_hex).ok_or_else(|| {
             anyhow!(
                 "{}: admind-cert.sha256 is not a SHA-256",
                 instance.dir.display()
@@ -96,7 +96,7 @@ impl Client {
             config: Arc::new(config),
             authorization: format!(
                 "Basic {}",
-                crate::instance::base64(format!("rustkrazy:{}", instance.password).as_bytes())
+                boot::encoding::Base64(format!("rustkrazy:{}", instance.password).as_bytes())
             ),
         })
     }

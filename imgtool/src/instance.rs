@@ -166,7 +166,7 @@ impl Instance {
         })?;
         let cert_pem = String::from_utf8(cert_pem)?;
         let cert_der = pem_body(&cert_pem).context("admind-cert.pem holds no certificate")?;
-        let cert_sha256_hex = hex(&Sha256::digest(&cert_der));
+        let cert_sha256_hex = boot::encoding::Hex(&Sha256::digest(&cert_der)).to_string();
         // Derived files: rewritten whenever they disagree with the certificate.
         write_atomic(
             &dir.join("admind-cert.sha256"),
@@ -176,7 +176,7 @@ impl Instance {
         let spki = p256::pkcs8::EncodePublicKey::to_public_key_der(key.verifying_key())?;
         write_atomic(
             &dir.join("admind-pubkey.sha256"),
-            format!("{}\n", base64(&Sha256::digest(spki.as_bytes()))).as_bytes(),
+            format!("{}\n", boot::encoding::Base64(&Sha256::digest(spki.as_bytes()))).as_bytes(),
             0o644,
         )?;
 
@@ -415,59 +415,15 @@ fn pem_body(pem: &str) -> Option<Vec<u8>> {
         .skip(1)
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
-    unbase64(&body)
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding.
-pub fn base64(data: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn unbase64(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in text.bytes().filter(|&c| c != b'=') {
-        acc = acc << 6 | B64.iter().position(|&b| b == c)? as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
-pub fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
+    let mut der = vec![0u8; body.len() / 4 * 3];
+    let n = boot::encoding::base64_decode(body.as_bytes(), &mut der)?;
+    der.truncate(n);
+    Some(der)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trips() {
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(unbase64("Zm8=").unwrap(), b"fo");
-        assert_eq!(unbase64(&base64(&[0, 255, 7, 9])).unwrap(), [0, 255, 7, 9]);
-    }
 
     #[test]
     fn passwords_are_long_and_alphanumeric() {

@@ -80,7 +80,7 @@ fn cache_key(source: &Path, recipe: &Recipe) -> Result<String> {
                 .to_le_bytes(),
         );
     }
-    Ok(crate::instance::hex(&hash.finalize()[..12]))
+    Ok(boot::encoding::Hex(&hash.finalize()[..12]).to_string())
 }
 
 /// How one kernel is built: make's architecture, the fragment and patches, what comes out.

@@ -16,7 +16,8 @@
 
 use crate::client::Client;
 use crate::config::Plan;
-use crate::instance::{hex, Instance};
+use crate::instance::Instance;
+use boot::encoding::Hex;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::Digest;
 use std::time::{Duration, Instant};
@@ -109,7 +110,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         &plan.kernel_args,
     );
     let want = crate::mkimg::slot_id(&root.image, &kernel, &cmdline);
-    let build = hex(&want.build);
+    let build = Hex(&want.build).to_string();
     eprintln!(
         "push: {} runs slot {}; updating slot {target_slot} to build {}",
         client.target,
@@ -135,7 +136,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     ];
     let mut answer = serde_json::Value::Null;
     for (what, path, bytes, held) in parts {
-        let sha = hex(&sha2::Sha256::digest(bytes));
+        let sha = Hex(&sha2::Sha256::digest(bytes)).to_string();
         if held == Some(&sha) {
             eprintln!("push: slot {target_slot} already holds this {what}; not sending it");
             continue;
@@ -246,7 +247,7 @@ fn update_boot(
     let (image, code) = crate::mkimg::build_boot(plan, instance)?;
     let before = status(client)?;
     let started = Instant::now();
-    let want = hex(&sha2::Sha256::digest(&image));
+    let want = Hex(&sha2::Sha256::digest(&image)).to_string();
     let answer = client
         .request("POST", "/update/boot", &[], &image, true)
         .context("uploading the boot partition")?
@@ -256,7 +257,7 @@ fn update_boot(
         bail!("the device read back {} for the boot partition, expected {want}; its boot partition may be damaged, do not reboot it before pushing --boot again", answer["sha256"]);
     }
     if instance.arch == crate::config::Arch::X86_64 {
-        let want = hex(&sha2::Sha256::digest(code));
+        let want = Hex(&sha2::Sha256::digest(code)).to_string();
         let answer = client
             .post("/update/mbr", &code)?
             .json()

@@ -181,7 +181,7 @@ fn raspi_dir(image: &Path) -> std::path::PathBuf {
     let digest = sha2::Sha256::digest(name.as_os_str().as_encoded_bytes());
     std::env::temp_dir().join(format!(
         "imgtool-raspi-{}",
-        crate::instance::hex(&digest[..8])
+        boot::encoding::Hex(&digest[..8]).to_string()
     ))
 }
 

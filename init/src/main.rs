@@ -28,19 +28,8 @@ use rustix::system::RebootCommand;
 use services::Supervisor;
 use sys::{now_ms, Console, Text};
 
-// musl's C library: its start-up code calls `main` below, and fork/execve/signalfd come from
-// it. (The libc crate links it only for std.)
-#[cfg_attr(
-    target_env = "musl",
-    link(name = "c", kind = "static", modifiers = "-bundle")
-)]
-#[cfg_attr(not(target_env = "musl"), link(name = "c"))]
-extern "C" {}
-
-/// With panic=abort nothing unwinds, but the precompiled core library still names the
-/// personality routine in unoptimised builds; this satisfies the linker.
-#[no_mangle]
-pub extern "C" fn rust_eh_personality() {}
+// musl's start-up code calls `main` below; fork/execve/signalfd come from musl too.
+runtime::device_program!();
 
 /// Logs one line to the console: `log!(console, "fmt", args...)`.
 #[macro_export]

@@ -8,7 +8,6 @@ use core::fmt::Write;
 use core::mem::MaybeUninit;
 use init::backoff::Backoff;
 use init::logline::{must_rotate, LineSplitter};
-use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -230,7 +229,7 @@ impl Supervisor {
         for s in self.services.iter().flatten() {
             let _ = writeln!(text, "{} {}", show(s.name.as_bytes()), s.restarts);
         }
-        let _ = boot::io::replace_file(
+        let _ = runtime::file::replace_file(
             c"/run/rustkrazy/services.new",
             c"/run/rustkrazy/services",
             text.as_bytes(),
@@ -381,73 +380,33 @@ impl Supervisor {
         signals: Option<&OwnedFd>,
         wake_ms: u64,
     ) -> Option<RebootCommand> {
-        let mut ready = [(0u8, 0u8); 2 * SERVICES_MAX];
-        let mut nready = 0;
-        let mut signal_ready = false;
-        {
-            let mut fds: [Option<BorrowedFd<'_>>; 2 * SERVICES_MAX + 1] =
-                [None; 2 * SERVICES_MAX + 1];
-            let mut owners = [(0u8, 0u8); 2 * SERVICES_MAX];
-            let mut n = 0;
-            if let Some(fd) = signals {
-                fds[n] = Some(fd.as_fd());
-                n += 1;
-            }
-            let first_stream = n;
-            for (i, service) in self.services.iter().enumerate() {
-                for (j, stream) in service.iter().flat_map(|s| s.streams.iter()).enumerate() {
-                    if let Some(pipe) = &stream.pipe {
-                        owners[n - first_stream] = (i as u8, j as u8);
-                        fds[n] = Some(pipe.as_fd());
-                        n += 1;
-                    }
-                }
-            }
-            // A fixed-size array needs every slot filled; slots past `n` repeat a real
-            // descriptor and are never passed to poll.
-            let mut list: [PollFd<'_>; 2 * SERVICES_MAX + 1] = match fds[0] {
-                Some(filler) => core::array::from_fn(|k| {
-                    PollFd::from_borrowed_fd(fds[k].unwrap_or(filler), PollFlags::IN)
-                }),
-                None => {
-                    // Nothing to watch: just sleep until the next timer.
-                    let ms = wake_ms.saturating_sub(now_ms()).min(1000);
-                    let t = rustix::time::Timespec {
-                        tv_sec: 0,
-                        tv_nsec: (ms * 1_000_000) as i64,
-                    };
-                    // poll with no descriptors sleeps (and spares rustix's thread module).
-                    let _ = rustix::event::poll(&mut [], Some(&t));
-                    return self.after_wait(console, signals, false, &[]);
-                }
-            };
-            // Without a signalfd, children are reaped by polling every second.
-            let cap_ms = if signals.is_some() { u64::MAX } else { 1000 };
-            let timeout_ms = wake_ms
-                .saturating_sub(now_ms())
-                .min(cap_ms)
-                .min(i32::MAX as u64);
-            let timeout = rustix::time::Timespec {
-                tv_sec: (timeout_ms / 1000) as i64,
-                tv_nsec: (timeout_ms % 1000 * 1_000_000) as i64,
-            };
-            let forever = timeout_ms == i32::MAX as u64;
-            match rustix::event::poll(&mut list[..n], if forever { None } else { Some(&timeout) }) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => log!(console, "init: poll failed: {}", e),
-            }
-            for (k, fd) in list[..n].iter().enumerate() {
-                if fd.revents().is_empty() {
-                    continue;
-                }
-                if k < first_stream {
-                    signal_ready = true;
-                } else {
-                    ready[nready] = owners[k - first_stream];
-                    nready += 1;
-                }
+        // Slot 0: the signalfd; slot 1 + 2i + j: stream j (stdout, stderr) of service i.
+        let mut slots: [Option<BorrowedFd<'_>>; 1 + 2 * SERVICES_MAX] =
+            [None; 1 + 2 * SERVICES_MAX];
+        slots[0] = signals.map(|fd| fd.as_fd());
+        for (i, service) in self.services.iter().enumerate() {
+            for (j, stream) in service.iter().flat_map(|s| s.streams.iter()).enumerate() {
+                slots[1 + 2 * i + j] = stream.pipe.as_ref().map(|pipe| pipe.as_fd());
             }
         }
+        // Without a signalfd, children are reaped by polling every second.
+        let cap_ms = if signals.is_some() { u64::MAX } else { 1000 };
+        let timeout_ms =
+            Some(wake_ms.saturating_sub(now_ms()).min(cap_ms)).filter(|&ms| ms < i32::MAX as u64);
+        let slot_ready = match runtime::poll::wait_readable(&slots, timeout_ms) {
+            Ok(ready) => ready,
+            Err(e) => {
+                log!(console, "init: poll failed: {}", e);
+                [false; 1 + 2 * SERVICES_MAX]
+            }
+        };
+        let mut ready = [(0u8, 0u8); 2 * SERVICES_MAX];
+        let mut nready = 0;
+        for (k, _) in slot_ready.iter().enumerate().skip(1).filter(|(_, &r)| r) {
+            ready[nready] = (((k - 1) / 2) as u8, ((k - 1) % 2) as u8);
+            nready += 1;
+        }
+        let signal_ready = slot_ready[0];
         self.after_wait(console, signals, signal_ready, &ready[..nready])
     }
 

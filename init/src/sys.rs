@@ -1,8 +1,10 @@
-//! The little system glue PID 1 needs beyond rustix: a non-blocking console, fixed-size
-//! text and path buffers, whole-file reads, and fork/exec through musl.
+//! The system glue only PID 1 needs, beyond the device runtime: a non-blocking console,
+//! fork/exec and signals through musl.
 
-pub use boot::io::{read_file, write_all};
-pub use boot::text::Text;
+pub use runtime::clock::monotonic_ms as now_ms;
+pub use runtime::file::{read_file, write_all};
+pub use runtime::output::write_stderr;
+pub use runtime::Text;
 use core::ffi::c_char;
 
 use rustix::fd::OwnedFd;
@@ -35,19 +37,6 @@ impl Console {
             let _ = write_all(fd, bytes);
         }
     }
-}
-
-/// Writes to standard error (for someone running init by hand).
-pub fn write_stderr(bytes: &[u8]) {
-    // SAFETY: fd 2 is only borrowed for this write; if it is not open, the write fails.
-    let stderr = unsafe { rustix::fd::BorrowedFd::borrow_raw(2) };
-    let _ = write_all(stderr, bytes);
-}
-
-/// Milliseconds since boot (CLOCK_MONOTONIC).
-pub fn now_ms() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
 }
 
 /// What a child needs to become a service.

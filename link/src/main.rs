@@ -18,31 +18,21 @@
 mod sys;
 mod time;
 
+use boot::encoding::Decimal;
 use boot::network::{self, Name, Settings};
-use boot::text::Decimal;
 use core::ffi::{c_char, c_int, CStr};
 use core::fmt::Write;
 use link::client::{Client, Event, Lease, Loss, Step, Transmit};
 use link::netlink::{self as nl, Address};
 use link::show::{Ip4, Ip6, Mac, Shown};
 use link::{dhcp, udp};
-use rustix::event::{PollFd, PollFlags};
-use rustix::fd::{AsFd, OwnedFd};
+use runtime::say;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use sys::{now_ms, random, LinkAddr, Text};
 
-// musl's C start-up code calls `main` below. (The libc crate links it only for std.)
-#[cfg_attr(
-    target_env = "musl",
-    link(name = "c", kind = "static", modifiers = "-bundle")
-)]
-#[cfg_attr(not(target_env = "musl"), link(name = "c"))]
-extern "C" {}
-
-/// With panic=abort nothing unwinds, but the precompiled core library still names the
-/// personality routine in unoptimised builds; this satisfies the linker.
-#[no_mangle]
-pub extern "C" fn rust_eh_personality() {}
+// musl's start-up code calls `main` below.
+runtime::device_program!();
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
@@ -810,50 +800,22 @@ impl Link {
             next = next.min(self.time.deadline_ms());
 
             // Wait for netlink events, DHCP replies, the time server or the next timer.
-            let mut ready = [false; POLL_SLOTS];
-            {
-                let mut fds: [Option<PollFd<'_>>; POLL_SLOTS] = [const { None }; POLL_SLOTS];
-                fds[0] = Some(PollFd::new(events, PollFlags::IN));
-                if let Some(fd) = self.time.socket() {
-                    fds[TIME_SLOT] = Some(PollFd::new(fd, PollFlags::IN));
-                }
-                for (slot, iface) in self.interfaces.iter().enumerate() {
-                    let Some(iface) = iface else { continue };
-                    if let Some(fd) = &iface.packet {
-                        fds[1 + 2 * slot] = Some(PollFd::new(fd, PollFlags::IN));
-                    }
-                    if let Some(fd) = &iface.udp {
-                        fds[2 + 2 * slot] = Some(PollFd::new(fd, PollFlags::IN));
-                    }
-                }
-                let mut which = [0usize; POLL_SLOTS];
-                let mut list: [PollFd<'_>; POLL_SLOTS] = core::array::from_fn(|_| {
-                    PollFd::from_borrowed_fd(events.as_fd(), PollFlags::empty())
-                });
-                let mut n = 0;
-                for (i, fd) in fds.into_iter().enumerate() {
-                    if let Some(fd) = fd {
-                        list[n] = fd;
-                        which[n] = i;
-                        n += 1;
-                    }
-                }
-                let wait_ms = next.saturating_sub(now_ms());
-                let timeout = rustix::time::Timespec {
-                    tv_sec: (wait_ms / 1000) as i64,
-                    tv_nsec: ((wait_ms % 1000) * 1_000_000) as i64,
-                };
-                match rustix::event::poll(&mut list[..n], Some(&timeout)) {
-                    Ok(_) | Err(Errno::INTR) => {}
-                    Err(e) => {
-                        say!("link: poll failed ({}); exiting so init restarts it", e);
-                        return 1;
-                    }
-                }
-                for (fd, &i) in list[..n].iter().zip(&which[..n]) {
-                    ready[i] = !fd.revents().is_empty();
-                }
+            let mut slots: [Option<BorrowedFd<'_>>; POLL_SLOTS] = [None; POLL_SLOTS];
+            slots[0] = Some(events.as_fd());
+            slots[TIME_SLOT] = self.time.socket().map(|fd| fd.as_fd());
+            for (slot, iface) in self.interfaces.iter().enumerate() {
+                let Some(iface) = iface else { continue };
+                slots[1 + 2 * slot] = iface.packet.as_ref().map(|fd| fd.as_fd());
+                slots[2 + 2 * slot] = iface.udp.as_ref().map(|fd| fd.as_fd());
             }
+            let wait_ms = next.saturating_sub(now_ms());
+            let ready = match runtime::poll::wait_readable(&slots, Some(wait_ms)) {
+                Ok(ready) => ready,
+                Err(e) => {
+                    say!("link: poll failed ({}); exiting so init restarts it", e);
+                    return 1;
+                }
+            };
 
             if ready[0] {
                 self.read_events(events, &mut buf);

@@ -1,5 +1,5 @@
-//! The system glue `link` needs: sockets (rtnetlink, packet, UDP), the clock, randomness,
-//! output lines and small file reads and writes. Everything else is in the library.
+//! The system glue only `link` needs, beyond the device runtime: sockets (rtnetlink,
+//! packet, UDP), randomness and resolv.conf's replacement. Everything else is in the library.
 
 use core::time::Duration;
 use rustix::fd::OwnedFd;
@@ -10,32 +10,10 @@ use rustix::net::{
     AddressFamily, Protocol, RecvFlags, SendFlags, SocketAddrV4, SocketFlags, SocketType,
 };
 
-pub use boot::io::{read_file, write_all};
-pub use boot::text::Text;
-
-/// Writes one line to stdout (init logs it and echoes it to the console).
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        let mut line: $crate::sys::Text<256> = $crate::sys::Text::new();
-        let _ = core::write!(line, $($arg)*);
-        line.push(b"\n");
-        $crate::sys::write_stdout(line.as_bytes());
-    }};
-}
-
-pub fn write_stdout(bytes: &[u8]) {
-    // SAFETY: fd 1 is only borrowed for this write; if it is not open, the write fails.
-    let stdout = unsafe { rustix::fd::BorrowedFd::borrow_raw(1) };
-    let _ = write_all(stdout, bytes);
-}
-
-/// Milliseconds on CLOCK_BOOTTIME: monotonic, and it keeps counting through suspend, as
-/// lease times do.
-pub fn now_ms() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
-}
+// Lease times keep counting through suspend: link's clock is CLOCK_BOOTTIME.
+pub use runtime::clock::boottime_ms as now_ms;
+pub use runtime::file::read_file;
+pub use runtime::Text;
 
 /// 32 random bits for transaction ids and retransmission jitter. Falls back to the clock if
 /// the kernel's pool is not ready: xids need to differ, not to be secret.
@@ -56,7 +34,7 @@ pub fn replace_file(path: &[u8], bytes: &[u8]) -> Result<(), Errno> {
     temp_path.push(path);
     temp_path.push(b".new");
     let temp = temp_path.as_cstr().ok_or(Errno::NAMETOOLONG)?;
-    boot::io::replace_file(temp, final_path.as_cstr().ok_or(Errno::NAMETOOLONG)?, bytes)
+    runtime::file::replace_file(temp, final_path.as_cstr().ok_or(Errno::NAMETOOLONG)?, bytes)
 }
 
 /// A request socket (no groups: only answers to our requests arrive) or an event socket

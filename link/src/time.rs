@@ -4,16 +4,16 @@
 //! are looked up with one DNS query to the resolv.conf servers. Decisions (schedule,
 //! kisses, when to step) are `link::timesync`'s; messages are `link::sntp` and `link::dns`.
 
-use crate::say;
 use crate::sys::{self, now_ms, random, Text};
 use boot::clock::{Status, Sync, Utc};
+use boot::encoding::Decimal;
 use boot::network::{Host, Settings, NTP_MAX};
-use boot::text::Decimal;
 use core::fmt::Write;
 use link::dns;
 use link::show::{Ip4, Shown};
 use link::sntp::{self, Rejection};
 use link::timesync::{Correction, Schedule, EXCHANGE_TIMEOUT_MS};
+use runtime::say;
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::time::{ClockId, Timespec};

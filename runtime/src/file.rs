@@ -1,5 +1,5 @@
-//! File helpers the device programs (init, link) share: whole writes, small whole-file
-//! reads, and replacing a file through a rename. Feature `io`; blocking, no allocation.
+//! Whole writes, small whole-file reads, and replacing a file through a rename: blocking,
+//! no allocation.
 
 use core::ffi::CStr;
 use rustix::fd::AsFd;

@@ -52,23 +52,21 @@ impl<const N: usize> fmt::Write for Text<N> {
     }
 }
 
-/// A number in decimal without core's width and fill machinery, which costs the device
-/// binaries kilobytes.
-pub struct Decimal(pub u64);
+#[cfg(test)]
+mod tests {
+    use super::Text;
+    use core::fmt::Write;
 
-impl fmt::Display for Decimal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = self.0;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        f.write_str(core::str::from_utf8(&digits[at..]).unwrap_or("?"))
+    #[test]
+    fn cuts_what_does_not_fit_and_makes_c_strings_only_when_they_fit() {
+        let mut t: Text<8> = Text::new();
+        let _ = write!(t, "abc{}", 12345678);
+        assert_eq!(t.as_bytes(), b"abc12345");
+        assert!(t.as_cstr().is_none(), "no room for the NUL");
+        let mut t: Text<8> = Text::new();
+        t.push(b"/run");
+        assert_eq!(t.as_cstr().unwrap().to_bytes(), b"/run");
+        t.push(b"\0x");
+        assert!(t.as_cstr().is_none(), "holds a NUL");
     }
 }

@@ -8,6 +8,7 @@
 use crate::device::{refuse, Device, Refusal};
 use crate::http::{json_string, BodyKind, Request};
 use crate::upload::{FileUpload, UpdateLock, Upload};
+use boot::boot_status::How;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -299,7 +300,7 @@ impl Api {
 
     fn status(&self) -> String {
         let d = &self.device;
-        let boot = d.boot_status().ok();
+        let boot = d.booted().ok();
         let record = d.read_record().ok();
         let mut roots = Vec::new();
         for slot in [boot::layout::ROOT_A, boot::layout::ROOT_B] {
@@ -336,10 +337,13 @@ impl Api {
                 (Some(b), Some(r)) => r.is_trial_boot(b.slot),
                 _ => false,
             },
-            boot.as_ref().map(|b| format!(
-                "{{\"state\":{},\"from\":{}}}",
-                json_string(&b.state),
-                b.from.map(|f| f.to_string()).unwrap_or("null".into())
+            boot.map(|b| format!(
+                "{{\"state\":\"{}\",\"from\":{}}}",
+                b.how.name(),
+                match b.how {
+                    How::RolledBack { from } => from.to_string(),
+                    _ => "null".into(),
+                }
             )).unwrap_or("null".into()),
             record.as_ref().map(record_json).unwrap_or("null".into()),
             roots.join(","),

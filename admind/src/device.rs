@@ -2,13 +2,13 @@
 //! trailers, the boot partition, the MBR code), the boot status init wrote, /data, the logs
 //! and the processes. Every path is configurable so the host tests can use plain files.
 
+pub use crate::http::{refuse, Refusal};
 use crate::upload::{Completion, RegionUpload, UpdateGuard};
 use boot::layout::{self, Partition};
 use boot::mbr::Table;
 use boot::record::{Record, State};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
-use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
@@ -33,8 +33,8 @@ impl Default for Paths {
     fn default() -> Self {
         Paths {
             disk: None,
-            boot_status: "/run/rustkrazy/boot-status".into(),
-            services: "/run/rustkrazy/services".into(),
+            boot_status: path(boot::boot_status::PATH),
+            services: path(boot::service_list::PATH),
             clock: boot::clock::STATUS_PATH.into(),
             data: "/data".into(),
             logs: "/tmp".into(),
@@ -44,59 +44,49 @@ impl Default for Paths {
     }
 }
 
-/// init's boot status line, parsed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BootStatus {
-    /// committed, trial or rolled-back.
-    pub state: String,
-    /// The slot this system booted from.
+/// A device path the contract names.
+fn path(c: &std::ffi::CStr) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(c.to_bytes()))
+}
+
+/// How this system booted, from init's boot status ([`boot::boot_status`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Booted {
+    pub how: boot::boot_status::How,
+    /// The root slot running now.
     pub slot: u8,
-    /// rolled-back: the slot that was given up.
-    pub from: Option<u8>,
+    /// The whole disk: `--disk`, else the one init reported.
     pub disk: Option<PathBuf>,
 }
 
-pub fn parse_boot_status(text: &str) -> Option<BootStatus> {
-    let mut words = text.split_whitespace();
-    let mut status = BootStatus {
-        state: words.next()?.to_string(),
-        ..BootStatus::default()
-    };
-    for word in words {
-        match word.split_once('=')? {
-            ("slot", v) => status.slot = v.parse().ok()?,
-            ("from", v) => status.from = Some(v.parse().ok()?),
-            ("disk", v) => status.disk = Some(v.into()),
-            _ => {}
-        }
+impl Booted {
+    /// Reads init's boot status; it is written before any service starts and never
+    /// changes during a boot, so this is done once.
+    fn read(paths: &Paths) -> Result<Booted, Refusal> {
+        let shown = paths.boot_status.display();
+        let text = std::fs::read_to_string(&paths.boot_status).map_err(|e| {
+            refuse(
+                503,
+                format!("cannot read {shown} ({e}): init has not reported how it booted"),
+            )
+        })?;
+        let status = boot::boot_status::parse(&text)
+            .ok_or_else(|| refuse(503, format!("{shown} is malformed")))?;
+        Ok(Booted {
+            how: status.how,
+            slot: status.slot,
+            disk: paths.disk.clone().or(status.disk.map(PathBuf::from)),
+        })
     }
-    layout::root_slot(status.slot).map(|_| status)
 }
 
 pub use boot::rootid::{Part, SlotId};
 
-/// Refusals with their HTTP status.
-#[derive(Debug)]
-pub struct Refusal {
-    pub status: u16,
-    pub reason: String,
-}
-
-pub fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
-    Refusal {
-        status,
-        reason: reason.into(),
-    }
-}
-
-impl From<io::Error> for Refusal {
-    fn from(e: io::Error) -> Refusal {
-        refuse(500, format!("I/O error: {e}"))
-    }
-}
-
 pub struct Device {
     pub paths: Paths,
+    /// How this system booted, or why that is unknown (every disk operation then says so).
+    booted: Result<Booted, Refusal>,
 }
 
 /// Bytes moved per read/write while streaming (the only buffer an update needs).
@@ -125,30 +115,19 @@ fn kernel_version(setup: &[u8]) -> String {
 }
 
 impl Device {
-    pub fn boot_status(&self) -> Result<BootStatus, Refusal> {
-        let text = std::fs::read_to_string(&self.paths.boot_status).map_err(|e| {
-            refuse(
-                503,
-                format!(
-                    "cannot read {} ({e}): init has not reported how it booted",
-                    self.paths.boot_status.display()
-                ),
-            )
-        })?;
-        parse_boot_status(&text).ok_or_else(|| {
-            refuse(
-                503,
-                format!("{} is malformed", self.paths.boot_status.display()),
-            )
-        })
+    pub fn new(paths: Paths) -> Device {
+        let booted = Booted::read(&paths);
+        Device { paths, booted }
     }
 
-    fn disk_path(&self) -> Result<PathBuf, Refusal> {
-        if let Some(d) = &self.paths.disk {
-            return Ok(d.clone());
-        }
-        self.boot_status()?
+    pub fn booted(&self) -> Result<&Booted, Refusal> {
+        self.booted.as_ref().map_err(Clone::clone)
+    }
+
+    fn disk_path(&self) -> Result<&PathBuf, Refusal> {
+        self.booted()?
             .disk
+            .as_ref()
             .ok_or_else(|| refuse(503, "init did not report the boot disk"))
     }
 
@@ -178,7 +157,7 @@ impl Device {
 
     /// The slot not running now, the one updates go to.
     pub fn inactive_slot(&self) -> Result<Partition, Refusal> {
-        let active = self.boot_status()?.slot;
+        let active = self.booted()?.slot;
         layout::root_slot(boot::record::other_slot(active))
             .ok_or_else(|| refuse(500, "no inactive root slot"))
     }
@@ -267,7 +246,7 @@ impl Device {
     /// is written: from here on it is incomplete and nothing boots it. Refused during an
     /// uncommitted trial, and when the inactive slot is the next boot's committed one.
     fn open_inactive_slot(&self) -> Result<(File, Partition), Refusal> {
-        let status = self.boot_status()?;
+        let status = self.booted()?;
         let record = self.read_record()?;
         if record.is_trial_boot(status.slot) {
             return Err(refuse(409, "this boot is an uncommitted trial: commit it (POST /commit) or reboot before updating again"));
@@ -467,7 +446,7 @@ impl Device {
 
     /// Arms a one-shot trial of the inactive root (`now`: make it the committed root at once).
     pub fn switch(&self, now: bool) -> Result<Record, Refusal> {
-        let status = self.boot_status()?;
+        let status = self.booted()?;
         let record = self.read_record()?;
         if record.is_trial_boot(status.slot) {
             return Err(refuse(
@@ -501,7 +480,7 @@ impl Device {
 
     /// Makes the trial root this system booted from the committed one.
     pub fn commit(&self) -> Result<Record, Refusal> {
-        let status = self.boot_status()?;
+        let status = self.booted()?;
         let record = self.read_record()?;
         if record.is_trial_boot(status.slot) {
             let next = record.commit();
@@ -553,26 +532,6 @@ impl Device {
         };
         rustix::process::kill_process(pid, signal)
             .map_err(|e| refuse(500, format!("cannot signal init ({e})")))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn boot_status_lines() {
-        let s = parse_boot_status("committed slot=2 disk=/dev/vda\n").unwrap();
-        assert_eq!(
-            (s.state.as_str(), s.slot, s.disk),
-            ("committed", 2, Some("/dev/vda".into()))
-        );
-        let s = parse_boot_status("rolled-back slot=2 from=3").unwrap();
-        assert_eq!(s.from, Some(3));
-        assert!(parse_boot_status("trial slot=3 timeout_s=300").is_some());
-        assert!(parse_boot_status("committed slot=4").is_none());
-        assert!(parse_boot_status("").is_none());
-        assert!(parse_boot_status("committed slot").is_none());
     }
 }
 

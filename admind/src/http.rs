@@ -1,7 +1,7 @@
 //! A minimal HTTP/1.1 server side of our own: request heads parsed with named limits,
 //! Content-Length and chunked bodies streamed through a bounded reader, keep-alive, and
 //! responses with a known length. Everything read from the client is bounded in size and
-//! time; anything malformed is an [`HttpError`] with the status to answer before closing.
+//! time; anything malformed is an [`Refusal`] with the status to answer before closing.
 
 use std::io::{self, Write};
 
@@ -16,17 +16,21 @@ const TRAILER_BYTES_MAX: usize = 4 * 1024;
 
 /// Why a request was refused: the status to answer, and a reason for the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpError {
+pub struct Refusal {
     pub status: u16,
     pub reason: String,
 }
 
-impl HttpError {
-    pub fn new(status: u16, reason: impl Into<String>) -> HttpError {
-        HttpError {
-            status,
-            reason: reason.into(),
-        }
+pub fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        reason: reason.into(),
+    }
+}
+
+impl From<std::io::Error> for Refusal {
+    fn from(e: std::io::Error) -> Refusal {
+        refuse(500, format!("I/O error: {e}"))
     }
 }
 
@@ -72,10 +76,10 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Parses a complete request head (through its blank line).
-pub fn parse_head(head: &[u8]) -> Result<Request, HttpError> {
-    let bad = |why: &str| HttpError::new(400, why);
+pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
+    let bad = |why: &str| refuse(400, why);
     if head.len() > HEAD_BYTES_MAX {
-        return Err(HttpError::new(431, "request head larger than 8 KiB"));
+        return Err(refuse(431, "request head larger than 8 KiB"));
     }
     let text = std::str::from_utf8(head).map_err(|_| bad("request head is not UTF-8"))?;
     let mut lines = text.split("\r\n");
@@ -92,12 +96,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, HttpError> {
     let http11 = match version {
         "HTTP/1.1" => true,
         "HTTP/1.0" => false,
-        _ => {
-            return Err(HttpError::new(
-                505,
-                "only HTTP/1.1 and HTTP/1.0 are spoken here",
-            ))
-        }
+        _ => return Err(refuse(505, "only HTTP/1.1 and HTTP/1.0 are spoken here")),
     };
     if !target.starts_with('/') || target.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(bad("the request target must be an absolute path"));
@@ -120,7 +119,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, HttpError> {
             break;
         }
         if headers.len() == HEADERS_MAX {
-            return Err(HttpError::new(431, "more than 32 header lines"));
+            return Err(refuse(431, "more than 32 header lines"));
         }
         let (name, value) = line.split_once(':').ok_or(bad("header line without ':'"))?;
         if name.is_empty()
@@ -156,10 +155,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, HttpError> {
         }
         ([], [v]) => {
             if !v.eq_ignore_ascii_case("chunked") {
-                return Err(HttpError::new(
-                    501,
-                    "only the chunked transfer coding is supported",
-                ));
+                return Err(refuse(501, "only the chunked transfer coding is supported"));
             }
             BodyKind::Chunked
         }
@@ -274,17 +270,17 @@ impl BodyDecoder {
 
     /// Decodes from the front of `input`. Call again with the rest while `consumed > 0`;
     /// `consumed == 0` means more input is needed (or the body is done).
-    pub fn decode(&mut self, input: &[u8]) -> Result<Decoded, HttpError> {
+    pub fn decode(&mut self, input: &[u8]) -> Result<Decoded, Refusal> {
         let none = |consumed| Decoded {
             consumed,
             data: 0..0,
         };
-        let bad = |why: &str| HttpError::new(400, why);
+        let bad = |why: &str| refuse(400, why);
         match self.step {
             Step::Done => Ok(none(0)),
             Step::Data => {
                 if self.total >= self.limit {
-                    return Err(HttpError::new(413, "body over the limit"));
+                    return Err(refuse(413, "body over the limit"));
                 }
                 let n = (input.len() as u64)
                     .min(self.left)
@@ -349,10 +345,10 @@ impl BodyDecoder {
 
 /// A CRLF-terminated line at the front of `input` (without the CRLF) and the bytes it
 /// takes; `None` until it is complete; an error once `max` bytes pass without one.
-fn line(input: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, HttpError> {
+fn line(input: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, Refusal> {
     match input.windows(2).position(|w| w == b"\r\n") {
         Some(at) => Ok(Some((&input[..at], at + 2))),
-        None if input.len() > max => Err(HttpError::new(400, "line too long in a chunked body")),
+        None if input.len() > max => Err(refuse(400, "line too long in a chunked body")),
         None => Ok(None),
     }
 }
@@ -451,7 +447,7 @@ pub fn json_string(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn head(text: &str) -> Result<Request, HttpError> {
+    fn head(text: &str) -> Result<Request, Refusal> {
         parse_head(text.as_bytes())
     }
 
@@ -518,7 +514,7 @@ mod tests {
         kind: BodyKind,
         limit: u64,
         step: usize,
-    ) -> Result<Vec<u8>, HttpError> {
+    ) -> Result<Vec<u8>, Refusal> {
         let mut d = BodyDecoder::new(kind, limit);
         let mut out = Vec::new();
         let mut pending: Vec<u8> = Vec::new();
@@ -534,12 +530,12 @@ mod tests {
             }
         }
         if !d.is_done() {
-            return Err(HttpError::new(400, "the client stopped mid-body"));
+            return Err(refuse(400, "the client stopped mid-body"));
         }
         Ok(out)
     }
 
-    fn read_body(raw: &[u8], kind: BodyKind, limit: u64) -> Result<Vec<u8>, HttpError> {
+    fn read_body(raw: &[u8], kind: BodyKind, limit: u64) -> Result<Vec<u8>, Refusal> {
         let whole = read_body_in(raw, kind, limit, raw.len());
         for step in [1, 2, 3, 7] {
             assert_eq!(

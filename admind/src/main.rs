@@ -73,7 +73,7 @@ fn run() -> Result<(), String> {
     let config = admind::tls::server_config(&read(&cert)?, &read(&key)?)
         .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))?;
     let password = String::from_utf8_lossy(&read(&password_file)?).into_owned();
-    let device = Device { paths };
+    let device = Device::new(paths);
     // A commit cut short (power lost between the record and config.txt) left the Pi's
     // firmware naming the old slot: name the committed one again.
     if let Ok(Some(slot)) = device.repair_pi_settings() {

@@ -84,16 +84,14 @@ pub fn top(proc: &Path) -> String {
     format!("[{}]\n", items.join(","))
 }
 
-/// The services init supervises, from its `/run/rustkrazy/services` (lines `NAME RESTARTS`),
+/// The services init supervises, from its service list ([`boot::service_list`]),
 /// with pid, state and RSS of the running ones (init's children). Without that file: init's
 /// children, restart counts unknown.
 pub fn services(proc: &Path, published: &Path) -> String {
     let children: Vec<Stat> = all(proc).into_iter().filter(|s| s.ppid == 1).collect();
     let text = std::fs::read_to_string(published).unwrap_or_default();
-    let mut listed: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(n, r)| (n.to_string(), r.trim().to_string()))
+    let mut listed: Vec<(String, String)> = boot::service_list::parse(&text)
+        .map(|e| (e.name.to_string(), e.restarts.to_string()))
         .collect();
     if listed.is_empty() {
         listed = children

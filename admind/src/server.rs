@@ -17,7 +17,7 @@
 //! [`TLS_SEND_BUFFER_BYTES`] out and one record in; [`CONNECTION_BYTES_MAX`] in all.
 
 use crate::api::{After, Api, Reply};
-use crate::http::{self, BodyDecoder, BodyKind, HttpError, Request};
+use crate::http::{self, refuse, BodyDecoder, BodyKind, Refusal, Request};
 use crate::upload::Upload;
 use rustix::event::{PollFd, PollFlags};
 use rustls::{ServerConfig, ServerConnection};
@@ -326,10 +326,10 @@ impl Connection {
                 self.close();
             }
             State::Head if self.input.is_empty() => self.close(), // idle keep-alive
-            State::Head => self.refuse(&HttpError::new(408, "request head not received in time")),
+            State::Head => self.refuse(&refuse(408, "request head not received in time")),
             State::Body { .. } => {
                 if self.window.1 < PROGRESS_BYTES_MIN {
-                    self.refuse(&HttpError::new(408, "the client sends too slowly"));
+                    self.refuse(&refuse(408, "the client sends too slowly"));
                 } else {
                     self.window = (now, 0);
                     self.deadline = now + PROGRESS_WINDOW;
@@ -454,7 +454,7 @@ impl Connection {
                             Err(e) => return self.refuse(&e),
                         }
                     } else if self.input.len() >= http::HEAD_BYTES_MAX {
-                        return self.refuse(&HttpError::new(431, "request head larger than 8 KiB"));
+                        return self.refuse(&refuse(431, "request head larger than 8 KiB"));
                     } else {
                         return;
                     }
@@ -475,7 +475,7 @@ impl Connection {
         let limit = api.body_limit(&req);
         if let BodyKind::Length(n) = req.body {
             if n > limit {
-                let e = HttpError::new(413, format!("{} takes at most {limit} bytes", req.path));
+                let e = refuse(413, format!("{} takes at most {limit} bytes", req.path));
                 return self.refuse(&e);
             }
         }
@@ -493,7 +493,7 @@ impl Connection {
         self.authenticated = true;
         let reading = req.method == "GET" || req.method == "HEAD";
         if reading && !matches!(req.body, BodyKind::None | BodyKind::Length(0)) {
-            return self.refuse(&HttpError::new(400, "GET requests carry no body"));
+            return self.refuse(&refuse(400, "GET requests carry no body"));
         }
         let sink = match api.begin_upload(&req) {
             Some(Ok(upload)) => Sink::Upload(upload),
@@ -545,7 +545,7 @@ impl Connection {
             };
             used += got.consumed;
             if let Err(r) = fed {
-                failure = Some(HttpError::new(r.status, r.reason));
+                failure = Some(r);
                 break;
             }
             if got.consumed == 0 {
@@ -643,7 +643,7 @@ impl Connection {
     }
 
     /// Answers with an error, then lingers.
-    fn refuse(&mut self, e: &HttpError) {
+    fn refuse(&mut self, e: &Refusal) {
         println!("admind: {}: refused: {} {}", self.peer, e.status, e.reason);
         let body = format!("{{\"error\":{}}}\n", http::json_string(&e.reason));
         let reply = crate::api::json(e.status, body);

@@ -191,6 +191,16 @@ impl Admind {
         a
     }
 
+    /// What a reboot does to admind: init writes a new boot status, admind starts again
+    /// and reads it (once).
+    fn restart_after_boot(&mut self, boot_status: &str) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::write(self.dir.join("boot-status"), boot_status).unwrap();
+        self.child = spawn(&self.dir, self.port, None);
+        wait_listening(self.port);
+    }
+
     fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.port)
     }
@@ -429,7 +439,7 @@ fn root_update_reads_back_arms_and_commits() {
         .unwrap();
     disk.write_all_at(&a.record().after_boot().encode(), 512)
         .unwrap();
-    std::fs::write(a.dir.join("boot-status"), "trial slot=3 timeout_s=300\n").unwrap();
+    a.restart_after_boot("trial slot=3 timeout_s=300\n");
     let (status, body) = a.curl(&["-X", "POST"], "/update/root");
     assert_eq!(
         status, 409,

@@ -114,7 +114,10 @@ mod tests {
         assert_eq!(Hex(&[0x00, 0xab, 0x7f]).to_string(), "00ab7f");
         assert_eq!(hex_decode::<2>("aBcd"), Some([0xab, 0xcd]));
         assert_eq!(hex_decode::<2>(" abcd\n"), Some([0xab, 0xcd]));
-        assert_eq!(hex_decode::<32>(&Hex(&[0xab; 32]).to_string()), Some([0xab; 32]));
+        assert_eq!(
+            hex_decode::<32>(&Hex(&[0xab; 32]).to_string()),
+            Some([0xab; 32])
+        );
         for bad in ["abc", "abcdef", "zzzz", "+1ab"] {
             assert_eq!(hex_decode::<2>(bad), None, "{bad}");
         }

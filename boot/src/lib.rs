@@ -5,9 +5,10 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod boot_status;
 pub mod clock;
-pub mod fat32;
 pub mod encoding;
+pub mod fat32;
 pub mod kernel;
 pub mod layout;
 pub mod mbr;
@@ -16,5 +17,6 @@ pub mod password;
 pub mod record;
 pub mod rootid;
 pub mod rpi;
+pub mod service_list;
 pub mod services;
 pub mod slot;

@@ -22,6 +22,8 @@
 //! [`arm`]: Record::arm
 //! [`commit`]: Record::commit
 
+use crate::layout;
+
 /// Sector holding the record.
 pub const RECORD_LBA: u64 = 1;
 /// Byte offset of the record on the disk.
@@ -61,18 +63,18 @@ pub enum RecordError {
 }
 
 fn valid_slot(slot: u8) -> Result<u8, RecordError> {
-    match slot {
-        2 | 3 => Ok(slot),
-        other => Err(RecordError::BadSlot(other)),
+    match layout::root_slot(slot) {
+        Some(_) => Ok(slot),
+        None => Err(RecordError::BadSlot(slot)),
     }
 }
 
 /// The other root slot.
 pub const fn other_slot(slot: u8) -> u8 {
-    if slot == 2 {
-        3
+    if slot == layout::ROOT_A.number {
+        layout::ROOT_B.number
     } else {
-        2
+        layout::ROOT_A.number
     }
 }
 
@@ -80,8 +82,8 @@ impl Record {
     /// A fresh disk: root A committed, nothing on trial.
     pub const INITIAL: Record = Record {
         state: State::Committed,
-        committed: 2,
-        trial: 3,
+        committed: layout::ROOT_A.number,
+        trial: layout::ROOT_B.number,
     };
 
     /// Decodes a record sector.

@@ -176,7 +176,11 @@ impl Instance {
         let spki = p256::pkcs8::EncodePublicKey::to_public_key_der(key.verifying_key())?;
         write_atomic(
             &dir.join("admind-pubkey.sha256"),
-            format!("{}\n", boot::encoding::Base64(&Sha256::digest(spki.as_bytes()))).as_bytes(),
+            format!(
+                "{}\n",
+                boot::encoding::Base64(&Sha256::digest(spki.as_bytes()))
+            )
+            .as_bytes(),
             0o644,
         )?;
 

@@ -17,8 +17,8 @@
 use crate::client::Client;
 use crate::config::Plan;
 use crate::instance::Instance;
-use boot::encoding::Hex;
 use anyhow::{anyhow, bail, Context, Result};
+use boot::encoding::Hex;
 use sha2::Digest;
 use std::time::{Duration, Instant};
 

@@ -56,8 +56,11 @@ pub fn save(console: &Console) {
     let mut text: Text<32> = Text::new();
     let _ = writeln!(text, "{}", now_s());
     let _ = rustix::fs::mkdir(clock::SAVED_DIR, Mode::from_raw_mode(0o755));
-    let result =
-        runtime::file::replace_file_durably(clock::SAVED_TEMP_PATH, clock::SAVED_PATH, text.as_bytes());
+    let result = runtime::file::replace_file_durably(
+        clock::SAVED_TEMP_PATH,
+        clock::SAVED_PATH,
+        text.as_bytes(),
+    );
     // EROFS/ENOENT: /data is not mounted (the root is read-only) or was remounted read-only.
     if let Err(e) = result {
         if e != rustix::io::Errno::ROFS && e != rustix::io::Errno::NOENT {

@@ -47,8 +47,6 @@ macro_rules! log {
 
 /// How often /dev/watchdog is fed (drivers time out after 30-60 s by default).
 const WATCHDOG_FEED_MS: u64 = 10_000;
-/// Where the boot status line goes.
-const BOOT_STATUS_PATH: &core::ffi::CStr = c"/run/rustkrazy/boot-status";
 /// Bound on /proc/cmdline and /etc/hostname reads.
 const SMALL_FILE_BYTES_MAX: usize = 4096;
 
@@ -190,6 +188,7 @@ fn boot_status(
     disk: Option<&mounts::Disk>,
     cmdline: &init::cmdline::Cmdline,
 ) -> Option<u64> {
+    use boot::boot_status::{self, BootStatus, How};
     use boot::record::State;
     let booted = disk.map(|d| d.root_partition).or(cmdline.root_partition)?;
     let mut found = disk.and_then(|d| record::read(d).ok());
@@ -213,44 +212,37 @@ fn boot_status(
             }
         }
     }
-    let mut status: Text<128> = Text::new();
     let mut deadline = None;
-    match found {
+    let how = match found {
         Some(r) if r.is_trial_boot(booted) => {
-            let _ = write!(
-                status,
-                "trial slot={booted} timeout_s={}",
-                cmdline.trial_timeout_s
-            );
             deadline = Some(now_ms() + cmdline.trial_timeout_s as u64 * 1000);
+            How::Trial {
+                timeout_s: cmdline.trial_timeout_s,
+            }
         }
         Some(r) if r.state == State::Tried && booted == r.committed => {
-            let _ = write!(status, "rolled-back slot={booted} from={}", r.trial);
+            How::RolledBack { from: r.trial }
         }
-        _ => {
-            let _ = write!(status, "committed slot={booted}");
-        }
-    }
+        _ => How::Committed,
+    };
     // The disk, so admind can find the record and the slots without searching again.
-    if let Some(d) = disk {
-        status.push(b" disk=");
-        status.push(d.device.as_bytes());
-    }
-    log!(
-        console,
-        "init: boot status: {}",
-        core::str::from_utf8(status.as_bytes()).unwrap_or("?")
-    );
-    status.push(b"\n");
-    let _ = rustix::fs::mkdir(c"/run/rustkrazy", Mode::from_raw_mode(0o755));
+    let status = BootStatus {
+        how,
+        slot: booted,
+        disk: disk.and_then(|d| core::str::from_utf8(d.device.as_bytes()).ok()),
+    };
+    log!(console, "init: boot status: {}", status);
+    let mut line: Text<128> = Text::new();
+    let _ = writeln!(line, "{}", status);
+    let _ = rustix::fs::mkdir(boot_status::RUN_DIR, Mode::from_raw_mode(0o755));
     let written = rustix::fs::open(
-        BOOT_STATUS_PATH,
+        boot_status::PATH,
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     )
-    .and_then(|fd| sys::write_all(&fd, status.as_bytes()));
+    .and_then(|fd| sys::write_all(&fd, line.as_bytes()));
     if let Err(e) = written {
-        log!(console, "init: cannot write {:?}: {}", BOOT_STATUS_PATH, e);
+        log!(console, "init: cannot write {:?}: {}", boot_status::PATH, e);
     }
     deadline
 }

@@ -4,6 +4,7 @@
 
 use crate::log;
 use crate::sys::{read_file, Console, Text};
+use boot::layout;
 use core::ffi::CStr;
 use core::fmt::Write;
 use core::mem::MaybeUninit;
@@ -141,8 +142,8 @@ pub fn root_disk() -> Result<Disk, Errno> {
         let mut n = [0u8; 16];
         let len = rustix::io::read(&fd, &mut n).unwrap_or(0);
         let target = match parse_number(&n[..len]) {
-            Some(1) => &mut disk.boot,
-            Some(4) => &mut disk.data,
+            Some(n) if n == u32::from(layout::BOOT.number) => &mut disk.boot,
+            Some(n) if n == u32::from(layout::DATA.number) => &mut disk.data,
             _ => continue,
         };
         target.push(b"/dev/");

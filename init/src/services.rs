@@ -222,16 +222,20 @@ impl Supervisor {
         &self.config[..self.config_len]
     }
 
-    /// Writes `/run/rustkrazy/services`: one `NAME RESTARTS` line per service, for admind's
-    /// status. Replaced through a rename so readers never see half a file.
+    /// Writes the service list ([`boot::service_list`]) for admind's status, through a
+    /// rename so readers never see half a file.
     fn publish(&self) {
         let mut text: Text<4096> = Text::new();
         for s in self.services.iter().flatten() {
-            let _ = writeln!(text, "{} {}", show(s.name.as_bytes()), s.restarts);
+            let entry = boot::service_list::Entry {
+                name: core::str::from_utf8(s.name.as_bytes()).unwrap_or("?"),
+                restarts: s.restarts,
+            };
+            let _ = write!(text, "{}", entry);
         }
         let _ = runtime::file::replace_file(
-            c"/run/rustkrazy/services.new",
-            c"/run/rustkrazy/services",
+            boot::service_list::TEMP_PATH,
+            boot::service_list::PATH,
             text.as_bytes(),
         );
     }

@@ -1,11 +1,11 @@
 //! The system glue only PID 1 needs, beyond the device runtime: a non-blocking console,
 //! fork/exec and signals through musl.
 
+use core::ffi::c_char;
 pub use runtime::clock::monotonic_ms as now_ms;
 pub use runtime::file::{read_file, write_all};
 pub use runtime::output::write_stderr;
 pub use runtime::Text;
-use core::ffi::c_char;
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};

@@ -58,9 +58,15 @@ mod tests {
         let (ready_r, ready_w) = rustix::pipe::pipe().unwrap();
         rustix::io::write(&ready_w, b"x").unwrap();
         let slots = [Some(quiet_r.as_fd()), None, Some(ready_r.as_fd())];
-        assert_eq!(wait_readable(&slots, Some(1000)).unwrap(), [false, false, true]);
+        assert_eq!(
+            wait_readable(&slots, Some(1000)).unwrap(),
+            [false, false, true]
+        );
         let slots = [Some(quiet_r.as_fd()), None];
         assert_eq!(wait_readable(&slots, Some(10)).unwrap(), [false, false]);
-        assert_eq!(wait_readable::<2>(&[None, None], Some(10)).unwrap(), [false, false]);
+        assert_eq!(
+            wait_readable::<2>(&[None, None], Some(10)).unwrap(),
+            [false, false]
+        );
     }
 }

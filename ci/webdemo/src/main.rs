@@ -8,7 +8,6 @@ use std::time::Duration;
 
 const PORT: u16 = 80;
 /// Where init says which slot booted from which disk (`committed slot=2 disk=/dev/vda`).
-const BOOT_STATUS: &str = "/run/rustkrazy/boot-status";
 /// A request head larger than this is not one a browser sends to this page.
 const REQUEST_BYTES_MAX: usize = 8192;
 
@@ -80,14 +79,9 @@ fn read_trimmed(path: &str) -> Option<String> {
 
 /// The booted slot (root partition) and the build id in its trailer.
 fn booted_build() -> Option<(String, String)> {
-    let status = read_trimmed(BOOT_STATUS)?;
-    let field = |key: &str| {
-        status
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(key).map(str::to_string))
-    };
-    let number: u8 = field("slot=")?.parse().ok()?;
-    let disk = field("disk=")?;
+    let text = std::fs::read_to_string(boot::boot_status::PATH.to_str().ok()?).ok()?;
+    let status = boot::boot_status::parse(&text)?;
+    let (number, disk) = (status.slot, status.disk?);
     let partition = boot::layout::PARTITIONS
         .iter()
         .find(|p| p.number == number)?;
@@ -104,7 +98,7 @@ fn booted_build() -> Option<(String, String)> {
         .read_exact_at(&mut sector, boot::rootid::offset_in(partition)?)
         .ok()?;
     let id = boot::rootid::decode(&sector)?;
-    let hex: String = id.build.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = boot::encoding::Hex(&id.build).to_string();
     let name = if number == boot::layout::ROOT_B.number {
         "B"
     } else {

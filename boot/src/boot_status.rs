@@ -1,0 +1,156 @@
+//! The boot status: one line init writes at start-up saying how this system booted, for
+//! admind (and the demo page) to read instead of working it out again.
+//!
+//! Path on the device: [`PATH`]. Text, one line, words separated by single spaces:
+//!
+//! ```text
+//! committed slot=2 disk=/dev/vda
+//! trial slot=3 timeout_s=300 disk=/dev/vda
+//! rolled-back slot=2 from=3 disk=/dev/mmcblk0
+//! ```
+//!
+//! `slot` is the root partition booted (2 or 3); `disk` is the whole disk holding it, absent
+//! when init could not find it. Unknown words are ignored, so fields can be added.
+
+use crate::layout;
+use core::ffi::CStr;
+use core::fmt;
+
+/// Where init keeps what it reports (boot status, services), a tmpfs.
+pub const RUN_DIR: &CStr = c"/run/rustkrazy";
+/// Where the boot status line is.
+pub const PATH: &CStr = c"/run/rustkrazy/boot-status";
+
+/// How the running slot came to be booted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    /// The committed slot, as planned.
+    Committed,
+    /// A one-shot trial: committed by userspace within `timeout_s` or rebooted away from.
+    Trial { timeout_s: u32 },
+    /// The committed slot, after a trial of slot `from` ended without a commit.
+    RolledBack { from: u8 },
+}
+
+impl How {
+    /// The line's first word.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            How::Committed => "committed",
+            How::Trial { .. } => "trial",
+            How::RolledBack { .. } => "rolled-back",
+        }
+    }
+}
+
+/// One boot status line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootStatus<'a> {
+    pub how: How,
+    /// The root partition booted.
+    pub slot: u8,
+    /// The whole disk holding the root, e.g. `/dev/vda`.
+    pub disk: Option<&'a str>,
+}
+
+/// The line without its newline.
+impl fmt::Display for BootStatus<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::encoding::Decimal;
+        write!(f, "{} slot={}", self.how.name(), Decimal(self.slot.into()))?;
+        match self.how {
+            How::Committed => {}
+            How::Trial { timeout_s } => write!(f, " timeout_s={}", Decimal(timeout_s.into()))?,
+            How::RolledBack { from } => write!(f, " from={}", Decimal(from.into()))?,
+        }
+        if let Some(disk) = self.disk {
+            write!(f, " disk={disk}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a boot status line; `None` unless it names how, and a root slot (and `from` for
+/// a roll-back).
+pub fn parse(text: &str) -> Option<BootStatus<'_>> {
+    let mut words = text.split_ascii_whitespace();
+    let first = words.next()?;
+    let (mut slot, mut from, mut timeout_s, mut disk) = (None, None, None, None);
+    for word in words {
+        match word.split_once('=')? {
+            ("slot", v) => slot = Some(v.parse().ok()?),
+            ("from", v) => from = Some(v.parse().ok()?),
+            ("timeout_s", v) => timeout_s = Some(v.parse().ok()?),
+            ("disk", v) => disk = Some(v),
+            _ => {}
+        }
+    }
+    let how = match first {
+        "committed" => How::Committed,
+        "trial" => How::Trial {
+            timeout_s: timeout_s.unwrap_or(0),
+        },
+        "rolled-back" => How::RolledBack { from: from? },
+        _ => return None,
+    };
+    let slot = layout::root_slot(slot?)?.number;
+    Some(BootStatus { how, slot, disk })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip() {
+        for status in [
+            BootStatus {
+                how: How::Committed,
+                slot: 2,
+                disk: Some("/dev/vda"),
+            },
+            BootStatus {
+                how: How::Trial { timeout_s: 300 },
+                slot: 3,
+                disk: None,
+            },
+            BootStatus {
+                how: How::RolledBack { from: 3 },
+                slot: 2,
+                disk: Some("/dev/mmcblk0"),
+            },
+        ] {
+            let line = status.to_string();
+            assert_eq!(parse(&line), Some(status), "{line}");
+            assert_eq!(parse(&format!("{line}\n")), Some(status), "{line}");
+        }
+        assert_eq!(
+            BootStatus {
+                how: How::Trial { timeout_s: 5 },
+                slot: 3,
+                disk: Some("/dev/vda")
+            }
+            .to_string(),
+            "trial slot=3 timeout_s=5 disk=/dev/vda"
+        );
+    }
+
+    #[test]
+    fn refuses_lines_without_a_root_slot_or_a_known_state() {
+        for bad in [
+            "",
+            "committed",
+            "committed slot",
+            "committed slot=4",
+            "committed slot=x",
+            "booted slot=2",
+            "rolled-back slot=2",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        assert!(
+            parse("committed slot=2 later=field").is_some(),
+            "new fields are ignored"
+        );
+    }
+}

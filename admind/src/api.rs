@@ -6,8 +6,10 @@
 //! PUT is taken wherever POST is, as the original rustkrazy's admind (and its updater) do.
 
 use crate::device::{refuse, Device, Refusal};
-use crate::http::{json_string, BodyKind, Request};
+use crate::http::{BodyKind, Request};
 use crate::upload::{FileUpload, UpdateLock, Upload};
+use admin_api::json::{string as json_string, Json};
+use admin_api::status::{self, Status};
 use boot::boot_status::How;
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -218,12 +220,12 @@ impl Api {
                     )),
                 };
                 now.and_then(|now| self.device.switch(now))
-                    .map(|r| json(200, record_json(&r) + "\n"))
+                    .map(|r| json(200, record_status(&r).to_json() + "\n"))
             }
             "/commit" if post => self
                 .device
                 .commit()
-                .map(|r| json(200, record_json(&r) + "\n")),
+                .map(|r| json(200, record_status(&r).to_json() + "\n")),
             "/reboot" if post => Ok(Reply {
                 after: Some(After::Reboot),
                 ..json(200, "{\"rebooting\":true}\n".into())
@@ -302,53 +304,52 @@ impl Api {
         let d = &self.device;
         let boot = d.booted().ok();
         let record = d.read_record().ok();
-        let mut roots = Vec::new();
+        // Inserted, not collected: collecting sorts, which costs admind 3 KB of code.
+        let mut roots = std::collections::BTreeMap::new();
         for slot in [boot::layout::ROOT_A, boot::layout::ROOT_B] {
             let id = d.slot_id(&slot).ok().flatten();
             let files = d.slot_files(&slot, false).ok();
-            roots.push(format!(
-                "\"{}\":{}",
-                slot.number,
-                slot_json(id.as_ref(), files.as_ref())
-            ));
+            roots.insert(slot.number, root_status(id.as_ref(), files.as_ref()));
         }
-        let uptime = std::fs::read_to_string(d.paths.proc.join("uptime"))
-            .ok()
-            .and_then(|t| {
-                t.split_whitespace()
-                    .next()
-                    .and_then(|s| s.split('.').next()?.parse::<u64>().ok())
-            })
+        let proc_text = |path: &str| {
+            std::fs::read_to_string(d.paths.proc.join(path))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let uptime_s = proc_text("uptime")
+            .split(['.', ' '])
+            .next()
+            .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         let (total_kb, available_kb) = crate::procs::memory(&d.paths.proc);
-        let hostname =
-            std::fs::read_to_string(d.paths.proc.join("sys/kernel/hostname")).unwrap_or_default();
-        // Changes with every boot: how a client tells a fresh boot from the old system.
-        let boot_id = std::fs::read_to_string(d.paths.proc.join("sys/kernel/random/boot_id"))
-            .unwrap_or_default();
-        let clock = clock_json(&d.paths.clock);
-        format!(
-            "{{\"hostname\":{},\"boot_id\":{},\"uptime_s\":{uptime},\"clock\":{clock},\"admind_uptime_s\":{},\"active_slot\":{},\"uncommitted_trial\":{},\"boot\":{},\"record\":{},\"roots\":{{{}}},\"memory\":{{\"total_kb\":{total_kb},\"available_kb\":{available_kb}}},\"services\":{}}}\n",
-            json_string(hostname.trim()),
-            json_string(boot_id.trim()),
-            self.started.elapsed().as_secs(),
-            boot.as_ref().map(|b| b.slot.to_string()).unwrap_or("null".into()),
-            match (&boot, &record) {
+        let status = Status {
+            hostname: proc_text("sys/kernel/hostname"),
+            boot_id: proc_text("sys/kernel/random/boot_id"),
+            uptime_s,
+            clock: clock_status(&d.paths.clock),
+            admind_uptime_s: self.started.elapsed().as_secs(),
+            active_slot: boot.map(|b| b.slot),
+            uncommitted_trial: match (boot, &record) {
                 (Some(b), Some(r)) => r.is_trial_boot(b.slot),
                 _ => false,
             },
-            boot.map(|b| format!(
-                "{{\"state\":\"{}\",\"from\":{}}}",
-                b.how.name(),
-                match b.how {
-                    How::RolledBack { from } => from.to_string(),
-                    _ => "null".into(),
-                }
-            )).unwrap_or("null".into()),
-            record.as_ref().map(record_json).unwrap_or("null".into()),
-            roots.join(","),
-            crate::procs::services(&d.paths.proc, &d.paths.services),
-        )
+            boot: boot.map(|b| status::Boot {
+                state: b.how.name().into(),
+                from: match b.how {
+                    How::RolledBack { from } => Some(from),
+                    _ => None,
+                },
+            }),
+            record: record.as_ref().map(record_status),
+            roots,
+            memory: status::Memory {
+                total_kb,
+                available_kb,
+            },
+            services: crate::procs::services(&d.paths.proc, &d.paths.services),
+        };
+        status.to_json() + "\n"
     }
 
     fn logs(&self, req: &Request) -> Result<Reply, Refusal> {
@@ -486,18 +487,18 @@ impl Api {
     }
 }
 
-fn record_json(r: &boot::record::Record) -> String {
+fn record_status(r: &boot::record::Record) -> status::Record {
     let state = match r.state {
         boot::record::State::Committed => "committed",
         boot::record::State::Try => "try",
         boot::record::State::Tried => "tried",
     };
-    format!(
-        "{{\"state\":\"{state}\",\"committed\":{},\"trial\":{},\"next_boot\":{}}}",
-        r.committed,
-        r.trial,
-        r.next_boot()
-    )
+    status::Record {
+        state: state.into(),
+        committed: r.committed,
+        trial: r.trial,
+        next_boot: r.next_boot(),
+    }
 }
 
 /// `rel` under `root`: no absolute paths, `..`, or symlinks along the way.
@@ -581,33 +582,22 @@ fn expected_sha256(req: &Request) -> Result<Option<[u8; 32]>, Refusal> {
 
 /// One slot in `/status`: `build` and the parts' lengths and hashes from its trailer (null
 /// when incomplete), the kernel's version and the command line as the disk holds them.
-fn slot_json(
+fn root_status(
     id: Option<&crate::device::SlotId>,
     files: Option<&crate::device::SlotFiles>,
-) -> String {
-    let part = |p: &crate::device::Part| {
-        format!(
-            "{{\"bytes\":{},\"sha256\":\"{}\"}}",
-            p.bytes,
-            boot::encoding::Hex(&p.sha256)
-        )
+) -> status::Root {
+    let part = |p: &crate::device::Part| status::Part {
+        bytes: p.bytes,
+        sha256: boot::encoding::Hex(&p.sha256).to_string(),
     };
-    let (build, root, kernel, cmdline) = match id {
-        Some(id) => (
-            format!("\"{}\"", boot::encoding::Hex(&id.build)),
-            part(&id.root),
-            part(&id.kernel),
-            part(&id.cmdline),
-        ),
-        None => ("null".into(), "null".into(), "null".into(), "null".into()),
-    };
-    let (version, text) = match files {
-        Some(f) => (json_string(&f.kernel_version), json_string(&f.cmdline_text)),
-        None => ("null".into(), "null".into()),
-    };
-    format!(
-        "{{\"build\":{build},\"root\":{root},\"kernel\":{kernel},\"cmdline\":{cmdline},\"kernel_version\":{version},\"cmdline_text\":{text}}}"
-    )
+    status::Root {
+        build: id.map(|id| boot::encoding::Hex(&id.build).to_string()),
+        root: id.map(|id| part(&id.root)),
+        kernel: id.map(|id| part(&id.kernel)),
+        cmdline: id.map(|id| part(&id.cmdline)),
+        kernel_version: files.map(|f| f.kernel_version.clone()),
+        cmdline_text: files.map(|f| f.cmdline_text.clone()),
+    }
 }
 
 /// POST, and PUT the original rustkrazy's updater uses.
@@ -615,28 +605,28 @@ fn changes_state(req: &Request) -> bool {
     req.method == "POST" || req.method == "PUT"
 }
 
-/// The wall clock and link's synchronisation status: `{"now_s":N,"synchronised":false}`, or
-/// with the last answer's `server`, `offset_ms`, `stratum` and `last_sync_s`. Without a
-/// status file (no link, or `ntp off`) `synchronised` is null: nobody is keeping time.
-fn clock_json(path: &std::path::Path) -> String {
-    use boot::clock::Status;
+/// The wall clock and link's synchronisation status ([`boot::clock`]). Without a status
+/// file (no link, or `ntp off`) `synchronised` is `None`: nobody is keeping time.
+fn clock_status(path: &std::path::Path) -> status::Clock {
+    use boot::clock::Status as Sync;
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let status = std::fs::read_to_string(path)
+    let sync = std::fs::read_to_string(path)
         .ok()
         .and_then(|t| boot::clock::parse_status(&t));
-    match status {
-        None => format!("{{\"now_s\":{now_s},\"synchronised\":null}}"),
-        Some(Status::Unsynchronised) => format!("{{\"now_s\":{now_s},\"synchronised\":false}}"),
-        Some(Status::Synchronised(s)) => {
-            let [a, b, c, d] = s.server;
-            format!(
-                "{{\"now_s\":{now_s},\"synchronised\":true,\"server\":\"{a}.{b}.{c}.{d}\",\"offset_ms\":{},\"stratum\":{},\"last_sync_s\":{}}}",
-                s.offset_ms, s.stratum, s.at_s
-            )
-        }
+    let last = match sync {
+        Some(Sync::Synchronised(s)) => Some(s),
+        _ => None,
+    };
+    status::Clock {
+        now_s,
+        synchronised: sync.as_ref().map(|s| matches!(s, Sync::Synchronised(_))),
+        server: last.map(|s| std::net::Ipv4Addr::from(s.server).to_string()),
+        offset_ms: last.map(|s| s.offset_ms),
+        stratum: last.map(|s| s.stratum),
+        last_sync_s: last.map(|s| s.at_s),
     }
 }
 

@@ -424,25 +424,6 @@ pub fn respond(
     out.flush()
 }
 
-/// A JSON string literal.
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,11 +550,6 @@ mod tests {
         assert_eq!(err.status, 413);
         let err = read_body(b"80\r\n", BodyKind::Chunked, 100);
         assert!(err.is_err());
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\\n\x01"), "\"a\\\"b\\\\\\n\\u0001\"");
     }
 
     /// A bounded fuzz: pseudo-random mutations of valid requests never panic, and whatever

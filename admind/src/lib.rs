@@ -1,8 +1,8 @@
 //! admind: rustkrazy's management API on the device, a single-threaded HTTPS server on
 //! one `poll(2)` loop (TLS 1.3 only, HTTP Basic for user `rustkrazy`).
 //!
-//! - [`tls`]: rustls with our own RustCrypto provider; also the pinned client config
-//!   `imgtool` uses.
+//! TLS, the port and the `/status` document come from `admin-api`, which imgtool shares.
+//!
 //! - [`http`]: request parsing with named limits, bodies, responses.
 //! - [`server`]: the event loop: connections, deadlines, lingering close.
 //! - [`upload`]: uploads fed in pieces and verified in steps; one update at a time.
@@ -14,5 +14,4 @@ pub mod device;
 pub mod http;
 pub mod procs;
 pub mod server;
-pub mod tls;
 pub mod upload;

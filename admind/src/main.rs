@@ -70,7 +70,7 @@ fn run() -> Result<(), String> {
     };
     let read =
         |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let config = admind::tls::server_config(&read(&cert)?, &read(&key)?)
+    let config = admin_api::tls::server_config(&read(&cert)?, &read(&key)?)
         .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))?;
     let password = String::from_utf8_lossy(&read(&password_file)?).into_owned();
     let device = Device::new(paths);
@@ -90,11 +90,13 @@ fn run() -> Result<(), String> {
             TcpListener::bind(parsed).map_err(|e| format!("cannot listen on {addr}: {e}"))?
         }
         None => {
-            let any6 = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 8443));
-            let any4 = std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 8443));
+            let any6 =
+                std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, admin_api::PORT));
+            let any4 =
+                std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, admin_api::PORT));
             TcpListener::bind(any6)
                 .or_else(|_| TcpListener::bind(any4))
-                .map_err(|e| format!("cannot listen on port 8443: {e}"))?
+                .map_err(|e| format!("cannot listen on port {}: {e}", admin_api::PORT))?
         }
     };
     let addr = listener

@@ -1,7 +1,8 @@
 //! Processes from /proc: the process list, services (children of init) with the restart
 //! counts init publishes, memory, and signals.
 
-use crate::http::json_string;
+use admin_api::json::string as json_string;
+use admin_api::status::Service;
 use std::path::Path;
 
 /// One line of /proc/PID/stat, the fields used here.
@@ -87,37 +88,30 @@ pub fn top(proc: &Path) -> String {
 /// The services init supervises, from its service list ([`boot::service_list`]),
 /// with pid, state and RSS of the running ones (init's children). Without that file: init's
 /// children, restart counts unknown.
-pub fn services(proc: &Path, published: &Path) -> String {
+pub fn services(proc: &Path, published: &Path) -> Vec<Service> {
     let children: Vec<Stat> = all(proc).into_iter().filter(|s| s.ppid == 1).collect();
     let text = std::fs::read_to_string(published).unwrap_or_default();
-    let mut listed: Vec<(String, String)> = boot::service_list::parse(&text)
-        .map(|e| (e.name.to_string(), e.restarts.to_string()))
+    let mut listed: Vec<(String, Option<u32>)> = boot::service_list::parse(&text)
+        .map(|e| (e.name.to_string(), Some(e.restarts)))
         .collect();
     if listed.is_empty() {
-        listed = children
-            .iter()
-            .map(|c| (c.name.clone(), "null".to_string()))
-            .collect();
+        listed = children.iter().map(|c| (c.name.clone(), None)).collect();
     }
-    let items: Vec<String> = listed
-        .iter()
+    listed
+        .into_iter()
         .map(|(name, restarts)| {
             // /proc's comm is cut to 15 bytes.
             let comm = &name.as_bytes()[..name.len().min(15)];
             let running = children.iter().find(|c| c.name.as_bytes() == comm);
-            match running {
-                Some(s) => format!(
-                    "{{\"name\":{},\"pid\":{},\"state\":\"{}\",\"rss_kb\":{},\"restarts\":{restarts}}}",
-                    json_string(name), s.pid, s.state, rss_kb(proc, s)
-                ),
-                None => format!(
-                    "{{\"name\":{},\"pid\":null,\"state\":\"stopped\",\"rss_kb\":0,\"restarts\":{restarts}}}",
-                    json_string(name)
-                ),
+            Service {
+                pid: running.map(|s| s.pid),
+                state: running.map_or("stopped".into(), |s| s.state.to_string()),
+                rss_kb: running.map_or(0, |s| rss_kb(proc, s).max(0) as u64),
+                restarts,
+                name,
             }
         })
-        .collect();
-    format!("[{}]", items.join(","))
+        .collect()
 }
 
 /// (MemTotal, MemAvailable) in kB.

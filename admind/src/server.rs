@@ -645,7 +645,7 @@ impl Connection {
     /// Answers with an error, then lingers.
     fn refuse(&mut self, e: &Refusal) {
         println!("admind: {}: refused: {} {}", self.peer, e.status, e.reason);
-        let body = format!("{{\"error\":{}}}\n", http::json_string(&e.reason));
+        let body = format!("{{\"error\":{}}}\n", admin_api::json::string(&e.reason));
         let reply = crate::api::json(e.status, body);
         let none = Request {
             method: "GET".into(),

@@ -258,7 +258,7 @@ impl Admind {
 
     /// A TLS connection made with the same pinned client imgtool uses.
     fn tls(&self) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-        let config = admind::tls::pinned_client_config(self.pin, &self.public_key).unwrap();
+        let config = admin_api::tls::pinned_client_config(self.pin, &self.public_key).unwrap();
         let conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap())
             .unwrap();
         let tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
@@ -861,7 +861,7 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
 #[test]
 fn a_client_pinned_to_another_certificate_refuses_the_server() {
     let a = Admind::start("pin");
-    let config = admind::tls::pinned_client_config([0u8; 32], &a.public_key).unwrap();
+    let config = admin_api::tls::pinned_client_config([0u8; 32], &a.public_key).unwrap();
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
@@ -911,7 +911,7 @@ impl Crowd {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (port, pin, key, basic) = (a.port, a.pin, a.public_key.clone(), a.basic());
         let open = move |kind: Slow| -> Option<Held> {
-            let config = admind::tls::pinned_client_config(pin, &key).unwrap();
+            let config = admin_api::tls::pinned_client_config(pin, &key).unwrap();
             let tcp = TcpStream::connect(("127.0.0.1", port)).ok()?;
             tcp.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
             tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;

@@ -8,7 +8,6 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const DEFAULT_PORT: u16 = 8443;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes written between progress updates.
@@ -39,10 +38,16 @@ impl Response {
 
     /// The body as JSON, or an error naming the status and what admind said.
     pub fn json(&self) -> Result<serde_json::Value> {
+        self.document()
+    }
+
+    /// The body as a document `admin_api` defines (e.g. `/status`).
+    pub fn document<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
         if self.status != 200 {
             bail!("admind answered {}: {}", self.status, self.error_text());
         }
-        serde_json::from_slice(&self.body).context("admind's answer is not JSON")
+        serde_json::from_slice(&self.body)
+            .context("admind's answer is not the JSON this imgtool expects")
     }
 
     /// admind's `{"error": ...}` text, or the raw body.
@@ -56,7 +61,7 @@ impl Response {
 
 impl Client {
     /// A client for the appliance of `instance`, at `to` (HOST or HOST:PORT) or, without
-    /// it, at the instance's hostname, port 8443.
+    /// it, at the instance's hostname, port [`admin_api::PORT`].
     pub fn new(instance: &Instance, to: Option<&str>) -> Result<Client> {
         let target = match to {
             Some(t) => t.to_string(),
@@ -69,9 +74,9 @@ impl Client {
         {
             target.clone()
         } else if target.contains(':') {
-            format!("[{target}]:{DEFAULT_PORT}")
+            format!("[{target}]:{}", admin_api::PORT)
         } else {
-            format!("{target}:{DEFAULT_PORT}")
+            format!("{target}:{}", admin_api::PORT)
         };
         let addr = with_port
             .to_socket_addrs()
@@ -89,7 +94,8 @@ impl Client {
             )
         })?;
         let public_key = instance.public_key_sec1()?;
-        let config = admind::tls::pinned_client_config(pin, &public_key).map_err(|e| anyhow!(e))?;
+        let config =
+            admin_api::tls::pinned_client_config(pin, &public_key).map_err(|e| anyhow!(e))?;
         Ok(Client {
             target,
             addr,

@@ -307,79 +307,80 @@ fn push(args: PushArgs) -> Result<()> {
 
 fn status(args: RemoteArgs) -> Result<()> {
     let client = args.client()?;
-    let v = client.get("/status")?.json()?;
+    let answer = client.get("/status")?;
     if args.json {
-        println!("{v}");
+        println!("{}", answer.json()?);
         return Ok(());
     }
-    let active = v["active_slot"].as_u64().unwrap_or(0);
-    println!("hostname  {}", v["hostname"].as_str().unwrap_or("?"));
-    println!("uptime    {} s", v["uptime_s"]);
-    println!("clock     {}", describe_clock(&v["clock"]));
-    println!(
-        "boot      root {active}, {}{}",
-        v["boot"]["state"].as_str().unwrap_or("?"),
-        v["boot"]["from"]
-            .as_u64()
-            .map(|f| format!(" (from root {f})"))
-            .unwrap_or_default()
-    );
-    if v["uncommitted_trial"].as_bool() == Some(true) {
+    let v: admin_api::status::Status = answer.document()?;
+    let shown = |n: Option<u8>| n.map_or("?".to_string(), |n| n.to_string());
+    println!("hostname  {}", v.hostname);
+    println!("uptime    {} s", v.uptime_s);
+    println!("clock     {}", describe_clock(&v.clock));
+    if let Some(boot) = &v.boot {
+        let from = boot.from.map(|f| format!(" (from root {f})"));
+        println!(
+            "boot      root {}, {}{}",
+            shown(v.active_slot),
+            boot.state,
+            from.unwrap_or_default()
+        );
+    }
+    if v.uncommitted_trial {
         println!("trial     uncommitted: it rolls back unless committed");
     }
-    println!(
-        "record    committed root {}, next boot root {} ({})",
-        v["record"]["committed"],
-        v["record"]["next_boot"],
-        v["record"]["state"].as_str().unwrap_or("?")
-    );
-    for slot in ["2", "3"] {
-        let build = v["roots"][slot]["build"]
-            .as_str()
+    if let Some(r) = &v.record {
+        println!(
+            "record    committed root {}, next boot root {} ({})",
+            r.committed, r.next_boot, r.state
+        );
+    }
+    for (slot, root) in &v.roots {
+        let build = root
+            .build
+            .as_deref()
             .unwrap_or("none (incomplete: no verified root, kernel and command line)");
-        let mark = if slot == active.to_string() {
+        let mark = if Some(*slot) == v.active_slot {
             " (running)"
         } else {
             ""
         };
         println!("root {slot}    build {build}{mark}");
-        let root = &v["roots"][slot];
         println!(
             "  kernel  {}",
-            root["kernel_version"].as_str().unwrap_or("none")
+            root.kernel_version.as_deref().unwrap_or("none")
         );
         println!(
             "  cmdline {}",
-            root["cmdline_text"].as_str().unwrap_or("?").trim_end()
+            root.cmdline_text.as_deref().unwrap_or("?").trim_end()
         );
     }
     println!(
         "memory    {} kB available of {} kB",
-        v["memory"]["available_kb"], v["memory"]["total_kb"]
+        v.memory.available_kb, v.memory.total_kb
     );
-    for s in v["services"].as_array().into_iter().flatten() {
+    for s in &v.services {
         println!(
             "service   {} pid {} {} rss {} kB restarts {}",
-            s["name"].as_str().unwrap_or("?"),
-            s["pid"],
-            s["state"].as_str().unwrap_or("?"),
-            s["rss_kb"],
-            s["restarts"]
+            s.name,
+            s.pid.map_or("null".into(), |p| p.to_string()),
+            s.state,
+            s.rss_kb,
+            s.restarts.map_or("null".into(), |r| r.to_string())
         );
     }
     Ok(())
 }
 
-/// One line about the device's clock from `/status`'s `clock` object.
-fn describe_clock(c: &serde_json::Value) -> String {
-    let now = c["now_s"].as_u64().map(|s| boot::clock::Utc(s).to_string());
-    let now = now.unwrap_or_else(|| "?".into());
-    match c["synchronised"].as_bool() {
+/// One line about the device's clock from `/status`.
+fn describe_clock(c: &admin_api::status::Clock) -> String {
+    let now = boot::clock::Utc(c.now_s).to_string();
+    match c.synchronised {
         Some(true) => format!(
             "{now}, synchronised with {} (stratum {}, offset {} ms at the last poll)",
-            c["server"].as_str().unwrap_or("?"),
-            c["stratum"],
-            c["offset_ms"]
+            c.server.as_deref().unwrap_or("?"),
+            c.stratum.map_or("?".into(), |s| s.to_string()),
+            c.offset_ms.map_or("?".into(), |o| o.to_string())
         ),
         Some(false) => format!("{now}, not synchronised yet"),
         None => format!("{now}, not kept by a time server"),

@@ -49,7 +49,7 @@ pub struct Timings {
 
 /// The fields of GET /status that push relies on.
 struct Status {
-    active_slot: u64,
+    active_slot: u8,
     boot_id: String,
     boot_state: String,
     uncommitted_trial: bool,
@@ -60,26 +60,23 @@ struct Status {
 }
 
 fn status(client: &Client) -> Result<Status> {
-    let v = client.get("/status")?.json()?;
-    let active_slot = v["active_slot"]
-        .as_u64()
+    let v: admin_api::status::Status = client.get("/status")?.document()?;
+    let active_slot = v
+        .active_slot
         .ok_or_else(|| anyhow!("the device does not know which root it runs"))?;
-    let inactive = if active_slot == 2 { "3" } else { "2" };
-    let held = |part: &str| {
-        v["roots"][inactive][part]["sha256"]
-            .as_str()
-            .map(str::to_string)
-    };
+    let inactive = v.roots.get(&boot::record::other_slot(active_slot));
     Ok(Status {
-        inactive_kernel: held("kernel"),
-        inactive_cmdline: held("cmdline"),
+        inactive_kernel: inactive
+            .and_then(|r| r.kernel.as_ref())
+            .map(|p| p.sha256.clone()),
+        inactive_cmdline: inactive
+            .and_then(|r| r.cmdline.as_ref())
+            .map(|p| p.sha256.clone()),
         active_slot,
-        boot_id: v["boot_id"].as_str().unwrap_or_default().to_string(),
-        boot_state: v["boot"]["state"].as_str().unwrap_or("?").to_string(),
-        uncommitted_trial: v["uncommitted_trial"].as_bool().unwrap_or(false),
-        build_of_active: v["roots"][active_slot.to_string()]["build"]
-            .as_str()
-            .map(str::to_string),
+        boot_id: v.boot_id,
+        boot_state: v.boot.map_or("?".into(), |b| b.state),
+        uncommitted_trial: v.uncommitted_trial,
+        build_of_active: v.roots.get(&active_slot).and_then(|r| r.build.clone()),
     })
 }
 
@@ -102,7 +99,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     if before.uncommitted_trial {
         bail!("the device is in an uncommitted trial of root {}: wait for it to settle (it rolls back by itself) or commit it first", before.active_slot);
     }
-    let target_slot = if before.active_slot == 2 { 3 } else { 2 };
+    let target_slot = boot::record::other_slot(before.active_slot);
     let cmdline = crate::mkimg::cmdline(
         instance.arch,
         instance.disk_signature,
@@ -154,7 +151,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
             .json()
             .with_context(|| format!("the {what} was refused"))?;
         if answer["sha256"].as_str() != Some(sha.as_str())
-            || answer["slot"].as_u64() != Some(target_slot)
+            || answer["slot"].as_u64() != Some(target_slot.into())
         {
             bail!(
                 "the device reports {} for slot {} after the {what} upload, expected {sha} for slot {target_slot}; not arming it",
@@ -215,7 +212,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         .json()
         .context("committing the new root")?;
     t.commit = started.elapsed();
-    if record["committed"].as_u64() != Some(target_slot) {
+    if record["committed"].as_u64() != Some(target_slot.into()) {
         bail!("commit did not take: the boot record says {record}");
     }
     eprintln!("push: root {target_slot} committed; build {}", &build[..16]);
@@ -240,7 +237,7 @@ fn update_boot(
     client: &Client,
     plan: &Plan,
     instance: &Instance,
-    slot: u64,
+    slot: u8,
     timeout: Duration,
     t: &mut Timings,
 ) -> Result<()> {

@@ -9,9 +9,6 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
 
-/// Port admind listens on inside the appliance.
-pub const ADMIND_PORT: u16 = 8443;
-
 /// OVMF for `-bios` (code and variables in one file; variables do not persist), from
 /// Debian's ovmf package.
 pub const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
@@ -154,8 +151,9 @@ pub fn command_for(image: &Path, options: &Options, tryboot: bool) -> anyhow::Re
         Some(tap) => format!("tap,id=net0,ifname={tap},script=no,downscript=no"),
         None => {
             let mut user = format!(
-                "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{ADMIND_PORT}",
-                options.admind_host_port
+                "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{}",
+                options.admind_host_port,
+                admin_api::PORT
             );
             for (host, guest) in &options.forwards {
                 user.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));

@@ -503,16 +503,12 @@ struct Keys;
 
 impl KeyProvider for Keys {
     fn load_private_key(&self, der: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
-        use p256::pkcs8::DecodePrivateKey;
-        let key = match &der {
-            PrivateKeyDer::Pkcs8(k) => {
-                p256::ecdsa::SigningKey::from_pkcs8_der(k.secret_pkcs8_der()).ok()
-            }
-            PrivateKeyDer::Sec1(k) => p256::SecretKey::from_sec1_der(k.secret_sec1_der())
-                .ok()
-                .map(p256::ecdsa::SigningKey::from),
+        let scalar = match &der {
+            PrivateKeyDer::Pkcs8(k) => crate::key::pkcs8_scalar(k.secret_pkcs8_der()),
+            PrivateKeyDer::Sec1(k) => crate::key::sec1_scalar(k.secret_sec1_der()),
             _ => None,
         };
+        let key = scalar.and_then(|s| p256::ecdsa::SigningKey::from_bytes(&s.into()).ok());
         key.map(|k| Arc::new(EcdsaKey(Arc::new(k))) as Arc<dyn SigningKey>)
             .ok_or_else(|| Error::General("admind's key must be a P-256 (ECDSA) key".into()))
     }

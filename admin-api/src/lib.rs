@@ -1,0 +1,16 @@
+//! rustkrazy's management API as both ends speak it, so admind (the server, on the device)
+//! and imgtool (the client, on the host) cannot drift apart:
+//!
+//! - [`PORT`]: where admind listens.
+//! - [`tls`]: TLS 1.3 with our own small RustCrypto provider; the server configuration and
+//!   the client configuration pinned to one certificate.
+//! - [`json`]: the JSON writer admind answers with (no serde on the device).
+//! - [`status`]: the `GET /status` document, encoded by admind and decoded by imgtool.
+
+pub mod json;
+mod key;
+pub mod status;
+pub mod tls;
+
+/// The TCP port admind listens on (HTTPS).
+pub const PORT: u16 = 8443;

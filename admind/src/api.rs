@@ -1,12 +1,11 @@
-//! The endpoints: authentication, routing, and each handler. Small requests are handled
-//! whole (`Api::handle`, the body already read); uploads start with `Api::begin_upload`
-//! and are fed by the event loop. Answers are a status and a small JSON or text body, or
-//! files sent after the head.
-//!
-//! PUT is taken wherever POST is, as the original rustkrazy's admind (and its updater) do.
+//! The endpoints: authentication and each handler ([`crate::routes`] says which answers
+//! what). Small requests are handled whole (`Api::handle`, the body already read); uploads
+//! start with `Api::begin_upload` and are fed by the event loop. Answers are a status and a
+//! small JSON or text body, or files sent after the head.
 
 use crate::device::{refuse, Device, Refusal};
 use crate::http::{BodyKind, Request};
+use crate::routes::{self, Handler, Route};
 use crate::upload::{FileUpload, UpdateLock, Upload};
 use admin_api::json::{string as json_string, Json};
 use admin_api::status::{self, Status};
@@ -21,10 +20,6 @@ pub const USER: &str = "rustkrazy";
 /// Failed logins allowed per [`THROTTLE_WINDOW`] before further attempts get 429.
 const FAILURES_MAX: usize = 5;
 const THROTTLE_WINDOW: Duration = Duration::from_secs(30);
-/// Largest file /data/write accepts.
-const DATA_FILE_BYTES_MAX: u64 = 1 << 30;
-/// Largest body of endpoints that take none or a small one.
-const SMALL_BODY_BYTES_MAX: u64 = 4096;
 
 /// What admind keeps between requests.
 pub struct Api {
@@ -151,120 +146,123 @@ impl Api {
 
     /// The most body bytes `req` may send; checked before reading anything.
     pub fn body_limit(&self, req: &Request) -> u64 {
-        match req.path.as_str() {
-            "/update/root" => boot::rootid::image_bytes_max(&boot::layout::ROOT_A).unwrap_or(0),
-            "/update/kernel" => boot::slot::KERNEL_REGION_BYTES,
-            "/update/boot" => boot::layout::BOOT.size_bytes.unwrap_or(0),
-            "/data/write" => DATA_FILE_BYTES_MAX,
-            _ => SMALL_BODY_BYTES_MAX,
-        }
+        routes::find(req).map_or(routes::SMALL_BODY_BYTES_MAX, |r| r.body_bytes_max)
     }
 
-    /// Starts an upload for `req` if it is one (`/update/root`, `/update/boot`,
-    /// `/data/write`): `None` for every other request.
+    /// Starts an upload for `req` if its route streams its body: `None` for every other
+    /// request.
     pub fn begin_upload(&mut self, req: &Request) -> Option<Result<Box<dyn Upload>, Reply>> {
-        if !changes_state(req) {
+        let Ok(Route {
+            handler: Handler::Upload(begin),
+            ..
+        }) = routes::find(req)
+        else {
             return None;
-        }
+        };
         let declared = match req.body {
             BodyKind::Length(n) => Some(n),
             _ => None,
         };
-        let started: Result<Box<dyn Upload>, Refusal> = match req.path.as_str() {
-            "/update/root" => self.begin_root_update(req, declared),
-            "/update/kernel" => {
-                let expected = expected_sha256(req);
-                expected.and_then(|expected| {
-                    let guard = self.updates.take()?;
-                    let upload = self.device.begin_kernel_update(declared, expected, guard)?;
-                    Ok(Box::new(upload) as Box<dyn Upload>)
-                })
-            }
-            "/update/boot" => self.updates.take().and_then(|guard| {
-                let upload = self.device.begin_boot_update(declared, guard)?;
-                Ok(Box::new(upload) as Box<dyn Upload>)
-            }),
-            "/data/write" => self.begin_data_write(req),
-            _ => return None,
-        };
-        Some(started.map_err(Reply::from))
+        Some(begin(self, req, declared).map_err(Reply::from))
     }
 
-    fn begin_root_update(
+    /// Answers an authenticated request whose whole body (at most [`Api::body_limit`]) is
+    /// in `body`; uploads go through [`Api::begin_upload`] instead.
+    pub fn handle(&mut self, req: &Request, body: &[u8]) -> Reply {
+        let result = routes::find(req).and_then(|route| match route.handler {
+            Handler::Whole(handle) => handle(self, req, body),
+            Handler::Upload(_) => Err(refuse(500, "an upload was not started as one")),
+        });
+        result.unwrap_or_else(Reply::from)
+    }
+
+    pub(crate) fn begin_root_update(
         &mut self,
         req: &Request,
         declared: Option<u64>,
     ) -> Result<Box<dyn Upload>, Refusal> {
         let expected = expected_sha256(req)?;
         let guard = self.updates.take()?;
-        Ok(Box::new(
-            self.device.begin_root_update(declared, expected, guard)?,
-        ))
+        let upload = self.device.begin_root_update(declared, expected, guard)?;
+        Ok(Box::new(upload))
     }
 
-    /// Routes an authenticated request whose whole body (at most [`Api::body_limit`]) is
-    /// in `body`; uploads go through [`Api::begin_upload`] instead.
-    pub fn handle(&mut self, req: &Request, body: &[u8]) -> Reply {
-        let post = changes_state(req);
-        let get = req.method == "GET" || req.method == "HEAD";
-        let result: Result<Reply, Refusal> = match req.path.as_str() {
-            "/update/mbr" if post => self.update_mbr(body),
-            "/update/cmdline" if post => self.update_cmdline(req, body),
-            "/switch" if post => {
-                let now = match req.param("mode").unwrap_or("try") {
-                    "try" => Ok(false),
-                    "now" => Ok(true),
-                    other => Err(refuse(
-                        400,
-                        format!("mode={other}: use try (default) or now"),
-                    )),
-                };
-                now.and_then(|now| self.device.switch(now))
-                    .map(|r| json(200, record_status(&r).to_json() + "\n"))
+    pub(crate) fn begin_kernel_update(
+        &mut self,
+        req: &Request,
+        declared: Option<u64>,
+    ) -> Result<Box<dyn Upload>, Refusal> {
+        let expected = expected_sha256(req)?;
+        let guard = self.updates.take()?;
+        let upload = self.device.begin_kernel_update(declared, expected, guard)?;
+        Ok(Box::new(upload))
+    }
+
+    pub(crate) fn begin_boot_update(
+        &mut self,
+        _: &Request,
+        declared: Option<u64>,
+    ) -> Result<Box<dyn Upload>, Refusal> {
+        let guard = self.updates.take()?;
+        Ok(Box::new(self.device.begin_boot_update(declared, guard)?))
+    }
+
+    pub(crate) fn switch(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
+        let now = match req.param("mode").unwrap_or("try") {
+            "try" => false,
+            "now" => true,
+            other => {
+                let why = format!("mode={other}: use try (default) or now");
+                return Err(refuse(400, why));
             }
-            "/commit" if post => self
-                .device
-                .commit()
-                .map(|r| json(200, record_status(&r).to_json() + "\n")),
-            "/reboot" if post => Ok(Reply {
-                after: Some(After::Reboot),
-                ..json(200, "{\"rebooting\":true}\n".into())
-            }),
-            "/shutdown" if post => Ok(Reply {
-                after: Some(After::PowerOff),
-                ..json(200, "{\"powering_off\":true}\n".into())
-            }),
-            "/status" if get => Ok(json(200, self.status())),
-            "/logs" if get => self.logs(req),
-            "/data/read" if get => self.data_read(req),
-            "/data/list" if get => self.data_list(req),
-            "/data/mkdir" if post => self.data_path(req).and_then(|p| {
-                std::fs::create_dir_all(&p).map_err(|e| refuse(409, format!("mkdir: {e}")))?;
-                Ok(json(200, "{\"ok\":true}\n".into()))
-            }),
-            "/data/remove" if post => self.data_path(req).and_then(|p| {
-                std::fs::remove_file(&p).map_err(|e| refuse(409, format!("remove: {e}")))?;
-                Ok(json(200, "{\"ok\":true}\n".into()))
-            }),
-            "/data/removedir" if post => self.data_path(req).and_then(|p| {
-                refuse_mount_point(&p)?;
-                std::fs::remove_dir_all(&p).map_err(|e| refuse(409, format!("removedir: {e}")))?;
-                Ok(json(200, "{\"ok\":true}\n".into()))
-            }),
-            "/proc/top" if get => Ok(json(200, crate::procs::top(&self.device.paths.proc))),
-            "/proc/kill" if post => self.kill(req),
-            "/update/root" | "/update/kernel" | "/update/cmdline" | "/update/boot"
-            | "/update/mbr" | "/switch" | "/commit" | "/reboot" | "/shutdown" | "/status"
-            | "/logs" | "/data/read" | "/data/list" | "/data/write" | "/data/mkdir"
-            | "/data/remove" | "/data/removedir" | "/proc/top" | "/proc/kill" => {
-                Err(refuse(405, "wrong method for this path"))
-            }
-            _ => Err(refuse(404, format!("no endpoint {}", req.path))),
         };
-        result.unwrap_or_else(Reply::from)
+        let record = self.device.switch(now)?;
+        Ok(json(200, record_status(&record).to_json() + "\n"))
     }
 
-    fn update_cmdline(&mut self, req: &Request, text: &[u8]) -> Result<Reply, Refusal> {
+    pub(crate) fn commit(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
+        let record = self.device.commit()?;
+        Ok(json(200, record_status(&record).to_json() + "\n"))
+    }
+
+    pub(crate) fn reboot(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
+        Ok(Reply {
+            after: Some(After::Reboot),
+            ..json(200, "{\"rebooting\":true}\n".into())
+        })
+    }
+
+    pub(crate) fn shutdown(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
+        Ok(Reply {
+            after: Some(After::PowerOff),
+            ..json(200, "{\"powering_off\":true}\n".into())
+        })
+    }
+
+    pub(crate) fn data_mkdir(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
+        let path = self.data_path(req)?;
+        std::fs::create_dir_all(&path).map_err(|e| refuse(409, format!("mkdir: {e}")))?;
+        Ok(json(200, "{\"ok\":true}\n".into()))
+    }
+
+    pub(crate) fn data_remove(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
+        let path = self.data_path(req)?;
+        std::fs::remove_file(&path).map_err(|e| refuse(409, format!("remove: {e}")))?;
+        Ok(json(200, "{\"ok\":true}\n".into()))
+    }
+
+    pub(crate) fn data_removedir(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
+        let path = self.data_path(req)?;
+        refuse_mount_point(&path)?;
+        std::fs::remove_dir_all(&path).map_err(|e| refuse(409, format!("removedir: {e}")))?;
+        Ok(json(200, "{\"ok\":true}\n".into()))
+    }
+
+    pub(crate) fn proc_top(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
+        Ok(json(200, crate::procs::top(&self.device.paths.proc)))
+    }
+
+    pub(crate) fn update_cmdline(&mut self, req: &Request, text: &[u8]) -> Result<Reply, Refusal> {
         let expected = expected_sha256(req)?;
         let _guard = self.updates.take()?;
         let (slot, part) = self.device.update_cmdline(text)?;
@@ -288,7 +286,7 @@ impl Api {
         ))
     }
 
-    fn update_mbr(&mut self, code: &[u8]) -> Result<Reply, Refusal> {
+    pub(crate) fn update_mbr(&mut self, _: &Request, code: &[u8]) -> Result<Reply, Refusal> {
         let _guard = self.updates.take()?;
         let hash = self.device.update_mbr(code)?;
         Ok(json(
@@ -300,7 +298,7 @@ impl Api {
         ))
     }
 
-    fn status(&self) -> String {
+    pub(crate) fn status(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let d = &self.device;
         let boot = d.booted().ok();
         let record = d.read_record().ok();
@@ -349,10 +347,10 @@ impl Api {
             },
             services: crate::procs::services(&d.paths.proc, &d.paths.services),
         };
-        status.to_json() + "\n"
+        Ok(json(200, status.to_json() + "\n"))
     }
 
-    fn logs(&self, req: &Request) -> Result<Reply, Refusal> {
+    pub(crate) fn logs(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let service = req
             .param("service")
             .filter(|s| boot::services::valid_service_name(s.as_bytes()))
@@ -387,7 +385,7 @@ impl Api {
         data_path(&self.device.paths.data, given)
     }
 
-    fn data_read(&self, req: &Request) -> Result<Reply, Refusal> {
+    pub(crate) fn data_read(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let path = self.data_path(req)?;
         if !path.is_file() {
             return Err(refuse(404, "no such file"));
@@ -395,7 +393,7 @@ impl Api {
         file_reply(&[path], "application/octet-stream")
     }
 
-    fn data_list(&self, req: &Request) -> Result<Reply, Refusal> {
+    pub(crate) fn data_list(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let dir = match req.param("path") {
             None | Some("") | Some(".") => self.device.paths.data.clone(),
             Some(given) => data_path(&self.device.paths.data, given)?,
@@ -427,7 +425,11 @@ impl Api {
         Ok(json(200, format!("[{}]\n", entries.join(","))))
     }
 
-    fn begin_data_write(&mut self, req: &Request) -> Result<Box<dyn Upload>, Refusal> {
+    pub(crate) fn begin_data_write(
+        &mut self,
+        req: &Request,
+        _: Option<u64>,
+    ) -> Result<Box<dyn Upload>, Refusal> {
         let path = self.data_path(req)?;
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(refuse(400, "path names no file"));
@@ -453,11 +455,11 @@ impl Api {
             file,
             temp,
             path,
-            DATA_FILE_BYTES_MAX,
+            self.body_limit(req),
         )))
     }
 
-    fn kill(&self, req: &Request) -> Result<Reply, Refusal> {
+    pub(crate) fn kill(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let target = req
             .param("process")
             .ok_or_else(|| refuse(400, "?process=PID or NAME is required"))?;
@@ -598,11 +600,6 @@ fn root_status(
         kernel_version: files.map(|f| f.kernel_version.clone()),
         cmdline_text: files.map(|f| f.cmdline_text.clone()),
     }
-}
-
-/// POST, and PUT the original rustkrazy's updater uses.
-fn changes_state(req: &Request) -> bool {
-    req.method == "POST" || req.method == "PUT"
 }
 
 /// The wall clock and link's synchronisation status ([`boot::clock`]). Without a status

@@ -6,12 +6,14 @@
 //! - [`http`]: request parsing with named limits, bodies, responses.
 //! - [`server`]: the event loop: connections, deadlines, lingering close.
 //! - [`upload`]: uploads fed in pieces and verified in steps; one update at a time.
-//! - [`api`]: authentication, routing, handlers.
+//! - [`routes`]: every endpoint in one table: path, method, body limit, handler.
+//! - [`api`]: authentication and the handlers.
 //! - [`device`]: the disk (boot record, root slots, boot partition, MBR), boot status.
 //! - [`procs`]: processes, services, memory, signals.
 pub mod api;
 pub mod device;
 pub mod http;
 pub mod procs;
+pub mod routes;
 pub mod server;
 pub mod upload;

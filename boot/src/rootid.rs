@@ -51,12 +51,15 @@ pub fn build_id(
 }
 
 /// Byte offset of the trailer from the start of a root slot.
-pub fn offset_in(slot: &Partition) -> Option<u64> {
-    Some(slot.size_bytes? - SECTOR_BYTES)
+pub const fn offset_in(slot: &Partition) -> Option<u64> {
+    match slot.size_bytes {
+        Some(size) => Some(size - SECTOR_BYTES),
+        None => None,
+    }
 }
 
 /// Largest root image a slot holds (everything before the trailer).
-pub fn image_bytes_max(slot: &Partition) -> Option<u64> {
+pub const fn image_bytes_max(slot: &Partition) -> Option<u64> {
     offset_in(slot)
 }
 

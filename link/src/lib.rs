@@ -5,7 +5,8 @@
 //! - [`client`]: the DHCPv4 client state machine and its timers.
 //! - [`udp`]: IPv4 + UDP framing for the packet socket DHCP runs on.
 //! - [`netlink`]: the rtnetlink requests `link` sends and a reader for the replies.
-//! - [`show`]: addresses and names as log text.
+//! - [`show`]: addresses, names and lease details as log text.
+//! - [`table`]: the fixed interface table.
 //! - [`sntp`], [`dns`], [`timesync`]: the time client's messages, its one DNS query, and
 //!   its schedule.
 #![cfg_attr(not(test), no_std)]
@@ -17,5 +18,6 @@ pub mod dns;
 pub mod netlink;
 pub mod show;
 pub mod sntp;
+pub mod table;
 pub mod timesync;
 pub mod udp;

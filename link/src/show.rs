@@ -102,6 +102,36 @@ impl Display for Shown<'_> {
     }
 }
 
+/// What comes with an address: " via GW dns A,B", as applicable.
+pub struct Extras<'a> {
+    pub gateway: Option<[u8; 4]>,
+    pub dns: &'a [[u8; 4]],
+}
+
+impl Display for Extras<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if let Some(gw) = self.gateway {
+            write!(f, " via {}", Ip4(gw))?;
+        }
+        for (i, s) in self.dns.iter().enumerate() {
+            write!(f, "{}{}", if i == 0 { " dns " } else { "," }, Ip4(*s))?;
+        }
+        Ok(())
+    }
+}
+
+/// A lease time: seconds, or "ever".
+pub struct LeaseTime(pub u32);
+
+impl Display for LeaseTime {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            u32::MAX => f.write_str("ever"),
+            s => write!(f, "{} s", Decimal(u64::from(s))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +169,20 @@ mod tests {
             "52:54:00:12:34:ab"
         );
         assert_eq!(Shown(b"eth0\x01").to_string(), "eth0\\x01");
+        let extras = Extras {
+            gateway: Some([10, 0, 0, 1]),
+            dns: &[[10, 0, 0, 2], [9, 9, 9, 9]],
+        };
+        assert_eq!(extras.to_string(), " via 10.0.0.1 dns 10.0.0.2,9.9.9.9");
+        assert_eq!(
+            Extras {
+                gateway: None,
+                dns: &[]
+            }
+            .to_string(),
+            ""
+        );
+        assert_eq!(LeaseTime(86400).to_string(), "86400 s");
+        assert_eq!(LeaseTime(u32::MAX).to_string(), "ever");
     }
 }

@@ -19,6 +19,7 @@ pub fn write_stderr(bytes: &[u8]) {
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {{
+        use core::fmt::Write as _;
         let mut line: $crate::Text<256> = $crate::Text::new();
         let _ = core::write!(line, $($arg)*);
         line.push(b"\n");

@@ -1,0 +1,138 @@
+//! Every endpoint admind answers, in one table: its path, its method, the most body bytes it
+//! takes, and its handler. PUT is taken wherever POST is, as the original rustkrazy's
+//! admind (and its updater) do.
+
+use crate::api::{Api, Reply};
+use crate::http::{refuse, Refusal, Request};
+use crate::upload::Upload;
+use boot::layout::{BOOT, ROOT_A};
+
+pub enum Handler {
+    /// The body (at most the route's limit) is read whole, then handled.
+    Whole(fn(&mut Api, &Request, &[u8]) -> Result<Reply, Refusal>),
+    /// The body is fed to an upload as it arrives; the argument is its declared length.
+    Upload(fn(&mut Api, &Request, Option<u64>) -> Result<Box<dyn Upload>, Refusal>),
+}
+
+pub struct Route {
+    pub path: &'static str,
+    /// POST (or PUT) if it changes something, else GET (or HEAD).
+    pub post: bool,
+    pub body_bytes_max: u64,
+    pub handler: Handler,
+}
+
+/// Largest body of endpoints that take none or a small one.
+pub const SMALL_BODY_BYTES_MAX: u64 = 4096;
+/// Largest file /data/write accepts.
+const DATA_FILE_BYTES_MAX: u64 = 1 << 30;
+const ROOT_IMAGE_BYTES_MAX: u64 = match boot::rootid::image_bytes_max(&ROOT_A) {
+    Some(n) => n,
+    None => 0,
+};
+const BOOT_IMAGE_BYTES_MAX: u64 = match BOOT.size_bytes {
+    Some(n) => n,
+    None => 0,
+};
+
+const fn post(path: &'static str, body_bytes_max: u64, handler: Handler) -> Route {
+    Route {
+        path,
+        post: true,
+        body_bytes_max,
+        handler,
+    }
+}
+
+const fn get(path: &'static str, handler: Handler) -> Route {
+    Route {
+        path,
+        post: false,
+        // Any body is refused (400) once the head is read; one too large for any route,
+        // at once (413).
+        body_bytes_max: SMALL_BODY_BYTES_MAX,
+        handler,
+    }
+}
+
+use Handler::{Upload as Stream, Whole};
+const SMALL: u64 = SMALL_BODY_BYTES_MAX;
+
+pub static ROUTES: [Route; 19] = [
+    post(
+        "/update/root",
+        ROOT_IMAGE_BYTES_MAX,
+        Stream(Api::begin_root_update),
+    ),
+    post(
+        "/update/kernel",
+        boot::slot::KERNEL_REGION_BYTES,
+        Stream(Api::begin_kernel_update),
+    ),
+    post(
+        "/update/boot",
+        BOOT_IMAGE_BYTES_MAX,
+        Stream(Api::begin_boot_update),
+    ),
+    post("/update/cmdline", SMALL, Whole(Api::update_cmdline)),
+    post("/update/mbr", SMALL, Whole(Api::update_mbr)),
+    post("/switch", SMALL, Whole(Api::switch)),
+    post("/commit", SMALL, Whole(Api::commit)),
+    post("/reboot", SMALL, Whole(Api::reboot)),
+    post("/shutdown", SMALL, Whole(Api::shutdown)),
+    get("/status", Whole(Api::status)),
+    get("/logs", Whole(Api::logs)),
+    get("/data/read", Whole(Api::data_read)),
+    get("/data/list", Whole(Api::data_list)),
+    post(
+        "/data/write",
+        DATA_FILE_BYTES_MAX,
+        Stream(Api::begin_data_write),
+    ),
+    post("/data/mkdir", SMALL, Whole(Api::data_mkdir)),
+    post("/data/remove", SMALL, Whole(Api::data_remove)),
+    post("/data/removedir", SMALL, Whole(Api::data_removedir)),
+    get("/proc/top", Whole(Api::proc_top)),
+    post("/proc/kill", SMALL, Whole(Api::kill)),
+];
+
+/// The route for `req`: 404 for a path admind does not have, 405 for the wrong method.
+pub fn find(req: &Request) -> Result<&'static Route, Refusal> {
+    let route = ROUTES
+        .iter()
+        .find(|r| r.path == req.path)
+        .ok_or_else(|| refuse(404, format!("no endpoint {}", req.path)))?;
+    let allowed: &[&str] = if route.post {
+        &["POST", "PUT"]
+    } else {
+        &["GET", "HEAD"]
+    };
+    if allowed.contains(&req.method.as_str()) {
+        Ok(route)
+    } else {
+        Err(refuse(405, "wrong method for this path"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_of(head: &str) -> u16 {
+        let req = crate::http::parse_head(head.as_bytes()).unwrap();
+        find(&req).map_or_else(|r| r.status, |_| 200)
+    }
+
+    #[test]
+    fn each_path_once_put_as_post_head_as_get() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            assert!(ROUTES[..i].iter().all(|o| o.path != r.path), "{}", r.path);
+        }
+        assert_eq!(status_of("PUT /commit HTTP/1.1\r\n\r\n"), 200);
+        assert_eq!(status_of("POST /commit HTTP/1.1\r\n\r\n"), 200);
+        assert_eq!(status_of("GET /commit HTTP/1.1\r\n\r\n"), 405);
+        assert_eq!(status_of("HEAD /status HTTP/1.1\r\n\r\n"), 200);
+        assert_eq!(status_of("POST /status HTTP/1.1\r\n\r\n"), 405);
+        assert_eq!(status_of("GET /nothing HTTP/1.1\r\n\r\n"), 404);
+    }
+}

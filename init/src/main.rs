@@ -18,8 +18,11 @@
 mod clock;
 mod mounts;
 mod record;
+mod service_log;
 mod services;
+mod shutdown;
 mod sys;
+mod wait;
 
 use core::ffi::{c_char, c_int};
 use core::fmt::Write;
@@ -35,6 +38,7 @@ runtime::device_program!();
 #[macro_export]
 macro_rules! log {
     ($console:expr, $($arg:tt)*) => {{
+        use core::fmt::Write as _;
         let mut line: $crate::sys::Text<512> = $crate::sys::Text::new();
         let mut stamp = [0u8; 24];
         let n = init::logline::stamp($crate::sys::now_ms(), &mut stamp);

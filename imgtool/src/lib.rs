@@ -1,5 +1,6 @@
 //! imgtool's library: everything the `imgtool` command does, as modules tests can call.
 
+pub mod boot_partition;
 pub mod c_toolchain;
 pub mod cargo_build;
 pub mod client;
@@ -11,11 +12,13 @@ pub mod fat;
 pub mod instance;
 pub mod kernel;
 pub mod kernel_build;
+pub mod mbr_table;
 pub mod mkimg;
 pub mod output;
 pub mod push;
 pub mod qemu;
 pub mod qemu_raspi;
+pub mod root_image;
 pub mod rootfs;
 pub mod rpi_firmware;
 pub mod size;

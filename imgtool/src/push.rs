@@ -83,8 +83,8 @@ fn status(client: &Client) -> Result<Status> {
 pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timings> {
     let mut t = Timings::default();
     let started = Instant::now();
-    let root = crate::mkimg::build_root(plan, instance)?;
-    let kernel = crate::mkimg::read_kernel(plan.kernel.as_deref(), instance.arch)?;
+    let root = crate::root_image::build(plan, instance)?;
+    let kernel = crate::boot_partition::read_kernel(plan.kernel.as_deref(), instance.arch)?;
     t.build = started.elapsed();
     t.bytes = root.image.len() as u64;
     eprintln!(
@@ -100,7 +100,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         bail!("the device is in an uncommitted trial of root {}: wait for it to settle (it rolls back by itself) or commit it first", before.active_slot);
     }
     let target_slot = boot::record::other_slot(before.active_slot);
-    let cmdline = crate::mkimg::cmdline(
+    let cmdline = crate::boot_partition::cmdline(
         instance.arch,
         instance.disk_signature,
         target_slot as u8,
@@ -241,7 +241,7 @@ fn update_boot(
     timeout: Duration,
     t: &mut Timings,
 ) -> Result<()> {
-    let (image, code) = crate::mkimg::build_boot(plan, instance)?;
+    let (image, code) = crate::boot_partition::build_boot(plan, instance)?;
     let before = status(client)?;
     let started = Instant::now();
     let want = Hex(&sha2::Sha256::digest(&image)).to_string();

@@ -1,0 +1,198 @@
+//! The root image of an appliance plan: its programs built (init picked among them), the
+//! instance's /etc files, and the SquashFS image holding them (`rootfs`), identical in both
+//! slots. What mkimg writes and push uploads.
+
+use crate::cargo_build::{self, Builder};
+use crate::config::{Plan, Settings};
+use crate::elf;
+use crate::instance::Instance;
+use crate::rootfs::{self, EtcFile, Program};
+use anyhow::{bail, ensure, Result};
+use boot::layout;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// A root image and what went into it.
+pub struct Root {
+    pub image: Vec<u8>,
+    /// The image's SHA-256 (one part of the slot's build id, see `boot::rootid`).
+    pub sha256: [u8; 32],
+    pub init: Program,
+    pub programs: Vec<Program>,
+}
+
+/// Builds the programs of `plan` and the SquashFS root image holding them with the
+/// instance's /etc files: what mkimg writes into both slots and push uploads.
+pub fn build(plan: &Plan, instance: &Instance) -> Result<Root> {
+    let arch = instance.arch;
+    let network = plan.network.as_ref().map(|n| n.render()).transpose()?;
+    // 2. Programs.
+    let builder = Builder {
+        arch,
+        cache: cargo_build::cache_dir(),
+    };
+    let (init, programs, settings) = gather_programs(plan, &builder)?;
+    for p in std::iter::once(&init).chain(&programs) {
+        elf::check_static_executable(&p.path, arch)?;
+    }
+
+    // 3. Root image contents and the root image itself.
+    let mut etc = etc_files(&instance, &programs, &init, &settings)?;
+    if let Some(text) = network {
+        etc.push(EtcFile {
+            path: boot::network::PATH.trim_start_matches('/').to_string(),
+            data: text.into_bytes(),
+            mode: 0o644,
+        });
+    }
+    let root_image = rootfs::build(
+        &rootfs::Contents {
+            init: &init,
+            programs: &programs,
+            etc: &etc,
+            symlinks: &[("etc/resolv.conf", "/run/resolv.conf")],
+            time_unix: instance.created_unix,
+        },
+        boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0),
+    )?;
+    let sha256: [u8; 32] = Sha256::digest(&root_image).into();
+    Ok(Root {
+        image: root_image,
+        sha256,
+        init,
+        programs,
+    })
+}
+
+/// Builds every program and picks init. Returns (init, other programs, settings by name).
+fn gather_programs(
+    plan: &Plan,
+    builder: &Builder,
+) -> Result<(Program, Vec<Program>, BTreeMap<String, Settings>)> {
+    let with_system = plan.system_programs.unwrap_or(true);
+    let default_init = plan.init.is_none();
+    let mut system: Vec<&str> = Vec::new();
+    if default_init {
+        system.push(cargo_build::INIT);
+    }
+    if with_system {
+        system.extend(cargo_build::SYSTEM_PROGRAMS);
+    }
+    // (program, where it came from) for error messages.
+    let mut all: Vec<(Program, String)> = Vec::new();
+    let mut settings = BTreeMap::new();
+    if !system.is_empty() {
+        for p in builder.build_system(&system)? {
+            if system.contains(&p.name.as_str()) {
+                all.push((p, "rustkrazy".into()));
+            }
+        }
+    }
+    for spec in &plan.programs {
+        for p in builder.build(&spec.source)? {
+            settings.insert(p.name.clone(), spec.settings.clone());
+            all.push((p, format!("{:?}", spec.source)));
+        }
+    }
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (p, origin) in &all {
+        ensure!(
+            boot::services::valid_service_name(p.name.as_bytes()),
+            "program name {:?} is not usable in /bin (letters, digits, '.', '_', '-'; at most 64)",
+            p.name
+        );
+        if let Some(first) = seen.insert(&p.name, origin) {
+            bail!(
+                "two programs are named {:?} ({first} and {origin}); give one another name with --bin FILE=NAME",
+                p.name
+            );
+        }
+    }
+    let init_name = plan.init.as_deref().unwrap_or(cargo_build::INIT);
+    let Some(index) = all.iter().position(|(p, _)| p.name == init_name) else {
+        let names: Vec<&str> = all.iter().map(|(p, _)| p.name.as_str()).collect();
+        bail!(
+            "--init {init_name:?} names no program in the image (programs: {})",
+            names.join(", ")
+        );
+    };
+    let (init, _) = all.remove(index);
+    let programs = all.into_iter().map(|(p, _)| p).collect();
+    Ok((init, programs, settings))
+}
+
+/// /etc in the root image.
+fn etc_files(
+    instance: &Instance,
+    programs: &[Program],
+    init: &Program,
+    settings: &BTreeMap<String, Settings>,
+) -> Result<Vec<EtcFile>> {
+    let mut services =
+        String::from("# Written by imgtool mkimg; read by init. Format: see boot::services.\n");
+    for program in programs {
+        let Some(s) = settings.get(&program.name) else {
+            continue;
+        };
+        for arg in &s.args {
+            ensure!(
+                boot::services::valid_value(arg.as_bytes()),
+                "{}: argument {arg:?} holds a newline or NUL",
+                program.name
+            );
+            services.push_str(&format!("{} arg {arg}\n", program.name));
+        }
+        for (key, value) in &s.env {
+            ensure!(
+                !key.is_empty()
+                    && !key.contains('=')
+                    && boot::services::valid_value(key.as_bytes())
+                    && boot::services::valid_value(value.as_bytes()),
+                "{}: environment variable {key:?} is not valid",
+                program.name
+            );
+            services.push_str(&format!("{} env {key}={value}\n", program.name));
+        }
+        if !s.autostart {
+            services.push_str(&format!("{} autostart no\n", program.name));
+        }
+    }
+    if settings.contains_key(&init.name) && settings[&init.name] != Settings::default() {
+        eprintln!(
+            "note: settings for {} are ignored: it runs as /bin/init",
+            init.name
+        );
+    }
+    let file = |path: &str, data: Vec<u8>, mode: u16| EtcFile {
+        path: path.to_string(),
+        data,
+        mode,
+    };
+    Ok(vec![
+        file(
+            "etc/hostname",
+            format!("{}\n", instance.hostname).into_bytes(),
+            0o644,
+        ),
+        file(
+            boot::services::PATH.trim_start_matches('/'),
+            services.into_bytes(),
+            0o644,
+        ),
+        file(
+            "etc/admind/cert.pem",
+            instance.cert_pem.clone().into_bytes(),
+            0o644,
+        ),
+        file(
+            "etc/admind/key.pem",
+            instance.key_pem.clone().into_bytes(),
+            0o600,
+        ),
+        file(
+            boot::password::PATH.trim_start_matches('/'),
+            instance.password_hash_line().into_bytes(),
+            0o600,
+        ),
+    ])
+}

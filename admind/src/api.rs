@@ -4,7 +4,7 @@
 //! small JSON or text body, or files sent after the head.
 
 use crate::device::{refuse, Device, Refusal};
-use crate::http::{BodyKind, Request};
+use crate::http::Request;
 use crate::routes::{self, Handler, Route};
 use crate::upload::{FileUpload, UpdateLock, Upload};
 use admin_api::json::{string as json_string, Json};
@@ -159,11 +159,7 @@ impl Api {
         else {
             return None;
         };
-        let declared = match req.body {
-            BodyKind::Length(n) => Some(n),
-            _ => None,
-        };
-        Some(begin(self, req, declared).map_err(Reply::from))
+        Some(begin(self, req).map_err(Reply::from))
     }
 
     /// Answers an authenticated request whose whole body (at most [`Api::body_limit`]) is
@@ -176,35 +172,26 @@ impl Api {
         result.unwrap_or_else(Reply::from)
     }
 
-    pub(crate) fn begin_root_update(
-        &mut self,
-        req: &Request,
-        declared: Option<u64>,
-    ) -> Result<Box<dyn Upload>, Refusal> {
+    pub(crate) fn begin_root_update(&mut self, req: &Request) -> Result<Box<dyn Upload>, Refusal> {
         let expected = expected_sha256(req)?;
         let guard = self.updates.take()?;
-        let upload = self.device.begin_root_update(declared, expected, guard)?;
+        let upload = self.device.begin_root_update(expected, guard)?;
         Ok(Box::new(upload))
     }
 
     pub(crate) fn begin_kernel_update(
         &mut self,
         req: &Request,
-        declared: Option<u64>,
     ) -> Result<Box<dyn Upload>, Refusal> {
         let expected = expected_sha256(req)?;
         let guard = self.updates.take()?;
-        let upload = self.device.begin_kernel_update(declared, expected, guard)?;
+        let upload = self.device.begin_kernel_update(expected, guard)?;
         Ok(Box::new(upload))
     }
 
-    pub(crate) fn begin_boot_update(
-        &mut self,
-        _: &Request,
-        declared: Option<u64>,
-    ) -> Result<Box<dyn Upload>, Refusal> {
+    pub(crate) fn begin_boot_update(&mut self, _: &Request) -> Result<Box<dyn Upload>, Refusal> {
         let guard = self.updates.take()?;
-        Ok(Box::new(self.device.begin_boot_update(declared, guard)?))
+        Ok(Box::new(self.device.begin_boot_update(guard)?))
     }
 
     pub(crate) fn switch(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
@@ -425,11 +412,7 @@ impl Api {
         Ok(json(200, format!("[{}]\n", entries.join(","))))
     }
 
-    pub(crate) fn begin_data_write(
-        &mut self,
-        req: &Request,
-        _: Option<u64>,
-    ) -> Result<Box<dyn Upload>, Refusal> {
+    pub(crate) fn begin_data_write(&mut self, req: &Request) -> Result<Box<dyn Upload>, Refusal> {
         let path = self.data_path(req)?;
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(refuse(400, "path names no file"));

@@ -273,17 +273,10 @@ impl Device {
     /// Prepares an upload of the inactive slot's kernel into its region.
     pub fn begin_kernel_update(
         &self,
-        declared: Option<u64>,
         expected: Option<[u8; 32]>,
         guard: UpdateGuard,
     ) -> Result<RegionUpload, Refusal> {
         let limit = boot::slot::KERNEL_REGION_BYTES;
-        if declared.is_some_and(|n| n > limit) {
-            return Err(refuse(
-                413,
-                format!("a slot's kernel holds at most {limit} bytes"),
-            ));
-        }
         let table = self.boot_table()?;
         let (disk, slot) = self.open_inactive_slot()?;
         let at = u64::from(table.kernel_lba[boot::slot::index(slot.number)]) * 512;
@@ -338,17 +331,10 @@ impl Device {
     /// they are on the disk, only after the read-back matches (and `expected`, when given).
     pub fn begin_root_update(
         &self,
-        declared: Option<u64>,
         expected: Option<[u8; 32]>,
         guard: UpdateGuard,
     ) -> Result<RegionUpload, Refusal> {
         let limit = boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0);
-        if declared.is_some_and(|n| n > limit) {
-            return Err(refuse(
-                413,
-                format!("a root image holds at most {limit} bytes"),
-            ));
-        }
         let slot = self.inactive_slot()?;
         let files = self.slot_files(&slot, true)?;
         let kernel = files.kernel.ok_or_else(|| {
@@ -380,18 +366,8 @@ impl Device {
 
     /// Prepares an upload over the boot partition's shared files (read back and hashed like
     /// a root); the slot files inside it are kept (the image must hold zeros there).
-    pub fn begin_boot_update(
-        &self,
-        declared: Option<u64>,
-        guard: UpdateGuard,
-    ) -> Result<RegionUpload, Refusal> {
+    pub fn begin_boot_update(&self, guard: UpdateGuard) -> Result<RegionUpload, Refusal> {
         let limit = layout::BOOT.size_bytes.unwrap_or(0);
-        if declared.is_some_and(|n| n > limit) {
-            return Err(refuse(
-                413,
-                format!("a boot partition image holds at most {limit} bytes"),
-            ));
-        }
         // Both slots' kernels and command lines stay as they are: they change per slot,
         // tried and committed like roots, never with the shared files.
         let table = self.boot_table()?;

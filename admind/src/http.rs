@@ -403,27 +403,6 @@ pub fn write_head(
     out.write_all(head.as_bytes())
 }
 
-/// A whole response with a small body.
-pub fn respond(
-    out: &mut (impl Write + ?Sized),
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-    keep_alive: bool,
-    extra: &[(&str, &str)],
-) -> io::Result<()> {
-    write_head(
-        out,
-        status,
-        content_type,
-        body.len() as u64,
-        keep_alive,
-        extra,
-    )?;
-    out.write_all(body)?;
-    out.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,8 @@ use boot::layout::{BOOT, ROOT_A};
 pub enum Handler {
     /// The body (at most the route's limit) is read whole, then handled.
     Whole(fn(&mut Api, &Request, &[u8]) -> Result<Reply, Refusal>),
-    /// The body is fed to an upload as it arrives; the argument is its declared length.
-    Upload(fn(&mut Api, &Request, Option<u64>) -> Result<Box<dyn Upload>, Refusal>),
+    /// The body (at most the route's limit, checked as it arrives) is fed to an upload.
+    Upload(fn(&mut Api, &Request) -> Result<Box<dyn Upload>, Refusal>),
 }
 
 pub struct Route {

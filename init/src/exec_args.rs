@@ -102,26 +102,28 @@ impl ExecArgs {
         }
         out
     }
-
-    fn text(&self, start: usize) -> &[u8] {
-        let rest = &self.strings[start..];
-        &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
-    }
-
-    /// The arguments (the path first) as bytes.
-    pub fn args(&self) -> impl Iterator<Item = &[u8]> {
-        self.args[..self.nargs].iter().map(|&s| self.text(s))
-    }
-
-    /// The environment as bytes.
-    pub fn envs(&self) -> impl Iterator<Item = &[u8]> {
-        self.envs[..self.nenvs].iter().map(|&s| self.text(s))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl ExecArgs {
+        fn text(&self, start: usize) -> &[u8] {
+            let rest = &self.strings[start..];
+            &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+        }
+
+        /// The arguments (the path first) as bytes.
+        pub fn args(&self) -> impl Iterator<Item = &[u8]> {
+            self.args[..self.nargs].iter().map(|&s| self.text(s))
+        }
+
+        /// The environment as bytes.
+        pub fn envs(&self) -> impl Iterator<Item = &[u8]> {
+            self.envs[..self.nenvs].iter().map(|&s| self.text(s))
+        }
+    }
 
     fn lists(e: &ExecArgs) -> (Vec<&[u8]>, Vec<&[u8]>) {
         (e.args().collect(), e.envs().collect())

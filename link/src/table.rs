@@ -55,12 +55,6 @@ impl<T, const N: usize> Table<T, N> {
     }
 }
 
-impl<T, const N: usize> Default for Table<T, N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Table;

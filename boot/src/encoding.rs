@@ -84,24 +84,27 @@ pub fn base64_decode(text: &[u8], out: &mut [u8]) -> Option<usize> {
     Some(n)
 }
 
+/// The decimal digits of `n`, written at the end of `buf`.
+pub fn decimal_digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 /// A number in decimal without core's width and fill machinery, which costs the device
 /// binaries kilobytes.
 pub struct Decimal(pub u64);
 
 impl fmt::Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = self.0;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        f.write_str(core::str::from_utf8(&digits[at..]).unwrap_or("?"))
+        let mut buf = [0u8; 20];
+        f.write_str(core::str::from_utf8(decimal_digits(self.0, &mut buf)).unwrap_or("?"))
     }
 }
 

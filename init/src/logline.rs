@@ -65,17 +65,7 @@ impl LineSplitter {
 /// Formats `[ssss.mmm] ` (seconds.milliseconds since boot) into `out`; returns its length.
 pub fn stamp(uptime_ms: u64, out: &mut [u8; 24]) -> usize {
     let mut digits = [0u8; 20];
-    let mut n = uptime_ms / 1000;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let secs = &digits[i..];
+    let secs = boot::encoding::decimal_digits(uptime_ms / 1000, &mut digits);
     let pad = 5usize.saturating_sub(secs.len());
     let mut at = 0;
     out[at] = b'[';

@@ -22,3 +22,4 @@ pub mod root_image;
 pub mod rootfs;
 pub mod rpi_firmware;
 pub mod size;
+pub mod status_text;

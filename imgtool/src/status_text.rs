@@ -1,0 +1,139 @@
+//! `imgtool status`'s text: the device's `/status` document as aligned lines.
+
+use admin_api::status::{Clock, Status};
+use std::fmt::Write;
+
+/// The lines `imgtool status` prints for `v`.
+pub fn render(v: &Status) -> String {
+    let mut out = String::new();
+    let shown = |n: Option<u8>| n.map_or("?".to_string(), |n| n.to_string());
+    let _ = writeln!(out, "hostname  {}", v.hostname);
+    let _ = writeln!(out, "uptime    {} s", v.uptime_s);
+    let _ = writeln!(out, "clock     {}", describe_clock(&v.clock));
+    if let Some(boot) = &v.boot {
+        let from = boot.from.map(|f| format!(" (from root {f})"));
+        let _ = writeln!(
+            out,
+            "boot      root {}, {}{}",
+            shown(v.active_slot),
+            boot.state,
+            from.unwrap_or_default()
+        );
+    }
+    if v.uncommitted_trial {
+        let _ = writeln!(out, "trial     uncommitted: it rolls back unless committed");
+    }
+    if let Some(r) = &v.record {
+        let _ = writeln!(
+            out,
+            "record    committed root {}, next boot root {} ({})",
+            r.committed, r.next_boot, r.state
+        );
+    }
+    for (slot, root) in &v.roots {
+        let build = root
+            .build
+            .as_deref()
+            .unwrap_or("none (incomplete: no verified root, kernel and command line)");
+        let mark = if Some(*slot) == v.active_slot {
+            " (running)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "root {slot}    build {build}{mark}");
+        let _ = writeln!(
+            out,
+            "  kernel  {}",
+            root.kernel_version.as_deref().unwrap_or("none")
+        );
+        let _ = writeln!(
+            out,
+            "  cmdline {}",
+            root.cmdline_text.as_deref().unwrap_or("?").trim_end()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "memory    {} kB available of {} kB",
+        v.memory.available_kb, v.memory.total_kb
+    );
+    for s in &v.services {
+        let _ = writeln!(
+            out,
+            "service   {} pid {} {} rss {} kB restarts {}",
+            s.name,
+            s.pid.map_or("null".into(), |p| p.to_string()),
+            s.state,
+            s.rss_kb,
+            s.restarts.map_or("null".into(), |r| r.to_string())
+        );
+    }
+    out
+}
+
+/// One line about the device's clock from `/status`.
+fn describe_clock(c: &Clock) -> String {
+    let now = boot::clock::Utc(c.now_s).to_string();
+    match c.synchronised {
+        Some(true) => format!(
+            "{now}, synchronised with {} (stratum {}, offset {} ms at the last poll)",
+            c.server.as_deref().unwrap_or("?"),
+            c.stratum.map_or("?".into(), |s| s.to_string()),
+            c.offset_ms.map_or("?".into(), |o| o.to_string())
+        ),
+        Some(false) => format!("{now}, not synchronised yet"),
+        None => format!("{now}, not kept by a time server"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use admin_api::status::{Boot, Root, Service};
+
+    #[test]
+    fn names_the_running_root_the_trial_and_each_service() {
+        let v = Status {
+            hostname: "thermo".into(),
+            active_slot: Some(3),
+            uncommitted_trial: true,
+            boot: Some(Boot {
+                state: "trial".into(),
+                from: None,
+            }),
+            roots: [
+                (2, Root::default()),
+                (
+                    3,
+                    Root {
+                        build: Some("ab".repeat(32)),
+                        ..Root::default()
+                    },
+                ),
+            ]
+            .into(),
+            services: vec![Service {
+                name: "link".into(),
+                pid: Some(7),
+                state: "S".into(),
+                rss_kb: 300,
+                restarts: None,
+            }],
+            ..Status::default()
+        };
+        let text = render(&v);
+        assert!(text.contains("hostname  thermo\n"), "{text}");
+        assert!(text.contains("boot      root 3, trial\n"), "{text}");
+        assert!(text.contains("trial     uncommitted"), "{text}");
+        assert!(text.contains("root 2    build none (incomplete"), "{text}");
+        assert!(
+            text.contains(&format!("root 3    build {} (running)", "ab".repeat(32))),
+            "{text}"
+        );
+        assert!(
+            text.contains("service   link pid 7 S rss 300 kB restarts null"),
+            "{text}"
+        );
+        assert!(text.contains("not kept by a time server"), "{text}");
+    }
+}

@@ -136,7 +136,7 @@ impl Device {
         OpenOptions::new()
             .read(true)
             .write(write)
-            .open(&path)
+            .open(path)
             .map_err(|e| refuse(500, format!("cannot open {} ({e})", path.display())))
     }
 

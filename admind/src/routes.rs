@@ -7,11 +7,16 @@ use crate::http::{refuse, Refusal, Request};
 use crate::upload::Upload;
 use boot::layout::{BOOT, ROOT_A};
 
+/// Answers a request whose whole body is in.
+pub type Answer = fn(&mut Api, &Request, &[u8]) -> Result<Reply, Refusal>;
+/// Starts an upload the event loop feeds.
+pub type Begin = fn(&mut Api, &Request) -> Result<Box<dyn Upload>, Refusal>;
+
 pub enum Handler {
     /// The body (at most the route's limit) is read whole, then handled.
-    Whole(fn(&mut Api, &Request, &[u8]) -> Result<Reply, Refusal>),
+    Whole(Answer),
     /// The body (at most the route's limit, checked as it arrives) is fed to an upload.
-    Upload(fn(&mut Api, &Request) -> Result<Box<dyn Upload>, Refusal>),
+    Upload(Begin),
 }
 
 pub struct Route {

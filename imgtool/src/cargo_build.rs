@@ -208,7 +208,7 @@ impl Builder {
         let root = self.cache.join("install").join(format!(
             "{}-{}-{}",
             std::process::id(),
-            boot::encoding::Hex(&digest[..6]).to_string(),
+            boot::encoding::Hex(&digest[..6]),
             sanitize(what)
         ));
         let _ = std::fs::remove_dir_all(&root);

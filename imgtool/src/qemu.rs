@@ -179,7 +179,7 @@ fn raspi_dir(image: &Path) -> std::path::PathBuf {
     let digest = sha2::Sha256::digest(name.as_os_str().as_encoded_bytes());
     std::env::temp_dir().join(format!(
         "imgtool-raspi-{}",
-        boot::encoding::Hex(&digest[..8]).to_string()
+        boot::encoding::Hex(&digest[..8])
     ))
 }
 

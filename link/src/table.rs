@@ -55,6 +55,12 @@ impl<T, const N: usize> Table<T, N> {
     }
 }
 
+impl<T, const N: usize> Default for Table<T, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Table;

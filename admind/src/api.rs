@@ -20,6 +20,9 @@ pub const USER: &str = "rustkrazy";
 /// Failed logins allowed per [`THROTTLE_WINDOW`] before further attempts get 429.
 const FAILURES_MAX: usize = 5;
 const THROTTLE_WINDOW: Duration = Duration::from_secs(30);
+/// Longest decoded `user:password` taken; longer is refused like a wrong password (the
+/// user is short, and so are the passwords instances get).
+const CREDENTIALS_BYTES_MAX: usize = 512;
 
 /// What admind keeps between requests.
 pub struct Api {
@@ -114,8 +117,7 @@ impl Api {
             r.after = None;
             return Some(r);
         }
-        // Credentials longer than this are not ours (the user is short, passwords too).
-        let mut decoded = [0u8; 512];
+        let mut decoded = [0u8; CREDENTIALS_BYTES_MAX];
         let ok = req
             .header("authorization")
             .and_then(|v| v.strip_prefix("Basic "))

@@ -148,13 +148,7 @@ fn one_image_answers_under_bios_and_uefi_and_a_push_commits_under_uefi() {
 /// and the device committed it.
 fn push_through_the_uefi_program(s: &Scratch, vm: &Vm, program: &std::path::Path) {
     let out = push(s, vm, &["--bin", &program.display().to_string()]);
-    let said = text(&out);
-    assert!(
-        out.status.success(),
-        "push failed:\n{said}\n{}",
-        vm.console()
-    );
-    assert!(said.contains("push: root 3 committed"), "{said}");
+    assert_push_committed(&out, 3, &vm.console());
     assert!(
         vm.console()
             .contains("rustkrazy: booting slot B (trial, once)"),
@@ -230,12 +224,7 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
     tiny_static_elf(&extra, 4096, 11);
     let started = Instant::now();
     let out = push(&s, &vm, &["--bin", &extra.display().to_string()]);
-    let said = text(&out);
-    assert!(
-        out.status.success(),
-        "push failed:\n{said}\n{}",
-        vm.console()
-    );
+    let said = assert_push_committed(&out, 3, &vm.console());
     println!(
         "figure: push in QEMU took {:.1} s: {}",
         started.elapsed().as_secs_f64(),
@@ -243,7 +232,6 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
             .find(|l| l.starts_with("push: done"))
             .unwrap_or("?")
     );
-    assert!(said.contains("push: root 3 committed"), "{said}");
     let after = status_when_up(&s, &vm);
     assert!(
         line_of(&after, "boot").starts_with("boot      root 3, trial"),
@@ -448,17 +436,11 @@ fn push_carries_the_kernel_and_a_kernel_that_panics_rolls_back() {
     };
     let started = Instant::now();
     let out = push_kernel(&[]);
-    let said = text(&out);
-    assert!(
-        out.status.success(),
-        "push --kernel:\n{said}\n{}",
-        vm.console()
-    );
+    assert_push_committed(&out, 3, &vm.console());
     println!(
         "figure: push with a kernel change took {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    assert!(said.contains("push: root 3 committed"), "{said}");
     let after = status_when_up(&s, &vm);
     assert!(line_of(&after, "root 3").ends_with("(running)"), "{after}");
     let versions: Vec<&str> = after

@@ -119,13 +119,7 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
         .arg(&program)
         .output()
         .unwrap();
-    let said = text(&out);
-    assert!(
-        out.status.success(),
-        "push failed:\n{said}\n{}",
-        vm.console()
-    );
-    assert!(said.contains("push: root 3 committed"), "{said}");
+    assert_push_committed(&out, 3, &vm.console());
     let console = vm.console();
     for line in [
         boot::rpi::TRYBOOT_RESTART_LINE,

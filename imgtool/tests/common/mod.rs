@@ -334,6 +334,18 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// Checks that `imgtool push` succeeded and committed root `slot`; returns what it said.
+/// `console` (the device's) goes into the message when it did not.
+pub fn assert_push_committed(out: &Output, slot: u8, console: &str) -> String {
+    let said = text(out);
+    assert!(out.status.success(), "push failed:\n{said}\n{console}");
+    assert!(
+        said.contains(&format!("push: root {slot} committed")),
+        "{said}"
+    );
+    said
+}
+
 /// `imgtool status` for the device on 127.0.0.1:`port`, asked each second until admind
 /// answers; fails after `timeout`.
 pub fn status_when_up(scratch: &Scratch, port: u16, timeout: std::time::Duration) -> String {

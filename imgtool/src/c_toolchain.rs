@@ -68,7 +68,11 @@ pub fn configure(cmd: &mut Command, rust_target: &str, cache: &Path) -> Result<b
     if std::env::var_os(format!("CC_{var}")).is_some() {
         return Ok(false);
     }
-    let (Some(zig_target), Some(zig)) = (zig_target(rust_target), find_zig()) else {
+    // Looking for zig runs Python: only for targets zig can build for.
+    let Some(zig_target) = zig_target(rust_target) else {
+        return Ok(false);
+    };
+    let Some(zig) = find_zig() else {
         return Ok(false);
     };
     let dir = cache.join("cc").join(rust_target);

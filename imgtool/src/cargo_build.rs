@@ -27,11 +27,12 @@ pub struct Builder {
 }
 
 impl Builder {
-    fn cargo(&self) -> Command {
+    /// A cargo command building for `target`.
+    fn cargo(&self, target: &str) -> Command {
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         // Cargo's stdout would mix with ours: send everything it prints to our stderr.
         cmd.stdout(std::io::stderr());
-        if self.arch.target() == "aarch64-unknown-linux-musl"
+        if target == "aarch64-unknown-linux-musl"
             && std::env::var_os("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER").is_none()
         {
             // Rust's linker needs no C cross toolchain: the musl Rust ships resolves libc
@@ -39,7 +40,7 @@ impl Builder {
             cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
         }
         // Crates with C inside: zig compiles it for the target (no effect on all-Rust ones).
-        if let Err(e) = crate::c_toolchain::configure(&mut cmd, self.arch.target(), &self.cache) {
+        if let Err(e) = crate::c_toolchain::configure(&mut cmd, target, &self.cache) {
             eprintln!("note: cannot set up zig as the C compiler: {e:#}");
         }
         cmd
@@ -54,7 +55,7 @@ impl Builder {
                 workspace.display()
             );
         }
-        let mut cmd = self.cargo();
+        let mut cmd = self.cargo(self.arch.target());
         cmd.arg("build")
             .arg("--release")
             .arg("--target")
@@ -84,7 +85,7 @@ impl Builder {
             );
             return Ok(None);
         }
-        let mut cmd = self.cargo();
+        let mut cmd = self.cargo(target);
         cmd.arg("build")
             .arg("--release")
             .arg("--locked")
@@ -127,7 +128,7 @@ impl Builder {
                 if !manifest.is_file() {
                     bail!("--path {}: no Cargo.toml there", dir.display());
                 }
-                let mut cmd = self.cargo();
+                let mut cmd = self.cargo(self.arch.target());
                 cmd.arg("build")
                     .arg("--release")
                     .arg("--target")
@@ -136,7 +137,7 @@ impl Builder {
                 self.run_build(cmd, &format!("--path {}", dir.display()))
             }
             Source::Crate { name, version } => {
-                let mut cmd = self.cargo();
+                let mut cmd = self.cargo(self.arch.target());
                 cmd.arg("install").arg(name);
                 if let Some(v) = version {
                     cmd.arg("--version").arg(v);
@@ -144,7 +145,7 @@ impl Builder {
                 self.run_install(cmd, &format!("--crate {name}"))
             }
             Source::Git { url, krate } => {
-                let mut cmd = self.cargo();
+                let mut cmd = self.cargo(self.arch.target());
                 cmd.arg("install").arg("--git").arg(url);
                 if let Some(k) = krate {
                     cmd.arg(k);

@@ -22,4 +22,5 @@ pub mod root_image;
 pub mod rootfs;
 pub mod rpi_firmware;
 pub mod size;
+pub mod squashfs_blocks;
 pub mod status_text;

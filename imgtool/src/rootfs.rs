@@ -6,9 +6,16 @@
 
 use anyhow::{ensure, Context, Result};
 use backhand::compression::Compressor;
+use backhand::kind::Kind;
 use backhand::{FilesystemCompressor, FilesystemWriter, NodeHeader};
 use std::io::Cursor;
 use std::path::PathBuf;
+
+use crate::squashfs_blocks;
+
+/// SquashFS data block size, mksquashfs's default: larger blocks compress a little better
+/// but make every small read on the device decompress more.
+const BLOCK_BYTES: u32 = 1 << 17;
 
 /// Directories the device mounts filesystems on, or writes to.
 pub const MOUNT_POINTS: [&str; 7] = ["boot", "data", "dev", "proc", "sys", "tmp", "run"];
@@ -44,11 +51,24 @@ pub fn build(contents: &Contents<'_>, limit_bytes: u64) -> Result<Vec<u8>> {
     let t = contents.time_unix;
     let dir = NodeHeader::new(0o755, 0, 0, t);
     let exe = NodeHeader::new(0o755, 0, 0, t);
+    let programs: Vec<(String, Vec<u8>)> = std::iter::once(("init", contents.init))
+        .chain(contents.programs.iter().map(|p| (p.name.as_str(), p)))
+        .map(|(name, p)| {
+            let data = std::fs::read(&p.path)
+                .with_context(|| format!("cannot read {}", p.path.display()))?;
+            Ok((name.to_string(), data))
+        })
+        .collect::<Result<_>>()?;
     let mut fs = FilesystemWriter::default();
+    fs.set_kind(Kind::new_v4(&squashfs_blocks::AHEAD));
     fs.set_time(t);
     fs.set_root_mode(0o755);
+    // No options in the superblock: the kernel needs none for gzip, and backhand's are
+    // malformed (unsquashfs refuses them). The level is the hook's (squashfs_blocks).
     fs.set_compressor(FilesystemCompressor::new(Compressor::Gzip, None)?);
-    fs.set_block_size(1 << 17);
+    fs.set_block_size(BLOCK_BYTES);
+    let files: Vec<&[u8]> = programs.iter().map(|(_, data)| data.as_slice()).collect();
+    let _stored = squashfs_blocks::compress_ahead(&files, BLOCK_BYTES)?;
 
     for name in ["bin", "etc"].iter().chain(MOUNT_POINTS.iter()) {
         fs.push_dir(name, dir)?;
@@ -56,9 +76,8 @@ pub fn build(contents: &Contents<'_>, limit_bytes: u64) -> Result<Vec<u8>> {
     // The kernel opens /dev/console on the root for init's stdin/stdout/stderr, before
     // init can mount devtmpfs: without this node PID 1 starts with no output at all.
     fs.push_char_device(5 << 8 | 1, "dev/console", NodeHeader::new(0o600, 0, 0, t))?;
-    fs.push_file_from_path(&contents.init.path, "bin/init", exe)?;
-    for program in contents.programs {
-        fs.push_file_from_path(&program.path, format!("bin/{}", program.name), exe)?;
+    for (name, data) in &programs {
+        fs.push_file(Cursor::new(data.as_slice()), format!("bin/{name}"), exe)?;
     }
     for file in contents.etc {
         if let Some((parent, _)) = file.path.rsplit_once('/') {

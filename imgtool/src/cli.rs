@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use imgtool::config::{Arch, Plan, ProgramSpec, Settings, Source};
+use imgtool::config::{Arch, Compression, Plan, ProgramSpec, Settings, Source};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -180,6 +180,9 @@ pub(crate) struct BuildArgs {
     /// Leave out rustkrazy's link (network) and admind (management) programs.
     #[arg(long)]
     pub(crate) no_system_programs: bool,
+    /// The roots' SquashFS compressor [default: gzip].
+    #[arg(long, value_enum)]
+    pub(crate) compression: Option<Compression>,
     /// Tests only: write /boot/vmlinuz in fragments (mkimg must then refuse the image).
     #[arg(long, hide = true)]
     pub(crate) fragment_kernel_for_tests: bool,
@@ -218,6 +221,7 @@ impl BuildArgs {
             kernel: self.kernel.clone(),
             init: self.init.clone(),
             system_programs: self.no_system_programs.then_some(false),
+            compression: self.compression,
             firmware: self.firmware.clone(),
             kernel_args: self.kernel_args.clone(),
             programs,

@@ -8,6 +8,7 @@
 //! kernel = "vmlinuz"         # paths are relative to this file
 //! init = "init"              # which program becomes /bin/init (default: rustkrazy's init)
 //! system_programs = true     # include link and admind
+//! compression = "gzip"      # the roots' SquashFS compressor: "gzip" (default) or "lz4"
 //! firmware = "rpi-firmware"  # a folder whose files are copied into /boot
 //! kernel_args = ["rustkrazy.trial_timeout=120"]  # appended to the kernel command line
 //!
@@ -95,6 +96,18 @@ impl Arch {
             Arch::Rpi => "",
         }
     }
+}
+
+/// The roots' SquashFS compressor; both are pure Rust here and built into our kernels.
+/// gzip is the default: its roots are smaller (so are pushes), and measured on the demo
+/// appliance under QEMU the boot is no slower (`ci/bench-boot`). LZ4 decompresses several
+/// times faster, for appliances that read much from their root on a slow CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Lz4,
 }
 
 /// Where a program comes from.
@@ -193,6 +206,7 @@ struct ApplianceFile {
     kernel: Option<PathBuf>,
     init: Option<String>,
     system_programs: Option<bool>,
+    compression: Option<Compression>,
     firmware: Option<PathBuf>,
     #[serde(default)]
     kernel_args: Vec<String>,
@@ -310,6 +324,7 @@ pub struct Plan {
     pub kernel: Option<PathBuf>,
     pub init: Option<String>,
     pub system_programs: Option<bool>,
+    pub compression: Option<Compression>,
     pub firmware: Option<PathBuf>,
     /// Words appended to the kernel command line of both roots.
     pub kernel_args: Vec<String>,
@@ -347,6 +362,7 @@ impl Plan {
             kernel: file.kernel.map(|k| base.join(k)),
             init: file.init,
             system_programs: file.system_programs,
+            compression: file.compression,
             firmware: file.firmware.map(|f| base.join(f)),
             kernel_args: file.kernel_args,
             programs,
@@ -363,6 +379,7 @@ impl Plan {
         self.kernel = flags.kernel.or(self.kernel);
         self.init = flags.init.or(self.init);
         self.system_programs = flags.system_programs.or(self.system_programs);
+        self.compression = flags.compression.or(self.compression);
         self.firmware = flags.firmware.or(self.firmware);
         self.kernel_args.extend(flags.kernel_args);
         self.network = flags.network.or(self.network);

@@ -52,6 +52,7 @@ pub fn build(plan: &Plan, instance: &Instance) -> Result<Root> {
             etc: &etc,
             symlinks: &[("etc/resolv.conf", "/run/resolv.conf")],
             time_unix: instance.created_unix,
+            compression: plan.compression.unwrap_or_default(),
         },
         boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0),
     )?;

@@ -1,16 +1,16 @@
-//! A root filesystem image (SquashFS 4.0, gzip, pure Rust through backhand): /bin with init
+//! A root filesystem image (SquashFS 4.0, gzip or LZ4, pure Rust through backhand): /bin with init
 //! and the programs, the mount points init needs, and /etc.
 //!
 //! Every node is root-owned and carries the same timestamp, so the same inputs give the same
 //! bytes.
 
 use anyhow::{ensure, Context, Result};
-use backhand::compression::Compressor;
 use backhand::kind::Kind;
-use backhand::{FilesystemCompressor, FilesystemWriter, NodeHeader};
+use backhand::{FilesystemWriter, NodeHeader};
 use std::io::Cursor;
 use std::path::PathBuf;
 
+use crate::config::Compression;
 use crate::squashfs_blocks;
 
 /// SquashFS data block size, mksquashfs's default: larger blocks compress a little better
@@ -44,6 +44,7 @@ pub struct Contents<'a> {
     /// Symlinks, `(path, target)`, e.g. `("etc/resolv.conf", "/run/resolv.conf")`.
     pub symlinks: &'a [(&'a str, &'a str)],
     pub time_unix: u32,
+    pub compression: Compression,
 }
 
 /// Builds the SquashFS image in memory and refuses one larger than `limit_bytes`.
@@ -60,15 +61,14 @@ pub fn build(contents: &Contents<'_>, limit_bytes: u64) -> Result<Vec<u8>> {
         })
         .collect::<Result<_>>()?;
     let mut fs = FilesystemWriter::default();
-    fs.set_kind(Kind::new_v4(&squashfs_blocks::AHEAD));
+    let hook = squashfs_blocks::hook(contents.compression);
+    fs.set_kind(Kind::new_v4(hook));
     fs.set_time(t);
     fs.set_root_mode(0o755);
-    // No options in the superblock: the kernel needs none for gzip, and backhand's are
-    // malformed (unsquashfs refuses them). The level is the hook's (squashfs_blocks).
-    fs.set_compressor(FilesystemCompressor::new(Compressor::Gzip, None)?);
+    fs.set_compressor(squashfs_blocks::superblock_settings(contents.compression)?);
     fs.set_block_size(BLOCK_BYTES);
     let files: Vec<&[u8]> = programs.iter().map(|(_, data)| data.as_slice()).collect();
-    let _stored = squashfs_blocks::compress_ahead(&files, BLOCK_BYTES)?;
+    let _stored = squashfs_blocks::compress_ahead(hook, &files, BLOCK_BYTES)?;
 
     for name in ["bin", "etc"].iter().chain(MOUNT_POINTS.iter()) {
         fs.push_dir(name, dir)?;

@@ -3,18 +3,19 @@
 //! backhand's writer compresses one block after another on one thread; compression is
 //! nearly all of a root image's build time. Before the writer runs, `compress_ahead` cuts
 //! the files into the blocks the writer will cut them into and compresses those on all
-//! cores with the same compressor and settings; the writer then asks `AHEAD` (its
-//! compression hook) for each block and gets the stored result. A block that was not
-//! predicted (metadata, the fragment block, anything the writer cuts differently) is
+//! cores with the same compressor and settings; the writer then asks the hook (`hook`,
+//! its compression action) for each block and gets the stored result. A block that was
+//! not predicted (metadata, the fragment block, anything the writer cuts differently) is
 //! compressed there and then, so the image never depends on the prediction being right:
 //! only the time does. Entries are found by the block's SHA-256.
 //!
-//! Every block, predicted or not, is compressed at `GZIP_LEVEL`, whatever backhand's
+//! gzip blocks, predicted or not, are compressed at `GZIP_LEVEL` whatever backhand's
 //! settings say: a gzip image does not record its level (the kernel and unsquashfs need
 //! none), so the superblock stays the plain gzip one.
 
+use crate::config::Compression;
 use backhand::compression::{
-    CompressionAction, CompressionOptions, Compressor, DefaultCompressor, Gzip,
+    CompressionAction, CompressionOptions, Compressor, DefaultCompressor, Gzip, Lz4,
 };
 use backhand::{BackhandError, FilesystemCompressor, SuperBlock};
 use sha2::{Digest, Sha256};
@@ -29,36 +30,76 @@ type Key = [u8; 32];
 /// (+0.7%) in 1.5 s, level 1 28,712 KiB in 1.3 s.
 const GZIP_LEVEL: u32 = 6;
 
-/// The settings every block is compressed with.
-fn settings() -> FilesystemCompressor {
-    let gzip = Gzip {
-        compression_level: GZIP_LEVEL,
-        window_size: 15,
-        strategies: 0,
-    };
-    FilesystemCompressor::new(Compressor::Gzip, Some(CompressionOptions::Gzip(gzip)))
-        .expect("gzip with options is a valid compressor")
+/// The compressor settings backhand writes into the superblock for `compression`.
+pub fn superblock_settings(
+    compression: Compression,
+) -> Result<FilesystemCompressor, BackhandError> {
+    match compression {
+        // No options: the kernel needs none for gzip, and backhand's are malformed
+        // (unsquashfs refuses them).
+        Compression::Gzip => FilesystemCompressor::new(Compressor::Gzip, None),
+        // The kernel requires LZ4's options block: format version 1, no flags.
+        Compression::Lz4 => FilesystemCompressor::new(
+            Compressor::Lz4,
+            Some(CompressionOptions::Lz4(Lz4 {
+                version: 1,
+                flags: 0,
+            })),
+        ),
+    }
 }
 
-/// The compression hook the root image's writer is given (backhand wants a `'static`).
-pub static AHEAD: AheadCompressor = AheadCompressor {
-    ready: Mutex::new(None),
-};
+/// The settings every block is compressed with.
+fn block_settings(compression: Compression) -> Result<FilesystemCompressor, BackhandError> {
+    match compression {
+        Compression::Gzip => {
+            let gzip = Gzip {
+                compression_level: GZIP_LEVEL,
+                window_size: 15,
+                strategies: 0,
+            };
+            FilesystemCompressor::new(Compressor::Gzip, Some(CompressionOptions::Gzip(gzip)))
+        }
+        Compression::Lz4 => superblock_settings(compression),
+    }
+}
 
-/// Compressed blocks by key, shared by concurrent builds in one process (tests): a key
-/// names a block's content, so one build's entry is right for any other.
+static GZIP_HOOK: AheadCompressor = AheadCompressor::new(Compression::Gzip);
+static LZ4_HOOK: AheadCompressor = AheadCompressor::new(Compression::Lz4);
+
+/// The compression hook a root image's writer is given (backhand wants a `'static`).
+pub fn hook(compression: Compression) -> &'static AheadCompressor {
+    match compression {
+        Compression::Gzip => &GZIP_HOOK,
+        Compression::Lz4 => &LZ4_HOOK,
+    }
+}
+
+/// One compressor's blocks by key, shared by concurrent builds in one process (tests): a
+/// key names a block's content, so one build's entry is right for any other.
 pub struct AheadCompressor {
+    compression: Compression,
     ready: Mutex<Option<HashMap<Key, Vec<u8>>>>,
+}
+
+impl AheadCompressor {
+    const fn new(compression: Compression) -> AheadCompressor {
+        AheadCompressor {
+            compression,
+            ready: Mutex::new(None),
+        }
+    }
 }
 
 /// The blocks one build stored; dropping it takes them out again.
 pub struct Stored {
+    hook: &'static AheadCompressor,
     keys: Vec<Key>,
 }
 
 impl Drop for Stored {
     fn drop(&mut self) {
-        let mut ready = AHEAD.ready.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ready = self.hook.ready.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(map) = ready.as_mut() {
             for key in &self.keys {
                 map.remove(key);
@@ -81,10 +122,14 @@ fn data_blocks(file: &[u8], block_bytes: usize) -> impl Iterator<Item = &[u8]> {
         .filter(|block| block.iter().any(|&b| b != 0))
 }
 
-/// Compresses the data blocks of `files` on every core and stores them for the writer.
-/// Keep the result alive until the image is written.
-pub fn compress_ahead(files: &[&[u8]], block_bytes: u32) -> Result<Stored, BackhandError> {
-    let settings = settings();
+/// Compresses the data blocks of `files` on every core and stores them in `hook` for the
+/// writer. Keep the result alive until the image is written.
+pub fn compress_ahead(
+    hook: &'static AheadCompressor,
+    files: &[&[u8]],
+    block_bytes: u32,
+) -> Result<Stored, BackhandError> {
+    let settings = block_settings(hook.compression)?;
     let blocks: Vec<&[u8]> = files
         .iter()
         .flat_map(|file| data_blocks(file, block_bytes as usize))
@@ -117,8 +162,11 @@ pub fn compress_ahead(files: &[&[u8]], block_bytes: u32) -> Result<Stored, Backh
             })
             .collect()
     });
-    let mut stored = Stored { keys: Vec::new() };
-    let mut ready = AHEAD.ready.lock().unwrap_or_else(|e| e.into_inner());
+    let mut stored = Stored {
+        hook,
+        keys: Vec::new(),
+    };
+    let mut ready = hook.ready.lock().unwrap_or_else(|e| e.into_inner());
     let map = ready.get_or_insert_with(HashMap::new);
     for result in results {
         for (key, packed) in result? {
@@ -159,7 +207,9 @@ impl CompressionAction for AheadCompressor {
         };
         match stored {
             Some(packed) => Ok(packed),
-            None => DefaultCompressor.compress(bytes, settings(), block_size),
+            None => {
+                DefaultCompressor.compress(bytes, block_settings(self.compression)?, block_size)
+            }
         }
     }
 
@@ -190,22 +240,27 @@ mod tests {
 
     #[test]
     fn a_stored_block_is_served_and_an_unknown_one_compressed() {
-        let plain = FilesystemCompressor::new(Compressor::Gzip, None).unwrap();
-        let file: Vec<u8> = (0..40_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect();
-        let stored = compress_ahead(&[&file], 1 << 17).unwrap();
-        assert_eq!(stored.keys.len(), 2);
-        let first = &file[..1 << 17];
-        let direct = DefaultCompressor
-            .compress(first, settings(), 1 << 17)
-            .unwrap();
-        assert_eq!(AHEAD.compress(first, plain, 1 << 17).unwrap(), direct);
-        let other = vec![7u8; 1000];
-        let direct = DefaultCompressor
-            .compress(&other, settings(), 1 << 17)
-            .unwrap();
-        assert_eq!(AHEAD.compress(&other, plain, 1 << 17).unwrap(), direct);
-        drop(stored);
+        for compression in [Compression::Gzip, Compression::Lz4] {
+            let hook = hook(compression);
+            let (plain, settings) = (
+                superblock_settings(compression).unwrap(),
+                block_settings(compression).unwrap(),
+            );
+            let file: Vec<u8> = (0..40_000u32)
+                .flat_map(|i| (i % 251).to_le_bytes())
+                .collect();
+            let stored = compress_ahead(hook, &[&file], 1 << 17).unwrap();
+            assert_eq!(stored.keys.len(), 2);
+            let first = &file[..1 << 17];
+            let direct = DefaultCompressor
+                .compress(first, settings, 1 << 17)
+                .unwrap();
+            assert_eq!(hook.compress(first, plain, 1 << 17).unwrap(), direct);
+            let other = vec![7u8; 1000];
+            let direct = DefaultCompressor
+                .compress(&other, settings, 1 << 17)
+                .unwrap();
+            assert_eq!(hook.compress(&other, plain, 1 << 17).unwrap(), direct);
+        }
     }
 }

@@ -199,6 +199,52 @@ fn an_aarch64_image_boots_under_aavmf_gets_a_lease_and_a_push_commits() {
     vm.kill();
 }
 
+/// The memory floor: a 32 MiB machine boots the default appliance and takes a root update,
+/// and the pushed root is LZ4 (the kernel reads either compressor; each push chooses its
+/// own). Memory stays enough for all three programs afterwards: they answer and are idle.
+#[test]
+fn a_32_mib_machine_boots_and_takes_a_root_update_to_an_lz4_root() {
+    let s = Scratch::new("push-32m");
+    let image = s.path("push.img");
+    default_image(&s, &image, 60);
+    let options = Options {
+        memory_mib: 32,
+        ..Options::default()
+    };
+    let mut vm = Vm::boot(&image, &options).unwrap();
+    vm.wait_for("admind: listening on", 0, BOOT_TIMEOUT)
+        .unwrap_or_else(|c| panic!("admind did not start in 32 MiB: {c}"));
+    let extra = s.path("extra");
+    tiny_static_elf(&extra, 4096, 13);
+    let out = push(
+        &s,
+        &vm,
+        &[
+            "--compression",
+            "lz4",
+            "--bin",
+            &extra.display().to_string(),
+        ],
+    );
+    assert_push_committed(&out, 3, &vm.console());
+    let after = status_when_up(&s, &vm);
+    assert!(
+        line_of(&after, "boot").starts_with("boot      root 3, trial"),
+        "{after}"
+    );
+    assert!(
+        squashfs_superblock(&image, ROOT_B_OFFSET).contains("Compression lz4"),
+        "root 3 is LZ4"
+    );
+    let console = vm.console();
+    assert!(
+        !console.contains("Out of memory") && !console.contains("oom-kill"),
+        "{console}"
+    );
+    assert_idle(&s, &vm, "in 32 MiB after an update");
+    vm.kill();
+}
+
 #[test]
 fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_upload() {
     let s = Scratch::new("push");

@@ -225,6 +225,17 @@ pub fn squashfs_cat(image: &Path, offset: u64, path: &str) -> String {
     ))
 }
 
+/// `unsquashfs -s` (the superblock, compressor included) of the root image at `offset`.
+pub fn squashfs_superblock(image: &Path, offset: u64) -> String {
+    stdout(&run_ok(
+        Command::new("unsquashfs")
+            .arg("-s")
+            .arg("-o")
+            .arg(offset.to_string())
+            .arg(image),
+    ))
+}
+
 /// `unsquashfs -lln` of the root image at `offset`.
 pub fn squashfs_list(image: &Path, offset: u64) -> String {
     stdout(&run_ok(

@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 type Key = [u8; 32];
+/// One compression thread's blocks, by key.
+type Compressed = Vec<(Key, Vec<u8>)>;
 
 /// zlib's own default level. Measured on ci/bench-mkimg's realistic payload (48 MB of
 /// programs, 2 cores): level 9 (mksquashfs's) 23,676 KiB in 2.3 s, level 6 23,840 KiB
@@ -138,7 +140,7 @@ pub fn compress_ahead(
         .map_or(1, |n| n.get())
         .min(blocks.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Vec<Result<Vec<(Key, Vec<u8>)>, BackhandError>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Compressed, BackhandError>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {

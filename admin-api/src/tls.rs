@@ -524,8 +524,8 @@ impl core::fmt::Debug for Secret {
 }
 
 /// The secret scalar alone: p256's `SigningKey` would derive the public key when made, a
-/// scalar multiplication admind's start does not need (rustls never asks for it; a tenth
-/// of admind's start-up time under QEMU).
+/// scalar multiplication nothing here needs (rustls never asks for it) and two thirds of
+/// admind's start-up CPU time (0.81 ms against 0.26 ms, `perf stat`).
 #[derive(Debug)]
 struct EcdsaKey(Arc<Secret>);
 

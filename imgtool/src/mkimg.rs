@@ -34,14 +34,18 @@ pub struct Report {
     pub builds: [[u8; 32]; 2],
 }
 
-/// What a slot holding `root_image`, `kernel` and `cmdline` is: the trailer's contents,
-/// with the build id the device will report for it.
-pub fn slot_id(root_image: &[u8], kernel: &[u8], cmdline: &str) -> boot::rootid::SlotId {
+/// What a slot holding `root` (already hashed: see `root_image::Root`), `kernel` and
+/// `cmdline` is: the trailer's contents, with the build id the device will report for it.
+pub fn slot_id(root: &root_image::Root, kernel: &[u8], cmdline: &str) -> boot::rootid::SlotId {
     let part = |bytes: &[u8]| boot::rootid::Part {
         bytes: bytes.len() as u64,
         sha256: Sha256::digest(bytes).into(),
     };
-    let (root, kernel, cmdline) = (part(root_image), part(kernel), part(cmdline.as_bytes()));
+    let root = boot::rootid::Part {
+        bytes: root.image.len() as u64,
+        sha256: root.sha256,
+    };
+    let (kernel, cmdline) = (part(kernel), part(cmdline.as_bytes()));
     let sha256 = |parts: &[&[u8]]| -> [u8; 32] {
         let mut h = Sha256::new();
         parts.iter().for_each(|p| h.update(p));
@@ -82,8 +86,6 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
 
     // 2. and 3. Programs, then the root image.
     let root = root_image::build(&plan, &instance)?;
-    let (root_image, root_sha256, init, programs) =
-        (root.image, root.sha256, root.init, root.programs);
 
     // 4. The target, sized; nothing has been written before this point.
     let size_for_file = size_bytes.or_else(|| size::parse(DEFAULT_SIZE).ok());
@@ -123,20 +125,20 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     // Root B gets the same image as root A: whichever slot the bootloader or a mistaken
     // switch starts, the device comes up on a working system.
     let mut builds = [[0u8; 32]; 2];
-    for root in [layout::ROOT_A, layout::ROOT_B] {
-        let mut region = output.region(root.start_bytes, part_size(&root, disk_bytes));
+    for part in [layout::ROOT_A, layout::ROOT_B] {
+        let mut region = output.region(part.start_bytes, part_size(&part, disk_bytes));
         region
-            .write_all(&root_image)
-            .with_context(|| format!("cannot write {}", root.name))?;
+            .write_all(&root.image)
+            .with_context(|| format!("cannot write {}", part.name))?;
         let line =
-            boot_partition::cmdline(instance.arch, signature, root.number, &plan.kernel_args);
-        let id = slot_id(&root_image, &kernel_data, &line);
-        builds[slot::index(root.number)] = id.build;
-        let trailer_at = boot::rootid::offset_in(&root).unwrap_or(0);
+            boot_partition::cmdline(instance.arch, signature, part.number, &plan.kernel_args);
+        let id = slot_id(&root, &kernel_data, &line);
+        builds[slot::index(part.number)] = id.build;
+        let trailer_at = boot::rootid::offset_in(&part).unwrap_or(0);
         output
-            .region(root.start_bytes + trailer_at, layout::SECTOR_BYTES)
+            .region(part.start_bytes + trailer_at, layout::SECTOR_BYTES)
             .write_all(&boot::rootid::encode(&id))
-            .with_context(|| format!("cannot write {}'s trailer", root.name))?;
+            .with_context(|| format!("cannot write {}'s trailer", part.name))?;
     }
     let data_bytes = part_size(&layout::DATA, disk_bytes);
     let geometry = ext4::format(
@@ -158,14 +160,14 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     instance.set_size(disk_bytes)?;
     instance.set_kernel_args(&plan.kernel_args)?;
 
-    let mut names: Vec<String> = vec![format!("init ({})", init.name)];
-    names.extend(programs.iter().map(|p| p.name.clone()));
+    let mut names: Vec<String> = vec![format!("init ({})", root.init.name)];
+    names.extend(root.programs.iter().map(|p| p.name.clone()));
     Ok(Report {
         size_bytes: disk_bytes,
         disk_signature: signature,
         programs: names,
-        root_bytes: root_image.len() as u64,
-        root_sha256,
+        root_bytes: root.image.len() as u64,
+        root_sha256: root.sha256,
         builds,
         kernel: kernel_extent,
         boot_table,

@@ -68,6 +68,7 @@ pub fn build(contents: &Contents<'_>, limit_bytes: u64) -> Result<Vec<u8>> {
     fs.set_compressor(squashfs_blocks::superblock_settings(contents.compression)?);
     fs.set_block_size(BLOCK_BYTES);
     let files: Vec<&[u8]> = programs.iter().map(|(_, data)| data.as_slice()).collect();
+    // Held until `fs.write` below has taken every block it stores.
     let _stored = squashfs_blocks::compress_ahead(hook, &files, BLOCK_BYTES)?;
 
     for name in ["bin", "etc"].iter().chain(MOUNT_POINTS.iter()) {

@@ -52,6 +52,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: BodyKind,
     pub keep_alive: bool,
+    /// `Expect: 100-continue`: the client waits for an interim answer before its body.
+    pub expects_continue: bool,
 }
 
 impl Request {
@@ -175,6 +177,18 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
     } else {
         connection.iter().any(|v| v.contains("keep-alive"))
     };
+    // RFC 9110 10.1.1: 100-continue is the one expectation there is; HTTP/1.0 has none.
+    let expects_continue = match values("expect").as_slice() {
+        [] => false,
+        _ if !http11 => false,
+        [v] if v.eq_ignore_ascii_case("100-continue") => true,
+        _ => {
+            return Err(refuse(
+                417,
+                "the only expectation understood is \"Expect: 100-continue\"",
+            ))
+        }
+    };
     Ok(Request {
         method: method.to_string(),
         path,
@@ -182,6 +196,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
         headers,
         body,
         keep_alive,
+        expects_continue,
     })
 }
 
@@ -367,6 +382,7 @@ pub fn status_text(status: u16) -> &'static str {
         409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",
+        417 => "Expectation Failed",
         422 => "Unprocessable Content",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
@@ -428,6 +444,11 @@ mod tests {
         let r = head("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
             .unwrap();
         assert_eq!((r.body, r.keep_alive), (BodyKind::Chunked, false));
+        assert!(!r.expects_continue);
+        let r = head("POST /x HTTP/1.1\r\nContent-Length: 9\r\nExpect: 100-Continue\r\n\r\n");
+        assert!(r.unwrap().expects_continue);
+        let r = head("POST /x HTTP/1.0\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n");
+        assert!(!r.unwrap().expects_continue);
     }
 
     #[test]
@@ -436,6 +457,7 @@ mod tests {
             ("GET /\r\n\r\n", 400),
             ("get / HTTP/1.1\r\n\r\n", 400),
             ("GET / HTTP/2\r\n\r\n", 505),
+            ("GET / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", 417),
             ("GET http://x/ HTTP/1.1\r\n\r\n", 400),
             ("GET /%zz HTTP/1.1\r\n\r\n", 400),
             ("GET /%00 HTTP/1.1\r\n\r\n", 400),

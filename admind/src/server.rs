@@ -507,6 +507,13 @@ impl Connection {
             }
             None => Sink::Collect(Vec::new()),
         };
+        // Everything that could refuse the body has been checked: ask for it. (curl sends
+        // `Expect` for bodies over 1 MiB and, unanswered, waits a second before sending.)
+        if req.expects_continue && !matches!(req.body, BodyKind::None | BodyKind::Length(0)) {
+            self.output
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush_output();
+        }
         let now = Instant::now();
         self.window = (now, 0);
         self.deadline = now + PROGRESS_WINDOW;
@@ -654,6 +661,7 @@ impl Connection {
             headers: Vec::new(),
             body: BodyKind::None,
             keep_alive: false,
+            expects_continue: false,
         };
         self.answer(&none, reply, false, &[]);
         self.linger();

@@ -615,6 +615,41 @@ fn limits_refuse_oversized_and_malformed_requests() {
 }
 
 #[test]
+fn curl_is_asked_for_its_body_once_the_request_is_accepted() {
+    let mut a = Admind::start("expect");
+    // curl sends `Expect: 100-continue` with bodies over 1 MiB; unanswered, it waits a
+    // second and then sends anyway. `-v` shows the interim answer when there is one.
+    let file = a.dir.join("payload");
+    let payload = pseudo_random(2 << 20, 5);
+    std::fs::write(&file, &payload).unwrap();
+    let upload = |a: &Admind, user: &str| {
+        run(Command::new("curl")
+            .args(["-sS", "-v", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg("--cacert")
+            .arg(a.dir.join("cert.pem"))
+            .arg("--resolve")
+            .arg(format!("localhost:{}:127.0.0.1", a.port))
+            .args(["-u", user, "--data-binary"])
+            .arg(format!("@{}", file.display()))
+            .arg(a.url("/data/write?path=big")))
+    };
+    let out = upload(&a, &format!("rustkrazy:{}", a.password));
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{trace}");
+    assert!(trace.contains("> Expect: 100-continue"), "{trace}");
+    assert!(trace.contains("< HTTP/1.1 100 Continue"), "{trace}");
+    assert_eq!(std::fs::read(a.dir.join("data/big")).unwrap(), payload);
+    // A refused request gets its final answer instead, and no invitation to send.
+    let out = upload(&a, "rustkrazy:wrong");
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "{trace}");
+    assert!(!trace.contains("100 Continue"), "{trace}");
+    // Expectations other than 100-continue are refused (RFC 9110 10.1.1).
+    assert_eq!(a.curl(&["-H", "Expect: teapot"], "/status").0, 417);
+    assert!(a.alive());
+}
+
+#[test]
 fn slow_and_garbage_clients_do_not_hold_or_kill_the_server() {
     let mut a = Admind::start("slow");
     // One client trickles a request head, one byte a second, after a proper handshake.

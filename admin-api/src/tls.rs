@@ -1,5 +1,6 @@
 //! TLS for admind and its clients: rustls with a small crypto provider of our own, built
-//! from RustCrypto primitives.
+//! from RustCrypto primitives (the record ciphers through `record-cipher`, which compiles
+//! them at full speed).
 //!
 //! Why our own provider: the published `rustls-rustcrypto` is a 0.0.x alpha that says not to
 //! use it in production, and it brings RSA, P-384 and Ed25519 that a device with one P-256
@@ -14,8 +15,6 @@
 //!
 //! Clients (imgtool) pin the device certificate by its SHA-256 instead of using a CA.
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::KeyInit;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::cipher::{
     make_tls13_aad, AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, MessageDecrypter,
@@ -261,7 +260,7 @@ static TLS13_CHACHA20_POLY1305_SHA256: Tls13CipherSuite = Tls13CipherSuite {
         confidentiality_limit: u64::MAX,
     },
     hkdf_provider: &HKDF_SHA256,
-    aead_alg: &Aead::ChaCha20Poly1305,
+    aead_alg: &Aead(record_cipher::Algorithm::ChaCha20Poly1305),
     quic: None,
 };
 
@@ -272,45 +271,32 @@ static TLS13_AES_128_GCM_SHA256: Tls13CipherSuite = Tls13CipherSuite {
         confidentiality_limit: AES_GCM_LIMIT,
     },
     hkdf_provider: &HKDF_SHA256,
-    aead_alg: &Aead::Aes128Gcm,
+    aead_alg: &Aead(record_cipher::Algorithm::Aes128Gcm),
     quic: None,
 };
 
 #[derive(Clone, Copy)]
-enum Aead {
-    ChaCha20Poly1305,
-    Aes128Gcm,
-}
+struct Aead(record_cipher::Algorithm);
 
-/// A keyed AEAD.
-enum Cipher {
-    ChaCha(Box<chacha20poly1305::ChaCha20Poly1305>),
-    Aes(Box<aes_gcm::Aes128Gcm>),
-}
+const TAG_BYTES: usize = record_cipher::TAG_BYTES;
 
-const TAG_BYTES: usize = 16;
+/// A keyed AEAD: record_cipher's, with rustls' error type.
+struct Cipher(record_cipher::Cipher);
 
 impl Cipher {
     fn new(alg: Aead, key: &AeadKey) -> Cipher {
         // rustls hands over exactly `key_len()` bytes.
-        match alg {
-            Aead::ChaCha20Poly1305 => Cipher::ChaCha(Box::new(
-                chacha20poly1305::ChaCha20Poly1305::new_from_slice(key.as_ref())
-                    .unwrap_or_else(|_| unreachable!("rustls gives 32-byte keys")),
-            )),
-            Aead::Aes128Gcm => Cipher::Aes(Box::new(
-                aes_gcm::Aes128Gcm::new_from_slice(key.as_ref())
-                    .unwrap_or_else(|_| unreachable!("rustls gives 16-byte keys")),
-            )),
-        }
+        Cipher(
+            record_cipher::Cipher::new(alg.0, key.as_ref())
+                .unwrap_or_else(|| unreachable!("rustls gives keys of key_len() bytes")),
+        )
     }
 
     fn seal(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut PrefixedPayload) -> Result<(), Error> {
-        let tag = match self {
-            Cipher::ChaCha(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf.as_mut()),
-            Cipher::Aes(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf.as_mut()),
-        }
-        .map_err(|_| Error::EncryptError)?;
+        let tag = self
+            .0
+            .seal(nonce, aad, buf.as_mut())
+            .map_err(|_| Error::EncryptError)?;
         buf.extend_from_slice(&tag);
         Ok(())
     }
@@ -322,13 +308,10 @@ impl Cipher {
             .checked_sub(TAG_BYTES)
             .ok_or(Error::DecryptError)?;
         let (text, tag) = buf.split_at_mut(len);
-        let tag: [u8; TAG_BYTES] = (&*tag).try_into().map_err(|_| Error::DecryptError)?;
-        let tag = aes_gcm::Tag::from(tag);
-        match self {
-            Cipher::ChaCha(c) => c.decrypt_in_place_detached(nonce.into(), aad, text, &tag),
-            Cipher::Aes(c) => c.decrypt_in_place_detached(nonce.into(), aad, text, &tag),
-        }
-        .map_err(|_| Error::DecryptError)?;
+        let tag: &[u8; TAG_BYTES] = (&*tag).try_into().map_err(|_| Error::DecryptError)?;
+        self.0
+            .open(nonce, aad, text, tag)
+            .map_err(|_| Error::DecryptError)?;
         Ok(len)
     }
 }
@@ -349,10 +332,7 @@ impl Tls13AeadAlgorithm for Aead {
     }
 
     fn key_len(&self) -> usize {
-        match self {
-            Aead::ChaCha20Poly1305 => 32,
-            Aead::Aes128Gcm => 16,
-        }
+        self.0.key_bytes()
     }
 
     fn extract_keys(
@@ -360,9 +340,11 @@ impl Tls13AeadAlgorithm for Aead {
         key: AeadKey,
         iv: Iv,
     ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
-        Ok(match self {
-            Aead::ChaCha20Poly1305 => ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv },
-            Aead::Aes128Gcm => ConnectionTrafficSecrets::Aes128Gcm { key, iv },
+        Ok(match self.0 {
+            record_cipher::Algorithm::ChaCha20Poly1305 => {
+                ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv }
+            }
+            record_cipher::Algorithm::Aes128Gcm => ConnectionTrafficSecrets::Aes128Gcm { key, iv },
         })
     }
 }

@@ -1,8 +1,9 @@
 //! Uploads that arrive in pieces from the event loop, so other clients are answered while
-//! one runs. A disk region (a root slot, the boot partition) is written through one buffer
-//! while hashed, then synced, dropped from the page cache and read back in steps of
-//! [`VERIFY_STEP_BYTES`]; only if both hashes agree is it completed (a root slot's
-//! trailer). A /data file goes to a temporary name, is synced and renamed into place.
+//! one runs. A disk region (a root slot, the boot partition) is written through one buffer,
+//! then synced, dropped from the page cache and read back in steps of [`VERIFY_STEP_BYTES`]
+//! and hashed; it is completed (a root slot's trailer) only if that hash is the one the
+//! client expected (`X-Expected-SHA256`, as imgtool sends) or, when it named none, the
+//! hash of what came in, taken as it was written. A /data file goes to a temporary name, is synced and renamed into place.
 //! Dropping an unfinished upload (the client went away) leaves no trailer and no file.
 //!
 //! One update at a time: [`UpdateLock`] is held by the upload and freed when it ends.
@@ -75,12 +76,22 @@ pub enum Completion {
     Boot { committed: u8 },
 }
 
+impl Completion {
+    /// The SHA-256 the client said its upload has, if it said.
+    fn expected(&self) -> Option<[u8; 32]> {
+        match self {
+            Completion::Root { expected, .. } | Completion::Kernel { expected, .. } => *expected,
+            Completion::Boot { .. } => None,
+        }
+    }
+}
+
 enum Phase {
     Receiving,
     Verifying {
         at: u64,
         hasher: Sha256,
-        streamed: [u8; 32],
+        streamed: Option<[u8; 32]>,
     },
 }
 
@@ -92,7 +103,8 @@ pub struct RegionUpload {
     buf: Vec<u8>,
     filled: usize,
     written: u64,
-    hasher: Sha256,
+    /// The hash of what came in, when the client named no hash to check the disk against.
+    hasher: Option<Sha256>,
     phase: Phase,
     completion: Completion,
     /// Ranges (from the region's start) left as they are: the slot files inside the boot
@@ -116,7 +128,7 @@ impl RegionUpload {
             buf: vec![0u8; STREAM_BUFFER_BYTES],
             filled: 0,
             written: 0,
-            hasher: Sha256::new(),
+            hasher: completion.expected().is_none().then(Sha256::new),
             phase: Phase::Receiving,
             completion,
             keep: Vec::new(),
@@ -176,7 +188,9 @@ impl RegionUpload {
                 ));
             }
         }
-        self.hasher.update(&self.buf[..self.filled]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&self.buf[..self.filled]);
+        }
         self.written += self.filled as u64;
         self.filled = 0;
         Ok(())
@@ -188,7 +202,7 @@ impl RegionUpload {
             refuse(
                 422,
                 format!(
-                    "the upload's SHA-256 is {hex} but the client expected {}; the slot stays incomplete and unarmed",
+                    "the upload as the disk holds it has SHA-256 {hex} but the client expected {}; the slot stays incomplete and unarmed",
                     boot::encoding::Hex(want)
                 ),
             )
@@ -284,11 +298,11 @@ impl Upload for RegionUpload {
                 }
                 self.disk.sync_data()?;
                 drop_from_page_cache(&self.disk, self.offset, self.written);
-                let streamed = std::mem::replace(&mut self.hasher, Sha256::new()).finalize();
+                let streamed = self.hasher.take().map(|h| h.finalize().into());
                 self.phase = Phase::Verifying {
                     at: 0,
                     hasher: Sha256::new(),
-                    streamed: streamed.into(),
+                    streamed,
                 };
                 Ok(None)
             }
@@ -317,14 +331,14 @@ impl Upload for RegionUpload {
                 let streamed = *streamed;
                 let read_back: [u8; 32] =
                     std::mem::replace(hasher, Sha256::new()).finalize().into();
-                if read_back != streamed {
+                if streamed.is_some_and(|s| s != read_back) {
                     return Err(refuse(
                         500,
                         "the data read back differs from what was received; the disk may be failing",
                     ));
                 }
                 let bytes = self.written;
-                self.complete(bytes, streamed).map(Some)
+                self.complete(bytes, read_back).map(Some)
             }
         }
     }

@@ -22,7 +22,7 @@ use crate::upload::Upload;
 use rustix::event::{PollFd, PollFlags};
 use rustls::{ServerConfig, ServerConnection};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -385,16 +385,21 @@ impl Connection {
         }
     }
 
-    /// Moves decrypted bytes into `input`; false once the client sent close_notify.
+    /// Moves decrypted bytes into `input` (straight from rustls' buffer); false once the
+    /// client sent close_notify.
     fn take_plaintext(&mut self) -> bool {
-        let mut buf = [0u8; READ_BYTES];
         while self.input.len() < INPUT_BYTES_MAX {
-            let room = (INPUT_BYTES_MAX - self.input.len()).min(buf.len());
-            match self.tls.reader().read(&mut buf[..room]) {
-                Ok(0) => return false,
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+            let mut reader = self.tls.reader();
+            let taken = match reader.fill_buf() {
+                Ok([]) => return false,
+                Ok(chunk) => {
+                    let n = chunk.len().min(INPUT_BYTES_MAX - self.input.len());
+                    self.input.extend_from_slice(&chunk[..n]);
+                    n
+                }
                 Err(_) => break, // WouldBlock: nothing more decrypted yet
-            }
+            };
+            reader.consume(taken);
         }
         true
     }

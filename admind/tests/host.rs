@@ -514,6 +514,57 @@ fn a_hash_mismatch_or_a_broken_upload_leaves_the_slot_unarmed() {
 }
 
 #[test]
+fn a_disk_that_does_not_keep_an_upload_is_caught_by_the_read_back() {
+    let mut a = Admind::start("scribbled");
+    let image = pseudo_random(4 << 20, 11);
+    let file = a.dir.join("root.img");
+    std::fs::write(&file, &image).unwrap();
+    let sha = hex(&Sha256::digest(&image));
+    // Something else keeps writing over the slot's first sector while uploads run: what
+    // admind reads back is not what it wrote, as with a failing disk.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scribbler = {
+        let stop = Arc::clone(&stop);
+        let disk = std::fs::OpenOptions::new()
+            .write(true)
+            .open(a.dir.join("disk"))
+            .unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                disk.write_all_at(&[0xa5; 512], ROOT_B.start_bytes).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let upload = |a: &Admind, extra: &[&str]| {
+        let mut args = vec!["--data-binary".to_string(), format!("@{}", file.display())];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        a.curl(&args, "/update/root")
+    };
+    // As curl sends it: the read-back's hash is not the stream's.
+    let (status, body) = upload(&a, &[]);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("read back differs"), "{body}");
+    assert_eq!(a.root_trailer(), None);
+    // As imgtool sends it (only the read-back is hashed): not the hash the client named.
+    let expected = format!("X-Expected-SHA256: {sha}");
+    let (status, body) = upload(&a, &["-H", &expected]);
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("as the disk holds it"), "{body}");
+    assert_eq!(a.root_trailer(), None);
+    assert_eq!(a.curl(&["-X", "POST"], "/switch").0, 409);
+    assert_eq!(a.record(), Record::INITIAL);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    scribbler.join().unwrap();
+    // The disk left alone, the same upload completes.
+    let (status, body) = upload(&a, &["-H", &expected]);
+    assert_eq!(status, 200, "{body}");
+    assert!(a.root_trailer().is_some());
+    assert!(a.alive());
+}
+
+#[test]
 fn passwords_are_checked_and_failures_throttled() {
     let a = Admind::start("auth");
     let no_auth = run(Command::new("curl")

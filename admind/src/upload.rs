@@ -3,7 +3,8 @@
 //! then synced, dropped from the page cache and read back in steps of [`VERIFY_STEP_BYTES`]
 //! and hashed; it is completed (a root slot's trailer) only if that hash is the one the
 //! client expected (`X-Expected-SHA256`, as imgtool sends) or, when it named none, the
-//! hash of what came in, taken as it was written. A /data file goes to a temporary name, is synced and renamed into place.
+//! hash of what came in, taken as it was written. A /data file goes to a temporary name,
+//! is synced and renamed into place.
 //! Dropping an unfinished upload (the client went away) leaves no trailer and no file.
 //!
 //! One update at a time: [`UpdateLock`] is held by the upload and freed when it ends.

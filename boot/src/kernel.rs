@@ -7,6 +7,10 @@ pub const X86_64_FRAGMENT: &str = include_str!("../kernel/x86_64.config");
 /// The arm64 fragment (`boot/kernel/arm64.config`): UEFI machines and the Raspberry Pi.
 pub const ARM64_FRAGMENT: &str = include_str!("../kernel/arm64.config");
 
+/// The fragment merged after either architecture's (`boot/kernel/programs.config`): what
+/// ordinary programs expect of a Linux kernel (locks, inotify, madvise ...).
+pub const PROGRAMS_FRAGMENT: &str = include_str!("../kernel/programs.config");
+
 /// Patches to the kernel source, applied in order to every arm64 build: (file name, text).
 pub const ARM64_PATCHES: &[(&str, &str)] = &[(
     "rpi-tryboot.patch",

@@ -18,11 +18,6 @@ const RECIPE_VERSION: &str = "1";
 /// Where Debian's linux-source package puts its tarball.
 const DEBIAN_SOURCE_DIR: &str = "/usr/src";
 
-/// The config fragment for an architecture (one for every arm64 machine).
-pub fn fragment(arch: Arch) -> &'static str {
-    recipe(arch).fragment
-}
-
 /// Debian's newest `linux-source-*.tar.xz`.
 pub fn default_source() -> Result<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(DEBIAN_SOURCE_DIR)
@@ -54,7 +49,9 @@ fn cache_key(source: &Path, recipe: &Recipe) -> Result<String> {
     let mut hash = Sha256::new();
     hash.update(RECIPE_VERSION);
     hash.update(recipe.make_arch);
-    hash.update(recipe.fragment);
+    for fragment in recipe.fragments {
+        hash.update(fragment);
+    }
     for (name, text) in recipe.patches {
         hash.update(name);
         hash.update(text);
@@ -83,11 +80,12 @@ fn cache_key(source: &Path, recipe: &Recipe) -> Result<String> {
     Ok(boot::encoding::Hex(&hash.finalize()[..12]).to_string())
 }
 
-/// How one kernel is built: make's architecture, the fragment and patches, what comes out.
+/// How one kernel is built: make's architecture, the fragments and patches, what comes out.
 /// Every arm64 machine (UEFI and Raspberry Pi) shares one recipe, so one build.
 struct Recipe {
     make_arch: &'static str,
-    fragment: &'static str,
+    /// Merged onto tinyconfig in order: the architecture's, then what programs expect.
+    fragments: &'static [&'static str],
     /// Applied in order with `patch -p1` to the unpacked source: (file name, text).
     patches: &'static [(&'static str, &'static str)],
     /// Cross compiler prefix, and the Debian package that has it.
@@ -104,7 +102,7 @@ fn recipe(arch: Arch) -> Recipe {
     match arch {
         Arch::X86_64 => Recipe {
             make_arch: "x86_64",
-            fragment: boot::kernel::X86_64_FRAGMENT,
+            fragments: &[boot::kernel::X86_64_FRAGMENT, boot::kernel::PROGRAMS_FRAGMENT],
             patches: &[],
             cross: None,
             target: "bzImage",
@@ -116,7 +114,7 @@ fn recipe(arch: Arch) -> Recipe {
         // firmware loads it as it is.
         Arch::Aarch64 | Arch::Rpi => Recipe {
             make_arch: "arm64",
-            fragment: boot::kernel::ARM64_FRAGMENT,
+            fragments: &[boot::kernel::ARM64_FRAGMENT, boot::kernel::PROGRAMS_FRAGMENT],
             patches: boot::kernel::ARM64_PATCHES,
             cross: Some(("aarch64-linux-gnu-", "gcc-aarch64-linux-gnu")),
             target: "Image",
@@ -200,8 +198,9 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
         }
         std::fs::write(&prepared, b"")?;
     }
+    let fragment = recipe.fragments.concat();
     let fragment_path = dir.join("rustkrazy.config");
-    std::fs::write(&fragment_path, recipe.fragment)?;
+    std::fs::write(&fragment_path, &fragment)?;
     run(make(&tree, &recipe).arg("tinyconfig"))?;
     run(Command::new("scripts/kconfig/merge_config.sh")
         .current_dir(&tree)
@@ -210,7 +209,7 @@ pub fn build(arch: Arch, source: Option<&Path>, cache: &Path) -> Result<PathBuf>
         .arg(&fragment_path)
         .stdout(std::io::stderr()))?;
     run(make(&tree, &recipe).arg("olddefconfig"))?;
-    check_config(&tree.join(".config"), recipe.fragment)?;
+    check_config(&tree.join(".config"), &fragment)?;
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

@@ -60,6 +60,9 @@ pub(crate) struct QemuArgs {
     /// boot through UEFI).
     #[arg(long)]
     pub(crate) uefi: bool,
+    /// The Raspberry Pi to emulate for a Pi image (its memory is the board's: 1 or 2 GiB).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) board: imgtool::qemu::Board,
 }
 
 #[derive(Args)]

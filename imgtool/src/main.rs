@@ -147,7 +147,7 @@ fn qemu(args: QemuArgs) -> Result<()> {
     let firmware = if args.uefi || machine == Machine::Arm64Virt {
         let file = match machine {
             Machine::X86_64 => imgtool::qemu::OVMF,
-            Machine::Arm64Virt | Machine::Raspi3b => imgtool::qemu::AAVMF,
+            Machine::Arm64Virt | Machine::Raspi => imgtool::qemu::AAVMF,
         };
         anyhow::ensure!(
             Path::new(file).is_file(),
@@ -161,6 +161,7 @@ fn qemu(args: QemuArgs) -> Result<()> {
     let options = imgtool::qemu::Options {
         machine,
         firmware,
+        board: args.board,
         memory_mib: args.memory,
         admind_host_port: port,
         forwards: args.forward.clone(),
@@ -172,7 +173,7 @@ fn qemu(args: QemuArgs) -> Result<()> {
     for (host, guest) in &args.forward {
         eprintln!("qemu: 127.0.0.1:{host} is forwarded to the guest's port {guest}");
     }
-    if machine == Machine::Raspi3b {
+    if machine == Machine::Raspi {
         let status = imgtool::qemu_raspi::run(&args.image, &options)?;
         anyhow::ensure!(status.success(), "qemu exited with {status}");
         return Ok(());

@@ -2,8 +2,8 @@
 //! the slot's kernel. x86_64 images boot in qemu-system-x86_64 as a BIOS machine (SeaBIOS
 //! runs the MBR code) or as a UEFI machine (OVMF runs `\EFI\BOOT\BOOTX64.EFI`, our UEFI
 //! boot program); aarch64 images in qemu-system-aarch64's `virt` machine under AAVMF, which
-//! runs `\EFI\BOOT\BOOTAA64.EFI`; Raspberry Pi images in the `raspi3b` machine, with the
-//! kernel, device tree and command line the Pi firmware would choose (`qemu_raspi`).
+//! runs `\EFI\BOOT\BOOTAA64.EFI`; Raspberry Pi images in the `raspi4b` or `raspi3b` machine,
+//! with the kernel, device tree and command line the Pi firmware would choose (`qemu_raspi`).
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -22,9 +22,54 @@ pub enum Machine {
     X86_64,
     /// QEMU's arm64 `virt` machine, always UEFI.
     Arm64Virt,
-    /// QEMU's Raspberry Pi 3B (no UEFI program on /boot): the SD card image, its firmware's
-    /// choices played by `crate::qemu_raspi`.
-    Raspi3b,
+    /// A Raspberry Pi (no UEFI program on /boot): the SD card image, its firmware's choices
+    /// played by `crate::qemu_raspi`; which board is [`Options::board`].
+    Raspi,
+}
+
+/// The Raspberry Pi QEMU emulates for a Pi image (every image carries both boards' trees).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Board {
+    /// QEMU's `raspi3b`: 1 GiB.
+    #[value(name = "3b")]
+    Pi3B,
+    /// QEMU's `raspi4b` (QEMU 9.0 and later): 2 GiB; what most Pi users run.
+    #[default]
+    #[value(name = "4b")]
+    Pi4B,
+}
+
+impl Board {
+    /// QEMU's name for the machine.
+    pub fn machine(self) -> &'static str {
+        match self {
+            Board::Pi3B => "raspi3b",
+            Board::Pi4B => "raspi4b",
+        }
+    }
+
+    /// The board's device tree as mkimg names it without the slot prefix.
+    pub fn device_tree(self) -> &'static str {
+        match self {
+            Board::Pi3B => "bcm2837-rpi-3-b.dtb",
+            Board::Pi4B => "bcm2711-rpi-4-b.dtb",
+        }
+    }
+
+    /// The word `imgtool qemu --board` takes for it.
+    pub fn option(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The board's memory: QEMU takes no other size.
+    fn memory_mib(self) -> u32 {
+        match self {
+            Board::Pi3B => 1024,
+            Board::Pi4B => 2048,
+        }
+    }
 }
 
 impl Machine {
@@ -48,7 +93,7 @@ impl Machine {
             if crate::qemu_raspi::has_file(image, "EFI/BOOT/BOOTAA64.EFI") {
                 Ok(Machine::Arm64Virt)
             } else {
-                Ok(Machine::Raspi3b)
+                Ok(Machine::Raspi)
             }
         } else {
             Err(unknown("slot A holds neither an x86 nor an arm64 kernel"))
@@ -72,6 +117,8 @@ pub struct Options {
     pub machine: Machine,
     /// For x86_64; the arm64 machine is always UEFI.
     pub firmware: Firmware,
+    /// For a Raspberry Pi image.
+    pub board: Board,
     pub memory_mib: u32,
     /// Host port forwarded to admind's port in the guest (on 127.0.0.1).
     pub admind_host_port: u16,
@@ -105,28 +152,29 @@ pub fn command_for(image: &Path, options: &Options, tryboot: bool) -> anyhow::Re
         (Machine::Arm64Virt, _) => {
             cmd.args(["-machine", "virt", "-cpu", "cortex-a57", "-bios", AAVMF])
         }
-        (Machine::Raspi3b, _) => {
-            let slot = crate::qemu_raspi::prepare(image, tryboot, &raspi_dir(image))?;
-            cmd.args(["-machine", "raspi3b"])
+        (Machine::Raspi, _) => {
+            let slot =
+                crate::qemu_raspi::prepare(image, options.board, tryboot, &raspi_dir(image))?;
+            cmd.args(["-machine", options.board.machine()])
                 .arg("-kernel")
                 .arg(&slot.kernel)
                 .arg("-dtb")
                 .arg(&slot.device_tree)
                 .arg("-append")
-                // QEMU's raspi3b resets at once when the SoC watchdog is started (it models
-                // the reset, not the timer): init is told to leave it alone.
+                // QEMU's Pis reset at once when the SoC watchdog is started (they model the
+                // reset, not the timer): init is told to leave it alone.
                 .arg(format!("{} rustkrazy.watchdog=off", slot.cmdline))
         }
     };
-    // The Pi 3B has 1 GiB, no more and no less.
     let memory_mib = match options.machine {
-        Machine::Raspi3b => 1024,
+        Machine::Raspi => options.board.memory_mib(),
         _ => options.memory_mib,
     };
     cmd.arg("-m").arg(memory_mib.to_string());
     cmd.args(["-display", "none"]);
-    // On the Pi, the console is the GPIO header's UART, QEMU's second serial port.
-    if options.machine == Machine::Raspi3b {
+    // On the Pi, the console is the GPIO header's UART (the mini UART, as both boards'
+    // device trees say), QEMU's second serial port.
+    if options.machine == Machine::Raspi {
         cmd.args(["-serial", "null"]);
     }
     if options.interactive {
@@ -135,8 +183,9 @@ pub fn command_for(image: &Path, options: &Options, tryboot: bool) -> anyhow::Re
         cmd.args(["-serial", "stdio", "-monitor", "none"]);
     }
     let (drive, nic, rng) = match options.machine {
-        // The SD card; networking is USB (the CDC Ethernet driver); the SoC has its RNG.
-        Machine::Raspi3b => ("sd", "usb-net,netdev=net0", None),
+        // The SD card; networking is USB (the CDC Ethernet driver on the SoC's dwc2 port: QEMU
+        // models neither the Pi 3's USB hub chip nor the Pi 4's GENET); the SoC has its RNG.
+        Machine::Raspi => ("sd", "usb-net,netdev=net0", None),
         _ => (
             "virtio",
             "virtio-net-pci,netdev=net0",
@@ -188,7 +237,7 @@ impl Machine {
     pub fn qemu(self) -> &'static str {
         match self {
             Machine::X86_64 => "qemu-system-x86_64",
-            Machine::Arm64Virt | Machine::Raspi3b => "qemu-system-aarch64",
+            Machine::Arm64Virt | Machine::Raspi => "qemu-system-aarch64",
         }
     }
 
@@ -197,7 +246,7 @@ impl Machine {
         match self {
             Machine::X86_64 => "qemu-system-x86 ovmf",
             Machine::Arm64Virt => "qemu-system-arm qemu-efi-aarch64",
-            Machine::Raspi3b => "qemu-system-arm",
+            Machine::Raspi => "qemu-system-arm",
         }
     }
 }

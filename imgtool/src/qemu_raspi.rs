@@ -1,21 +1,18 @@
-//! QEMU's `raspi3b` machine never runs the Raspberry Pi firmware: it takes `-kernel`, `-dtb`
-//! and `-append`. This plays the firmware's part: it reads the image's `config.txt` (or
-//! `tryboot.txt`, for a boot after a tryboot restart), takes the slot its `os_prefix` names,
-//! and hands QEMU that slot's kernel, Pi 3B device tree and command line, as the firmware
-//! would load them from the card. [`run`] also follows restarts: QEMU runs with `-no-reboot`,
+//! QEMU's `raspi3b` and `raspi4b` machines never run the Raspberry Pi firmware: they take
+//! `-kernel`, `-dtb` and `-append`. This plays the firmware's part: it reads the image's
+//! `config.txt` (or `tryboot.txt`, for a boot after a tryboot restart), takes the slot its
+//! `os_prefix` names, and hands QEMU that slot's kernel, the board's device tree and command
+//! line, as the firmware would load them from the card. [`run`] also follows restarts: QEMU runs with `-no-reboot`,
 //! and each guest restart starts it again from the slot the firmware would choose.
 
 use crate::fat;
-use crate::qemu::Options;
+use crate::qemu::{Board, Options};
 use anyhow::{bail, Context, Result};
 use boot::layout::BOOT;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-
-/// The device tree of the board QEMU emulates, as mkimg names it without the slot prefix.
-pub const DEVICE_TREE: &str = "bcm2837-rpi-3-b.dtb";
 
 /// What the firmware would start: the slot, and its files extracted for QEMU.
 #[derive(Debug)]
@@ -67,8 +64,8 @@ pub fn has_file(image: &Path, path: &str) -> bool {
 }
 
 /// Reads the settings file the firmware would read and extracts the chosen slot's files
-/// into `dir`.
-pub fn prepare(image: &Path, tryboot: bool, dir: &Path) -> Result<SlotBoot> {
+/// for `board` into `dir`.
+pub fn prepare(image: &Path, board: Board, tryboot: bool, dir: &Path) -> Result<SlotBoot> {
     let mut boot = boot_partition(image)?;
     let settings_name = if tryboot {
         boot::rpi::TRYBOOT_TXT
@@ -87,8 +84,9 @@ pub fn prepare(image: &Path, tryboot: bool, dir: &Path) -> Result<SlotBoot> {
     if let Some(len) = boot::slot::kernel_bytes(&kernel) {
         kernel.truncate(len as usize);
     }
-    let device_tree = fat::read_file(&mut boot, &format!("{prefix}{DEVICE_TREE}"))
-        .with_context(|| format!("no /boot/{prefix}{DEVICE_TREE} for QEMU's raspi3b"))?;
+    let tree = board.device_tree();
+    let device_tree = fat::read_file(&mut boot, &format!("{prefix}{tree}"))
+        .with_context(|| format!("no /boot/{prefix}{tree} for QEMU's {}", board.machine()))?;
     let cmdline_sector = fat::read_file(&mut boot, boot::slot::CMDLINE_FILES[i])?;
     let cmdline = String::from_utf8_lossy(boot::slot::cmdline_text(&cmdline_sector))
         .trim()
@@ -97,7 +95,7 @@ pub fn prepare(image: &Path, tryboot: bool, dir: &Path) -> Result<SlotBoot> {
     let slot = SlotBoot {
         partition,
         kernel: dir.join("Image"),
-        device_tree: dir.join(DEVICE_TREE),
+        device_tree: dir.join(tree),
         cmdline,
     };
     std::fs::write(&slot.kernel, kernel)?;

@@ -50,6 +50,8 @@ impl Transcript {
 pub struct Options {
     /// BIOS (the MBR code boots) or UEFI (OVMF runs the UEFI boot program).
     pub firmware: imgtool::qemu::Firmware,
+    /// The Raspberry Pi QEMU emulates, for a Pi image.
+    pub board: imgtool::qemu::Board,
     pub memory_mib: u32,
     pub no_reboot: bool,
     /// Guest TCP ports to forward from free host ports (see `Vm::host_port`).
@@ -71,6 +73,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             firmware: imgtool::qemu::Firmware::Bios,
+            board: imgtool::qemu::Board::default(),
             memory_mib: 512,
             no_reboot: false,
             forwards: Vec::new(),
@@ -92,6 +95,7 @@ impl Vm {
         let qemu_options = imgtool::qemu::Options {
             machine,
             firmware: options.firmware,
+            board: options.board,
             memory_mib: options.memory_mib,
             admind_host_port: admind_port,
             forwards: forwards.iter().map(|&(g, h)| (h, g)).collect(),
@@ -99,7 +103,7 @@ impl Vm {
             interactive: false,
             tap: options.lab.as_ref().map(|l| l.tap.clone()),
         };
-        let qemu = if machine == imgtool::qemu::Machine::Raspi3b {
+        let qemu = if machine == imgtool::qemu::Machine::Raspi {
             // The Pi's firmware is played by `imgtool qemu`, which restarts QEMU on each
             // guest restart from the slot the firmware would choose.
             raspi_command(image, &qemu_options)
@@ -280,6 +284,7 @@ fn raspi_command(image: &Path, options: &imgtool::qemu::Options) -> Command {
     let mut cmd = Command::new(imgtool);
     cmd.args(["qemu", "--serial-only", "--port"])
         .arg(options.admind_host_port.to_string());
+    cmd.arg("--board").arg(options.board.option());
     for (host, guest) in &options.forwards {
         cmd.arg("--forward").arg(format!("{host}:{guest}"));
     }

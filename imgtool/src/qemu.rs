@@ -63,6 +63,16 @@ impl Board {
             .unwrap_or_default()
     }
 
+    /// What the command line gains in QEMU: the Pi 4 B's console on the PL011. Its device
+    /// tree names the mini UART, and with the console there the kernel stalled in the SD
+    /// controllers' probe under QEMU 10.0 (two boots of two), while on the PL011 it boots.
+    fn console_arg(self) -> &'static str {
+        match self {
+            Board::Pi3B => "",
+            Board::Pi4B => " console=ttyAMA0",
+        }
+    }
+
     /// The board's memory: QEMU takes no other size.
     fn memory_mib(self) -> u32 {
         match self {
@@ -163,7 +173,11 @@ pub fn command_for(image: &Path, options: &Options, tryboot: bool) -> anyhow::Re
                 .arg("-append")
                 // QEMU's Pis reset at once when the SoC watchdog is started (they model the
                 // reset, not the timer): init is told to leave it alone.
-                .arg(format!("{} rustkrazy.watchdog=off", slot.cmdline))
+                .arg(format!(
+                    "{} rustkrazy.watchdog=off{}",
+                    slot.cmdline,
+                    options.board.console_arg()
+                ))
         }
     };
     let memory_mib = match options.machine {
@@ -172,9 +186,9 @@ pub fn command_for(image: &Path, options: &Options, tryboot: bool) -> anyhow::Re
     };
     cmd.arg("-m").arg(memory_mib.to_string());
     cmd.args(["-display", "none"]);
-    // On the Pi, the console is the GPIO header's UART (the mini UART, as both boards'
-    // device trees say), QEMU's second serial port.
-    if options.machine == Machine::Raspi {
+    // On the Pi 3, the console is the GPIO header's UART (the mini UART, as the device tree
+    // says), QEMU's second serial port; the Pi 4's is the PL011, its first (console_arg).
+    if options.machine == Machine::Raspi && options.board == Board::Pi3B {
         cmd.args(["-serial", "null"]);
     }
     if options.interactive {
@@ -182,18 +196,28 @@ pub fn command_for(image: &Path, options: &Options, tryboot: bool) -> anyhow::Re
     } else {
         cmd.args(["-serial", "stdio", "-monitor", "none"]);
     }
-    let (drive, nic, rng) = match options.machine {
-        // The SD card; networking is USB (the CDC Ethernet driver on the SoC's dwc2 port: QEMU
-        // models neither the Pi 3's USB hub chip nor the Pi 4's GENET); the SoC has its RNG.
-        Machine::Raspi => ("sd", "usb-net,netdev=net0", None),
+    // Networking on the Pis is USB (the CDC Ethernet driver on the SoC's dwc2 port: QEMU
+    // models neither the Pi 3's USB hub chip nor the Pi 4's PCIe USB or GENET); the SoC has
+    // its RNG.
+    let (drive, nic, rng) = match (options.machine, options.board) {
+        (Machine::Raspi, Board::Pi3B) => ("if=sd", "usb-net,netdev=net0", None),
+        // QEMU's raspi4b wires its SD card to the Arasan controller, which the Pi 4's device
+        // tree gives to the WiFi chip (and its power sequence to GPIOs on the firmware's
+        // expander, which QEMU lacks): the card is never seen. The image is a USB stick
+        // instead (the Pi 4 boots from USB too), beside the network, behind a hub.
+        (Machine::Raspi, Board::Pi4B) => {
+            cmd.args(["-device", "usb-hub,bus=usb-bus.0,port=1"]);
+            cmd.args(["-device", "usb-storage,drive=disk,bus=usb-bus.0,port=1.1"]);
+            ("if=none,id=disk", "usb-net,netdev=net0,bus=usb-bus.0,port=1.2", None)
+        }
         _ => (
-            "virtio",
+            "if=virtio",
             "virtio-net-pci,netdev=net0",
             Some("virtio-rng-pci"),
         ),
     };
     cmd.arg("-drive").arg(format!(
-        "file={},format=raw,if={drive},cache=unsafe",
+        "file={},format=raw,{drive},cache=unsafe",
         image.display()
     ));
     let netdev = match &options.tap {

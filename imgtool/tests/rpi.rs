@@ -1,14 +1,15 @@
-//! Raspberry Pi images in QEMU's raspi3b machine: the default arm64 kernel (with rustkrazy's
-//! tryboot patch, which says so in the boot log), Debian's firmware and the mainline device
-//! tree; the harness plays the firmware's part (config.txt chooses the slot). The appliance
-//! boots to init from the SD card, gets a lease over USB networking (QEMU's usb-net, the
-//! CDC Ethernet driver), and admind answers; a push is tried through tryboot and committed,
-//! and a trial whose init dies returns to the committed slot.
+//! Raspberry Pi images in QEMU's raspi3b and raspi4b machines: the default arm64 kernel (with
+//! rustkrazy's tryboot patch, which says so in the boot log), Debian's firmware and the
+//! mainline device trees; the harness plays the firmware's part (config.txt chooses the
+//! slot). The appliance boots to init from the SD card, gets a lease over USB networking
+//! (QEMU's usb-net, the CDC Ethernet driver), and admind answers; on the Pi 3 a push is tried
+//! through tryboot and committed, and a trial whose init dies returns to the committed slot.
 
 mod common;
 
 use common::*;
 use harness::{Options, Vm};
+use imgtool::qemu::Board;
 use std::time::{Duration, Instant};
 
 /// The Pi 3 emulated on x86 (TCG), USB networking included, is slow.
@@ -57,7 +58,7 @@ fn an_rpi_image_boots_in_raspi3b_gets_a_lease_and_admind_answers() {
     }
 
     let started = Instant::now();
-    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    let mut vm = Vm::boot(&image, &pi3()).unwrap();
     let at = vm.expect_in_order(
         &[
             "Machine model: Raspberry Pi 3 Model B",
@@ -94,7 +95,7 @@ fn an_rpi_image_boots_in_raspi3b_gets_a_lease_and_admind_answers() {
 fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
     let s = Scratch::new("raspi3b-push");
     let image = rpi_image(&s, &["--kernel-arg", "rustkrazy.trial_timeout=120"]);
-    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    let mut vm = Vm::boot(&image, &pi3()).unwrap();
     vm.expect_in_order(&["init: boot status: committed slot=2"], RASPI_TIMEOUT);
     status_when_up(&s, &vm);
 
@@ -152,7 +153,7 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
     // next restart boots it.
     vm.kill();
     write_config_txt(&image, &boot::rpi::settings(2));
-    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    let mut vm = Vm::boot(&image, &pi3()).unwrap();
     vm.expect_in_order(
         &[
             "init: boot status: committed slot=2",
@@ -196,6 +197,58 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
     let status = status_when_up(&s, &vm);
     assert!(status.contains("rolled-back (from root 2)"), "{status}");
     vm.kill();
+}
+
+/// The Pi 4 B in QEMU's raspi4b (QEMU 9.0 or later; what `imgtool qemu` boots by default):
+/// the slot's bcm2711 device tree, 2 GiB, the same SD card and USB networking (QEMU models
+/// the SoC's dwc2 port, not the Pi 4's PCIe USB or its GENET Ethernet). The kernel, init,
+/// link's lease and admind, over the network.
+#[test]
+fn an_rpi_image_boots_in_raspi4b_gets_a_lease_and_admind_answers() {
+    let s = Scratch::new("raspi4b");
+    let image = rpi_image(&s, &["--hostname", "pi4-test"]);
+    let started = Instant::now();
+    let options = Options {
+        board: Board::Pi4B,
+        ..Options::default()
+    };
+    let mut vm = Vm::boot(&image, &options).unwrap();
+    let at = vm.expect_in_order(
+        &[
+            "Machine model: Raspberry Pi 4 Model B",
+            "rustkrazy: restarts with \"tryboot\" set the tryboot flag",
+            "init: hostname is pi4-test",
+            "init: boot status: committed slot=2",
+        ],
+        RASPI_TIMEOUT,
+    );
+    let init_at = started.elapsed();
+    for marker in [" lease ", "admind: listening on"] {
+        vm.wait_for(marker, at, RASPI_TIMEOUT)
+            .unwrap_or_else(|c| panic!("waiting for {marker:?}: {c}"));
+    }
+    println!(
+        "figure: raspi4b, QEMU start to init's boot status: {:.1} s, to admind listening: {:.1} s",
+        init_at.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    let status = status_when_up(&s, &vm);
+    vm.kill();
+    assert!(status.contains("pi4-test"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("boot      root 2, committed")),
+        "{status}"
+    );
+}
+
+/// The Pi 3 B in QEMU's raspi3b.
+fn pi3() -> Options {
+    Options {
+        board: Board::Pi3B,
+        ..Options::default()
+    }
 }
 
 /// A 1 GiB rpi image of the scratch instance (default kernel and firmware), with `extra`

@@ -39,6 +39,12 @@ impl Builder {
             // for Rust code and for C objects alike.
             cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
         }
+        // No path of this machine in what it builds (imgtool/rustc-remap says how); a
+        // wrapper of the user's own (sccache ...) takes its place.
+        let remap = workspace_dir().join("imgtool").join("rustc-remap");
+        if std::env::var_os("RUSTC_WRAPPER").is_none() && remap.exists() {
+            cmd.env("RUSTC_WRAPPER", remap);
+        }
         // Crates with C inside: zig compiles it for the target (no effect on all-Rust ones).
         if let Err(e) = crate::c_toolchain::configure(&mut cmd, target, &self.cache) {
             eprintln!("note: cannot set up zig as the C compiler: {e:#}");

@@ -1,0 +1,231 @@
+//! The program itself (see main.rs).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use boot::{layout, mbr, record, slot};
+use core::time::Duration;
+use uefi::boot::{OpenProtocolAttributes, OpenProtocolParams, ScopedProtocol};
+use uefi::proto::device_path::build::DevicePathBuilder;
+use uefi::proto::device_path::{DevicePath, DeviceSubType, DeviceType};
+use uefi::proto::loaded_image::LoadedImage;
+use uefi::proto::media::block::BlockIO;
+use uefi::proto::ProtocolPointer;
+use uefi::{boot as firmware, entry, system, Handle, Status};
+
+const SECTOR: usize = 512;
+
+#[entry]
+fn main() -> Status {
+    say("rustkrazy: UEFI boot program\r\n");
+    match boot_slot() {
+        Ok(()) => say("rustkrazy: the kernel returned to the firmware\r\n"),
+        Err(why) => say(&format!("rustkrazy: cannot boot: {why}\r\n")),
+    }
+    // As the MBR code does: stay here with the message on screen. The record already says
+    // TRIED, so a reset boots the committed slot.
+    loop {
+        firmware::stall(Duration::from_secs(1));
+    }
+}
+
+/// Prints on the firmware's console (screen and serial); a console that cannot show a
+/// character is no reason to stop booting.
+fn say(text: &str) {
+    system::with_stdout(|out| {
+        let _ = core::fmt::Write::write_str(out, text);
+    });
+}
+
+fn boot_slot() -> Result<(), String> {
+    let mut disk = Disk::own()?;
+    let mut sector = [0u8; SECTOR];
+    disk.read(0, &mut sector)?;
+    let table = mbr::Table::read(&sector)
+        .ok_or("sector 0 holds no slot table: this disk was not written by imgtool mkimg")?;
+    disk.read(record::RECORD_LBA, &mut sector)?;
+    let choice = record::choose(&sector);
+    if let Some(why) = choice.damaged {
+        say(&format!(
+            "rustkrazy: the boot record is damaged ({why:?}); booting root A, the default\r\n"
+        ));
+    }
+    if let Some(tried) = choice.write {
+        disk.write(record::RECORD_LBA, &tried)?;
+        disk.flush()?;
+    }
+    let index = slot::index(choice.slot);
+    let name = slot_name(choice.slot);
+    say(&format!(
+        "rustkrazy: booting slot {name}{}\r\n",
+        if choice.write.is_some() {
+            " (trial, once)"
+        } else {
+            ""
+        }
+    ));
+
+    let kernel_lba = u64::from(table.kernel_lba[index]);
+    let mut kernel = vec![0u8; slot::KERNEL_HEADER_BYTES];
+    disk.read(kernel_lba, &mut kernel)?;
+    let length = slot::kernel_bytes(&kernel)
+        .filter(|&n| n >= slot::KERNEL_HEADER_BYTES as u64 && n <= slot::KERNEL_REGION_BYTES)
+        .ok_or_else(|| {
+            format!(
+                "no kernel in /boot/{}: neither a bzImage nor a PE header at its start",
+                slot::KERNEL_FILES[index]
+            )
+        })?;
+    let length = usize::try_from(length).map_err(|_| "kernel too large")?;
+    kernel.resize(length.div_ceil(SECTOR) * SECTOR, 0);
+    let rest = slot::KERNEL_HEADER_BYTES as u64 / SECTOR as u64;
+    disk.read(kernel_lba + rest, &mut kernel[slot::KERNEL_HEADER_BYTES..])?;
+    kernel.truncate(length);
+
+    disk.read(u64::from(table.cmdline_lba[index]), &mut sector)?;
+    let options = load_options(slot::cmdline_text(&sector))
+        .ok_or_else(|| format!("/boot/{} is not ASCII", slot::CMDLINE_FILES[index]))?;
+
+    let image = firmware::load_image(
+        firmware::image_handle(),
+        firmware::LoadImageSource::FromBuffer {
+            buffer: &kernel,
+            file_path: None,
+        },
+    )
+    .map_err(|e| {
+        format!(
+            "the firmware refused the kernel in /boot/{} ({:?}): is it built with CONFIG_EFI_STUB?",
+            slot::KERNEL_FILES[index],
+            e.status()
+        )
+    })?;
+    {
+        let mut loaded = firmware::open_protocol_exclusive::<LoadedImage>(image)
+            .map_err(|e| format!("the loaded kernel has no LoadedImage ({:?})", e.status()))?;
+        let bytes = u32::try_from(options.len() * 2).map_err(|_| "command line too long")?;
+        // SAFETY: `options` outlives the kernel's use of it: it is not dropped before
+        // start_image returns, and the kernel copies its command line before that.
+        unsafe { loaded.set_load_options(options.as_ptr().cast(), bytes) };
+    }
+    drop(disk);
+    firmware::start_image(image)
+        .map_err(|e| format!("the kernel stopped with {:?}", e.status()))?;
+    drop(options);
+    Ok(())
+}
+
+fn slot_name(partition: u8) -> &'static str {
+    if partition == layout::ROOT_B.number {
+        "B"
+    } else {
+        "A"
+    }
+}
+
+/// The command line as the EFI stub reads it: UCS-2, NUL-terminated.
+fn load_options(cmdline: &[u8]) -> Option<Vec<u16>> {
+    let text = cmdline.strip_suffix(b"\n").unwrap_or(cmdline);
+    let mut out: Vec<u16> = Vec::with_capacity(text.len() + 1);
+    for &b in text {
+        if !b.is_ascii() {
+            return None;
+        }
+        out.push(u16::from(b));
+    }
+    out.push(0);
+    Some(out)
+}
+
+/// The whole disk this program was loaded from (the firmware started us from its FAT
+/// partition; the record and the slot table are in sectors 0 and 1 of the disk).
+struct Disk {
+    io: ScopedProtocol<BlockIO>,
+    media_id: u32,
+}
+
+impl Disk {
+    fn own() -> Result<Disk, String> {
+        let partition = {
+            let me = shared::<LoadedImage>(firmware::image_handle())?;
+            me.device()
+                .ok_or("the firmware did not say which device it loaded us from")?
+        };
+        let partition_path = shared::<DevicePath>(partition)?;
+        // The disk's device path is the partition's without its last (hard drive) node.
+        let mut storage = Vec::new();
+        let mut builder = DevicePathBuilder::with_vec(&mut storage);
+        for node in partition_path.node_iter() {
+            if node.device_type() == DeviceType::MEDIA
+                && node.sub_type() == DeviceSubType::MEDIA_HARD_DRIVE
+            {
+                break;
+            }
+            builder = builder
+                .push(&node)
+                .map_err(|e| format!("device path: {e:?}"))?;
+        }
+        let disk_path = builder
+            .finalize()
+            .map_err(|e| format!("device path: {e:?}"))?;
+        let mut rest = disk_path;
+        let handle = firmware::locate_device_path::<BlockIO>(&mut rest)
+            .map_err(|e| format!("no block device holds our partition ({:?})", e.status()))?;
+        if rest.node_iter().next().is_some() {
+            return Err("the disk under our partition has no block device of its own".into());
+        }
+        let io = shared::<BlockIO>(handle)?;
+        let media = io.media();
+        if media.is_logical_partition() || media.block_size() as usize != SECTOR {
+            return Err(format!(
+                "our disk has {}-byte blocks{}; rustkrazy needs a whole disk of 512-byte sectors",
+                media.block_size(),
+                if media.is_logical_partition() {
+                    " and is a partition"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let media_id = media.media_id();
+        Ok(Disk { io, media_id })
+    }
+
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), String> {
+        self.io
+            .read_blocks(self.media_id, lba, buf)
+            .map_err(|e| format!("reading sector {lba} failed ({:?})", e.status()))
+    }
+
+    fn write(&mut self, lba: u64, buf: &[u8]) -> Result<(), String> {
+        self.io
+            .write_blocks(self.media_id, lba, buf)
+            .map_err(|e| format!("writing sector {lba} failed ({:?})", e.status()))
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        self.io
+            .flush_blocks()
+            .map_err(|e| format!("flushing the disk failed ({:?})", e.status()))
+    }
+}
+
+/// Opens a protocol without taking it from the drivers that use it (an exclusive open
+/// would disconnect the partition and file system drivers above the disk).
+fn shared<P: ProtocolPointer + ?Sized>(handle: Handle) -> Result<ScopedProtocol<P>, String> {
+    // SAFETY: GetProtocol leaves the protocol to its drivers; while we run, nothing else
+    // runs (UEFI boot services are single-threaded), and we drop every protocol before
+    // starting the kernel.
+    unsafe {
+        firmware::open_protocol::<P>(
+            OpenProtocolParams {
+                handle,
+                agent: firmware::image_handle(),
+                controller: None,
+            },
+            OpenProtocolAttributes::GetProtocol,
+        )
+    }
+    .map_err(|e| format!("opening a firmware protocol failed ({:?})", e.status()))
+}

@@ -3,6 +3,7 @@
 //! depends on the build's folders (/DEBUG:NONE: no PDB; the program is stripped anyway).
 
 fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("uefi") {
         println!("cargo:rustc-link-arg-bins=/Brepro");
         println!("cargo:rustc-link-arg-bins=/DEBUG:NONE");

@@ -40,9 +40,9 @@ impl Builder {
             cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
         }
         // No path of this machine in what it builds (imgtool/rustc-remap says how); a
-        // wrapper of the user's own (sccache ...) takes its place.
+        // RUSTC_WRAPPER of the user's own in the environment (sccache) takes its place.
         let remap = workspace_dir().join("imgtool").join("rustc-remap");
-        if std::env::var_os("RUSTC_WRAPPER").is_none() && remap.exists() {
+        if std::env::var_os("RUSTC_WRAPPER").is_none_or(|w| w.is_empty()) && remap.exists() {
             cmd.env("RUSTC_WRAPPER", remap);
         }
         // Crates with C inside: zig compiles it for the target (no effect on all-Rust ones).

@@ -302,21 +302,48 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Every `CONFIG_X=y` of the fragment must survive olddefconfig; a missing dependency would
-/// otherwise drop it silently and the kernel would not mount its root.
+/// Every `CONFIG_X=y` of the fragment must survive olddefconfig, and every `# CONFIG_X is
+/// not set` stay off: a missing dependency would otherwise drop an option silently (the
+/// kernel would not mount its root), and another option's `select` turn one back on.
 fn check_config(config: &Path, fragment: &str) -> Result<()> {
     let have = std::fs::read_to_string(config)?;
     let missing: Vec<&str> = fragment
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with("CONFIG_"))
-        .filter(|l| !have.lines().any(|h| h == *l))
+        .filter(|l| match l.strip_prefix("# ").and_then(|l| l.strip_suffix(" is not set")) {
+            Some(off) => have.lines().any(|h| h.starts_with(&format!("{off}="))),
+            None => l.starts_with("CONFIG_") && !have.lines().any(|h| h == *l),
+        })
         .collect();
     if !missing.is_empty() {
         bail!(
-            "the kernel config lost these fragment options (unmet dependencies?): {}",
+            "the kernel config does not have these fragment options as the fragment says (unmet dependencies, or selected by another option?): {}",
             missing.join(", ")
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_config;
+
+    #[test]
+    fn a_config_must_keep_the_fragments_options_on_and_off() {
+        let dir = std::env::temp_dir().join(format!("check-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join(".config");
+        let fragment = "# comment\nCONFIG_A=y\n# CONFIG_B is not set\n";
+        let check = |text: &str| {
+            std::fs::write(&config, text).unwrap();
+            check_config(&config, fragment)
+        };
+        assert!(check("CONFIG_A=y\n# CONFIG_B is not set\n").is_ok());
+        assert!(check("CONFIG_A=y\n").is_ok(), "B hidden by its dependencies is off");
+        let lost = check("# CONFIG_A is not set\n").unwrap_err().to_string();
+        assert!(lost.contains("CONFIG_A=y"), "{lost}");
+        let selected = check("CONFIG_A=y\nCONFIG_B=y\n").unwrap_err().to_string();
+        assert!(selected.contains("CONFIG_B"), "{selected}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

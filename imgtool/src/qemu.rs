@@ -22,8 +22,9 @@ pub enum Machine {
     X86_64,
     /// QEMU's arm64 `virt` machine, always UEFI.
     Arm64Virt,
-    /// A Raspberry Pi (no UEFI program on /boot): the SD card image, its firmware's choices
-    /// played by `crate::qemu_raspi`; which board is [`Options::board`].
+    /// A Raspberry Pi (no UEFI program on /boot): the card image (an SD card on the Pi 3, a
+    /// USB stick on the Pi 4), its firmware's choices played by `crate::qemu_raspi`; which
+    /// board is [`Options::board`].
     Raspi,
 }
 

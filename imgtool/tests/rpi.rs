@@ -1,8 +1,9 @@
 //! Raspberry Pi images in QEMU's raspi3b and raspi4b machines: the default arm64 kernel (with
 //! rustkrazy's tryboot patch, which says so in the boot log), Debian's firmware and the
 //! mainline device trees; the harness plays the firmware's part (config.txt chooses the
-//! slot). The appliance boots to init from the SD card, gets a lease over USB networking
-//! (QEMU's usb-net, the CDC Ethernet driver), and admind answers; on the Pi 3 a push is tried
+//! slot). The appliance boots to init from the SD card (on the Pi 4, a USB stick: see
+//! `imgtool::qemu`), gets a lease over USB networking (QEMU's usb-net, the CDC Ethernet
+//! driver), and admind answers; on the Pi 3 a push is tried
 //! through tryboot and committed, and a trial whose init dies returns to the committed slot.
 
 mod common;
@@ -200,8 +201,8 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
 }
 
 /// The Pi 4 B in QEMU's raspi4b (QEMU 9.0 or later; what `imgtool qemu` boots by default):
-/// the slot's bcm2711 device tree, 2 GiB, the same SD card and USB networking (QEMU models
-/// the SoC's dwc2 port, not the Pi 4's PCIe USB or its GENET Ethernet). The kernel, init,
+/// the slot's bcm2711 device tree, 2 GiB, the image as a USB stick and USB networking (QEMU
+/// models the SoC's dwc2 port, not the Pi 4's PCIe USB or its GENET Ethernet). The kernel, init,
 /// link's lease and admind, over the network.
 #[test]
 fn an_rpi_image_boots_in_raspi4b_gets_a_lease_and_admind_answers() {

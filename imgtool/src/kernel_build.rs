@@ -102,7 +102,10 @@ fn recipe(arch: Arch) -> Recipe {
     match arch {
         Arch::X86_64 => Recipe {
             make_arch: "x86_64",
-            fragments: &[boot::kernel::X86_64_FRAGMENT, boot::kernel::PROGRAMS_FRAGMENT],
+            fragments: &[
+                boot::kernel::X86_64_FRAGMENT,
+                boot::kernel::PROGRAMS_FRAGMENT,
+            ],
             patches: &[],
             cross: None,
             target: "bzImage",
@@ -114,7 +117,10 @@ fn recipe(arch: Arch) -> Recipe {
         // firmware loads it as it is.
         Arch::Aarch64 | Arch::Rpi => Recipe {
             make_arch: "arm64",
-            fragments: &[boot::kernel::ARM64_FRAGMENT, boot::kernel::PROGRAMS_FRAGMENT],
+            fragments: &[
+                boot::kernel::ARM64_FRAGMENT,
+                boot::kernel::PROGRAMS_FRAGMENT,
+            ],
             patches: boot::kernel::ARM64_PATCHES,
             cross: Some(("aarch64-linux-gnu-", "gcc-aarch64-linux-gnu")),
             target: "Image",
@@ -310,9 +316,14 @@ fn check_config(config: &Path, fragment: &str) -> Result<()> {
     let missing: Vec<&str> = fragment
         .lines()
         .map(str::trim)
-        .filter(|l| match l.strip_prefix("# ").and_then(|l| l.strip_suffix(" is not set")) {
-            Some(off) => have.lines().any(|h| h.starts_with(&format!("{off}="))),
-            None => l.starts_with("CONFIG_") && !have.lines().any(|h| h == *l),
+        .filter(|l| {
+            match l
+                .strip_prefix("# ")
+                .and_then(|l| l.strip_suffix(" is not set"))
+            {
+                Some(off) => have.lines().any(|h| h.starts_with(&format!("{off}="))),
+                None => l.starts_with("CONFIG_") && !have.lines().any(|h| h == *l),
+            }
         })
         .collect();
     if !missing.is_empty() {
@@ -339,7 +350,10 @@ mod tests {
             check_config(&config, fragment)
         };
         assert!(check("CONFIG_A=y\n# CONFIG_B is not set\n").is_ok());
-        assert!(check("CONFIG_A=y\n").is_ok(), "B hidden by its dependencies is off");
+        assert!(
+            check("CONFIG_A=y\n").is_ok(),
+            "B hidden by its dependencies is off"
+        );
         let lost = check("# CONFIG_A is not set\n").unwrap_err().to_string();
         assert!(lost.contains("CONFIG_A=y"), "{lost}");
         let selected = check("CONFIG_A=y\nCONFIG_B=y\n").unwrap_err().to_string();

@@ -209,7 +209,11 @@ pub fn command_for(image: &Path, options: &Options, tryboot: bool) -> anyhow::Re
         (Machine::Raspi, Board::Pi4B) => {
             cmd.args(["-device", "usb-hub,bus=usb-bus.0,port=1"]);
             cmd.args(["-device", "usb-storage,drive=disk,bus=usb-bus.0,port=1.1"]);
-            ("if=none,id=disk", "usb-net,netdev=net0,bus=usb-bus.0,port=1.2", None)
+            (
+                "if=none,id=disk",
+                "usb-net,netdev=net0,bus=usb-bus.0,port=1.2",
+                None,
+            )
         }
         _ => (
             "if=virtio",

@@ -23,7 +23,10 @@ fn suite_log(s: &Scratch, vm: &Vm) -> String {
     status_when_up(s, vm.admind_port, BOOT_TIMEOUT);
     let deadline = Instant::now() + BOOT_TIMEOUT;
     loop {
-        let out = remote(s, vm.admind_port, "logs").arg("compat").output().unwrap();
+        let out = remote(s, vm.admind_port, "logs")
+            .arg("compat")
+            .output()
+            .unwrap();
         let log = stdout(&out);
         if log.contains(" calls, missing (ENOSYS)") {
             return log;
@@ -35,6 +38,31 @@ fn suite_log(s: &Scratch, vm: &Vm) -> String {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// Builds an image of the suite for `arch` as a user would, boots it, and returns the VM
+/// and the suite's log once every check passed.
+fn boot_suite(s: &Scratch, arch: &str) -> (Vm, String) {
+    let image = s.path("compat.img");
+    let started = Instant::now();
+    run_ok(
+        imgtool()
+            .arg("mkimg")
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(["--arch", arch, "--size", "1G", "--path"])
+            .arg(compat_crate())
+            .arg(&image),
+    );
+    println!(
+        "figure: mkimg with the compatibility suite for {arch}: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let vm = Vm::boot(&image, &Options::default()).unwrap();
+    let log = suite_log(s, &vm);
+    println!("{log}");
+    assert_suite_passed(&log);
+    (vm, log)
 }
 
 /// Every check ok, and no call a program uses missing.
@@ -66,7 +94,10 @@ fn sqlite_rows(log: &str) -> u32 {
         .lines()
         .find(|l| l.contains("compat: sqlite: ok"))
         .unwrap_or_else(|| panic!("no sqlite line:\n{log}"));
-    let after = line.split(" rows ").nth(1).expect("rows in the sqlite line");
+    let after = line
+        .split(" rows ")
+        .nth(1)
+        .expect("rows in the sqlite line");
     after
         .split(|c: char| !c.is_ascii_digit())
         .next()
@@ -77,38 +108,25 @@ fn sqlite_rows(log: &str) -> u32 {
 #[test]
 fn the_suite_passes_on_x86_64_and_the_database_survives_a_reboot_and_a_push() {
     let s = Scratch::new("compat-x86");
-    let image = s.path("compat.img");
-    let started = Instant::now();
-    run_ok(
-        imgtool()
-            .arg("mkimg")
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .args(["--size", "1G", "--path"])
-            .arg(compat_crate())
-            .arg(&image),
-    );
-    println!(
-        "figure: mkimg with the compatibility suite for x86_64: {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
-    let log = suite_log(&s, &vm);
-    println!("{log}");
-    assert_suite_passed(&log);
+    let (mut vm, log) = boot_suite(&s, "x86_64");
     assert_eq!(sqlite_rows(&log), 1, "{log}");
 
     // The same calls on the host's kernel: every call a program uses answers alike (same
     // errno, or ok) on both, so each is there and checks its arguments as Linux does.
     let host = compat_crate().join("target/x86_64-unknown-linux-musl/release/compat");
-    let host_census = census(&stdout(&run_ok(std::process::Command::new(&host).arg("census"))));
+    let host_census = census(&stdout(&run_ok(
+        std::process::Command::new(&host).arg("census"),
+    )));
     let device_census = census(&log);
     assert_eq!(host_census.len(), device_census.len(), "{log}");
     println!("figure: census, call and its users: host kernel / appliance");
     for ((call, on_host), (_, on_device)) in host_census.iter().zip(&device_census) {
         println!("figure:   {call:<48} {on_host:<12} {on_device}");
         if !call.ends_with("optional") {
-            assert_eq!(on_device, on_host, "{call}: the appliance and the host differ");
+            assert_eq!(
+                on_device, on_host,
+                "{call}: the appliance and the host differ"
+            );
         }
     }
 
@@ -141,24 +159,6 @@ fn the_suite_passes_on_x86_64_and_the_database_survives_a_reboot_and_a_push() {
 #[test]
 fn the_suite_passes_on_aarch64_under_uefi() {
     let s = Scratch::new("compat-arm");
-    let image = s.path("compat.img");
-    let started = Instant::now();
-    run_ok(
-        imgtool()
-            .arg("mkimg")
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .args(["--arch", "aarch64", "--size", "1G", "--path"])
-            .arg(compat_crate())
-            .arg(&image),
-    );
-    println!(
-        "figure: mkimg with the compatibility suite for aarch64: {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
-    let log = suite_log(&s, &vm);
-    println!("{log}");
-    assert_suite_passed(&log);
+    let (mut vm, _) = boot_suite(&s, "aarch64");
     vm.kill();
 }

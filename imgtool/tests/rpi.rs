@@ -58,34 +58,7 @@ fn an_rpi_image_boots_in_raspi3b_gets_a_lease_and_admind_answers() {
         assert!(listing.contains(file), "no {file}:\n{listing}");
     }
 
-    let started = Instant::now();
-    let mut vm = Vm::boot(&image, &pi3()).unwrap();
-    let at = vm.expect_in_order(
-        &[
-            "Machine model: Raspberry Pi 3 Model B",
-            "rustkrazy: restarts with \"tryboot\" set the tryboot flag",
-            "init: hostname is pi-test",
-            "init: boot status: committed slot=2",
-        ],
-        RASPI_TIMEOUT,
-    );
-    for marker in [" lease ", "admind: listening on"] {
-        vm.wait_for(marker, at, RASPI_TIMEOUT)
-            .unwrap_or_else(|c| panic!("waiting for {marker:?}: {c}"));
-    }
-    println!(
-        "figure: raspi3b, QEMU start to admind listening: {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let status = status_when_up(&s, &vm);
-    vm.kill();
-    assert!(status.contains("pi-test"), "{status}");
-    assert!(
-        status
-            .lines()
-            .any(|l| l.starts_with("boot      root 2, committed")),
-        "{status}"
-    );
+    boots_to_admind(&s, &image, Board::Pi3B, "Raspberry Pi 3 Model B", "pi-test");
 }
 
 /// The Pi's A/B, with `imgtool qemu` as its firmware: a push (new kernel and root) is armed
@@ -208,17 +181,29 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
 fn an_rpi_image_boots_in_raspi4b_gets_a_lease_and_admind_answers() {
     let s = Scratch::new("raspi4b");
     let image = rpi_image(&s, &["--hostname", "pi4-test"]);
+    boots_to_admind(
+        &s,
+        &image,
+        Board::Pi4B,
+        "Raspberry Pi 4 Model B",
+        "pi4-test",
+    );
+}
+
+/// Boots `image` on `board` and checks the kernel's model line, the tryboot patch, init,
+/// link's lease and admind's status (hostname, committed root 2); prints the times.
+fn boots_to_admind(s: &Scratch, image: &std::path::Path, board: Board, model: &str, host: &str) {
     let started = Instant::now();
     let options = Options {
-        board: Board::Pi4B,
+        board,
         ..Options::default()
     };
-    let mut vm = Vm::boot(&image, &options).unwrap();
+    let mut vm = Vm::boot(image, &options).unwrap();
     let at = vm.expect_in_order(
         &[
-            "Machine model: Raspberry Pi 4 Model B",
+            &format!("Machine model: {model}"),
             "rustkrazy: restarts with \"tryboot\" set the tryboot flag",
-            "init: hostname is pi4-test",
+            &format!("init: hostname is {host}"),
             "init: boot status: committed slot=2",
         ],
         RASPI_TIMEOUT,
@@ -229,13 +214,14 @@ fn an_rpi_image_boots_in_raspi4b_gets_a_lease_and_admind_answers() {
             .unwrap_or_else(|c| panic!("waiting for {marker:?}: {c}"));
     }
     println!(
-        "figure: raspi4b, QEMU start to init's boot status: {:.1} s, to admind listening: {:.1} s",
+        "figure: {}, QEMU start to init's boot status: {:.1} s, to admind listening: {:.1} s",
+        board.machine(),
         init_at.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
-    let status = status_when_up(&s, &vm);
+    let status = status_when_up(s, &vm);
     vm.kill();
-    assert!(status.contains("pi4-test"), "{status}");
+    assert!(status.contains(host), "{status}");
     assert!(
         status
             .lines()

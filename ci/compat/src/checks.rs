@@ -56,7 +56,9 @@ fn sqlite() -> Result<String, String> {
     let locked_out = second(&["sqlite-write", &path.to_string_lossy()])?;
     db.execute_batch("COMMIT").map_err(err("commit"))?;
     if locked_out != "busy" {
-        return Err(format!("a second writer was not refused while this one wrote: {locked_out}"));
+        return Err(format!(
+            "a second writer was not refused while this one wrote: {locked_out}"
+        ));
     }
     let seen = second(&["sqlite-read", &path.to_string_lossy()])?;
     if seen != rows.to_string() {
@@ -108,8 +110,9 @@ fn tokio_runtime() -> Result<String, String> {
         let blocking = tokio::task::spawn_blocking(|| 6 * 7)
             .await
             .map_err(|e| format!("spawn_blocking: {e}"))?;
-        let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-            .map_err(io("signal"))?;
+        let mut usr1 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                .map_err(io("signal"))?;
         // SAFETY: kill(2) on our own pid with SIGUSR1, which tokio has a handler for.
         if unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) } != 0 {
             return Err(format!("kill: {}", std::io::Error::last_os_error()));
@@ -118,7 +121,9 @@ fn tokio_runtime() -> Result<String, String> {
             .await
             .map_err(|_| "SIGUSR1 did not arrive within 5 s".to_string())?;
         let file = std::env::temp_dir().join("compat-tokio");
-        tokio::fs::write(&file, b"tokio").await.map_err(io("fs write"))?;
+        tokio::fs::write(&file, b"tokio")
+            .await
+            .map_err(io("fs write"))?;
         let read = tokio::fs::read(&file).await.map_err(io("fs read"))?;
         let _ = tokio::fs::remove_file(&file).await;
         if read != b"tokio" {
@@ -166,7 +171,8 @@ fn memory_map() -> Result<String, String> {
         .open(&path)
         .map_err(|e| format!("open: {e}"))?;
     const LEN: usize = 1 << 20;
-    file.set_len(LEN as u64).map_err(|e| format!("set_len: {e}"))?;
+    file.set_len(LEN as u64)
+        .map_err(|e| format!("set_len: {e}"))?;
     // SAFETY: the file is ours alone (this process made it and nothing else writes it).
     let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(|e| format!("mmap: {e}"))?;
     map.advise(memmap2::Advice::Sequential)
@@ -233,7 +239,10 @@ fn processes() -> Result<String, String> {
         .map_err(|e| format!("write: {e}"))?;
     let status = child.wait().map_err(|e| format!("wait: {e}"))?;
     if !status.success() || back != data {
-        return Err(format!("the child ({status}) sent back {} bytes, not the same 65536", back.len()));
+        return Err(format!(
+            "the child ({status}) sent back {} bytes, not the same 65536",
+            back.len()
+        ));
     }
     Ok(format!("pid {} echoed 65536 bytes", child.id()))
 }

@@ -175,7 +175,16 @@ fn qemu(args: QemuArgs) -> Result<()> {
     }
     if machine == Machine::Raspi {
         let status = imgtool::qemu_raspi::run(&args.image, &options)?;
-        anyhow::ensure!(status.success(), "qemu exited with {status}");
+        anyhow::ensure!(
+            status.success(),
+            "qemu exited with {status}{}",
+            match args.board {
+                imgtool::qemu::Board::Pi4B =>
+                    " (raspi4b needs QEMU 9.0 or later: ci/install-deps installs 10 from \
+                     bookworm-backports; --board 3b runs on older ones)",
+                imgtool::qemu::Board::Pi3B => "",
+            }
+        );
         return Ok(());
     }
     let status = imgtool::qemu::command(&args.image, &options)?

@@ -180,8 +180,8 @@ fn qemu(args: QemuArgs) -> Result<()> {
             "qemu exited with {status}{}",
             match args.board {
                 imgtool::qemu::Board::Pi4B =>
-                    " (raspi4b needs QEMU 9.0 or later: ci/install-deps installs 10 from \
-                     bookworm-backports; --board 3b runs on older ones)",
+                    " (if QEMU does not know raspi4b: it needs QEMU 9.0 or later, which \
+                     ci/install-deps installs; --board 3b runs on older ones)",
                 imgtool::qemu::Board::Pi3B => "",
             }
         );

@@ -62,11 +62,18 @@ impl Builder {
             );
         }
         let mut cmd = self.cargo(self.arch.target());
+        // From the workspace, so rustup takes the toolchain rust-toolchain.toml pins: std
+        // is rebuilt with unstable cargo features (.cargo/device-programs.toml says which
+        // and why), which only that compiler is known to spell as the file does.
+        cmd.current_dir(&workspace).env("RUSTC_BOOTSTRAP", "1");
         cmd.arg("build")
             .arg("--release")
+            .arg("--locked")
             .arg("--target")
             .arg(self.arch.target());
         cmd.arg("--manifest-path").arg(workspace.join("Cargo.toml"));
+        cmd.arg("--config")
+            .arg(workspace.join(".cargo").join("device-programs.toml"));
         // Its own target folder: a `cargo test`/`cargo run` of the workspace holds the lock
         // on the default one while imgtool runs.
         cmd.arg("--target-dir")

@@ -189,6 +189,10 @@ impl RegionUpload {
                 ));
             }
         }
+        // Writeback starts now (see the function): the disk works while the next bytes
+        // arrive, the final sync waits for little, and a small board's memory does not
+        // fill with dirty pages.
+        drop_from_page_cache(&self.disk, self.offset + self.written, self.filled as u64);
         if let Some(hasher) = &mut self.hasher {
             hasher.update(&self.buf[..self.filled]);
         }
@@ -345,7 +349,8 @@ impl Upload for RegionUpload {
     }
 }
 
-/// Read what the disk holds, not what the page cache remembers.
+/// Read what the disk holds, not what the page cache remembers. On dirty pages Linux
+/// starts their writeback and leaves them (`POSIX_FADV_DONTNEED` drops clean pages only).
 fn drop_from_page_cache(disk: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: the descriptor belongs to `disk`, which outlives this borrow.

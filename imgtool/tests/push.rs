@@ -199,11 +199,12 @@ fn an_aarch64_image_boots_under_aavmf_gets_a_lease_and_a_push_commits() {
     vm.kill();
 }
 
-/// The memory floor: a 32 MiB machine boots the default appliance and takes a root update,
-/// and the pushed root is LZ4 (the kernel reads either compressor; each push chooses its
-/// own). Memory stays enough for all three programs afterwards: they answer and are idle.
+/// The memory floor: a 32 MiB machine boots the default appliance and takes an update of
+/// its kernel (one no slot holds yet), command line and root, and the pushed root is LZ4 (the
+/// kernel reads either compressor; each push chooses its own). Memory stays enough for all
+/// three programs afterwards: they answer and are idle.
 #[test]
-fn a_32_mib_machine_boots_and_takes_a_root_update_to_an_lz4_root() {
+fn a_32_mib_machine_boots_and_takes_a_kernel_and_root_update_to_an_lz4_root() {
     let s = Scratch::new("push-32m");
     let image = s.path("push.img");
     default_image(&s, &image, 60);
@@ -216,16 +217,22 @@ fn a_32_mib_machine_boots_and_takes_a_root_update_to_an_lz4_root() {
         .unwrap_or_else(|c| panic!("admind did not start in 32 MiB: {c}"));
     let extra = s.path("extra");
     tiny_static_elf(&extra, 4096, 13);
+    let kernel = s.path("kernel");
+    retagged_kernel("m32", &kernel);
     let out = push(
         &s,
         &vm,
         &[
             "--compression",
             "lz4",
+            "--kernel",
+            &kernel.display().to_string(),
             "--bin",
             &extra.display().to_string(),
         ],
     );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("sending the kernel"), "{text}");
     assert_push_committed(&out, 3, &vm.console());
     let after = status_when_up(&s, &vm);
     assert!(

@@ -6,6 +6,7 @@
 use crate::device::{refuse, Device, Refusal};
 use crate::http::Request;
 use crate::routes::{self, Handler, Route};
+use crate::throttle::{Source, Throttle};
 use crate::upload::{FileUpload, UpdateLock, Upload};
 use admin_api::json::{string as json_string, Json};
 use admin_api::status::{self, Status};
@@ -13,13 +14,10 @@ use boot::boot_status::How;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The user name (as in the seed's admind).
 pub const USER: &str = "rustkrazy";
-/// Failed logins allowed per [`THROTTLE_WINDOW`] before further attempts get 429.
-const FAILURES_MAX: usize = 5;
-const THROTTLE_WINDOW: Duration = Duration::from_secs(30);
 /// Longest decoded `user:password` taken; longer is refused like a wrong password (the
 /// user is short, and so are the passwords instances get).
 const CREDENTIALS_BYTES_MAX: usize = 512;
@@ -29,7 +27,7 @@ pub struct Api {
     pub device: Device,
     salt: [u8; 16],
     hash: [u8; 32],
-    failures: Vec<Instant>,
+    throttle: Throttle,
     started: Instant,
     temp_counter: u64,
     updates: UpdateLock,
@@ -97,25 +95,21 @@ impl Api {
             device,
             salt,
             hash,
-            failures: Vec::new(),
+            throttle: Throttle::default(),
             started: Instant::now(),
             temp_counter: 0,
             updates: UpdateLock::default(),
         })
     }
 
-    /// `None` if the request may go on; else the refusal to send.
-    pub fn authenticate(&mut self, req: &Request) -> Option<Reply> {
+    /// `None` if the request from `source` may go on; else the refusal to send.
+    pub fn authenticate(&mut self, req: &Request, source: Source) -> Option<Reply> {
         let now = Instant::now();
-        self.failures
-            .retain(|t| now.duration_since(*t) < THROTTLE_WINDOW);
-        if self.failures.len() >= FAILURES_MAX {
-            let mut r = json(
+        if let Some(seconds) = self.throttle.wait(source, now) {
+            return Some(json(
                 429,
-                "{\"error\":\"too many failed logins; wait 30 seconds\"}\n".into(),
-            );
-            r.after = None;
-            return Some(r);
+                format!("{{\"error\":\"too many failed logins from this address; wait {seconds} seconds\"}}\n"),
+            ));
         }
         let mut decoded = [0u8; CREDENTIALS_BYTES_MAX];
         let ok = req
@@ -133,11 +127,11 @@ impl Api {
             })
             .unwrap_or(false);
         if ok {
+            self.throttle.succeeded(source);
             return None;
         }
-        let had_credentials = req.header("authorization").is_some();
-        if had_credentials {
-            self.failures.push(now);
+        if req.header("authorization").is_some() {
+            self.throttle.failed(source, now);
         }
         Some(json(
             401,

@@ -34,6 +34,26 @@ impl From<std::io::Error> for Refusal {
     }
 }
 
+/// Text from a request as it goes into a log line: control characters (a decoded `%1b` or
+/// `%0a` in a path, C1 controls) are written as `\xNN` or `\u{NNNN}`, so a client cannot
+/// forge log lines or send escape sequences to the console.
+pub struct Shown<'a>(pub &'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                c if c.is_ascii_control() => write!(f, "\\x{:02x}", c as u32)?,
+                c if c.is_control() => write!(f, "\\u{{{:04x}}}", c as u32)?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {
     None,
@@ -422,6 +442,16 @@ pub fn write_head(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_text_shows_control_characters_escaped() {
+        let req =
+            parse_head(b"GET /data/a%1b[2J%0aadmind:%20forged%c2%85\\ HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(
+            Shown(&req.path).to_string(),
+            "/data/a\\x1b[2J\\x0aadmind: forged\\u{0085}\\\\"
+        );
+    }
 
     fn head(text: &str) -> Result<Request, Refusal> {
         parse_head(text.as_bytes())

@@ -8,6 +8,7 @@
 //! - [`upload`]: uploads fed in pieces and verified in steps; one update at a time.
 //! - [`routes`]: every endpoint in one table: path, method, body limit, handler.
 //! - [`api`]: authentication and the handlers.
+//! - [`throttle`]: failed logins counted per source address.
 //! - [`device`]: the disk (boot record, root slots, boot partition, MBR), boot status.
 //! - [`procs`]: processes, services, memory, signals.
 pub mod api;
@@ -16,4 +17,5 @@ pub mod http;
 pub mod procs;
 pub mod routes;
 pub mod server;
+pub mod throttle;
 pub mod upload;

@@ -4,7 +4,10 @@
 //! ([`HANDSHAKE_TIMEOUT`] for TLS, [`HEAD_TIMEOUT`] per request head, a body must move
 //! [`PROGRESS_BYTES_MIN`] per [`PROGRESS_WINDOW`], an answer must drain within
 //! [`SEND_TIMEOUT`]), and when the table is full the oldest connection that has not
-//! authenticated is dropped to make room. Uploads are fed to the disk as their bytes arrive
+//! authenticated is dropped to make room. One source address holds at most
+//! [`STRANGERS_PER_SOURCE_MAX`] connections that have not authenticated, so a flood of
+//! handshakes from one place takes a bounded share of every turn of the loop and of the
+//! table; failed logins are throttled per source (`throttle`). Uploads are fed to the disk as their bytes arrive
 //! and verified in steps (`upload`), so `/status` is answered while one runs.
 //!
 //! A refused request gets its 4xx before the connection closes: the answer and
@@ -17,7 +20,8 @@
 //! [`TLS_SEND_BUFFER_BYTES`] out and one record in; [`CONNECTION_BYTES_MAX`] in all.
 
 use crate::api::{After, Api, Reply};
-use crate::http::{self, refuse, BodyDecoder, BodyKind, Refusal, Request};
+use crate::http::{self, refuse, BodyDecoder, BodyKind, Refusal, Request, Shown};
+use crate::throttle::Source;
 use crate::upload::Upload;
 use rustix::event::{PollFd, PollFlags};
 use rustls::{ServerConfig, ServerConnection};
@@ -56,6 +60,9 @@ const READ_BYTES: usize = 16 * 1024;
 const READS_PER_TURN_MAX: usize = 16;
 /// New connections accepted per turn.
 const ACCEPTS_PER_TURN_MAX: usize = 64;
+/// Connections from one source (see `throttle::Source`) not yet authenticated; more are
+/// closed as they arrive.
+pub const STRANGERS_PER_SOURCE_MAX: usize = 8;
 
 /// Serves forever.
 pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, api: &mut Api) {
@@ -141,8 +148,8 @@ fn borrow(socket: &impl std::os::fd::AsRawFd) -> rustix::fd::BorrowedFd<'_> {
 
 fn accept(listener: &TcpListener, config: &Arc<ServerConfig>, conns: &mut Vec<Connection>) {
     for _ in 0..ACCEPTS_PER_TURN_MAX {
-        let tcp = match listener.accept() {
-            Ok((tcp, _)) => tcp,
+        let (tcp, address) = match listener.accept() {
+            Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) => {
                 eprintln!("admind: accept failed: {e}");
@@ -151,6 +158,15 @@ fn accept(listener: &TcpListener, config: &Arc<ServerConfig>, conns: &mut Vec<Co
                 return;
             }
         };
+        let source = Source::of(address.ip());
+        let strangers = conns
+            .iter()
+            .filter(|c| !c.authenticated && c.source == source)
+            .count();
+        if strangers >= STRANGERS_PER_SOURCE_MAX {
+            drop(tcp); // closed before any TLS work; not logged, as a flood would fill the log
+            continue;
+        }
         if conns.len() == CONNECTIONS_MAX {
             let oldest_stranger = conns
                 .iter()
@@ -173,7 +189,7 @@ fn accept(listener: &TcpListener, config: &Arc<ServerConfig>, conns: &mut Vec<Co
                 }
             }
         }
-        match Connection::new(tcp, config) {
+        match Connection::new(tcp, address.ip(), config) {
             Ok(c) => conns.push(c),
             Err(e) => eprintln!("admind: cannot set up a connection: {e}"),
         }
@@ -250,6 +266,7 @@ struct Connection {
     tcp: TcpStream,
     tls: ServerConnection,
     peer: String,
+    source: Source,
     opened: Instant,
     authenticated: bool,
     state: State,
@@ -265,20 +282,21 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(tcp: TcpStream, config: &Arc<ServerConfig>) -> io::Result<Connection> {
+    fn new(
+        tcp: TcpStream,
+        ip: std::net::IpAddr,
+        config: &Arc<ServerConfig>,
+    ) -> io::Result<Connection> {
         tcp.set_nonblocking(true)?;
         let _ = tcp.set_nodelay(true);
-        let peer = tcp
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|_| "?".into());
         let mut tls = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
         tls.set_buffer_limit(Some(TLS_SEND_BUFFER_BYTES));
         let now = Instant::now();
         Ok(Connection {
             tcp,
             tls,
-            peer,
+            peer: ip.to_string(),
+            source: Source::of(ip),
             opened: now,
             authenticated: false,
             state: State::Handshake,
@@ -416,7 +434,7 @@ impl Connection {
                     "admind: {}: {} {} 400 (the client stopped after {} bytes of the body; nothing was kept)",
                     self.peer,
                     req.method,
-                    req.path,
+                    Shown(&req.path),
                     decoder.total()
                 );
                 self.close();
@@ -484,10 +502,13 @@ impl Connection {
                 return self.refuse(&e);
             }
         }
-        if let Some(reply) = api.authenticate(&req) {
+        if let Some(reply) = api.authenticate(&req, self.source) {
             println!(
                 "admind: {}: {} {} {}",
-                self.peer, req.method, req.path, reply.status
+                self.peer,
+                req.method,
+                Shown(&req.path),
+                reply.status
             );
             // Unread body bytes would be taken for the next request: close after it.
             let extra = [("WWW-Authenticate", "Basic realm=\"rustkrazy\"")];
@@ -505,7 +526,10 @@ impl Connection {
             Some(Err(reply)) => {
                 println!(
                     "admind: {}: {} {} {}",
-                    self.peer, req.method, req.path, reply.status
+                    self.peer,
+                    req.method,
+                    Shown(&req.path),
+                    reply.status
                 );
                 self.answer(&req, reply, false, &[]);
                 return self.linger();
@@ -625,7 +649,7 @@ impl Connection {
             "admind: {}: {} {} {} ({received} bytes in, {} ms)",
             self.peer,
             req.method,
-            req.path,
+            Shown(&req.path),
             reply.status,
             started.elapsed().as_millis()
         );
@@ -656,7 +680,12 @@ impl Connection {
 
     /// Answers with an error, then lingers.
     fn refuse(&mut self, e: &Refusal) {
-        println!("admind: {}: refused: {} {}", self.peer, e.status, e.reason);
+        println!(
+            "admind: {}: refused: {} {}",
+            self.peer,
+            e.status,
+            Shown(&e.reason)
+        );
         let body = format!("{{\"error\":{}}}\n", admin_api::json::string(&e.reason));
         let reply = crate::api::json(e.status, body);
         let none = Request {

@@ -224,18 +224,21 @@ impl Api {
 
     pub(crate) fn data_mkdir(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let path = self.data_path(req)?;
+        refuse_protected(&path)?;
         std::fs::create_dir_all(&path).map_err(|e| refuse(409, format!("mkdir: {e}")))?;
         Ok(json(200, "{\"ok\":true}\n".into()))
     }
 
     pub(crate) fn data_remove(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let path = self.data_path(req)?;
+        refuse_protected(&path)?;
         std::fs::remove_file(&path).map_err(|e| refuse(409, format!("remove: {e}")))?;
         Ok(json(200, "{\"ok\":true}\n".into()))
     }
 
     pub(crate) fn data_removedir(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let path = self.data_path(req)?;
+        refuse_protected(&path)?;
         refuse_mount_point(&path)?;
         std::fs::remove_dir_all(&path).map_err(|e| refuse(409, format!("removedir: {e}")))?;
         Ok(json(200, "{\"ok\":true}\n".into()))
@@ -410,6 +413,7 @@ impl Api {
 
     pub(crate) fn begin_data_write(&mut self, req: &Request) -> Result<Box<dyn Upload>, Refusal> {
         let path = self.data_path(req)?;
+        refuse_protected(&path)?;
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(refuse(400, "path names no file"));
         };
@@ -512,6 +516,52 @@ pub fn data_path(root: &Path, given: &str) -> Result<PathBuf, Refusal> {
         }
     }
     Ok(at)
+}
+
+/// Where the file API never writes, removes or makes directories, whatever the path's
+/// spelling or links: what boots (/boot, the disk's device nodes), the kernel's interfaces,
+/// and the files init writes for admind. The password alone must not change what boots;
+/// updates go through `/update/...`, which checks what it writes.
+const WRITES_REFUSED: [&str; 5] = ["/boot", "/dev", "/proc", "/sys", "/run/rustkrazy"];
+
+/// Refuses `path` if, its links followed, it lies in [`WRITES_REFUSED`], or if it is
+/// anything but a regular file or a directory (a device node, a FIFO, a socket).
+fn refuse_protected(path: &Path) -> Result<(), Refusal> {
+    // The nearest existing part of the path with its links resolved, then the rest as given.
+    let mut existing = path;
+    let mut rest = Vec::new();
+    let real = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break real;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => break PathBuf::from("/"),
+        }
+    };
+    let full = rest.iter().rev().fold(real, |p, name| p.join(name));
+    if let Some(area) = WRITES_REFUSED.iter().find(|area| full.starts_with(area)) {
+        return Err(refuse(
+            403,
+            format!(
+                "{} lies in {area}, where the file API does not write (updates go through /update/...)",
+                full.display()
+            ),
+        ));
+    }
+    match std::fs::metadata(&full) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => Err(refuse(
+            403,
+            format!(
+                "{} is not a regular file or a directory; the file API does not write to it",
+                full.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses to remove `/` or a mount point (/data itself, /boot, /tmp ...): a recursive
@@ -634,6 +684,36 @@ mod tests {
         assert!(refuse_mount_point(Path::new("/")).is_err());
         assert!(refuse_mount_point(Path::new("/proc")).is_err());
         assert!(refuse_mount_point(&root.join("sub")).is_ok());
+        std::os::unix::fs::symlink("/dev", root.join("devices")).unwrap();
+        std::os::unix::fs::symlink("/proc/sys", root.join("sys")).unwrap();
+        let _socket = std::os::unix::net::UnixListener::bind(root.join("socket")).unwrap();
+        for protected in [
+            Path::new("/dev/vda"),
+            Path::new("/dev/vda2"),
+            Path::new("/dev/null"),
+            Path::new("/boot/config.txt"),
+            Path::new("/boot/new/dir"),
+            Path::new("/proc/sysrq-trigger"),
+            Path::new("/sys/power/state"),
+            Path::new("/run/rustkrazy/boot-status"),
+            Path::new("/dev/../dev/null"),
+            &root.join("devices/vda"),
+            &root.join("sys/kernel/x"),
+            &root.join("socket"),
+        ] {
+            assert!(
+                refuse_protected(protected).is_err(),
+                "{}",
+                protected.display()
+            );
+        }
+        for allowed in [
+            root.join("sub/file"),
+            root.join("new/dir/file"),
+            "/tmp/x".into(),
+        ] {
+            assert!(refuse_protected(&allowed).is_ok(), "{}", allowed.display());
+        }
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -547,5 +547,6 @@ fn find_boot_file(disk: &File, name: &str) -> Result<Option<boot::fat32::RootFil
     };
     let base = layout::BOOT.start_bytes;
     let mut read = |sector: u64, buf: &mut [u8; 512]| disk.read_exact_at(buf, base + sector * 512);
-    Ok(boot::fat32::find_in_root(&mut read, &short)?)
+    let sectors = layout::BOOT.size_bytes.unwrap_or(0) / layout::SECTOR_BYTES;
+    Ok(boot::fat32::find_in_root(&mut read, &short, sectors)?)
 }

@@ -920,7 +920,31 @@ fn data_files_logs_processes_and_reboot() {
     std::fs::write(a.dir.join("data/conf/a/b/f"), "x").unwrap();
     assert_eq!(a.curl(&["-X", "POST"], "/data/removedir?path=conf").0, 200);
     assert!(!a.dir.join("data/conf").exists());
-    assert_eq!(a.curl(&["-X", "POST"], "/data/removedir?path=/proc").0, 409);
+    assert_eq!(a.curl(&["-X", "POST"], "/data/removedir?path=/proc").0, 403);
+    // With the password, still no write where it could change what boots or reach the
+    // kernel: device nodes (also through a link), /proc, /boot; reads go on as before.
+    let outside = a.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink("/dev", outside.join("devices")).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(outside.join("socket")).unwrap();
+    let body = ["--data-binary", "h"];
+    for path in [
+        "/proc/sysrq-trigger".to_string(),
+        format!("{}/devices/rustkrazy-test", outside.display()),
+        format!("{}/socket", outside.display()),
+    ] {
+        let (status, answer) = a.curl(&body, &format!("/data/write?path={path}"));
+        assert_eq!(status, 403, "{path}: {answer}");
+        assert!(answer.contains("file API does not write"), "{answer}");
+    }
+    assert!(!std::path::Path::new("/dev/rustkrazy-test").exists());
+    for (call, path) in [("mkdir", "/boot/rustkrazy-test"), ("remove", "/dev/null")] {
+        let status = a
+            .curl(&["-X", "POST"], &format!("/data/{call}?path={path}"))
+            .0;
+        assert_eq!(status, 403, "{call} {path}");
+    }
+    assert_eq!(a.curl(&[], "/data/read?path=/proc/uptime").0, 200);
     // An interrupted write leaves neither the file nor a temporary behind.
     let mut tls = a.tls();
     let head = format!("POST /data/write?path=half HTTP/1.1\r\nAuthorization: Basic {}\r\nContent-Length: 100000\r\n\r\n", a.basic());

@@ -29,14 +29,20 @@ pub fn short_name(name: &str) -> Option<[u8; 11]> {
     Some(out)
 }
 
-/// Finds the file whose 8.3 name is `name` in the root directory. `read(sector, buf)` reads
-/// one sector of the partition. `Ok(None)`: no such file, or not a FAT32 volume of 512-byte
-/// sectors.
+/// Finds the file whose 8.3 name is `name` in the root directory of a partition of
+/// `sectors` sectors. `read(sector, buf)` reads one sector of the partition. `Ok(None)`: no
+/// such file, not a FAT32 volume of 512-byte sectors, or a volume whose numbers point
+/// outside the partition (every sector read and every sector of the file found lie inside
+/// it, so a caller that rewrites the file cannot be sent into another partition).
 pub fn find_in_root<E>(
     read: &mut dyn FnMut(u64, &mut [u8; SECTOR]) -> Result<(), E>,
     name: &[u8; 11],
+    sectors: u64,
 ) -> Result<Option<RootFile>, E> {
     let mut sector = [0u8; SECTOR];
+    if sectors == 0 {
+        return Ok(None);
+    }
     read(0, &mut sector)?;
     let u16_at = |s: &[u8; SECTOR], at: usize| u64::from(u16::from_le_bytes([s[at], s[at + 1]]));
     let u32_at =
@@ -48,9 +54,12 @@ pub fn find_in_root<E>(
     let reserved = u16_at(&sector, 0x0e);
     let data_start = reserved + u64::from(sector[0x10]) * u64::from(u32_at(&sector, 0x24));
     let cluster_sector = |cluster: u32| data_start + u64::from(cluster - 2) * per_cluster;
+    // A cluster of `count` sectors at `first` lies inside the partition.
+    let inside =
+        |first: u64, count: u64| first.checked_add(count).is_some_and(|end| end <= sectors);
     let mut cluster = u32_at(&sector, 0x2c);
     for _ in 0..ROOT_CLUSTERS_MAX {
-        if !(2..0x0fff_fff8).contains(&cluster) {
+        if !(2..0x0fff_fff8).contains(&cluster) || !inside(cluster_sector(cluster), per_cluster) {
             return Ok(None);
         }
         for i in 0..per_cluster {
@@ -74,14 +83,19 @@ pub fn find_in_root<E>(
                 if first < 2 {
                     return Ok(None); // an empty file has no sectors to rewrite
                 }
-                return Ok(Some(RootFile {
+                let file = RootFile {
                     first_sector: cluster_sector(first),
                     bytes: u32::from_le_bytes([entry[28], entry[29], entry[30], entry[31]]),
-                }));
+                };
+                let file_sectors = u64::from(file.bytes).div_ceil(SECTOR as u64).max(1);
+                return Ok(inside(file.first_sector, file_sectors).then_some(file));
             }
         }
         // The next cluster of the root directory, from the first FAT.
         let at = u64::from(cluster) * 4;
+        if !inside(reserved + at / SECTOR as u64, 1) {
+            return Ok(None);
+        }
         read(reserved + at / SECTOR as u64, &mut sector)?;
         cluster = u32_at(&sector, (at % SECTOR as u64) as usize) & 0x0fff_ffff;
     }
@@ -125,22 +139,51 @@ mod tests {
         entry[..11].copy_from_slice(b"CONFIG  TXT");
         entry[26..28].copy_from_slice(&5u16.to_le_bytes());
         entry[28..32].copy_from_slice(&512u32.to_le_bytes());
-        let mut read = |s: u64, buf: &mut [u8; SECTOR]| -> Result<(), ()> {
-            *buf = *disk.get(s as usize).ok_or(())?;
-            Ok(())
+        let found = |disk: &[[u8; SECTOR]; 8], sectors: u64, name: &[u8; 11]| {
+            let mut read = |s: u64, buf: &mut [u8; SECTOR]| -> Result<(), ()> {
+                *buf = *disk.get(s as usize).ok_or(())?;
+                Ok(())
+            };
+            find_in_root(&mut read, name, sectors)
         };
         assert_eq!(
-            find_in_root(&mut read, b"CONFIG  TXT"),
+            found(&disk, 8, b"CONFIG  TXT"),
             Ok(Some(RootFile {
                 first_sector: 2 + 3,
                 bytes: 512
             }))
         );
-        assert_eq!(find_in_root(&mut read, b"TRYBOOT TXT"), Ok(None));
+        assert_eq!(found(&disk, 8, b"TRYBOOT TXT"), Ok(None));
+        // Numbers that point outside the partition find nothing (and read nothing there).
+        assert_eq!(
+            found(&disk, 5, b"CONFIG  TXT"),
+            Ok(None),
+            "file past the end"
+        );
+        assert_eq!(
+            found(&disk, 3, b"CONFIG  TXT"),
+            Ok(None),
+            "root chain past the end"
+        );
+        let mut far = disk;
+        far[3][26..28].copy_from_slice(&0xfff0u16.to_le_bytes());
+        far[3][20..22].copy_from_slice(&0x0fffu16.to_le_bytes());
+        assert_eq!(
+            found(&far, 8, b"CONFIG  TXT"),
+            Ok(None),
+            "file cluster far away"
+        );
+        let mut long = disk;
+        long[3][28..32].copy_from_slice(&(4 * 512u32).to_le_bytes());
+        assert_eq!(
+            found(&long, 8, b"CONFIG  TXT"),
+            Ok(None),
+            "file runs past the end"
+        );
         let mut blank = |_: u64, buf: &mut [u8; SECTOR]| -> Result<(), ()> {
             *buf = [0; SECTOR];
             Ok(())
         };
-        assert_eq!(find_in_root(&mut blank, b"CONFIG  TXT"), Ok(None));
+        assert_eq!(find_in_root(&mut blank, b"CONFIG  TXT", 8), Ok(None));
     }
 }

@@ -270,7 +270,8 @@ fn write_config_txt(image: &std::path::Path, content: &[u8]) {
     let base = boot::layout::BOOT.start_bytes;
     let mut read = |sector: u64, buf: &mut [u8; 512]| file.read_exact_at(buf, base + sector * 512);
     let short = boot::fat32::short_name(boot::rpi::CONFIG_TXT).unwrap();
-    let config = boot::fat32::find_in_root(&mut read, &short)
+    let sectors = boot::layout::BOOT.size_bytes.unwrap() / boot::layout::SECTOR_BYTES;
+    let config = boot::fat32::find_in_root(&mut read, &short, sectors)
         .unwrap()
         .expect("config.txt on /boot");
     assert_eq!(config.bytes as usize, content.len());

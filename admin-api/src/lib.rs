@@ -6,9 +6,11 @@
 //!   the client configuration pinned to one certificate.
 //! - [`json`]: the JSON writer admind answers with (no serde on the device).
 //! - [`status`]: the `GET /status` document, encoded by admind and decoded by imgtool.
+//! - [`password`]: the password's derivation (PBKDF2-HMAC-SHA256) and admind's check.
 
 pub mod json;
 mod key;
+pub mod password;
 pub mod status;
 pub mod tls;
 

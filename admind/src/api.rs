@@ -25,8 +25,7 @@ const CREDENTIALS_BYTES_MAX: usize = 512;
 /// What admind keeps between requests.
 pub struct Api {
     pub device: Device,
-    salt: [u8; 16],
-    hash: [u8; 32],
+    password: admin_api::password::Checker,
     throttle: Throttle,
     started: Instant,
     temp_counter: u64,
@@ -89,12 +88,12 @@ pub(crate) fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
 impl Api {
     /// `password_file`: the text of boot::password's file.
     pub fn new(device: Device, password_file: &str) -> Result<Api, String> {
-        let (salt, hash) = boot::password::parse(password_file)
-            .ok_or("the password file is not `sha256 <salt> <hash>` (see boot::password)")?;
+        let stored = boot::password::parse(password_file).ok_or(
+            "the password file is not `pbkdf2-sha256 <iterations> <salt> <hash>` (see boot::password)",
+        )?;
         Ok(Api {
             device,
-            salt,
-            hash,
+            password: admin_api::password::Checker::new(stored),
             throttle: Throttle::default(),
             started: Instant::now(),
             temp_counter: 0,
@@ -121,8 +120,7 @@ impl Api {
                 let at = creds.iter().position(|&b| b == b':')?;
                 let (user, password) = (&creds[..at], &creds[at + 1..]);
                 // Check the password whatever the user, so timing says nothing about either.
-                let password_ok =
-                    boot::password::matches(&self.salt, &self.hash, password, &sha256_parts);
+                let password_ok = self.password.matches(password);
                 Some(password_ok && user == USER.as_bytes())
             })
             .unwrap_or(false);

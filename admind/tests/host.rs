@@ -167,14 +167,9 @@ impl Admind {
             String::from_utf8_lossy(&out.stderr)
         );
         let password = "correct-horse-battery-staple".to_string();
-        let sha = |parts: &[&[u8]]| -> [u8; 32] {
-            let mut h = Sha256::new();
-            parts.iter().for_each(|p| h.update(p));
-            h.finalize().into()
-        };
         std::fs::write(
             dir.join("password.hash"),
-            boot::password::line(&[9; 16], password.as_bytes(), &sha),
+            admin_api::password::stored(password.as_bytes(), [9; 16]).to_string(),
         )
         .unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -244,10 +244,10 @@ impl Instance {
             .to_vec())
     }
 
-    /// What the device stores instead of the password (format: `boot::password`): a salted
-    /// SHA-256. The salt is derived from the certificate, which holds the instance's random
-    /// public key, so it differs per instance and images stay reproducible. (A slow hash
-    /// would add nothing: the password is 24 random alphanumerics, about 143 bits.)
+    /// What the device stores instead of the password (format: `boot::password`; derived by
+    /// `admin_api::password`). The salt is derived from the certificate, which holds the
+    /// instance's random public key, so it differs per instance and images stay
+    /// reproducible.
     pub fn password_hash_line(&self) -> String {
         let salt: [u8; 16] = Sha256::digest(
             [
@@ -258,13 +258,7 @@ impl Instance {
         )[..16]
             .try_into()
             .unwrap_or([0; 16]);
-        let sha256 = |parts: &[&[u8]]| -> [u8; 32] {
-            let mut h = Sha256::new();
-            parts.iter().for_each(|p| h.update(p));
-            h.finalize().into()
-        };
-        let line = boot::password::line(&salt, self.password.as_bytes(), &sha256);
-        String::from_utf8_lossy(&line).into_owned()
+        admin_api::password::stored(self.password.as_bytes(), salt).to_string()
     }
 }
 

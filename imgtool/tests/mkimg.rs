@@ -234,25 +234,31 @@ fn instance_holds_the_secrets_and_keeps_them() {
             .trim()
     );
 
-    // The device gets a salted hash of the password, not the password: check it with
-    // sha256sum over salt || password.
+    // The device gets the password through PBKDF2-HMAC-SHA256, not the password: check it
+    // with openssl's own PBKDF2.
     let line = squashfs_cat(&image, ROOT_A_OFFSET, "etc/admind/password.hash");
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(
-        (words.len(), words[0], words[1].len()),
-        (3, "sha256", 32),
+        (words.len(), words[0], words[1], words[2].len()),
+        (4, "pbkdf2-sha256", "100000", 32),
         "{line}"
     );
-    // Octal escapes: the only kind every sh's printf understands.
-    let salt_escaped: String = (0..16)
-        .map(|i| u8::from_str_radix(&words[1][2 * i..2 * i + 2], 16).unwrap())
-        .map(|b| format!("\\{b:03o}"))
-        .collect();
-    let expect = stdout(&run_ok(Command::new("sh").arg("-c").arg(format!(
-        "{{ printf '{salt_escaped}'; cat {}; }} | sha256sum",
-        dir.join("password").display()
-    ))));
-    assert_eq!(words[2], expect.split_whitespace().next().unwrap());
+    let password = std::fs::read_to_string(dir.join("password")).unwrap();
+    let derived = stdout(&run_ok(Command::new("openssl").args([
+        "kdf",
+        "-keylen",
+        "32",
+        "-kdfopt",
+        "digest:SHA256",
+        "-kdfopt",
+        &format!("pass:{password}"),
+        "-kdfopt",
+        &format!("hexsalt:{}", words[2]),
+        "-kdfopt",
+        &format!("iter:{}", words[1]),
+        "PBKDF2",
+    ])));
+    assert_eq!(words[3], derived.trim().replace(':', "").to_lowercase());
     assert!(!line.contains(
         std::fs::read_to_string(dir.join("password"))
             .unwrap()

@@ -7,10 +7,12 @@
 //! - [`json`]: the JSON writer admind answers with (no serde on the device).
 //! - [`status`]: the `GET /status` document, encoded by admind and decoded by imgtool.
 //! - [`password`]: the password's derivation (PBKDF2-HMAC-SHA256) and admind's check.
+//! - [`seal`]: slot seals signed (imgtool) and checked against a root's trust file (admind).
 
 pub mod json;
 mod key;
 pub mod password;
+pub mod seal;
 pub mod status;
 pub mod tls;
 

@@ -38,6 +38,9 @@ documents! {
         pub uncommitted_trial: bool,
         pub boot: Option<Boot>,
         pub record: Option<Record>,
+        /// Slots are armed only with a seal by a key this root trusts; `false`: this root
+        /// has no trust file and arms unsealed slots.
+        pub seals_required: bool,
         /// Each root slot (partition number) and what it holds.
         pub roots: BTreeMap<u8, Root>,
         pub memory: Memory,
@@ -82,6 +85,17 @@ documents! {
         pub cmdline: Option<Part>,
         pub kernel_version: Option<String>,
         pub cmdline_text: Option<String>,
+        /// `None`: the slot is not sealed.
+        pub seal: Option<Seal>,
+    }
+
+    /// A slot's seal (`boot::seal`), as its trailer holds it.
+    pub struct Seal {
+        /// SHA-256 of the signing key's public key, hex.
+        pub signer: String,
+        pub version: u64,
+        pub arch: String,
+        pub older_allowed: bool,
     }
 
     pub struct Part {
@@ -154,6 +168,7 @@ mod tests {
                 trial: 3,
                 next_boot: 2,
             }),
+            seals_required: true,
             roots: BTreeMap::from([
                 (2, Root::default()),
                 (
@@ -165,6 +180,12 @@ mod tests {
                         cmdline: Some(part(40)),
                         kernel_version: Some("6.12.0 (x)".into()),
                         cmdline_text: Some("console=ttyS0\n".into()),
+                        seal: Some(Seal {
+                            signer: "5a".repeat(32),
+                            version: 1_800_000_000,
+                            arch: "rpi".into(),
+                            older_allowed: false,
+                        }),
                     },
                 ),
             ]),

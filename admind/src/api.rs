@@ -197,7 +197,31 @@ impl Api {
                 return Err(refuse(400, why));
             }
         };
-        let record = self.device.switch(now)?;
+        let presented = presented_seal(req)?;
+        let trust = self.device.trust()?;
+        let committed = match trust {
+            Some(_) => self.device.committed_seal()?,
+            None => None,
+        };
+        let record = self.device.switch(now, |id| {
+            let Some(trust) = &trust else {
+                return Ok(None); // this root accepts unsealed slots; a seal is not checked
+            };
+            let seal = presented.ok_or_else(|| {
+                refuse(
+                    403,
+                    format!("this device arms only sealed slots (its root trusts the keys in {}): imgtool push seals each slot; with curl, send its seal as X-Slot-Seal", boot::seal::TRUST_PATH),
+                )
+            })?;
+            let arming = admin_api::seal::Arming {
+                trust,
+                build: &id.build,
+                arches: DEVICE_ARCHES,
+                committed: committed.as_ref(),
+            };
+            admin_api::seal::check(&seal, &arming).map_err(|why| refuse(403, why + "; the slot is not armed"))?;
+            Ok(Some(seal))
+        })?;
         Ok(json(200, record_status(&record).to_json() + "\n"))
     }
 
@@ -324,6 +348,7 @@ impl Api {
                 },
             }),
             record: record.as_ref().map(record_status),
+            seals_required: !matches!(d.trust(), Ok(None)),
             roots,
             memory: status::Memory {
                 total_kb,
@@ -516,6 +541,34 @@ pub fn data_path(root: &Path, given: &str) -> Result<PathBuf, Refusal> {
     Ok(at)
 }
 
+/// The architectures a seal may name for this device: one admind binary serves both
+/// aarch64 platforms.
+const DEVICE_ARCHES: &[boot::seal::Arch] = if cfg!(target_arch = "x86_64") {
+    &[boot::seal::Arch::X86_64]
+} else if cfg!(target_arch = "aarch64") {
+    &[boot::seal::Arch::Aarch64, boot::seal::Arch::Rpi]
+} else {
+    &[]
+};
+
+/// The seal a request carries (`X-Slot-Seal`, base64), if any.
+fn presented_seal(req: &Request) -> Result<Option<crate::device::Seal>, Refusal> {
+    let Some(text) = req.header("x-slot-seal") else {
+        return Ok(None);
+    };
+    let mut bytes = [0u8; boot::seal::SEAL_BYTES];
+    boot::encoding::base64_decode(text.trim().as_bytes(), &mut bytes)
+        .filter(|&n| n == bytes.len())
+        .and_then(|_| crate::device::Seal::decode(&bytes))
+        .map(Some)
+        .ok_or_else(|| {
+            refuse(
+                400,
+                "X-Slot-Seal is not a slot seal (128 bytes in base64; boot::seal)",
+            )
+        })
+}
+
 /// Where the file API never writes, removes or makes directories, whatever the path's
 /// spelling or links: what boots (/boot, the disk's device nodes), the kernel's interfaces,
 /// and the files init writes for admind. The password alone must not change what boots;
@@ -610,11 +663,13 @@ fn expected_sha256(req: &Request) -> Result<Option<[u8; 32]>, Refusal> {
 }
 
 /// One slot in `/status`: `build` and the parts' lengths and hashes from its trailer (null
-/// when incomplete), the kernel's version and the command line as the disk holds them.
+/// when incomplete), its seal, the kernel's version and the command line as the disk holds
+/// them.
 fn root_status(
-    id: Option<&crate::device::SlotId>,
+    trailer: Option<&(crate::device::SlotId, Option<crate::device::Seal>)>,
     files: Option<&crate::device::SlotFiles>,
 ) -> status::Root {
+    let id = trailer.map(|(id, _)| id);
     let part = |p: &crate::device::Part| status::Part {
         bytes: p.bytes,
         sha256: boot::encoding::Hex(&p.sha256).to_string(),
@@ -626,6 +681,14 @@ fn root_status(
         cmdline: id.map(|id| part(&id.cmdline)),
         kernel_version: files.map(|f| f.kernel_version.clone()),
         cmdline_text: files.map(|f| f.cmdline_text.clone()),
+        seal: trailer
+            .and_then(|(_, seal)| seal.as_ref())
+            .map(|seal| status::Seal {
+                signer: boot::encoding::Hex(&seal.signer).to_string(),
+                version: seal.version,
+                arch: seal.arch.name().into(),
+                older_allowed: seal.older_allowed(),
+            }),
     }
 }
 

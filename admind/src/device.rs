@@ -25,6 +25,9 @@ pub struct Paths {
     pub data: PathBuf,
     pub logs: PathBuf,
     pub proc: PathBuf,
+    /// The keys this root trusts to seal slots (`boot::seal`); without the file, slots
+    /// need no seal.
+    pub trust: PathBuf,
     /// Who gets SIGUSR1 (reboot) and SIGUSR2 (power off): init, PID 1.
     pub init_pid: i32,
 }
@@ -39,6 +42,7 @@ impl Default for Paths {
             data: "/data".into(),
             logs: "/tmp".into(),
             proc: "/proc".into(),
+            trust: boot::seal::TRUST_PATH.into(),
             init_pid: 1,
         }
     }
@@ -82,6 +86,7 @@ impl Booted {
 }
 
 pub use boot::rootid::{Part, SlotId};
+pub use boot::seal::Seal;
 
 pub struct Device {
     pub paths: Paths,
@@ -155,6 +160,33 @@ impl Device {
         Ok(())
     }
 
+    /// The trust file's text; `None`: this root has none and accepts unsealed slots.
+    pub fn trust(&self) -> Result<Option<String>, Refusal> {
+        match std::fs::read_to_string(&self.paths.trust) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(refuse(
+                500,
+                format!(
+                    "cannot read {} ({e}): no slot is armed",
+                    self.paths.trust.display()
+                ),
+            )),
+        }
+    }
+
+    /// The seal of the slot the record commits, if it is sealed.
+    pub fn committed_seal(&self) -> Result<Option<Seal>, Refusal> {
+        let committed = self.read_record()?.committed;
+        let slot = layout::root_slot(committed).ok_or_else(|| {
+            refuse(
+                500,
+                format!("the record commits slot {committed}, which is no root slot"),
+            )
+        })?;
+        Ok(self.slot_id(&slot)?.and_then(|(_, seal)| seal))
+    }
+
     /// The slot not running now, the one updates go to.
     pub fn inactive_slot(&self) -> Result<Partition, Refusal> {
         let active = self.booted()?.slot;
@@ -162,13 +194,14 @@ impl Device {
             .ok_or_else(|| refuse(500, "no inactive root slot"))
     }
 
-    /// What a complete slot holds, from its trailer; `None`: incomplete.
-    pub fn slot_id(&self, slot: &Partition) -> Result<Option<SlotId>, Refusal> {
+    /// What a complete slot holds, from its trailer, and the slot's seal if it is sealed;
+    /// `None`: incomplete.
+    pub fn slot_id(&self, slot: &Partition) -> Result<Option<(SlotId, Option<Seal>)>, Refusal> {
         let disk = self.open_disk(false)?;
         let at = slot.start_bytes + boot::rootid::offset_in(slot).unwrap_or(0);
         let mut sector = [0u8; 512];
         disk.read_exact_at(&mut sector, at)?;
-        Ok(boot::rootid::decode(&sector))
+        Ok(boot::rootid::decode(&sector).map(|id| (id, boot::rootid::seal(&sector))))
     }
 
     /// Where each slot's kernel and command line lie: the MBR code's table, which mkimg
@@ -420,8 +453,14 @@ impl Device {
         Ok(Sha256::digest(back).into())
     }
 
-    /// Arms a one-shot trial of the inactive root (`now`: make it the committed root at once).
-    pub fn switch(&self, now: bool) -> Result<Record, Refusal> {
+    /// Arms a one-shot trial of the inactive slot (`now`: makes it the committed one at
+    /// once) if `seal` accepts what its trailer holds; a seal it returns is written into the
+    /// trailer first.
+    pub fn switch(
+        &self,
+        now: bool,
+        seal: impl FnOnce(&SlotId) -> Result<Option<Seal>, Refusal>,
+    ) -> Result<Record, Refusal> {
         let status = self.booted()?;
         let record = self.read_record()?;
         if record.is_trial_boot(status.slot) {
@@ -431,10 +470,17 @@ impl Device {
             ));
         }
         let slot = self.inactive_slot()?;
-        if self.slot_id(&slot)?.is_none() {
+        let Some((id, _)) = self.slot_id(&slot)? else {
             return Err(refuse(409, format!(
                 "root slot {} holds no verified root image (upload one with POST /update/root first)",
                 slot.number)));
+        };
+        if let Some(seal) = seal(&id)? {
+            // The seal goes into the trailer before the slot is armed: what boots is sealed.
+            let disk = self.open_disk(true)?;
+            let at = slot.start_bytes + boot::rootid::offset_in(&slot).unwrap_or(0);
+            disk.write_all_at(&boot::rootid::encode(&id, Some(&seal)), at)?;
+            disk.sync_data()?;
         }
         let next = if now {
             Record {

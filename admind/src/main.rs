@@ -8,6 +8,7 @@
 //! --boot-status PATH     /run/rustkrazy/boot-status
 //! --data DIR --logs DIR --proc DIR   /data, /tmp, /proc
 //! --init-pid PID         1 (who gets SIGUSR1 to reboot, SIGUSR2 to power off)
+//! --slot-keys PATH       /etc/rustkrazy/slot-keys (the keys that seal slots; boot::seal)
 //! ```
 use admind::api::Api;
 use admind::device::{Device, Paths};
@@ -42,6 +43,7 @@ fn run() -> Result<(), String> {
             "--data" => paths.data = value()?.into(),
             "--logs" => paths.logs = value()?.into(),
             "--proc" => paths.proc = value()?.into(),
+            "--slot-keys" => paths.trust = value()?.into(),
             "--init-pid" => {
                 paths.init_pid = value()?.parse().map_err(|_| "--init-pid takes a number")?
             }

@@ -256,7 +256,7 @@ impl RegionUpload {
                     build: boot::rootid::build_id(&root, kernel, cmdline, crate::api::sha256_parts),
                 };
                 self.disk
-                    .write_all_at(&boot::rootid::encode(&id), *trailer_at)?;
+                    .write_all_at(&boot::rootid::encode(&id, None), *trailer_at)?;
                 self.disk.sync_data()?;
                 Ok(json(
                     200,

@@ -70,10 +70,14 @@ fn run(cmd: &mut Command) -> Output {
 fn connect_from(source: [u8; 4], port: u16) -> std::io::Result<TcpStream> {
     use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
     use std::net::{Ipv4Addr, SocketAddrV4};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
-    bind(&fd, &SocketAddrV4::new(source.into(), 0))?;
-    connect(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
-    Ok(TcpStream::from(fd))
+    use std::os::fd::FromRawFd;
+    let io = |e: rustix::io::Errno| std::io::Error::from_raw_os_error(e.raw_os_error());
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).map_err(io)?;
+    bind(&fd, &SocketAddrV4::new(source.into(), 0)).map_err(io)?;
+    connect(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).map_err(io)?;
+    let raw = rustix::fd::IntoRawFd::into_raw_fd(fd);
+    // SAFETY: `raw` is a connected TCP socket that nothing else owns (rustix gave it up).
+    Ok(unsafe { TcpStream::from_raw_fd(raw) })
 }
 
 /// The `i`th address of a crowd: 127.2.0.1, 127.2.0.2, ...
@@ -108,6 +112,8 @@ fn spawn(dir: &Path, port: u16, init_pid: Option<u32>) -> Child {
         .arg(dir.join("data"))
         .arg("--logs")
         .arg(dir.join("logs"))
+        .arg("--slot-keys") // absent unless a test writes it: slots need no seal
+        .arg(dir.join("slot-keys"))
         .stdout(std::fs::File::create(dir.join("admind.out")).unwrap())
         .stderr(Stdio::inherit());
     if let Some(pid) = init_pid {
@@ -522,6 +528,124 @@ fn a_hash_mismatch_or_a_broken_upload_leaves_the_slot_unarmed() {
     );
     assert_eq!(status, 200);
     assert!(a.alive());
+}
+
+/// With a trust file, `/switch` arms only a slot sealed for this build by a trusted key
+/// that is not revoked, for this machine, not older than the committed slot; the seal goes
+/// into the slot's trailer, and `/status` shows it.
+#[test]
+fn only_slots_sealed_by_a_trusted_key_are_armed() {
+    use admin_api::seal::{public_key, sign, signer_id};
+    use boot::seal::{Arch, FLAG_OLDER_ALLOWED};
+    use p256::ecdsa::SigningKey;
+    let a = Admind::start("seal");
+    let key = |n: u8| SigningKey::from_slice(&[n; 32]).unwrap();
+    let trust = |n: u8| format!("trust {}\n", boot::encoding::Base64(&public_key(&key(n))));
+    let revoked = signer_id(&public_key(&key(3)));
+    std::fs::write(
+        a.dir.join("slot-keys"),
+        trust(1) + &trust(2) + &trust(3) + &format!("revoke {}\n", hex(&revoked)),
+    )
+    .unwrap();
+    assert!(a.curl(&[], "/status").1.contains("\"seals_required\":true"));
+    // The committed slot 2 is sealed at version 100.
+    let committed = boot::rootid::SlotId {
+        root: boot::rootid::Part {
+            bytes: 1,
+            sha256: [1; 32],
+        },
+        kernel: boot::rootid::Part {
+            bytes: 1,
+            sha256: [2; 32],
+        },
+        cmdline: boot::rootid::Part {
+            bytes: 1,
+            sha256: [3; 32],
+        },
+        build: [4; 32],
+    };
+    let committed_seal = sign(&key(1), &committed.build, 100, Arch::X86_64, 0);
+    let a_trailer =
+        boot::layout::ROOT_A.start_bytes + boot::layout::ROOT_A.size_bytes.unwrap() - SECTOR_BYTES;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(a.dir.join("disk"))
+        .unwrap()
+        .write_all_at(
+            &boot::rootid::encode(&committed, Some(&committed_seal)),
+            a_trailer,
+        )
+        .unwrap();
+
+    let file = a.dir.join("root.img");
+    std::fs::write(&file, pseudo_random(1 << 20, 21)).unwrap();
+    let (status, body) = a.curl(
+        &["--data-binary", &format!("@{}", file.display())],
+        "/update/root",
+    );
+    assert_eq!(status, 200, "{body}");
+    let build = a.root_trailer().unwrap().build;
+    let switch = |seal: Option<String>| {
+        let header = seal.map(|s| format!("X-Slot-Seal: {s}"));
+        let mut args = vec!["-X", "POST"];
+        if let Some(h) = &header {
+            args.extend(["-H", h.as_str()]);
+        }
+        a.curl(&args, "/switch")
+    };
+    let sealed = |k: u8, build: &[u8; 32], version: u64, arch: Arch, flags: u8| {
+        Some(
+            boot::encoding::Base64(&sign(&key(k), build, version, arch, flags).encode())
+                .to_string(),
+        )
+    };
+    for (seal, status, why) in [
+        (None, 403, "arms only sealed slots"),
+        (Some("AAAA".to_string()), 400, "not a slot seal"),
+        (
+            sealed(9, &build, 200, Arch::X86_64, 0),
+            403,
+            "does not trust",
+        ),
+        (sealed(3, &build, 200, Arch::X86_64, 0), 403, "revokes"),
+        (
+            sealed(1, &[7; 32], 200, Arch::X86_64, 0),
+            403,
+            "does not verify",
+        ),
+        (
+            sealed(1, &build, 200, Arch::Aarch64, 0),
+            403,
+            "is for aarch64",
+        ),
+        (
+            sealed(2, &build, 99, Arch::X86_64, 0),
+            403,
+            "older than the committed slot's 100",
+        ),
+    ] {
+        let (got, body) = switch(seal);
+        assert_eq!(got, status, "{body}");
+        assert!(body.contains(why), "{why}: {body}");
+        assert_eq!(a.record(), Record::INITIAL, "not armed: {why}");
+        assert!(a.log().contains("POST /switch 4"), "{}", a.log());
+    }
+    // An older version goes in with a seal that says so; the seal lands in the trailer.
+    let (got, body) = switch(sealed(2, &build, 99, Arch::X86_64, FLAG_OLDER_ALLOWED));
+    assert_eq!(got, 200, "{body}");
+    assert_eq!(a.record().trial, 3);
+    let (_, status) = a.curl(&[], "/status");
+    let signer = hex(&signer_id(&public_key(&key(2))));
+    assert!(
+        status.contains(&format!("\"seal\":{{\"signer\":\"{signer}\",\"version\":99,\"arch\":\"x86_64\",\"older_allowed\":true}}")),
+        "{status}"
+    );
+    // Without the trust file, the device says it takes unsealed slots.
+    std::fs::remove_file(a.dir.join("slot-keys")).unwrap();
+    assert!(a
+        .curl(&[], "/status")
+        .1
+        .contains("\"seals_required\":false"));
 }
 
 #[test]
@@ -1129,7 +1253,7 @@ struct Crowd {
 enum Held {
     Tcp(TcpStream),
     Tls(
-        rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+        Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
         usize,
     ),
 }
@@ -1172,7 +1296,7 @@ impl Crowd {
                         tls.write_all(b"G").ok()?; // completes the handshake
                     }
                     tls.flush().ok()?;
-                    Some(Held::Tls(tls, 0))
+                    Some(Held::Tls(Box::new(tls), 0))
                 }
             }
         };

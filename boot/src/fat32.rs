@@ -29,13 +29,16 @@ pub fn short_name(name: &str) -> Option<[u8; 11]> {
     Some(out)
 }
 
+/// Reads one sector of the partition: its number, the buffer.
+pub type ReadSector<'a, E> = dyn FnMut(u64, &mut [u8; SECTOR]) -> Result<(), E> + 'a;
+
 /// Finds the file whose 8.3 name is `name` in the root directory of a partition of
 /// `sectors` sectors. `read(sector, buf)` reads one sector of the partition. `Ok(None)`: no
 /// such file, not a FAT32 volume of 512-byte sectors, or a volume whose numbers point
 /// outside the partition (every sector read and every sector of the file found lie inside
 /// it, so a caller that rewrites the file cannot be sent into another partition).
 pub fn find_in_root<E>(
-    read: &mut dyn FnMut(u64, &mut [u8; SECTOR]) -> Result<(), E>,
+    read: &mut ReadSector<'_, E>,
     name: &[u8; 11],
     sectors: u64,
 ) -> Result<Option<RootFile>, E> {

@@ -17,6 +17,7 @@ pub mod password;
 pub mod record;
 pub mod rootid;
 pub mod rpi;
+pub mod seal;
 pub mod service_list;
 pub mod services;
 pub mod slot;

@@ -15,14 +15,21 @@
 //! 88     8     command line length (bytes before the NUL)
 //! 96     32    SHA-256 of the command line
 //! 128    32    build id: SHA-256 of the three hashes above, in that order
-//! 160    352   zero
+//! 160    128   the slot's seal (`crate::seal`), or zero: not sealed
+//! 288    224   zero
 //! ```
+//!
+//! admind writes the trailer unsealed when a root's upload is verified, and seals it when
+//! it arms the slot; imgtool mkimg writes both slots sealed.
 //!
 //! `no_std` without a hash function of its own: callers pass theirs to [`build_id`].
 
 use crate::layout::{Partition, SECTOR_BYTES};
 
 const MAGIC: [u8; 8] = *b"RKSLOT02";
+/// Where the seal lies in the trailer sector.
+pub const SEAL_OFFSET: usize = 160;
+const SEAL_END: usize = SEAL_OFFSET + crate::seal::SEAL_BYTES;
 
 /// Length and SHA-256 of one part of a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +70,12 @@ pub const fn image_bytes_max(slot: &Partition) -> Option<u64> {
     offset_in(slot)
 }
 
-pub fn encode(id: &SlotId) -> [u8; 512] {
+/// The trailer sector for `id`, sealed with `seal` if given.
+pub fn encode(id: &SlotId, seal: Option<&crate::seal::Seal>) -> [u8; 512] {
     let mut s = [0u8; 512];
+    if let Some(seal) = seal {
+        s[SEAL_OFFSET..SEAL_END].copy_from_slice(&seal.encode());
+    }
     s[..8].copy_from_slice(&MAGIC);
     for (at, part) in [(8, &id.root), (48, &id.kernel), (88, &id.cmdline)] {
         s[at..at + 8].copy_from_slice(&part.bytes.to_le_bytes());
@@ -77,7 +88,7 @@ pub fn encode(id: &SlotId) -> [u8; 512] {
 /// The slot's contents, or `None` for a slot without a valid trailer (incomplete, or never
 /// written).
 pub fn decode(sector: &[u8; 512]) -> Option<SlotId> {
-    if sector[..8] != MAGIC || sector[160..].iter().any(|&b| b != 0) {
+    if sector[..8] != MAGIC || sector[SEAL_END..].iter().any(|&b| b != 0) {
         return None;
     }
     let part = |at: usize| -> Option<Part> {
@@ -92,6 +103,13 @@ pub fn decode(sector: &[u8; 512]) -> Option<SlotId> {
         cmdline: part(88)?,
         build: sector[128..160].try_into().ok()?,
     })
+}
+
+/// The trailer's seal; `None`: the slot is not sealed.
+pub fn seal(sector: &[u8; 512]) -> Option<crate::seal::Seal> {
+    let mut bytes = [0u8; crate::seal::SEAL_BYTES];
+    bytes.copy_from_slice(&sector[SEAL_OFFSET..SEAL_END]);
+    crate::seal::Seal::decode(&bytes)
 }
 
 #[cfg(test)]
@@ -123,12 +141,22 @@ mod tests {
             &[1, 2, 3, 0],
             "hashes in order root, kernel, cmdline"
         );
-        let s = encode(&id);
+        let s = encode(&id, None);
         assert_eq!(decode(&s), Some(id));
+        assert_eq!(seal(&s), None);
         assert_eq!(decode(&[0; 512]), None);
         let mut bad = s;
-        bad[200] = 1;
+        bad[300] = 1;
         assert_eq!(decode(&bad), None);
+        let sealed = crate::seal::Seal {
+            version: 3,
+            arch: crate::seal::Arch::X86_64,
+            flags: 0,
+            signer: [1; 32],
+            signature: [2; 64],
+        };
+        let s = encode(&id, Some(&sealed));
+        assert_eq!((decode(&s), seal(&s)), (Some(id), Some(sealed)));
         let mut old = s;
         old[..8].copy_from_slice(b"RKROOT01");
         assert_eq!(

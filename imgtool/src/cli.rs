@@ -78,6 +78,10 @@ pub(crate) struct PushArgs {
     /// go with every push, into the new slot.)
     #[arg(long)]
     pub(crate) boot: bool,
+    /// Seal the slot so that it may replace a newer one (a downgrade); without it the device
+    /// refuses a slot older than its committed one.
+    #[arg(long)]
+    pub(crate) allow_older: bool,
     #[command(flatten)]
     pub(crate) build: BuildArgs,
 }
@@ -226,6 +230,7 @@ impl BuildArgs {
             system_programs: self.no_system_programs.then_some(false),
             compression: self.compression,
             firmware: self.firmware.clone(),
+            sealed_slots: None,
             kernel_args: self.kernel_args.clone(),
             programs,
             network: None,

@@ -177,11 +177,7 @@ impl Client {
 
 fn draw_progress(done: usize, total: usize, elapsed: Duration) {
     let width = 30;
-    let filled = if total == 0 {
-        width
-    } else {
-        done * width / total
-    };
+    let filled = (done * width).checked_div(total).unwrap_or(width);
     let mib = |n: usize| n as f64 / (1 << 20) as f64;
     let rate = mib(done) / elapsed.as_secs_f64().max(0.001);
     eprint!(

@@ -58,6 +58,15 @@ impl Arch {
         }
     }
 
+    /// What a slot's seal names (`boot::seal`).
+    pub fn seal_arch(self) -> boot::seal::Arch {
+        match self {
+            Arch::X86_64 => boot::seal::Arch::X86_64,
+            Arch::Aarch64 => boot::seal::Arch::Aarch64,
+            Arch::Rpi => boot::seal::Arch::Rpi,
+        }
+    }
+
     /// The Rust target programs are built for.
     pub fn target(self) -> &'static str {
         match self {
@@ -209,6 +218,7 @@ struct ApplianceFile {
     system_programs: Option<bool>,
     compression: Option<Compression>,
     firmware: Option<PathBuf>,
+    sealed_slots: Option<bool>,
     #[serde(default)]
     kernel_args: Vec<String>,
     #[serde(default)]
@@ -327,6 +337,9 @@ pub struct Plan {
     pub system_programs: Option<bool>,
     pub compression: Option<Compression>,
     pub firmware: Option<PathBuf>,
+    /// `Some(false)`: roots carry no trust file, and the device arms unsealed slots (for the
+    /// original rustkrazy's curl calls). Default: sealed slots only.
+    pub sealed_slots: Option<bool>,
     /// Words appended to the kernel command line of both roots.
     pub kernel_args: Vec<String>,
     pub programs: Vec<ProgramSpec>,
@@ -365,6 +378,7 @@ impl Plan {
             system_programs: file.system_programs,
             compression: file.compression,
             firmware: file.firmware.map(|f| base.join(f)),
+            sealed_slots: file.sealed_slots,
             kernel_args: file.kernel_args,
             programs,
             network: file.network,
@@ -382,6 +396,7 @@ impl Plan {
         self.system_programs = flags.system_programs.or(self.system_programs);
         self.compression = flags.compression.or(self.compression);
         self.firmware = flags.firmware.or(self.firmware);
+        self.sealed_slots = flags.sealed_slots.or(self.sealed_slots);
         self.kernel_args.extend(flags.kernel_args);
         self.network = flags.network.or(self.network);
         self.programs.extend(flags.programs);

@@ -248,7 +248,7 @@ impl Geometry {
 /// Groups 0, 1 and powers of 3, 5 and 7 carry superblock backups (`sparse_super`).
 fn has_super(group: u64) -> bool {
     fn is_power_of(mut n: u64, base: u64) -> bool {
-        while n > 1 && n % base == 0 {
+        while n > 1 && n.is_multiple_of(base) {
             n /= base;
         }
         n == 1

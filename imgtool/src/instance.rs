@@ -7,6 +7,8 @@
 //! DIR/admind-cert.pem      admind's self-signed certificate
 //! DIR/admind-cert.sha256   SHA-256 of the certificate (DER), lowercase hex: what push pins
 //! DIR/admind-pubkey.sha256 SHA-256 of the public key, base64, for curl --pinnedpubkey sha256//...
+//! DIR/slot-signing-key.pem the key that seals slots, P-256 PKCS#8 (mode 0600); never in an image
+//! DIR/slot-keys            the keys every root of the instance trusts to seal slots (boot::seal)
 //! ```
 //!
 //! Secrets are generated once (from the OS random source) and never replaced: an existing file
@@ -57,6 +59,9 @@ pub struct Instance {
     pub key_pem: String,
     pub cert_pem: String,
     pub cert_sha256_hex: String,
+    pub signing_key_pem: String,
+    /// The trust file every root carries (`boot::seal`).
+    pub slot_keys: String,
 }
 
 /// The default instance folder for an appliance named `hostname`.
@@ -184,6 +189,30 @@ impl Instance {
             0o644,
         )?;
 
+        let signing_key_path = dir.join("slot-signing-key.pem");
+        let signing_key_pem = String::from_utf8(read_or_create(&signing_key_path, 0o600, || {
+            Ok(random_key()?
+                .to_pkcs8_pem(LineEnding::LF)?
+                .as_bytes()
+                .to_vec())
+        })?)?;
+        let signing_key = p256::ecdsa::SigningKey::from_pkcs8_pem(&signing_key_pem)
+            .with_context(|| format!("{} is not a P-256 PKCS#8 key", signing_key_path.display()))?;
+        let slot_keys_path = dir.join("slot-keys");
+        let slot_keys = String::from_utf8(read_or_create(&slot_keys_path, 0o644, || {
+            Ok(format!(
+                "# The keys this instance's roots trust to seal slots (format: boot::seal).\ntrust {}\n",
+                boot::encoding::Base64(&admin_api::seal::public_key(&signing_key))
+            )
+            .into_bytes())
+        })?)?;
+        if let Some(Err(line)) = boot::seal::entries(&slot_keys).find(Result::is_err) {
+            bail!(
+                "{} line {line} is not `trust KEY` or `revoke ID` (see boot::seal)",
+                slot_keys_path.display()
+            );
+        }
+
         let instance = Instance {
             dir: dir.to_path_buf(),
             arch: Arch::parse(&record.arch)?,
@@ -196,6 +225,8 @@ impl Instance {
             key_pem,
             cert_pem,
             cert_sha256_hex,
+            signing_key_pem,
+            slot_keys,
         };
         instance.save_record(&record)?;
         Ok(instance)
@@ -230,6 +261,24 @@ impl Instance {
             toml::to_string(record)?
         );
         write_atomic(&self.dir.join("instance.toml"), text.as_bytes(), 0o644)
+    }
+
+    /// The seal of a slot whose build id is `build` (flags: `boot::seal`).
+    pub fn seal(&self, build: &[u8; 32], version: u64, flags: u8) -> Result<boot::seal::Seal> {
+        let key =
+            p256::ecdsa::SigningKey::from_pkcs8_pem(&self.signing_key_pem).with_context(|| {
+                format!(
+                    "{}: slot-signing-key.pem is not a P-256 key",
+                    self.dir.display()
+                )
+            })?;
+        Ok(admin_api::seal::sign(
+            &key,
+            build,
+            version,
+            self.arch.seal_arch(),
+            flags,
+        ))
     }
 
     /// admind's public key (uncompressed SEC1), to check the handshake signature with.
@@ -333,6 +382,21 @@ fn random_disk_signature() -> Result<u32> {
             return Ok(sig);
         }
     }
+}
+
+/// The version a seal made now carries: `SOURCE_DATE_EPOCH` when set (reproducible
+/// builds), else the current Unix time. A device refuses a slot older than its committed
+/// one unless the seal allows it (`push --allow-older`).
+pub fn seal_version() -> Result<u64> {
+    if let Ok(text) = std::env::var("SOURCE_DATE_EPOCH") {
+        return text
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={text:?} is not a number of seconds"));
+    }
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs())
 }
 
 fn random_password() -> Result<String> {

@@ -29,7 +29,7 @@ pub fn default_source() -> Result<PathBuf> {
             name.starts_with("linux-source-") && name.ends_with(".tar.xz")
         })
         .collect();
-    found.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+    found.sort_by_key(|a| version_key(a));
     found.pop().context(
         "no kernel source: install Debian's with `apt-get install linux-source-6.12 flex bison bc libelf-dev` \
          or pass --source TARBALL_OR_DIR",

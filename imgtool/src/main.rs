@@ -61,6 +61,7 @@ fn push(args: PushArgs) -> Result<()> {
         to: args.to.clone(),
         timeout: std::time::Duration::from_secs(args.timeout),
         boot: args.boot,
+        allow_older: args.allow_older,
     };
     let started = std::time::Instant::now();
     let t = imgtool::push::push(&plan, &instance, &options)?;

@@ -125,6 +125,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     // Root B gets the same image as root A: whichever slot the bootloader or a mistaken
     // switch starts, the device comes up on a working system.
     let mut builds = [[0u8; 32]; 2];
+    let seal_version = crate::instance::seal_version()?;
     for part in [layout::ROOT_A, layout::ROOT_B] {
         let mut region = output.region(part.start_bytes, part_size(&part, disk_bytes));
         region
@@ -135,9 +136,10 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         let id = slot_id(&root, &kernel_data, &line);
         builds[slot::index(part.number)] = id.build;
         let trailer_at = boot::rootid::offset_in(&part).unwrap_or(0);
+        let seal = instance.seal(&id.build, seal_version, 0)?;
         output
             .region(part.start_bytes + trailer_at, layout::SECTOR_BYTES)
-            .write_all(&boot::rootid::encode(&id))
+            .write_all(&boot::rootid::encode(&id, Some(&seal)))
             .with_context(|| format!("cannot write {}'s trailer", part.name))?;
     }
     let data_bytes = part_size(&layout::DATA, disk_bytes);

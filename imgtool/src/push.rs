@@ -29,6 +29,8 @@ pub struct Options {
     /// Also replace the boot partition's shared files (config.txt, firmware) and the MBR
     /// code, after the commit. Not A/B.
     pub boot: bool,
+    /// Seal the slot as one that may replace a newer committed slot.
+    pub allow_older: bool,
 }
 
 /// Where the time went.
@@ -171,8 +173,23 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         &build[..16]
     );
 
+    let flags = if options.allow_older {
+        boot::seal::FLAG_OLDER_ALLOWED
+    } else {
+        0
+    };
+    let seal = instance.seal(&want.build, crate::instance::seal_version()?, flags)?;
     client
-        .post("/switch?mode=try", b"")?
+        .request(
+            "POST",
+            "/switch?mode=try",
+            &[(
+                "X-Slot-Seal",
+                boot::encoding::Base64(&seal.encode()).to_string(),
+            )],
+            b"",
+            false,
+        )?
         .json()
         .context("arming the trial boot")?;
     client
@@ -321,7 +338,7 @@ fn wait_for_new_boot(
                 "\rpush: waiting for the device, {:>3} s left ",
                 left.as_secs()
             );
-        } else if left.as_secs() % 10 == 0 && left.as_secs() != last_said {
+        } else if left.as_secs().is_multiple_of(10) && left.as_secs() != last_said {
             last_said = left.as_secs();
             eprintln!("push: waiting for the device, {} s left", left.as_secs());
         }

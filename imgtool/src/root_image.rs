@@ -37,7 +37,14 @@ pub fn build(plan: &Plan, instance: &Instance) -> Result<Root> {
     }
 
     // 3. Root image contents and the root image itself.
-    let mut etc = etc_files(&instance, &programs, &init, &settings)?;
+    let mut etc = etc_files(instance, &programs, &init, &settings)?;
+    if plan.sealed_slots != Some(false) {
+        etc.push(EtcFile {
+            path: boot::seal::TRUST_PATH.trim_start_matches('/').to_string(),
+            data: instance.slot_keys.clone().into_bytes(),
+            mode: 0o644,
+        });
+    }
     if let Some(text) = network {
         etc.push(EtcFile {
             path: boot::network::PATH.trim_start_matches('/').to_string(),

@@ -33,7 +33,7 @@ pub fn parse(text: &str) -> Result<u64> {
 /// Formats bytes for messages: `2 GiB`, `1536 MiB`, `4097 bytes`.
 pub fn human(bytes: u64) -> String {
     for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{} {unit}", bytes >> shift);
         }
     }

@@ -30,6 +30,15 @@ pub fn render(v: &Status) -> String {
             r.committed, r.next_boot, r.state
         );
     }
+    let _ = writeln!(
+        out,
+        "seals     {}",
+        if v.seals_required {
+            "required: slots are armed only when sealed by a key the running root trusts"
+        } else {
+            "not required: this root arms unsealed slots"
+        }
+    );
     for (slot, root) in &v.roots {
         let build = root
             .build
@@ -51,6 +60,21 @@ pub fn render(v: &Status) -> String {
             "  cmdline {}",
             root.cmdline_text.as_deref().unwrap_or("?").trim_end()
         );
+        let _ = match &root.seal {
+            Some(s) => writeln!(
+                out,
+                "  sealed  by key {}, version {}, {}{}",
+                s.signer.get(..16).unwrap_or(&s.signer),
+                s.version,
+                s.arch,
+                if s.older_allowed {
+                    ", older allowed"
+                } else {
+                    ""
+                }
+            ),
+            None => writeln!(out, "  sealed  no"),
+        };
     }
     let _ = writeln!(
         out,
@@ -107,6 +131,12 @@ mod tests {
                     3,
                     Root {
                         build: Some("ab".repeat(32)),
+                        seal: Some(admin_api::status::Seal {
+                            signer: "5a".repeat(32),
+                            version: 7,
+                            arch: "x86_64".into(),
+                            older_allowed: false,
+                        }),
                         ..Root::default()
                     },
                 ),
@@ -126,6 +156,11 @@ mod tests {
         assert!(text.contains("boot      root 3, trial\n"), "{text}");
         assert!(text.contains("trial     uncommitted"), "{text}");
         assert!(text.contains("root 2    build none (incomplete"), "{text}");
+        assert!(text.contains("seals     not required"), "{text}");
+        assert!(
+            text.contains("  sealed  by key 5a5a5a5a5a5a5a5a, version 7, x86_64\n"),
+            "{text}"
+        );
         assert!(
             text.contains(&format!("root 3    build {} (running)", "ab".repeat(32))),
             "{text}"

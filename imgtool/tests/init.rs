@@ -69,11 +69,7 @@ fn init_mounts_supervises_reaps_and_caps_logs() {
     // The crasher is restarted with growing gaps, and the console says so.
     let mut at = 0;
     for delay in [1000, 2000, 4000, 8000] {
-        at = wait(
-            &mut vm,
-            &format!("init: crasher exited with status 1 after "),
-            at,
-        );
+        at = wait(&mut vm, "init: crasher exited with status 1 after ", at);
         at = wait(&mut vm, &format!("restarting in {delay} ms"), at);
     }
 

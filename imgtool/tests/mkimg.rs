@@ -292,8 +292,24 @@ fn instance_holds_the_secrets_and_keeps_them() {
 #[test]
 fn same_inputs_and_instance_give_identical_images() {
     let s = Scratch::new("repro");
-    small_image(&s, &s.path("a.img"), "1G");
-    small_image(&s, &s.path("b.img"), "1G");
+    // The slots' seals carry a version: the build time, or SOURCE_DATE_EPOCH.
+    tiny_static_elf(&s.path("app"), 1000, 1);
+    let image = |name: &str| {
+        let app = format!("{}=init", s.path("app").display());
+        let args = [
+            "--size",
+            "1G",
+            "--no-system-programs",
+            "--bin",
+            &app,
+            "--init",
+            "init",
+        ];
+        run_ok(mkimg_cmd(&s, &s.path(name), &args).env("SOURCE_DATE_EPOCH", "1800000000"));
+    };
+    image("a.img");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    image("b.img");
     let hash = |p: &Path| {
         stdout(&run_ok(Command::new("sha256sum").arg(p)))
             .split_whitespace()
@@ -452,7 +468,7 @@ fn roots_in_either_compression_read_back_byte_for_byte() {
     let big = s.path("big");
     tiny_static_elf(&big, 300_000, 9);
     let mut bytes = std::fs::read(&big).unwrap();
-    bytes.extend(std::iter::repeat(0u8).take(3 << 17));
+    bytes.extend(std::iter::repeat_n(0u8, 3 << 17));
     bytes.extend(pseudo_random(200_000, 10));
     std::fs::write(&big, &bytes).unwrap();
     tiny_static_elf(&s.path("small"), 100, 11);

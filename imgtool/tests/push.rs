@@ -239,6 +239,9 @@ fn a_32_mib_machine_boots_and_takes_a_kernel_and_root_update_to_an_lz4_root() {
         line_of(&after, "boot").starts_with("boot      root 3, trial"),
         "{after}"
     );
+    // Sealed: the device required it, and both slots carry the instance key's seal.
+    assert!(line_of(&after, "seals").contains("required"), "{after}");
+    assert_eq!(after.matches("  sealed  by key ").count(), 2, "{after}");
     assert!(
         squashfs_superblock(&image, ROOT_B_OFFSET).contains("Compression lz4"),
         "root 3 is LZ4"

@@ -509,7 +509,7 @@ mod tests {
         let mut now = c.deadline_ms().unwrap();
         while now < t2 {
             let s = c.on_timer(now, 5);
-            assert_eq!(s.transmit.unwrap().unicast_to.is_some(), true);
+            assert!(s.transmit.unwrap().unicast_to.is_some());
             now = c.deadline_ms().unwrap();
         }
         assert_eq!(now, t2);

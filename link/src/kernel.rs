@@ -8,6 +8,9 @@ use link::show::{Ip4, Shown};
 use runtime::say;
 use rustix::io::Errno;
 
+/// One interface of the link dump: index, hardware type, flags, name, MAC address.
+type DumpedLink = (u32, u16, u32, Name, Option<[u8; 6]>);
+
 /// An IPv4 address to put on an interface, with what comes with it.
 pub struct Ipv4Config {
     pub address: [u8; 4],
@@ -85,8 +88,7 @@ impl Link {
         }
         // Collect the whole dump before acting on it: acting sends requests on the same
         // socket, whose acknowledgements would be read in between.
-        let mut links: [Option<(u32, u16, u32, Name, Option<[u8; 6]>)>; DUMPED_LINKS_MAX] =
-            [None; DUMPED_LINKS_MAX];
+        let mut links: [Option<DumpedLink>; DUMPED_LINKS_MAX] = [None; DUMPED_LINKS_MAX];
         let mut count = 0;
         let mut buf = [0u8; NETLINK_BUFFER_BYTES];
         let mut done = false;

@@ -157,7 +157,12 @@ mod tests {
         assert_eq!(got.stratum, 2);
         assert_eq!(got.delay_ms, 30);
         assert_eq!(got.offset_ms, NOW_MS - 5_000 - 5);
-        const { assert!((NOW_NTP_S >> 31) & 1 == 1, "test time is in era 0 with the top bit set") };
+        const {
+            assert!(
+                (NOW_NTP_S >> 31) & 1 == 1,
+                "test time is in era 0 with the top bit set"
+            )
+        };
     }
 
     #[test]

@@ -34,6 +34,50 @@ pub(crate) enum Command {
     Reboot(RemoteArgs),
     /// Boot an image in QEMU (BIOS, virtio disk, serial console here, admind port forwarded).
     Qemu(QemuArgs),
+    /// The instance's slot-signing keys: list them, make the next one, rotate to it.
+    Key(KeyArgs),
+    /// Print the seal (base64, for `X-Slot-Seal`) of a slot holding these files, for
+    /// uploads made without `imgtool push` (curl).
+    Seal(SealArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct SealArgs {
+    /// Instance folder of the appliance [default: ~/.config/rustkrazy/rustkrazy].
+    #[arg(long)]
+    pub(crate) instance: Option<PathBuf>,
+    /// The root image uploaded to /update/root.
+    #[arg(long)]
+    pub(crate) root: PathBuf,
+    /// The kernel uploaded to /update/kernel (or the one the slot holds).
+    #[arg(long)]
+    pub(crate) kernel: PathBuf,
+    /// A file holding the command line uploaded to /update/cmdline (or the slot's).
+    #[arg(long)]
+    pub(crate) cmdline: PathBuf,
+    /// The slot may replace a newer committed one.
+    #[arg(long)]
+    pub(crate) allow_older: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct KeyArgs {
+    #[command(subcommand)]
+    pub(crate) action: KeyAction,
+    /// Instance folder of the appliance [default: ~/.config/rustkrazy/rustkrazy].
+    #[arg(long, global = true)]
+    pub(crate) instance: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Clone, Copy)]
+pub(crate) enum KeyAction {
+    /// Each key the instance's roots trust or revoke, and which one seals now.
+    List,
+    /// Make the next key; roots from now on trust it beside the current one.
+    New,
+    /// Seal with the next key from now on; roots revoke the old one (push once between
+    /// `new` and `rotate`).
+    Rotate,
 }
 
 #[derive(Args)]

@@ -326,7 +326,7 @@ fn validate_hostname(name: &str) -> Result<()> {
 }
 
 /// Reads `path`, or creates it with `make()` if it does not exist (never replacing a file).
-fn read_or_create(
+pub(crate) fn read_or_create(
     path: &Path,
     mode: u32,
     make: impl FnOnce() -> Result<Vec<u8>>,
@@ -359,7 +359,7 @@ fn write_temp(path: &Path, data: &[u8], mode: u32) -> Result<PathBuf> {
     Ok(temp)
 }
 
-fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == data) {
         return Ok(());
     }
@@ -412,7 +412,7 @@ fn random_password() -> Result<String> {
     Ok(out)
 }
 
-fn random_key() -> Result<p256::ecdsa::SigningKey> {
+pub(crate) fn random_key() -> Result<p256::ecdsa::SigningKey> {
     for _ in 0..16 {
         // Fails only for zero or values >= the group order: vanishingly rare.
         if let Ok(key) = p256::ecdsa::SigningKey::from_slice(&random_bytes::<32>()?) {

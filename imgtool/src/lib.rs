@@ -22,5 +22,6 @@ pub mod root_image;
 pub mod rootfs;
 pub mod rpi_firmware;
 pub mod size;
+pub mod slot_keys;
 pub mod squashfs_blocks;
 pub mod status_text;

@@ -4,7 +4,10 @@ mod cli;
 
 use anyhow::Result;
 use clap::Parser;
-use cli::{Cli, Command, KernelArgs, LogsArgs, MkimgArgs, PushArgs, QemuArgs, RemoteArgs};
+use cli::{
+    Cli, Command, KernelArgs, KeyAction, KeyArgs, LogsArgs, MkimgArgs, PushArgs, QemuArgs,
+    RemoteArgs, SealArgs,
+};
 use imgtool::size;
 use std::path::Path;
 use std::process::ExitCode;
@@ -19,6 +22,8 @@ fn main() -> ExitCode {
         Command::Logs(args) => logs(args),
         Command::Reboot(args) => reboot(args),
         Command::Qemu(args) => qemu(args),
+        Command::Key(args) => key(args),
+        Command::Seal(args) => seal(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -27,6 +32,33 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn seal(args: SealArgs) -> Result<()> {
+    let dir = args
+        .instance
+        .unwrap_or_else(|| imgtool::instance::default_dir("rustkrazy"));
+    let seal = imgtool::slot_keys::seal_files(
+        &dir,
+        &args.root,
+        &args.kernel,
+        &args.cmdline,
+        args.allow_older,
+    )?;
+    println!("{seal}");
+    Ok(())
+}
+
+fn key(args: KeyArgs) -> Result<()> {
+    let dir = args
+        .instance
+        .unwrap_or_else(|| imgtool::instance::default_dir("rustkrazy"));
+    match args.action {
+        KeyAction::List => print!("{}", imgtool::slot_keys::list(&dir)?),
+        KeyAction::New => eprintln!("key: {}", imgtool::slot_keys::new_key(&dir)?),
+        KeyAction::Rotate => eprintln!("key: {}", imgtool::slot_keys::rotate(&dir)?),
+    }
+    Ok(())
 }
 
 fn mkimg(args: MkimgArgs) -> Result<()> {

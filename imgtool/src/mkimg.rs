@@ -34,16 +34,13 @@ pub struct Report {
     pub builds: [[u8; 32]; 2],
 }
 
-/// What a slot holding `root` (already hashed: see `root_image::Root`), `kernel` and
-/// `cmdline` is: the trailer's contents, with the build id the device will report for it.
-pub fn slot_id(root: &root_image::Root, kernel: &[u8], cmdline: &str) -> boot::rootid::SlotId {
+/// What a slot holding `root` (its length and SHA-256: see `root_image::Root::part`),
+/// `kernel` and `cmdline` is: the trailer's contents, with the build id the device will
+/// report for it.
+pub fn slot_id(root: boot::rootid::Part, kernel: &[u8], cmdline: &str) -> boot::rootid::SlotId {
     let part = |bytes: &[u8]| boot::rootid::Part {
         bytes: bytes.len() as u64,
         sha256: Sha256::digest(bytes).into(),
-    };
-    let root = boot::rootid::Part {
-        bytes: root.image.len() as u64,
-        sha256: root.sha256,
     };
     let (kernel, cmdline) = (part(kernel), part(cmdline.as_bytes()));
     let sha256 = |parts: &[&[u8]]| -> [u8; 32] {
@@ -133,7 +130,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
             .with_context(|| format!("cannot write {}", part.name))?;
         let line =
             boot_partition::cmdline(instance.arch, signature, part.number, &plan.kernel_args);
-        let id = slot_id(&root, &kernel_data, &line);
+        let id = slot_id(root.part(), &kernel_data, &line);
         builds[slot::index(part.number)] = id.build;
         let trailer_at = boot::rootid::offset_in(&part).unwrap_or(0);
         let seal = instance.seal(&id.build, seal_version, 0)?;

@@ -108,7 +108,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         target_slot as u8,
         &plan.kernel_args,
     );
-    let want = crate::mkimg::slot_id(&root, &kernel, &cmdline);
+    let want = crate::mkimg::slot_id(root.part(), &kernel, &cmdline);
     let build = Hex(&want.build).to_string();
     eprintln!(
         "push: {} runs slot {}; updating slot {target_slot} to build {}",

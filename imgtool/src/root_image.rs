@@ -21,6 +21,16 @@ pub struct Root {
     pub programs: Vec<Program>,
 }
 
+impl Root {
+    /// The image as a part of a slot: length and SHA-256.
+    pub fn part(&self) -> boot::rootid::Part {
+        boot::rootid::Part {
+            bytes: self.image.len() as u64,
+            sha256: self.sha256,
+        }
+    }
+}
+
 /// Builds the programs of `plan` and the SquashFS root image holding them with the
 /// instance's /etc files: what mkimg writes into both slots and push uploads.
 pub fn build(plan: &Plan, instance: &Instance) -> Result<Root> {

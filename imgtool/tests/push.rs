@@ -10,6 +10,7 @@ mod common;
 use common::*;
 use harness::{Options, Vm};
 use imgtool::qemu::Firmware;
+use std::os::unix::fs::FileExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -549,4 +550,154 @@ fn push_carries_the_kernel_and_a_kernel_that_panics_rolls_back() {
 
     // /boot is a clean FAT file system after all of that.
     assert_boot_partition_clean(&s, &image);
+}
+
+/// Rotating the instance's slot-signing key with its own commands: `key new`, a push sealed
+/// by the old key whose root trusts both, `key rotate`, a push sealed by the new key whose
+/// root revokes the old one; then a push sealed by the old key (from a copy of the
+/// instance made before) is refused, and the device stays on its committed slot.
+#[test]
+fn slot_keys_rotate_and_the_revoked_key_is_refused() {
+    let s = Scratch::new("push-keys");
+    let image = s.path("push.img");
+    default_image(&s, &image, 60);
+    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    vm.wait_for("admind: listening on", 0, BOOT_TIMEOUT)
+        .unwrap_or_else(|c| panic!("admind did not start: {c}"));
+    let key = |action: &str| {
+        text(&run_ok(
+            imgtool()
+                .args(["key", action, "--instance"])
+                .arg(s.path("instance")),
+        ))
+    };
+    key("new");
+    let old = s.path("old-instance");
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(s.path("instance"))
+            .arg(&old),
+    );
+    let extra = s.path("extra");
+    tiny_static_elf(&extra, 4096, 13);
+    let bin = ["--bin", extra.to_str().unwrap()];
+    assert_push_committed(&push(&s, &vm, &bin), 3, &vm.console());
+    key("rotate");
+    let listed = key("list");
+    assert_eq!(listed.matches("revoked").count(), 1, "{listed}");
+    assert!(listed.contains("trusted, seals now"), "{listed}");
+    tiny_static_elf(&extra, 4096, 14);
+    assert_push_committed(&push(&s, &vm, &bin), 2, &vm.console());
+
+    tiny_static_elf(&extra, 4096, 15);
+    let refused = imgtool()
+        .args(["push", "--timeout", "150", "--instance"])
+        .arg(&old)
+        .args(["--to", &format!("127.0.0.1:{}", vm.admind_port)])
+        .args(bin)
+        .output()
+        .unwrap();
+    let said = text(&refused);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("which this device's root revokes"), "{said}");
+    let after = status_when_up(&s, &vm);
+    assert!(
+        line_of(&after, "record").contains("committed root 2, next boot root 2"),
+        "{after}"
+    );
+    assert!(after.contains("root 2    build"), "{after}");
+    vm.kill();
+}
+
+/// The original rustkrazy's calls, with curl, on a device that requires seals: a root goes
+/// into slot 3, `/switch` without a seal is refused, with the one `imgtool seal` prints it
+/// arms, and the trial boots and commits, all with curl.
+#[test]
+fn curl_arms_a_slot_with_the_seal_imgtool_seal_prints() {
+    let s = Scratch::new("push-curl");
+    let image = s.path("push.img");
+    default_image(&s, &image, 60);
+    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    let (at, _) = vm
+        .wait_for("admind: listening on", 0, BOOT_TIMEOUT)
+        .unwrap_or_else(|c| panic!("admind did not start: {c}"));
+    let status: admin_api::status::Status = serde_json::from_str(&stdout(&run_ok(
+        remote(&s, vm.admind_port, "status").arg("--json"),
+    )))
+    .unwrap();
+    // Root 2's image (its bytes from the image file), slot 3's kernel and command line as
+    // mkimg wrote them.
+    let bytes = status.roots[&2].root.as_ref().unwrap().bytes as usize;
+    let mut root = vec![0u8; bytes];
+    std::fs::File::open(&image)
+        .unwrap()
+        .read_exact_at(&mut root, ROOT_A_OFFSET)
+        .unwrap();
+    std::fs::write(s.path("root.img"), &root).unwrap();
+    let cmdline = status.roots[&3].cmdline_text.clone().unwrap();
+    std::fs::write(s.path("cmdline.txt"), cmdline).unwrap();
+    let kernel = stdout(&run_ok(imgtool().arg("kernel")));
+    let kernel = kernel.lines().last().unwrap().trim().to_string();
+
+    let password = std::fs::read_to_string(s.path("instance/password")).unwrap();
+    let port = vm.admind_port;
+    let curl = |args: &[&str], path: &str| -> (String, String) {
+        let out = run_ok(
+            Command::new("curl")
+                .args([
+                    "-sS",
+                    "--max-time",
+                    "120",
+                    "-w",
+                    "\n%{http_code}",
+                    "--cacert",
+                ])
+                .arg(s.path("instance/admind-cert.pem"))
+                .args(["-u", &format!("rustkrazy:{password}")])
+                .args(args)
+                .arg(format!("https://127.0.0.1:{port}{path}")),
+        );
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = said.rsplit_once('\n').unwrap();
+        (code.to_string(), body.to_string())
+    };
+    let root_arg = format!("@{}", s.path("root.img").display());
+    let (code, body) = curl(&["-X", "PUT", "--data-binary", &root_arg], "/update/root");
+    assert_eq!(code, "200", "{body}");
+    let (code, body) = curl(&["-X", "PUT"], "/switch");
+    assert_eq!(
+        (code.as_str(), body.contains("arms only sealed slots")),
+        ("403", true),
+        "{body}"
+    );
+    let seal = stdout(&run_ok(
+        imgtool()
+            .args(["seal", "--instance"])
+            .arg(s.path("instance"))
+            .arg("--root")
+            .arg(s.path("root.img"))
+            .args(["--kernel", &kernel, "--cmdline"])
+            .arg(s.path("cmdline.txt")),
+    ));
+    let seal = seal.lines().last().unwrap().trim().to_string();
+    let header = format!("X-Slot-Seal: {seal}");
+    let (code, body) = curl(&["-X", "PUT", "-H", &header], "/switch");
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(curl(&["-X", "PUT"], "/reboot").0, "200");
+    vm.wait_for("admind: listening on", at, BOOT_TIMEOUT)
+        .unwrap_or_else(|c| panic!("the trial did not come up: {c}"));
+    let after = status_when_up(&s, &vm);
+    assert!(
+        line_of(&after, "boot").starts_with("boot      root 3, trial"),
+        "{after}"
+    );
+    let (code, body) = curl(&["-X", "PUT"], "/commit");
+    assert_eq!(code, "200", "{body}");
+    let after = status_when_up(&s, &vm);
+    assert!(
+        line_of(&after, "record").contains("committed root 3"),
+        "{after}"
+    );
+    vm.kill();
 }

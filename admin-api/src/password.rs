@@ -64,20 +64,29 @@ impl Checker {
         }
     }
 
-    pub fn matches(&mut self, password: &[u8]) -> bool {
-        let quick: [u8; 32] = Sha256::new()
+    fn quick(&self, password: &[u8]) -> [u8; 32] {
+        Sha256::new()
             .chain_update(b"rustkrazy password that got in\n")
             .chain_update(self.stored.salt)
             .chain_update(password)
             .finalize()
-            .into();
-        if self.remembered.is_some_and(|r| same(&r, &quick)) {
+            .into()
+    }
+
+    /// `password` is the one that last got in (a SHA-256, no derivation).
+    pub fn remembers(&self, password: &[u8]) -> bool {
+        self.remembered
+            .is_some_and(|r| same(&r, &self.quick(password)))
+    }
+
+    pub fn matches(&mut self, password: &[u8]) -> bool {
+        if self.remembers(password) {
             return true;
         }
         let derived = derive(password, &self.stored.salt, self.stored.iterations);
         let ok = same(&derived, &self.stored.hash);
         if ok {
-            self.remembered = Some(quick);
+            self.remembered = Some(self.quick(password));
         }
         ok
     }

@@ -21,12 +21,20 @@ pub fn public_key(key: &SigningKey) -> [u8; PUBLIC_KEY_BYTES] {
     out
 }
 
-/// The seal `key` makes for a slot whose build id is `build`.
-pub fn sign(key: &SigningKey, build: &[u8; 32], version: u64, arch: Arch, flags: u8) -> Seal {
+/// The seal `key` makes for a slot whose build id is `build`; `going_back`: it may replace
+/// a committed slot up to that version (`boot::seal`).
+pub fn sign(
+    key: &SigningKey,
+    build: &[u8; 32],
+    version: u64,
+    arch: Arch,
+    going_back: Option<u64>,
+) -> Seal {
     let mut seal = Seal {
         version,
         arch,
-        flags,
+        flags: going_back.map_or(0, |_| boot::seal::FLAG_OLDER_ALLOWED),
+        replaces_up_to: going_back.unwrap_or(0),
         signer: signer_id(&public_key(key)),
         signature: [0; 64],
     };
@@ -94,9 +102,9 @@ pub fn check(seal: &Seal, arming: &Arming<'_>) -> Result<(), String> {
                 committed.arch.name()
             ));
         }
-        if seal.version < committed.version && !seal.older_allowed() {
+        if !seal.may_replace(committed.version) {
             return Err(format!(
-                "version {} is older than the committed slot's {}: push --allow-older seals a slot that may go back",
+                "version {} is older than the committed slot's {}: push --allow-older seals a slot that may go back (to this device's committed version at most)",
                 seal.version, committed.version
             ));
         }
@@ -127,20 +135,24 @@ mod tests {
             arches: &[Arch::Aarch64, Arch::Rpi],
             committed: None,
         };
-        let good = sign(&key(1), &build, 10, Arch::Rpi, 0);
+        let good = sign(&key(1), &build, 10, Arch::Rpi, None);
         assert_eq!(check(&good, &arming), Ok(()));
         assert_eq!(
-            check(&sign(&key(2), &build, 10, Arch::Rpi, 0), &arming),
+            check(&sign(&key(2), &build, 10, Arch::Rpi, None), &arming),
             Ok(())
         );
         let refused = |seal: &Seal, arming: &Arming<'_>| check(seal, arming).unwrap_err();
         assert!(
-            refused(&sign(&key(3), &build, 10, Arch::Rpi, 0), &arming).contains("does not trust")
+            refused(&sign(&key(3), &build, 10, Arch::Rpi, None), &arming)
+                .contains("does not trust")
         );
-        assert!(refused(&sign(&key(1), &[8; 32], 10, Arch::Rpi, 0), &arming)
-            .contains("does not verify"));
         assert!(
-            refused(&sign(&key(1), &build, 10, Arch::X86_64, 0), &arming).contains("is for x86_64")
+            refused(&sign(&key(1), &[8; 32], 10, Arch::Rpi, None), &arming)
+                .contains("does not verify")
+        );
+        assert!(
+            refused(&sign(&key(1), &build, 10, Arch::X86_64, None), &arming)
+                .contains("is for x86_64")
         );
         let mut forged = good;
         forged.version = 11;
@@ -156,22 +168,18 @@ mod tests {
             ..arming
         };
         assert!(refused(&good, &broken).contains("line 1"));
-        let committed = sign(&key(1), &[1; 32], 20, Arch::Rpi, 0);
+        let committed = sign(&key(1), &[1; 32], 20, Arch::Rpi, None);
         let later = Arming {
             committed: Some(&committed),
             ..arming
         };
         assert!(refused(&good, &later).contains("older than the committed slot's 20"));
-        let back = sign(
-            &key(1),
-            &build,
-            10,
-            Arch::Rpi,
-            boot::seal::FLAG_OLDER_ALLOWED,
-        );
+        let back = sign(&key(1), &build, 10, Arch::Rpi, Some(20));
         assert_eq!(check(&back, &later), Ok(()));
+        let not_that_far = sign(&key(1), &build, 10, Arch::Rpi, Some(19));
+        assert!(refused(&not_that_far, &later).contains("older"));
         assert_eq!(
-            check(&sign(&key(1), &build, 20, Arch::Rpi, 0), &later),
+            check(&sign(&key(1), &build, 20, Arch::Rpi, None), &later),
             Ok(())
         );
     }

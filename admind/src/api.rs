@@ -104,26 +104,35 @@ impl Api {
     /// `None` if the request from `source` may go on; else the refusal to send.
     pub fn authenticate(&mut self, req: &Request, source: Source) -> Option<Reply> {
         let now = Instant::now();
-        if let Some(seconds) = self.throttle.wait(source, now) {
-            return Some(json(
-                429,
-                format!("{{\"error\":\"too many failed logins from this address; wait {seconds} seconds\"}}\n"),
-            ));
-        }
         let mut decoded = [0u8; CREDENTIALS_BYTES_MAX];
-        let ok = req
+        let credentials = req
             .header("authorization")
             .and_then(|v| v.strip_prefix("Basic "))
             .and_then(|b| boot::encoding::base64_decode(b.trim().as_bytes(), &mut decoded))
             .map(|n| &decoded[..n])
             .and_then(|creds| {
                 let at = creds.iter().position(|&b| b == b':')?;
-                let (user, password) = (&creds[..at], &creds[at + 1..]);
-                // Check the password whatever the user, so timing says nothing about either.
-                let password_ok = self.password.matches(password);
-                Some(password_ok && user == USER.as_bytes())
-            })
-            .unwrap_or(false);
+                Some((&creds[..at], &creds[at + 1..]))
+            });
+        // A password that already got in passes before the throttle: a guesser behind the
+        // administrator's address (a NAT, an IPv6 /64) cannot hold the administrator out.
+        let known = credentials.is_some_and(|(user, password)| {
+            user == USER.as_bytes() && self.password.remembers(password)
+        });
+        if known {
+            return None;
+        }
+        if let Some(seconds) = self.throttle.wait(source, now) {
+            return Some(json(
+                429,
+                format!("{{\"error\":\"too many failed logins from this address; wait {seconds} seconds\"}}\n"),
+            ));
+        }
+        // Check the password whatever the user, so timing says nothing about either.
+        let ok = credentials.is_some_and(|(user, password)| {
+            let password_ok = self.password.matches(password);
+            password_ok && user == USER.as_bytes()
+        });
         if ok {
             self.throttle.succeeded(source);
             return None;
@@ -184,8 +193,23 @@ impl Api {
     }
 
     pub(crate) fn begin_boot_update(&mut self, _: &Request) -> Result<Box<dyn Upload>, Refusal> {
+        self.refuse_unsealed_boot_change("/update/boot")?;
         let guard = self.updates.take()?;
         Ok(Box::new(self.device.begin_boot_update(guard)?))
+    }
+
+    /// The boot partition and the MBR code choose what boots and carry no seal (they are
+    /// written as they arrive, too large to hold and check first): while this root requires
+    /// sealed slots, they change only by reflashing, or after a sealed push of a root with
+    /// `sealed_slots = false`.
+    fn refuse_unsealed_boot_change(&self, what: &str) -> Result<(), Refusal> {
+        match self.device.trust()? {
+            None => Ok(()),
+            Some(_) => Err(refuse(
+                403,
+                format!("{what}: this device requires sealed slots, and boot code is not sealed; it changes by reflashing, or after a push of a root built with sealed_slots = false"),
+            )),
+        }
     }
 
     pub(crate) fn switch(&mut self, req: &Request, _: &[u8]) -> Result<Reply, Refusal> {
@@ -199,13 +223,28 @@ impl Api {
         };
         let presented = presented_seal(req)?;
         let trust = self.device.trust()?;
-        let committed = match trust {
-            Some(_) => self.device.committed_seal()?,
+        // The version floor: the committed slot's seal, if it holds up under this root's
+        // trust file (a slot armed before this root required seals may carry none, or one
+        // nobody checked: then there is no floor until the next sealed slot commits).
+        let committed = match &trust {
+            Some(trust) => self.device.committed_seal()?.and_then(|(id, seal)| {
+                let arming = admin_api::seal::Arming {
+                    trust,
+                    build: &id.build,
+                    arches: DEVICE_ARCHES,
+                    committed: None,
+                };
+                admin_api::seal::check(&seal, &arming)
+                    .is_ok()
+                    .then_some(seal)
+            }),
             None => None,
         };
         let record = self.device.switch(now, |id| {
             let Some(trust) = &trust else {
-                return Ok(None); // this root accepts unsealed slots; a seal is not checked
+                // This root arms unsealed slots. A seal that comes along is kept unchecked,
+                // so that once a root that checks seals commits, its version is the floor.
+                return Ok(presented);
             };
             let seal = presented.ok_or_else(|| {
                 refuse(
@@ -295,6 +334,7 @@ impl Api {
     }
 
     pub(crate) fn update_mbr(&mut self, _: &Request, code: &[u8]) -> Result<Reply, Refusal> {
+        self.refuse_unsealed_boot_change("/update/mbr")?;
         let _guard = self.updates.take()?;
         let hash = self.device.update_mbr(code)?;
         Ok(json(

@@ -175,8 +175,8 @@ impl Device {
         }
     }
 
-    /// The seal of the slot the record commits, if it is sealed.
-    pub fn committed_seal(&self) -> Result<Option<Seal>, Refusal> {
+    /// The slot the record commits, with its seal if it is sealed.
+    pub fn committed_seal(&self) -> Result<Option<(SlotId, Seal)>, Refusal> {
         let committed = self.read_record()?.committed;
         let slot = layout::root_slot(committed).ok_or_else(|| {
             refuse(
@@ -184,7 +184,9 @@ impl Device {
                 format!("the record commits slot {committed}, which is no root slot"),
             )
         })?;
-        Ok(self.slot_id(&slot)?.and_then(|(_, seal)| seal))
+        Ok(self
+            .slot_id(&slot)?
+            .and_then(|(id, seal)| Some((id, seal?))))
     }
 
     /// The slot not running now, the one updates go to.
@@ -577,6 +579,35 @@ pub fn point_pi_settings(disk: &File, committed: u8) -> Result<(), Refusal> {
                 ))
             }
             None => return Ok(()),
+        }
+    }
+    // Never into a slot's kernel or command line, wherever the boot partition's FAT says
+    // the files are: that would change a slot after its trailer (and seal) were written.
+    let mut mbr = [0u8; 512];
+    disk.read_exact_at(&mut mbr, 0)?;
+    let table = Table::read(&mbr).ok_or_else(|| {
+        refuse(
+            503,
+            "the MBR holds no table of slot files; the Pi's slot choice was not changed",
+        )
+    })?;
+    let regions = (0..2).flat_map(|i| {
+        [
+            (table.kernel_lba[i], boot::slot::KERNEL_REGION_BYTES),
+            (table.cmdline_lba[i], boot::slot::CMDLINE_REGION_BYTES),
+        ]
+    });
+    for (sector, _) in &places {
+        let at = base + sector * 512;
+        let inside = |(lba, len): (u32, u64)| {
+            let start = u64::from(lba) * 512;
+            at < start + len && start < at + 512
+        };
+        if regions.clone().any(inside) {
+            return Err(refuse(
+                500,
+                "/boot's FAT puts config.txt or tryboot.txt inside a slot's kernel or command line; the Pi's slot choice was not changed",
+            ));
         }
     }
     for (sector, content) in places {

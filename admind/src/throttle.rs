@@ -1,9 +1,10 @@
 //! Failed logins counted per source, so that a stranger who guesses slows only itself:
 //! after [`FREE_FAILURES`] wrong passwords a source waits [`WAIT_FIRST`] before its next
 //! try is looked at, twice as long after each further failure, up to [`WAIT_MAX`].
-//! Credentials from any other source are checked at once. A source is an IPv4 address or an
-//! IPv6 /64 (what one customer of a provider gets, so rotating addresses within it does
-//! not reset the count). The table holds at most [`SOURCES_MAX`] sources; when it is full,
+//! Credentials from any other source are checked at once (and a password that already got
+//! in passes before the throttle: `api`). A source is an IPv4 address or an IPv6 /64 (what
+//! one customer of a provider gets, so rotating addresses within it does not reset the
+//! count); a link-local IPv6 address counts alone (every neighbour shares fe80::/64). The table holds at most [`SOURCES_MAX`] sources; when it is full,
 //! the one whose last failure is oldest is forgotten (forgetting only ever helps that
 //! source, never locks anyone out).
 
@@ -28,6 +29,7 @@ impl Source {
             IpAddr::V4(v4) => Source(v4.to_ipv6_mapped().octets()),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => Source(v4.to_ipv6_mapped().octets()),
+                None if v6.is_unicast_link_local() => Source(v6.octets()),
                 None => {
                     let mut prefix = v6.octets();
                     prefix[8..].fill(0);
@@ -133,6 +135,7 @@ mod tests {
         assert_eq!(ip("2001:db8:1:2::1"), ip("2001:db8:1:2:ffff::9"));
         assert_ne!(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1"));
         assert_eq!(ip("::ffff:10.0.0.1"), ip("10.0.0.1"));
+        assert_ne!(ip("fe80::1"), ip("fe80::2"));
         assert_ne!(ip("10.0.0.1"), ip("10.0.0.2"));
     }
 

@@ -536,7 +536,7 @@ fn a_hash_mismatch_or_a_broken_upload_leaves_the_slot_unarmed() {
 #[test]
 fn only_slots_sealed_by_a_trusted_key_are_armed() {
     use admin_api::seal::{public_key, sign, signer_id};
-    use boot::seal::{Arch, FLAG_OLDER_ALLOWED};
+    use boot::seal::Arch;
     use p256::ecdsa::SigningKey;
     let a = Admind::start("seal");
     let key = |n: u8| SigningKey::from_slice(&[n; 32]).unwrap();
@@ -564,7 +564,7 @@ fn only_slots_sealed_by_a_trusted_key_are_armed() {
         },
         build: [4; 32],
     };
-    let committed_seal = sign(&key(1), &committed.build, 100, Arch::X86_64, 0);
+    let committed_seal = sign(&key(1), &committed.build, 100, Arch::X86_64, None);
     let a_trailer =
         boot::layout::ROOT_A.start_bytes + boot::layout::ROOT_A.size_bytes.unwrap() - SECTOR_BYTES;
     std::fs::OpenOptions::new()
@@ -593,33 +593,37 @@ fn only_slots_sealed_by_a_trusted_key_are_armed() {
         }
         a.curl(&args, "/switch")
     };
-    let sealed = |k: u8, build: &[u8; 32], version: u64, arch: Arch, flags: u8| {
+    let sealed = |k: u8, build: &[u8; 32], version: u64, arch: Arch, back: Option<u64>| {
         Some(
-            boot::encoding::Base64(&sign(&key(k), build, version, arch, flags).encode())
-                .to_string(),
+            boot::encoding::Base64(&sign(&key(k), build, version, arch, back).encode()).to_string(),
         )
     };
     for (seal, status, why) in [
         (None, 403, "arms only sealed slots"),
         (Some("AAAA".to_string()), 400, "not a slot seal"),
         (
-            sealed(9, &build, 200, Arch::X86_64, 0),
+            sealed(9, &build, 200, Arch::X86_64, None),
             403,
             "does not trust",
         ),
-        (sealed(3, &build, 200, Arch::X86_64, 0), 403, "revokes"),
+        (sealed(3, &build, 200, Arch::X86_64, None), 403, "revokes"),
         (
-            sealed(1, &[7; 32], 200, Arch::X86_64, 0),
+            sealed(1, &[7; 32], 200, Arch::X86_64, None),
             403,
             "does not verify",
         ),
         (
-            sealed(1, &build, 200, Arch::Aarch64, 0),
+            sealed(1, &build, 200, Arch::Aarch64, None),
             403,
             "is for aarch64",
         ),
         (
-            sealed(2, &build, 99, Arch::X86_64, 0),
+            sealed(2, &build, 99, Arch::X86_64, None),
+            403,
+            "older than the committed slot's 100",
+        ),
+        (
+            sealed(2, &build, 99, Arch::X86_64, Some(98)),
             403,
             "older than the committed slot's 100",
         ),
@@ -630,8 +634,9 @@ fn only_slots_sealed_by_a_trusted_key_are_armed() {
         assert_eq!(a.record(), Record::INITIAL, "not armed: {why}");
         assert!(a.log().contains("POST /switch 4"), "{}", a.log());
     }
-    // An older version goes in with a seal that says so; the seal lands in the trailer.
-    let (got, body) = switch(sealed(2, &build, 99, Arch::X86_64, FLAG_OLDER_ALLOWED));
+    // An older version goes in with a seal that says so, for this committed version; the
+    // seal lands in the trailer.
+    let (got, body) = switch(sealed(2, &build, 99, Arch::X86_64, Some(100)));
     assert_eq!(got, 200, "{body}");
     assert_eq!(a.record().trial, 3);
     let (_, status) = a.curl(&[], "/status");
@@ -640,12 +645,70 @@ fn only_slots_sealed_by_a_trusted_key_are_armed() {
         status.contains(&format!("\"seal\":{{\"signer\":\"{signer}\",\"version\":99,\"arch\":\"x86_64\",\"older_allowed\":true}}")),
         "{status}"
     );
+    // Boot code carries no seal: while seals are required, it is refused.
+    for (path, bytes) in [("/update/boot", 64 << 10), ("/update/mbr", 440)] {
+        let file = a.dir.join("boot-code");
+        std::fs::write(&file, vec![0u8; bytes]).unwrap();
+        let arg = format!("@{}", file.display());
+        let (got, body) = a.curl(&["--data-binary", &arg], path);
+        assert_eq!(got, 403, "{path}: {body}");
+        assert!(body.contains("requires sealed slots"), "{body}");
+    }
     // Without the trust file, the device says it takes unsealed slots.
     std::fs::remove_file(a.dir.join("slot-keys")).unwrap();
     assert!(a
         .curl(&[], "/status")
         .1
         .contains("\"seals_required\":false"));
+}
+
+/// A boot partition whose FAT puts config.txt inside slot A's kernel: the Pi settings
+/// writer that runs after a boot update refuses, and the kernel is left as it was.
+#[test]
+fn the_pi_settings_are_never_written_into_a_slot() {
+    let a = Admind::start("pi-fat");
+    // FAT32, 512-byte sectors, one sector per cluster, one reserved sector, one FAT of one
+    // sector: cluster N lies at partition sector N. Root directory: cluster 2.
+    let mut fat = vec![0u8; 64 << 10];
+    fat[0x0b..0x0d].copy_from_slice(&512u16.to_le_bytes());
+    fat[0x0d] = 1;
+    fat[0x0e..0x10].copy_from_slice(&1u16.to_le_bytes());
+    fat[0x10] = 1;
+    fat[0x24..0x28].copy_from_slice(&1u32.to_le_bytes());
+    fat[0x2c..0x30].copy_from_slice(&2u32.to_le_bytes());
+    fat[510] = 0x55;
+    fat[511] = 0xaa;
+    fat[512 + 8..512 + 12].copy_from_slice(&0x0fff_ffffu32.to_le_bytes());
+    // config.txt at slot A's kernel (disk sector 4096, partition sector 2048 = cluster 2048);
+    // tryboot.txt at cluster 10.
+    let kernel_cluster = SLOT_FILES.kernel_lba[0] - 2048;
+    for (i, (name, cluster)) in [(b"CONFIG  TXT", kernel_cluster), (b"TRYBOOT TXT", 10)]
+        .into_iter()
+        .enumerate()
+    {
+        let entry = &mut fat[1024 + 32 * i..1024 + 32 * (i + 1)];
+        entry[..11].copy_from_slice(name);
+        entry[20..22].copy_from_slice(&((cluster >> 16) as u16).to_le_bytes());
+        entry[26..28].copy_from_slice(&(cluster as u16).to_le_bytes());
+        entry[28..32].copy_from_slice(&(boot::rpi::SETTINGS_BYTES as u32).to_le_bytes());
+    }
+    let file = a.dir.join("boot.img");
+    std::fs::write(&file, &fat).unwrap();
+    let (status, body) = a.curl(
+        &["--data-binary", &format!("@{}", file.display())],
+        "/update/boot",
+    );
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("inside a slot's kernel"), "{body}");
+    let mut kernel = vec![0u8; KERNEL_BYTES];
+    std::fs::File::open(a.dir.join("disk"))
+        .unwrap()
+        .read_exact_at(&mut kernel, u64::from(SLOT_FILES.kernel_lba[0]) * 512)
+        .unwrap();
+    assert!(
+        kernel == fake_bzimage(KERNEL_BYTES, 0),
+        "slot A's kernel is untouched"
+    );
 }
 
 #[test]
@@ -731,7 +794,7 @@ impl Admind {
 
 #[test]
 fn passwords_are_checked_and_failures_throttled_per_source() {
-    let a = Admind::start("auth");
+    let mut a = Admind::start("auth");
     let right = format!("rustkrazy:{}", a.password);
     assert_eq!(a.status_from("127.0.0.2", None).0, "401");
     assert_eq!(
@@ -746,12 +809,19 @@ fn passwords_are_checked_and_failures_throttled_per_source() {
     }
     assert!(codes[..4].iter().all(|c| c == "401"), "{codes:?}");
     assert!(codes[5..].iter().all(|c| c == "429"), "{codes:?}");
-    // The guessing source waits, even with the right password; every other source is
-    // checked at once.
-    assert_eq!(a.status_from("127.0.0.2", Some(&right)).0, "429");
+    // The guessing source waits; every other source is checked at once.
+    assert_eq!(a.status_from("127.0.0.2", Some("rustkrazy:guess")).0, "429");
     let (code, took) = a.status_from("127.0.0.1", Some(&right));
     assert_eq!(code, "200");
     assert!(took < Duration::from_secs(2), "{took:?}");
+    // A password that already got in passes the throttle too (an administrator behind the
+    // guesser's address); a first login from there still waits.
+    assert_eq!(a.status_from("127.0.0.2", Some(&right)).0, "200");
+    a.restart_after_boot("committed slot=2\n");
+    for _ in 0..6 {
+        a.status_from("127.0.0.2", Some("rustkrazy:guess"));
+    }
+    assert_eq!(a.status_from("127.0.0.2", Some(&right)).0, "429");
     assert_eq!(a.curl(&[], "/status").0, 200);
     let log = a.log();
     assert!(!log.contains(&a.password), "the password is never logged");

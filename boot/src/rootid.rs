@@ -152,6 +152,7 @@ mod tests {
             version: 3,
             arch: crate::seal::Arch::X86_64,
             flags: 0,
+            replaces_up_to: 0,
             signer: [1; 32],
             signature: [2; 64],
         };

@@ -10,7 +10,9 @@
 //! 8      8     version, little-endian: only grows from one committed slot to the next
 //! 16     1     architecture (Arch)
 //! 17     1     flags: bit 0, "older allowed" (signed for `push --allow-older`)
-//! 18     14    zero
+//! 18     6     zero
+//! 24     8     with "older allowed": the newest committed version this slot may replace
+//!              (so the seal is no lasting licence to go back), little-endian; else zero
 //! 32     32    signer: SHA-256 of its public key (SEC1, uncompressed, 65 bytes)
 //! 64     64    P-256 ECDSA signature r || s over SHA-256 of `message`
 //! ```
@@ -71,6 +73,8 @@ pub struct Seal {
     pub version: u64,
     pub arch: Arch,
     pub flags: u8,
+    /// With [`FLAG_OLDER_ALLOWED`]: the newest committed version this slot may replace.
+    pub replaces_up_to: u64,
     pub signer: [u8; 32],
     pub signature: [u8; 64],
 }
@@ -83,6 +87,7 @@ impl Seal {
         s[8..16].copy_from_slice(&self.version.to_le_bytes());
         s[16] = self.arch as u8;
         s[17] = self.flags;
+        s[24..32].copy_from_slice(&self.replaces_up_to.to_le_bytes());
         s[32..64].copy_from_slice(&self.signer);
         s
     }
@@ -96,11 +101,13 @@ impl Seal {
 
     /// `None`: no seal (all zero, as in a slot written before seals) or not one.
     pub fn decode(bytes: &[u8; SEAL_BYTES]) -> Option<Seal> {
-        if bytes[..8] != MAGIC || bytes[18..32].iter().any(|&b| b != 0) {
+        if bytes[..8] != MAGIC || bytes[18..24].iter().any(|&b| b != 0) {
             return None;
         }
         let mut version = [0u8; 8];
         version.copy_from_slice(&bytes[8..16]);
+        let mut replaces_up_to = [0u8; 8];
+        replaces_up_to.copy_from_slice(&bytes[24..32]);
         let mut signer = [0u8; 32];
         signer.copy_from_slice(&bytes[32..64]);
         let mut signature = [0u8; 64];
@@ -109,6 +116,7 @@ impl Seal {
             version: u64::from_le_bytes(version),
             arch: Arch::from_code(bytes[16])?,
             flags: bytes[17],
+            replaces_up_to: u64::from_le_bytes(replaces_up_to),
             signer,
             signature,
         })
@@ -116,6 +124,11 @@ impl Seal {
 
     pub fn older_allowed(&self) -> bool {
         self.flags & FLAG_OLDER_ALLOWED != 0
+    }
+
+    /// May this slot replace a committed one sealed at version `committed`?
+    pub fn may_replace(&self, committed: u64) -> bool {
+        self.version >= committed || (self.older_allowed() && committed <= self.replaces_up_to)
     }
 
     /// The bytes signed for a slot whose build id is `build`.
@@ -166,6 +179,7 @@ mod tests {
             version: 1_800_000_000,
             arch: Arch::Aarch64,
             flags: FLAG_OLDER_ALLOWED,
+            replaces_up_to: 1_900_000_000,
             signer: [0x5a; 32],
             signature: [0xc3; 64],
         }
@@ -185,6 +199,13 @@ mod tests {
         let mut bad = bytes;
         bad[20] = 1;
         assert_eq!(Seal::decode(&bad), None, "reserved bytes");
+        assert!(
+            seal().may_replace(1_900_000_000),
+            "going back, within its bound"
+        );
+        assert!(!seal().may_replace(1_900_000_001), "going back further");
+        let plain = Seal { flags: 0, ..seal() };
+        assert!(plain.may_replace(1_800_000_000) && !plain.may_replace(1_800_000_001));
     }
 
     #[test]

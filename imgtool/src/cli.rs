@@ -55,9 +55,10 @@ pub(crate) struct SealArgs {
     /// A file holding the command line uploaded to /update/cmdline (or the slot's).
     #[arg(long)]
     pub(crate) cmdline: PathBuf,
-    /// The slot may replace a newer committed one.
-    #[arg(long)]
-    pub(crate) allow_older: bool,
+    /// The slot may replace a newer committed one, up to this version (the committed
+    /// slot's, from `imgtool status`).
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) allow_older: Option<u64>,
 }
 
 #[derive(Args)]
@@ -122,8 +123,9 @@ pub(crate) struct PushArgs {
     /// go with every push, into the new slot.)
     #[arg(long)]
     pub(crate) boot: bool,
-    /// Seal the slot so that it may replace a newer one (a downgrade); without it the device
-    /// refuses a slot older than its committed one.
+    /// Seal the slot so that it may replace a newer one (a downgrade), the one the device has
+    /// committed now and no newer; without it the device refuses a slot older than its
+    /// committed one.
     #[arg(long)]
     pub(crate) allow_older: bool,
     #[command(flatten)]

@@ -212,6 +212,21 @@ impl Instance {
                 slot_keys_path.display()
             );
         }
+        // Roots that do not trust the key that seals would refuse every later push.
+        let current = admin_api::seal::signer_id(&admin_api::seal::public_key(&signing_key));
+        let (mut trusted, mut revoked) = (false, false);
+        for entry in boot::seal::entries(&slot_keys).flatten() {
+            match entry {
+                boot::seal::Entry::Trust(k) => trusted |= admin_api::seal::signer_id(&k) == current,
+                boot::seal::Entry::Revoke(id) => revoked |= id == current,
+            }
+        }
+        ensure!(
+            trusted && !revoked,
+            "{} does not trust the key in {} (or revokes it): roots built now would refuse every later push; restore the file",
+            slot_keys_path.display(),
+            signing_key_path.display()
+        );
 
         let instance = Instance {
             dir: dir.to_path_buf(),
@@ -263,8 +278,14 @@ impl Instance {
         write_atomic(&self.dir.join("instance.toml"), text.as_bytes(), 0o644)
     }
 
-    /// The seal of a slot whose build id is `build` (flags: `boot::seal`).
-    pub fn seal(&self, build: &[u8; 32], version: u64, flags: u8) -> Result<boot::seal::Seal> {
+    /// The seal of a slot whose build id is `build`; `going_back`: it may replace a committed
+    /// slot up to that version (`boot::seal`).
+    pub fn seal(
+        &self,
+        build: &[u8; 32],
+        version: u64,
+        going_back: Option<u64>,
+    ) -> Result<boot::seal::Seal> {
         let key =
             p256::ecdsa::SigningKey::from_pkcs8_pem(&self.signing_key_pem).with_context(|| {
                 format!(
@@ -277,7 +298,7 @@ impl Instance {
             build,
             version,
             self.arch.seal_arch(),
-            flags,
+            going_back,
         ))
     }
 

@@ -133,7 +133,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         let id = slot_id(root.part(), &kernel_data, &line);
         builds[slot::index(part.number)] = id.build;
         let trailer_at = boot::rootid::offset_in(&part).unwrap_or(0);
-        let seal = instance.seal(&id.build, seal_version, 0)?;
+        let seal = instance.seal(&id.build, seal_version, None)?;
         output
             .region(part.start_bytes + trailer_at, layout::SECTOR_BYTES)
             .write_all(&boot::rootid::encode(&id, Some(&seal)))

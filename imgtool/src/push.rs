@@ -56,6 +56,8 @@ struct Status {
     boot_state: String,
     uncommitted_trial: bool,
     build_of_active: Option<String>,
+    /// The version of the active slot's seal (0: not sealed).
+    committed_version: u64,
     /// What the inactive slot's trailer says it holds (`None`: incomplete).
     inactive_kernel: Option<String>,
     inactive_cmdline: Option<String>,
@@ -79,10 +81,18 @@ fn status(client: &Client) -> Result<Status> {
         boot_state: v.boot.map_or("?".into(), |b| b.state),
         uncommitted_trial: v.uncommitted_trial,
         build_of_active: v.roots.get(&active_slot).and_then(|r| r.build.clone()),
+        committed_version: v
+            .roots
+            .get(&active_slot)
+            .and_then(|r| r.seal.as_ref())
+            .map_or(0, |s| s.version),
     })
 }
 
 pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timings> {
+    if options.boot && plan.sealed_slots != Some(false) {
+        bail!("--boot: the new root requires sealed slots, and a device that requires them takes no boot partition or MBR code (they carry no seal); push with `sealed_slots = false` in the appliance file to change them, then push again without it");
+    }
     let mut t = Timings::default();
     let started = Instant::now();
     let root = crate::root_image::build(plan, instance)?;
@@ -173,12 +183,9 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         &build[..16]
     );
 
-    let flags = if options.allow_older {
-        boot::seal::FLAG_OLDER_ALLOWED
-    } else {
-        0
-    };
-    let seal = instance.seal(&want.build, crate::instance::seal_version()?, flags)?;
+    // Going back is allowed over what this device has committed now, and no further.
+    let going_back = options.allow_older.then_some(before.committed_version);
+    let seal = instance.seal(&want.build, crate::instance::seal_version()?, going_back)?;
     client
         .request(
             "POST",

@@ -6,8 +6,9 @@
 //!    `slot-keys`; pushes are still sealed by the current key, and their roots trust both.
 //! 2. One push, so that the devices' committed roots trust the next key.
 //! 3. `key rotate`: the next key becomes the current one, and `slot-keys` revokes the old
-//!    one, whose private key is deleted. The next push is sealed by the new key, and once it
-//!    commits the device refuses the old key's seals.
+//!    one (kept as `slot-signing-key.old.pem`, for a device the push of step 2 did not reach:
+//!    it trusts only that key). The next push is sealed by the new key, and once it commits
+//!    the device refuses the old key's seals.
 
 use crate::instance::{random_key, read_or_create, write_atomic, Instance};
 use anyhow::{bail, Context, Result};
@@ -20,6 +21,7 @@ use std::path::Path;
 
 const CURRENT: &str = "slot-signing-key.pem";
 const NEXT: &str = "slot-signing-key.next.pem";
+const OLD: &str = "slot-signing-key.old.pem";
 const TRUST: &str = "slot-keys";
 
 fn read_key(path: &Path) -> Result<SigningKey> {
@@ -71,7 +73,7 @@ pub fn seal_files(
     root: &Path,
     kernel: &Path,
     cmdline: &Path,
-    allow_older: bool,
+    going_back: Option<u64>,
 ) -> Result<String> {
     let instance = Instance::open_existing(dir)?;
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
@@ -83,12 +85,7 @@ pub fn seal_files(
         sha256: Sha256::digest(&image).into(),
     };
     let id = crate::mkimg::slot_id(root, &read(kernel)?, &line);
-    let flags = if allow_older {
-        boot::seal::FLAG_OLDER_ALLOWED
-    } else {
-        0
-    };
-    let seal = instance.seal(&id.build, crate::instance::seal_version()?, flags)?;
+    let seal = instance.seal(&id.build, crate::instance::seal_version()?, going_back)?;
     Ok(Base64(&seal.encode()).to_string())
 }
 
@@ -123,7 +120,11 @@ pub fn new_key(dir: &Path) -> Result<String> {
 
 /// The next key seals from now on; roots revoke the old one.
 pub fn rotate(dir: &Path) -> Result<String> {
-    let instance = Instance::open_existing(dir)?;
+    // Read directly, not through `Instance`: a rotation cut short (the old key revoked, not
+    // yet replaced) is finished by running it again.
+    let trust_path = dir.join(TRUST);
+    let slot_keys = std::fs::read_to_string(&trust_path)
+        .with_context(|| format!("cannot read {}", trust_path.display()))?;
     let next_path = dir.join(NEXT);
     if !next_path.is_file() {
         bail!(
@@ -137,8 +138,7 @@ pub fn rotate(dir: &Path) -> Result<String> {
     let revoke = format!("revoke {}", Hex(&old_id));
     // First the trust file (so a rotation cut short is finished by running it again), then
     // the key.
-    let mut trust: String = instance
-        .slot_keys
+    let mut trust: String = slot_keys
         .lines()
         .filter(|l| l.trim() != old_line && l.trim() != revoke)
         .map(|l| format!("{l}\n"))
@@ -146,10 +146,13 @@ pub fn rotate(dir: &Path) -> Result<String> {
     trust.push_str(&revoke);
     trust.push('\n');
     write_atomic(&dir.join(TRUST), trust.as_bytes(), 0o644)?;
+    let _ = std::fs::remove_file(dir.join(OLD));
+    std::fs::hard_link(dir.join(CURRENT), dir.join(OLD))
+        .with_context(|| format!("cannot keep the old key as {OLD}"))?;
     std::fs::rename(&next_path, dir.join(CURRENT))
         .with_context(|| format!("cannot make {} the current key", next_path.display()))?;
     Ok(format!(
-        "key {} seals from now on; roots revoke key {}. A device refuses the old key's seals once a push of this instance commits there",
+        "key {} seals from now on; roots revoke key {} (kept as {OLD}). A device refuses the old key's seals once a push of this instance commits there",
         Hex(&id_of(&next)),
         Hex(&old_id)
     ))

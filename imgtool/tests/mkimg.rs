@@ -265,6 +265,37 @@ fn instance_holds_the_secrets_and_keeps_them() {
             .trim()
     ));
 
+    // The slot-signing key stays in the instance: every root carries the keys it trusts
+    // (the instance's, as openssl reads its public half), never the private key.
+    let trusted = squashfs_cat(&image, ROOT_A_OFFSET, "etc/rustkrazy/slot-keys");
+    assert_eq!(
+        trusted,
+        std::fs::read_to_string(dir.join("slot-keys")).unwrap()
+    );
+    let public = stdout(&run_ok(Command::new("sh").arg("-c").arg(format!(
+        "openssl pkey -pubout -outform DER -in {} | tail -c 65 | openssl base64 -A",
+        dir.join("slot-signing-key.pem").display()
+    ))));
+    assert!(
+        trusted.contains(&format!("trust {}\n", public.trim())),
+        "{trusted}"
+    );
+    let secret = std::fs::read_to_string(dir.join("slot-signing-key.pem")).unwrap();
+    let secret_line = secret.lines().nth(2).unwrap();
+    let bytes = std::fs::read(&image).unwrap();
+    assert!(
+        !bytes
+            .windows(secret_line.len())
+            .any(|w| w == secret_line.as_bytes()),
+        "the slot-signing key is in the image"
+    );
+    // sealed_slots = false: roots without the trust file (the device then takes unsealed
+    // slots).
+    let unsealed = image_with(&s, "unsealed.img", &[], Some("sealed_slots = false\n"));
+    let listing = squashfs_list(&unsealed, ROOT_A_OFFSET);
+    assert!(listing.contains("etc/admind"), "{listing}");
+    assert!(!listing.contains("slot-keys"), "{listing}");
+
     // A second build keeps every secret.
     let before: Vec<Vec<u8>> = ["password", "admind-key.pem", "admind-cert.pem"]
         .iter()

@@ -404,12 +404,24 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
         "{last}"
     );
 
-    // 4. A boot update: new kernel command line, after the root commits.
+    // 4. A boot update: new kernel command line, after the root commits. Boot code carries
+    // no seal: refused while the new root would require seals, taken with a root that
+    // does not.
+    let refused = push(&s, &vm, &["--boot", "--bin", &extra.display().to_string()]);
+    assert!(
+        !refused.status.success()
+            && text(&refused).contains("--boot: the new root requires sealed slots"),
+        "{}",
+        text(&refused)
+    );
+    std::fs::write(s.path("unsealed.toml"), "sealed_slots = false\n").unwrap();
     let out = push(
         &s,
         &vm,
         &[
             "--boot",
+            "--config",
+            &s.path("unsealed.toml").display().to_string(),
             "--kernel-arg",
             "rustkrazy.trial_timeout=21",
             "--bin",
@@ -607,6 +619,29 @@ fn slot_keys_rotate_and_the_revoked_key_is_refused() {
         "{after}"
     );
     assert!(after.contains("root 2    build"), "{after}");
+
+    // Going back: a slot sealed at an older version is refused, unless sealed to replace
+    // exactly what the device has committed (push --allow-older).
+    let older = |extra: &[&str]| {
+        let mut cmd = remote(&s, vm.admind_port, "push");
+        cmd.env("SOURCE_DATE_EPOCH", "1000000000")
+            .args(["--timeout", "150"])
+            .args(extra)
+            .args(bin);
+        cmd.output().unwrap()
+    };
+    let refused = older(&[]);
+    let said = text(&refused);
+    assert!(
+        !refused.status.success() && said.contains("is older than the committed slot's"),
+        "{said}"
+    );
+    assert_push_committed(&older(&["--allow-older"]), 3, &vm.console());
+    let after = status_when_up(&s, &vm);
+    assert!(
+        after.contains("version 1000000000, x86_64, older allowed"),
+        "{after}"
+    );
     vm.kill();
 }
 

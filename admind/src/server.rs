@@ -3,8 +3,9 @@
 //! `write_tls`). No client can hold the server: each connection has its own deadlines
 //! ([`HANDSHAKE_TIMEOUT`] for TLS, [`HEAD_TIMEOUT`] per request head, a body must move
 //! [`PROGRESS_BYTES_MIN`] per [`PROGRESS_WINDOW`], an answer must drain within
-//! [`SEND_TIMEOUT`]), and when the table is full the oldest connection that has not
-//! authenticated is dropped to make room. One source address holds at most
+//! [`SEND_TIMEOUT`]), and when the table is full the connection not yet authenticated that
+//! was heard from longest ago is dropped to make room (a client in the middle of its
+//! handshake is never the one, however many idle ones arrive after it). One source address holds at most
 //! [`STRANGERS_PER_SOURCE_MAX`] connections that have not authenticated, so a flood of
 //! handshakes from one place takes a bounded share of every turn of the loop and of the
 //! table; failed logins are throttled per source (`throttle`). Uploads are fed to the disk as their bytes arrive
@@ -31,8 +32,8 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Connections served at once; one more makes room by dropping the oldest one that has
-/// not authenticated.
+/// Connections served at once; one more makes room by dropping the one not authenticated
+/// that was heard from longest ago.
 pub const CONNECTIONS_MAX: usize = 64;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -168,13 +169,13 @@ fn accept(listener: &TcpListener, config: &Arc<ServerConfig>, conns: &mut Vec<Co
             continue;
         }
         if conns.len() == CONNECTIONS_MAX {
-            let oldest_stranger = conns
+            let quietest_stranger = conns
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| !c.authenticated)
-                .min_by_key(|(_, c)| c.opened)
+                .min_by_key(|(_, c)| c.heard)
                 .map(|(i, _)| i);
-            match oldest_stranger {
+            match quietest_stranger {
                 Some(i) => {
                     let dropped = conns.swap_remove(i);
                     println!(
@@ -267,7 +268,8 @@ struct Connection {
     tls: ServerConnection,
     peer: String,
     source: Source,
-    opened: Instant,
+    /// When the client last sent bytes (or connected).
+    heard: Instant,
     authenticated: bool,
     state: State,
     deadline: Instant,
@@ -297,7 +299,7 @@ impl Connection {
             tls,
             peer: ip.to_string(),
             source: Source::of(ip),
-            opened: now,
+            heard: now,
             authenticated: false,
             state: State::Handshake,
             deadline: now + HANDSHAKE_TIMEOUT,
@@ -375,7 +377,7 @@ impl Connection {
         for _ in 0..READS_PER_TURN_MAX {
             match self.tls.read_tls(&mut self.tcp) {
                 Ok(0) => return self.peer_closed(),
-                Ok(_) => {}
+                Ok(_) => self.heard = Instant::now(),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // Reset: gone as surely as a close.

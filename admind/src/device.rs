@@ -48,6 +48,11 @@ impl Default for Paths {
     }
 }
 
+/// Where `slot`'s trailer (`boot::rootid`) lies on the disk.
+fn trailer_at(slot: &Partition) -> u64 {
+    slot.start_bytes + boot::rootid::offset_in(slot).unwrap_or(0)
+}
+
 /// A device path the contract names.
 fn path(c: &std::ffi::CStr) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
@@ -200,7 +205,7 @@ impl Device {
     /// `None`: incomplete.
     pub fn slot_id(&self, slot: &Partition) -> Result<Option<(SlotId, Option<Seal>)>, Refusal> {
         let disk = self.open_disk(false)?;
-        let at = slot.start_bytes + boot::rootid::offset_in(slot).unwrap_or(0);
+        let at = trailer_at(slot);
         let mut sector = [0u8; 512];
         disk.read_exact_at(&mut sector, at)?;
         Ok(boot::rootid::decode(&sector).map(|id| (id, boot::rootid::seal(&sector))))
@@ -293,7 +298,7 @@ impl Device {
                 slot.number)));
         }
         let disk = self.open_disk(true)?;
-        let trailer_at = slot.start_bytes + boot::rootid::offset_in(&slot).unwrap_or(0);
+        let trailer_at = trailer_at(&slot);
         disk.write_all_at(&[0u8; 512], trailer_at)?;
         if record.state == State::Try && record.trial == slot.number {
             self.write_record(&Record {
@@ -382,7 +387,7 @@ impl Device {
             )
         })?;
         let (disk, slot) = self.open_inactive_slot()?;
-        let trailer_at = slot.start_bytes + boot::rootid::offset_in(&slot).unwrap_or(0);
+        let trailer_at = trailer_at(&slot);
         let completion = Completion::Root {
             slot,
             trailer_at,
@@ -480,7 +485,7 @@ impl Device {
         if let Some(seal) = seal(&id)? {
             // The seal goes into the trailer before the slot is armed: what boots is sealed.
             let disk = self.open_disk(true)?;
-            let at = slot.start_bytes + boot::rootid::offset_in(&slot).unwrap_or(0);
+            let at = trailer_at(&slot);
             disk.write_all_at(&boot::rootid::encode(&id, Some(&seal)), at)?;
             disk.sync_data()?;
         }
@@ -597,11 +602,12 @@ pub fn point_pi_settings(disk: &File, committed: u8) -> Result<(), Refusal> {
             (table.cmdline_lba[i], boot::slot::CMDLINE_REGION_BYTES),
         ]
     });
+    let sector_bytes = layout::SECTOR_BYTES;
     for (sector, _) in &places {
-        let at = base + sector * 512;
+        let at = base + sector * sector_bytes;
         let inside = |(lba, len): (u32, u64)| {
-            let start = u64::from(lba) * 512;
-            at < start + len && start < at + 512
+            let start = u64::from(lba) * sector_bytes;
+            at < start + len && start < at + sector_bytes
         };
         if regions.clone().any(inside) {
             return Err(refuse(

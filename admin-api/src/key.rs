@@ -1,10 +1,11 @@
-//! The private scalar of a P-256 key from its DER, PKCS#8 or SEC1 (RFC 5915): the only keys
-//! admind takes. A few lines of DER walking instead of the `der`/`pkcs8` crates, which cost
-//! the device binary 20 KB for this one read.
+//! P-256 keys, the only kind admind takes: the private scalar read from its DER, PKCS#8 or
+//! SEC1 (RFC 5915); a new one from the kernel's randomness; ECDSA signatures from the scalar.
+//! A few lines of DER walking instead of the `der`/`pkcs8` crates, which cost the device
+//! binary 20 KB for this one read.
 
 /// id-ecPublicKey (1.2.840.10045.2.1) and prime256v1 (1.2.840.10045.3.1.7), DER contents.
-const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const PRIME256V1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+pub(crate) const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+pub(crate) const PRIME256V1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 const INTEGER: u8 = 0x02;
 const OCTET_STRING: u8 = 0x04;
@@ -14,7 +15,7 @@ const SEQUENCE: u8 = 0x30;
 const PARAMETERS: u8 = 0xa0;
 
 /// One DER element: (tag, contents, what follows). Definite lengths up to 64 KiB only.
-fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = match first {
@@ -64,6 +65,76 @@ pub fn sec1_scalar(der: &[u8]) -> Option<[u8; 32]> {
         }
     }
     scalar.try_into().ok()
+}
+
+/// getrandom as the `rand_core` source the elliptic-curve crates take.
+pub(crate) struct RandCore;
+
+impl p256::elliptic_curve::rand_core::RngCore for RandCore {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        // Without the kernel's randomness no key can be made safely; stop rather than guess.
+        if getrandom::getrandom(dest).is_err() {
+            std::process::abort();
+        }
+    }
+
+    fn try_fill_bytes(
+        &mut self,
+        dest: &mut [u8],
+    ) -> Result<(), p256::elliptic_curve::rand_core::Error> {
+        getrandom::getrandom(dest).map_err(|e| {
+            p256::elliptic_curve::rand_core::Error::from(
+                core::num::NonZeroU32::new(e.code().get()).unwrap_or(core::num::NonZeroU32::MIN),
+            )
+        })
+    }
+}
+
+impl p256::elliptic_curve::rand_core::CryptoRng for RandCore {}
+
+/// ECDSA P-256 with SHA-256 and deterministic nonces (RFC 6979: no randomness to get
+/// wrong), what p256's `SigningKey` computes, from the scalar alone.
+pub(crate) fn sign(secret: &p256::NonZeroScalar, message: &[u8]) -> Option<p256::ecdsa::Signature> {
+    use ecdsa::hazmat::{bits2field, SignPrimitive};
+    use sha2::Digest;
+    let z = bits2field::<p256::NistP256>(&sha2::Sha256::digest(message)).ok()?;
+    let (sig, _) = secret
+        .as_ref()
+        .try_sign_prehashed_rfc6979::<sha2::Sha256>(&z, &[])
+        .ok()?;
+    Some(sig)
+}
+
+/// The public point of `secret`, SEC1 uncompressed.
+pub(crate) fn public_point(secret: &p256::NonZeroScalar) -> [u8; 65] {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let point = p256::PublicKey::from_secret_scalar(secret).to_encoded_point(false);
+    let mut out = [0u8; 65];
+    out.copy_from_slice(point.as_bytes());
+    out
+}
+
+/// The secret scalar of a PKCS#8 or SEC1 key, if it is a valid P-256 one.
+pub(crate) fn secret(der: &rustls::pki_types::PrivateKeyDer<'_>) -> Option<p256::NonZeroScalar> {
+    use rustls::pki_types::PrivateKeyDer;
+    let scalar = match der {
+        PrivateKeyDer::Pkcs8(k) => pkcs8_scalar(k.secret_pkcs8_der()),
+        PrivateKeyDer::Sec1(k) => sec1_scalar(k.secret_sec1_der()),
+        _ => None,
+    }?;
+    Option::from(p256::NonZeroScalar::from_repr(scalar.into()))
 }
 
 #[cfg(test)]
@@ -122,6 +193,20 @@ mod tests {
             let mut damaged = good.clone();
             damaged[i] ^= 0xff;
             let _ = pkcs8_scalar(&damaged);
+        }
+    }
+
+    #[test]
+    fn signatures_from_the_scalar_are_p256s_own() {
+        use p256::ecdsa::signature::{Signer as _, Verifier as _};
+        let bytes = [0x5au8; 32];
+        let secret = Option::from(p256::NonZeroScalar::from_repr(bytes.into())).unwrap();
+        let reference = p256::ecdsa::SigningKey::from_bytes(&bytes.into()).unwrap();
+        for message in [&b""[..], b"TLS 1.3, server CertificateVerify", &[7u8; 1000]] {
+            let ours = sign(&secret, message).unwrap();
+            let theirs: p256::ecdsa::Signature = reference.sign(message);
+            assert_eq!(ours, theirs);
+            assert!(reference.verifying_key().verify(message, &ours).is_ok());
         }
     }
 }

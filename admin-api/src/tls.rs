@@ -4,16 +4,17 @@
 //!
 //! Why our own provider: the published `rustls-rustcrypto` is a 0.0.x alpha that says not to
 //! use it in production, and it brings RSA, P-384 and Ed25519 that a device with one P-256
-//! certificate never needs. This file wires the audited primitive crates (chacha20poly1305,
-//! aes-gcm, x25519-dalek, p256, sha2, hmac) into rustls's traits and nothing more:
+//! certificate never needs. This file wires RustCrypto's primitive crates (chacha20poly1305,
+//! aes-gcm, p256, sha2, hmac; p256 says of itself that it was never independently audited)
+//! into rustls's traits and nothing more:
 //!
 //! - TLS 1.3 only: TLS13_CHACHA20_POLY1305_SHA256 (fast without AES instructions) and
 //!   TLS13_AES_128_GCM_SHA256 (mandatory in RFC 8446).
 //! - Key exchange: secp256r1 (every TLS 1.3 client offers it; X25519 would add 35 KB of
 //!   curve code next to the P-256 code the certificate needs anyway).
-//! - Signatures: ECDSA P-256 with SHA-256 (the instance's key).
+//! - Signatures: ECDSA P-256 with SHA-256 (the device's key, `cert`).
 //!
-//! Clients (imgtool) pin the device certificate by its SHA-256 instead of using a CA.
+//! Clients (imgtool) pin the device's public key (`cert::pin`) instead of using a CA.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::cipher::{
@@ -33,7 +34,7 @@ use rustls::{
     ProtocolVersion, SignatureAlgorithm, SignatureScheme, SupportedCipherSuite, Tls13CipherSuite,
 };
 use sha2::Digest;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The provider: everything rustls needs for TLS 1.3 with our choices.
 pub fn provider() -> CryptoProvider {
@@ -52,51 +53,104 @@ pub fn provider() -> CryptoProvider {
     }
 }
 
-/// Server settings: TLS 1.3 only, the given certificate chain and P-256 key (PEM).
+/// Server settings: TLS 1.3 only, the given certificate chain and P-256 key (PEM), which
+/// must be the key the first certificate names.
 pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfig, String> {
     use rustls::pki_types::pem::PemObject;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("certificate: {e:?}"))?;
-    if certs.is_empty() {
-        return Err("certificate: no CERTIFICATE block in the PEM file".into());
-    }
+    let first = certs
+        .first()
+        .ok_or("certificate: no CERTIFICATE block in the PEM file")?;
+    let (_, point) = crate::cert::public_key(first.as_ref())
+        .ok_or("certificate: it does not carry a P-256 key")?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("key: {e:?}"))?;
+    let secret = crate::key::secret(&key).ok_or("key: not a P-256 (ECDSA) key")?;
+    // One scalar multiplication at start-up (0.5 ms) so that a mismatched pair is named
+    // here, not by every client failing its handshake.
+    if crate::key::public_point(&secret) != *point {
+        return Err("the key is not the one the certificate names".into());
+    }
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("certificate and key: {e}"))?;
-    // No session resumption: clients make a full handshake each time (imgtool pins the
-    // certificate on every connection), so tickets would be bytes nobody reads and a
+    // No session resumption: clients make a full handshake each time (imgtool checks the
+    // pinned key on every connection), so tickets would be bytes nobody reads and a
     // cache of 256 sessions nobody asks for.
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(config)
 }
 
-/// Client settings that trust exactly one certificate: the one whose SHA-256 is `pin`,
-/// proving possession of the P-256 key `public_key` (SEC1 bytes).
-pub fn pinned_client_config(
-    pin: [u8; 32],
-    public_key: &[u8],
-) -> Result<rustls::ClientConfig, String> {
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
-        .map_err(|_| "the instance's admind key is not a P-256 key".to_string())?;
+/// The key a client trusts: the one pinned on first contact, or on first contact itself any
+/// key that proves itself in the handshake (what the client then remembers, as OpenSSH's
+/// known_hosts does). Shared by every connection of one client.
+#[derive(Debug, Default)]
+pub struct KeyPin(Mutex<Pins>);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Pins {
+    expected: Option<[u8; 32]>,
+    presented: Option<[u8; 32]>,
+}
+
+impl KeyPin {
+    /// Trusts the key whose pin (`cert::pin`) is `expected`; `None`: first contact.
+    pub fn new(expected: Option<[u8; 32]>) -> Arc<KeyPin> {
+        Arc::new(KeyPin(Mutex::new(Pins {
+            expected,
+            presented: None,
+        })))
+    }
+
+    fn pins(&self) -> Pins {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pin of the key the device presented in the last handshake.
+    pub fn presented(&self) -> Option<[u8; 32]> {
+        self.pins().presented
+    }
+
+    /// The pin the device must present, if one is expected.
+    pub fn expected(&self) -> Option<[u8; 32]> {
+        self.pins().expected
+    }
+
+    /// From now on, trusts only the key whose pin is `pin`.
+    pub fn expect(&self, pin: [u8; 32]) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).expected = Some(pin);
+    }
+}
+
+/// Client settings that trust the key `pin` holds (none but it once one is expected).
+pub fn pinned_client_config(pin: Arc<KeyPin>) -> Result<rustls::ClientConfig, String> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned { pin, key }))
+        .with_custom_certificate_verifier(Arc::new(Pinned(pin)))
         .with_no_client_auth();
     Ok(config)
 }
 
 #[derive(Debug)]
-struct Pinned {
-    pin: [u8; 32],
-    key: p256::ecdsa::VerifyingKey,
+struct Pinned(Arc<KeyPin>);
+
+/// The P-256 key of a certificate, as p256 checks signatures with it.
+fn certificate_key<'a>(
+    cert: &'a CertificateDer<'_>,
+) -> Result<(&'a [u8], p256::ecdsa::VerifyingKey), Error> {
+    crate::cert::public_key(cert.as_ref())
+        .and_then(|(spki, point)| {
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).ok()?;
+            Some((spki, key))
+        })
+        .ok_or_else(|| Error::General("the device's certificate carries no P-256 key".into()))
 }
 
 impl ServerCertVerifier for Pinned {
@@ -108,17 +162,18 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
-        if got == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(Error::General(format!(
-                "the device presented certificate sha256 {} but the instance pins {}: this is \
-                 not the appliance the instance was made for, or someone is intercepting the \
-                 connection; refusing to send the password or an update",
-                boot::encoding::Hex(&got),
-                boot::encoding::Hex(&self.pin)
-            )))
+        let (spki, _) = certificate_key(end_entity)?;
+        let got = crate::cert::pin(spki);
+        let mut pins = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        pins.presented = Some(got);
+        match pins.expected {
+            Some(want) if want != got => Err(Error::General(format!(
+                "the device presented key {} but {} is pinned: refusing to send the password \
+                 or an update",
+                crate::cert::Pin(&got),
+                crate::cert::Pin(&want)
+            ))),
+            _ => Ok(ServerCertVerified::assertion()),
         }
     }
 
@@ -134,7 +189,7 @@ impl ServerCertVerifier for Pinned {
     fn verify_tls13_signature(
         &self,
         message: &[u8],
-        _cert: &CertificateDer<'_>,
+        cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
         use p256::ecdsa::signature::Verifier;
@@ -146,7 +201,8 @@ impl ServerCertVerifier for Pinned {
         }
         let sig = p256::ecdsa::Signature::from_der(dss.signature())
             .map_err(|_| Error::General("malformed ECDSA signature".into()))?;
-        self.key
+        certificate_key(cert)?
+            .1
             .verify(message, &sig)
             .map(|_| HandshakeSignatureValid::assertion())
             .map_err(|_| Error::General("the handshake signature does not verify".into()))
@@ -406,7 +462,7 @@ static SECP256R1: Secp256r1Group = Secp256r1Group;
 
 impl SupportedKxGroup for Secp256r1Group {
     fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
-        let secret = p256::ecdh::EphemeralSecret::random(&mut RandCore);
+        let secret = p256::ecdh::EphemeralSecret::random(&mut crate::key::RandCore);
         let public = p256::EncodedPoint::from(secret.public_key());
         Ok(Box::new(Secp256r1Exchange {
             secret,
@@ -441,43 +497,6 @@ impl ActiveKeyExchange for Secp256r1Exchange {
     }
 }
 
-/// getrandom as the `rand_core` source the elliptic-curve crates take.
-struct RandCore;
-
-impl p256::elliptic_curve::rand_core::RngCore for RandCore {
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
-    }
-
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        // Without the kernel's randomness no key can be made safely; stop rather than guess.
-        if getrandom::getrandom(dest).is_err() {
-            std::process::abort();
-        }
-    }
-
-    fn try_fill_bytes(
-        &mut self,
-        dest: &mut [u8],
-    ) -> Result<(), p256::elliptic_curve::rand_core::Error> {
-        getrandom::getrandom(dest).map_err(|e| {
-            p256::elliptic_curve::rand_core::Error::from(
-                core::num::NonZeroU32::new(e.code().get()).unwrap_or(core::num::NonZeroU32::MIN),
-            )
-        })
-    }
-}
-
-impl p256::elliptic_curve::rand_core::CryptoRng for RandCore {}
-
 // --- Signing key: ECDSA P-256
 
 #[derive(Debug)]
@@ -485,13 +504,8 @@ struct Keys;
 
 impl KeyProvider for Keys {
     fn load_private_key(&self, der: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
-        let scalar = match &der {
-            PrivateKeyDer::Pkcs8(k) => crate::key::pkcs8_scalar(k.secret_pkcs8_der()),
-            PrivateKeyDer::Sec1(k) => crate::key::sec1_scalar(k.secret_sec1_der()),
-            _ => None,
-        };
-        let key = scalar.and_then(|s| Option::from(p256::NonZeroScalar::from_repr(s.into())));
-        key.map(|k| Arc::new(EcdsaKey(Arc::new(Secret(k)))) as Arc<dyn SigningKey>)
+        crate::key::secret(&der)
+            .map(|k| Arc::new(EcdsaKey(Arc::new(Secret(k)))) as Arc<dyn SigningKey>)
             .ok_or_else(|| Error::General("admind's key must be a P-256 (ECDSA) key".into()))
     }
 }
@@ -528,44 +542,12 @@ struct EcdsaSigner(Arc<Secret>);
 
 impl Signer for EcdsaSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        sign(&self.0 .0, message)
+        crate::key::sign(&self.0 .0, message)
             .map(|sig| sig.to_der().as_bytes().to_vec())
             .ok_or_else(|| Error::General("signing failed".into()))
     }
 
     fn scheme(&self) -> SignatureScheme {
         SignatureScheme::ECDSA_NISTP256_SHA256
-    }
-}
-
-/// ECDSA P-256 with SHA-256 and deterministic nonces (RFC 6979: no randomness to get
-/// wrong), what p256's `SigningKey` computes, from the scalar alone.
-fn sign(secret: &p256::NonZeroScalar, message: &[u8]) -> Option<p256::ecdsa::Signature> {
-    use ecdsa::hazmat::{bits2field, SignPrimitive};
-    use sha2::Digest;
-    let z = bits2field::<p256::NistP256>(&sha2::Sha256::digest(message)).ok()?;
-    let (sig, _) = secret
-        .as_ref()
-        .try_sign_prehashed_rfc6979::<sha2::Sha256>(&z, &[])
-        .ok()?;
-    Some(sig)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures_from_the_scalar_are_p256s_own() {
-        use p256::ecdsa::signature::{Signer as _, Verifier as _};
-        let bytes = [0x5au8; 32];
-        let secret = Option::from(p256::NonZeroScalar::from_repr(bytes.into())).unwrap();
-        let reference = p256::ecdsa::SigningKey::from_bytes(&bytes.into()).unwrap();
-        for message in [&b""[..], b"TLS 1.3, server CertificateVerify", &[7u8; 1000]] {
-            let ours = sign(&secret, message).unwrap();
-            let theirs: p256::ecdsa::Signature = reference.sign(message);
-            assert_eq!(ours, theirs);
-            assert!(reference.verifying_key().verify(message, &ours).is_ok());
-        }
     }
 }

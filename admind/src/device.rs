@@ -141,13 +141,33 @@ impl Device {
             .ok_or_else(|| refuse(503, "init did not report the boot disk"))
     }
 
+    /// The disk; for writing only if its partition table is the layout every offset here
+    /// comes from (a disk laid out otherwise is never written).
     fn open_disk(&self, write: bool) -> Result<File, Refusal> {
         let path = self.disk_path()?;
-        OpenOptions::new()
+        let disk = OpenOptions::new()
             .read(true)
             .write(write)
             .open(path)
-            .map_err(|e| refuse(500, format!("cannot open {} ({e})", path.display())))
+            .map_err(|e| refuse(500, format!("cannot open {} ({e})", path.display())))?;
+        if write {
+            let mut mbr = [0u8; layout::SECTOR_BYTES as usize];
+            disk.read_exact_at(&mut mbr, 0)?;
+            if let Err(m) = layout::check_table(&mbr) {
+                return Err(refuse(
+                    500,
+                    format!(
+                        "{}'s partition table puts partition {} at sector {} ({} sectors), not \
+                         where rustkrazy's layout has it: nothing is written to this disk",
+                        path.display(),
+                        m.number,
+                        m.start_lba,
+                        m.sectors
+                    ),
+                ));
+            }
+        }
+        Ok(disk)
     }
 
     pub fn read_record(&self) -> Result<Record, Refusal> {

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod device;
 pub mod http;
+pub mod identity;
 pub mod procs;
 pub mod routes;
 pub mod server;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! --listen ADDR          [::]:8443 (0.0.0.0:8443 if IPv6 is off)
-//! --cert PEM --key PEM   /data/admind/{cert,key}.pem if both exist, else /etc/admind/...
+//! --cert PEM --key PEM   the device's own pair in /data/admind, made on first boot (identity.rs)
 //! --password-file PATH   /etc/admind/password.hash
 //! --disk PATH            the disk init reported in its boot status
 //! --boot-status PATH     /run/rustkrazy/boot-status
@@ -54,26 +54,27 @@ fn run() -> Result<(), String> {
             }
         }
     }
-    // An override on /data (kept across updates) wins over the image's pair.
-    let (cert, key) = match (cert, key) {
-        (Some(c), Some(k)) => (c, k),
+    let read =
+        |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let served = match (cert, key) {
+        (Some(c), Some(k)) => admind::identity::Served {
+            config: admin_api::tls::server_config(&read(&c)?, &read(&k)?)
+                .map_err(|e| format!("{} / {}: {e}", c.display(), k.display()))?,
+            note: format!("certificate {}", c.display()),
+        },
         (None, None) => {
-            let over = (
-                paths.data.join("admind/cert.pem"),
-                paths.data.join("admind/key.pem"),
-            );
-            if over.0.is_file() && over.1.is_file() {
-                over
+            let hostname = std::fs::read_to_string(paths.proc.join("sys/kernel/hostname"))
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default();
+            let name = if hostname.is_empty() {
+                "rustkrazy"
             } else {
-                ("/etc/admind/cert.pem".into(), "/etc/admind/key.pem".into())
-            }
+                &hostname
+            };
+            admind::identity::load_or_make(&paths.data.join(admind::identity::DIR), name)?
         }
         _ => return Err("give both --cert and --key, or neither".into()),
     };
-    let read =
-        |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let config = admin_api::tls::server_config(&read(&cert)?, &read(&key)?)
-        .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))?;
     let password = String::from_utf8_lossy(&read(&password_file)?).into_owned();
     let device = Device::new(paths);
     // A commit cut short (power lost between the record and config.txt) left the Pi's
@@ -105,10 +106,8 @@ fn run() -> Result<(), String> {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    println!(
-        "admind: listening on {addr} (TLS 1.3, certificate {})",
-        cert.display()
-    );
-    admind::server::serve(listener, Arc::new(config), &mut api);
+    println!("admind: {}", served.note);
+    println!("admind: listening on {addr} (TLS 1.3)");
+    admind::server::serve(listener, Arc::new(served.config), &mut api);
     Ok(())
 }

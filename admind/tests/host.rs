@@ -23,6 +23,19 @@ const SLOT_FILES: boot::mbr::Table = boot::mbr::Table {
 /// The test kernels' length.
 const KERNEL_BYTES: usize = 64 * 1024;
 
+/// The MBR's four partition entries for `boot::layout` on a disk of DISK_BYTES (the
+/// fields admind checks: type, first sector, sector count).
+fn partition_entries() -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (entry, part) in out.chunks_mut(16).zip(boot::layout::PARTITIONS) {
+        let sectors = part.size_on(DISK_BYTES).unwrap() / SECTOR_BYTES;
+        entry[4] = part.mbr_type;
+        entry[8..12].copy_from_slice(&(part.start_lba() as u32).to_le_bytes());
+        entry[12..16].copy_from_slice(&(sectors as u32).to_le_bytes());
+    }
+    out
+}
+
 /// A bzImage header (protocol 2.15, 4 setup sectors) describing `len` bytes of noise.
 fn fake_bzimage(len: usize, seed: u64) -> Vec<u8> {
     let mut k = pseudo_random(len, seed + 1000);
@@ -40,8 +53,8 @@ struct Admind {
     port: u16,
     child: Child,
     password: String,
+    /// The pin of the certificate's key (`admin_api::cert::pin`).
     pin: [u8; 32],
-    public_key: Vec<u8>,
 }
 
 fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
@@ -53,6 +66,10 @@ fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
             seed as u8
         })
         .collect()
+}
+
+fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -93,16 +110,18 @@ fn wait_listening(port: u16) {
     }
 }
 
-/// admind on `port` with everything in `dir`; `init_pid` gets the reboot signals.
+/// admind on `port` with everything in `dir`; `init_pid` gets the reboot signals. It serves
+/// `dir`'s cert.pem and key.pem if there are any, else the device's own key in data/admind.
 fn spawn(dir: &Path, port: u16, init_pid: Option<u32>) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_admind"));
-    cmd.arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--key")
-        .arg(dir.join("key.pem"))
-        .arg("--password-file")
+    cmd.arg("--listen").arg(format!("127.0.0.1:{port}"));
+    if dir.join("cert.pem").exists() {
+        cmd.arg("--cert")
+            .arg(dir.join("cert.pem"))
+            .arg("--key")
+            .arg(dir.join("key.pem"));
+    }
+    cmd.arg("--password-file")
         .arg(dir.join("password.hash"))
         .arg("--disk")
         .arg(dir.join("disk"))
@@ -136,6 +155,11 @@ impl Admind {
         // The MBR code's table and each slot's kernel and command line, as mkimg lays
         // them out on /boot.
         disk.write_all_at(&SLOT_FILES.patch(), 0).unwrap();
+        disk.write_all_at(
+            &partition_entries(),
+            boot::layout::MBR_ENTRIES_OFFSET as u64,
+        )
+        .unwrap();
         for i in 0..2 {
             disk.write_all_at(
                 &fake_bzimage(KERNEL_BYTES, i as u64),
@@ -188,21 +212,13 @@ impl Admind {
             use rustls::pki_types::{pem::PemObject, CertificateDer};
             CertificateDer::from_pem_file(dir.join("cert.pem")).unwrap()
         };
-        let pin: [u8; 32] = Sha256::digest(cert_der.as_ref()).into();
-        let public_key = {
-            use p256::pkcs8::DecodePrivateKey;
-            use rustls::pki_types::{pem::PemObject, PrivatePkcs8KeyDer};
-            let der = PrivatePkcs8KeyDer::from_pem_file(dir.join("key.pem")).unwrap();
-            let key = p256::SecretKey::from_pkcs8_der(der.secret_pkcs8_der()).unwrap();
-            key.public_key().to_sec1_bytes().to_vec()
-        };
+        let pin = admin_api::cert::pin(admin_api::cert::public_key(&cert_der).unwrap().0);
         let a = Admind {
             dir,
             port,
             child,
             password,
             pin,
-            public_key,
         };
         wait_listening(port);
         a
@@ -275,7 +291,9 @@ impl Admind {
 
     /// A TLS connection made with the same pinned client imgtool uses.
     fn tls(&self) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-        let config = admin_api::tls::pinned_client_config(self.pin, &self.public_key).unwrap();
+        let config =
+            admin_api::tls::pinned_client_config(admin_api::tls::KeyPin::new(Some(self.pin)))
+                .unwrap();
         let conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap())
             .unwrap();
         let tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
@@ -1206,7 +1224,13 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
         .write(true)
         .open(a.dir.join("disk"))
         .unwrap();
-    let tail: Vec<u8> = (0..72).map(|i| i as u8 ^ 0x5a).collect(); // signature + partition table
+    // Disk signature, the partition table, the boot signature.
+    let tail = [
+        &[0x5a, 0x5b, 0x5c, 0x5d, 0, 0][..],
+        &partition_entries(),
+        &[0x55, 0xaa],
+    ]
+    .concat();
     disk.write_all_at(&tail, 440).unwrap();
     // New code with someone else's table is refused; with an empty table, the disk's stays.
     let mut code = pseudo_random(440, 42);
@@ -1281,9 +1305,10 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
 }
 
 #[test]
-fn a_client_pinned_to_another_certificate_refuses_the_server() {
+fn a_client_pinned_to_another_key_refuses_the_server() {
     let a = Admind::start("pin");
-    let config = admin_api::tls::pinned_client_config([0u8; 32], &a.public_key).unwrap();
+    let config =
+        admin_api::tls::pinned_client_config(admin_api::tls::KeyPin::new(Some([0u8; 32]))).unwrap();
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
@@ -1295,9 +1320,165 @@ fn a_client_pinned_to_another_certificate_refuses_the_server() {
     let text = err.to_string();
     assert!(text.contains("refusing to send the password"), "{text}");
     assert!(
-        text.contains(&hex(&a.pin)),
-        "names the certificate it got: {text}"
+        text.contains(&admin_api::cert::Pin(&a.pin).to_string()),
+        "names the key it got: {text}"
     );
+}
+
+/// A disk whose partition table is not the layout is never written: an upload is refused
+/// saying why, and the slot, its trailer and the record stay as they were.
+#[test]
+fn a_disk_laid_out_otherwise_is_never_written() {
+    let a = Admind::start("table");
+    let before = a.record();
+    let disk = std::fs::OpenOptions::new()
+        .write(true)
+        .open(a.dir.join("disk"))
+        .unwrap();
+    // Root B's entry one sector later than the layout has it.
+    let mut entries = partition_entries();
+    let start = u32::from_le_bytes(entries[40..44].try_into().unwrap()) + 1;
+    entries[40..44].copy_from_slice(&start.to_le_bytes());
+    disk.write_all_at(&entries, boot::layout::MBR_ENTRIES_OFFSET as u64)
+        .unwrap();
+    let root = pseudo_random(1 << 20, 31);
+    std::fs::write(a.dir.join("root.img"), &root).unwrap();
+    let (status, body) = a.curl(
+        &[
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("@{}", a.dir.join("root.img").display()),
+        ],
+        "/update/root",
+    );
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("partition 3 at sector") && body.contains("nothing is written"),
+        "{body}"
+    );
+    let (status, body) = a.curl(&["-X", "POST"], "/switch?mode=now");
+    assert_ne!(status, 200, "{body}");
+    assert_eq!(a.record(), before);
+    assert_eq!(a.root_trailer(), None);
+}
+
+/// The pin admind's console line names (`sha256//` and 44 characters of base64).
+fn pin_in(log: &str) -> String {
+    let at = log
+        .find("sha256//")
+        .unwrap_or_else(|| panic!("no pin in: {log}"));
+    log[at..at + 52].to_string()
+}
+
+/// What openssl says the pin of a certificate file's key is.
+fn openssl_pin(cert: &Path) -> String {
+    let public = run(Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(cert));
+    assert!(
+        public.status.success(),
+        "{}",
+        String::from_utf8_lossy(&public.stderr)
+    );
+    let mut der = Command::new("openssl")
+        .args(["pkey", "-pubin", "-outform", "der"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    der.stdin.take().unwrap().write_all(&public.stdout).unwrap();
+    let der = der.wait_with_output().unwrap();
+    admin_api::cert::Pin(&Sha256::digest(&der.stdout).into()).to_string()
+}
+
+/// Without --cert and --key, admind serves the device's own key: made on first start into
+/// /data/admind (readable by openssl, the key mode 0600), the same after a restart, replaced
+/// and said so when damaged or half missing, and made for the run when /data cannot keep it.
+#[test]
+fn the_device_makes_its_own_key_keeps_it_and_replaces_a_damaged_one() {
+    let mut a = Admind::start("identity");
+    std::fs::remove_file(a.dir.join("cert.pem")).unwrap();
+    std::fs::remove_file(a.dir.join("key.pem")).unwrap();
+    let own = a.dir.join("data/admind");
+    let restart = |a: &mut Admind| {
+        a.restart_after_boot("committed slot=2\n");
+        let log = a.log();
+        let pin = pin_in(&log);
+        a.pin = admin_api::cert::Pin::parse(&pin).unwrap();
+        let curl = |pin: &str| {
+            run(Command::new("curl")
+                .args(["-sS", "-k", "-o", "/dev/null", "-w", "%{http_code}"])
+                .args(["--pinnedpubkey", pin, "-u"])
+                .arg(format!("rustkrazy:{}", a.password))
+                .arg(a.url("/status")))
+        };
+        assert_eq!(stdout_of(&curl(&pin)), "200", "{log}");
+        let other = admin_api::cert::Pin(&[1; 32]).to_string();
+        assert_ne!(stdout_of(&curl(&other)), "200", "curl refuses another key");
+        (log, pin)
+    };
+    let (log, first) = restart(&mut a);
+    assert!(
+        log.contains("no device key in") && log.contains("kept in"),
+        "{log}"
+    );
+    assert_eq!(openssl_pin(&own.join("cert.pem")), first);
+    let key_of_key = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(own.join("key.pem")));
+    let key_of_cert = run(Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(own.join("cert.pem")));
+    assert_eq!(
+        key_of_key.stdout, key_of_cert.stdout,
+        "openssl: the key is the certificate's"
+    );
+    let verify = run(Command::new("openssl")
+        .args(["verify", "-check_ss_sig", "-CAfile"])
+        .arg(own.join("cert.pem"))
+        .arg(own.join("cert.pem")));
+    assert!(
+        verify.status.success(),
+        "openssl verifies the self-signature: {verify:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(own.join("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let (log, again) = restart(&mut a);
+    assert_eq!(again, first, "{log}");
+    assert!(log.contains("from"), "{log}");
+    let _ = a.tls(); // imgtool's client accepts it under the pin
+
+    std::fs::write(
+        own.join("key.pem"),
+        "-----BEGIN PRIVATE KEY-----\ngarbage\n",
+    )
+    .unwrap();
+    let (log, replaced) = restart(&mut a);
+    assert_ne!(replaced, first);
+    assert!(
+        log.contains("does not serve") && log.contains("kept as *.pem.damaged"),
+        "{log}"
+    );
+    assert!(own.join("key.pem.damaged").exists() && own.join("cert.pem.damaged").exists());
+
+    std::fs::remove_file(own.join("cert.pem")).unwrap();
+    let (log, _) = restart(&mut a);
+    assert!(
+        log.contains("cannot read") && log.contains("cert.pem"),
+        "{log}"
+    );
+
+    std::fs::remove_dir_all(&own).unwrap();
+    std::fs::write(&own, "a file where the folder should be").unwrap();
+    let (log, _) = restart(&mut a);
+    assert!(log.contains("lasts until admind restarts"), "{log}");
+    assert!(a.alive());
 }
 
 /// Kinds of slow client an attacker (or a flaky network) holds open.
@@ -1331,9 +1512,11 @@ enum Held {
 impl Crowd {
     fn new(a: &Admind, n: usize) -> Crowd {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (port, pin, key, basic) = (a.port, a.pin, a.public_key.clone(), a.basic());
+        let (port, pin, basic) = (a.port, a.pin, a.basic());
         let open = move |kind: Slow, i: usize| -> Option<Held> {
-            let config = admin_api::tls::pinned_client_config(pin, &key).unwrap();
+            let config =
+                admin_api::tls::pinned_client_config(admin_api::tls::KeyPin::new(Some(pin)))
+                    .unwrap();
             let tcp = connect_from(crowd_address(i), port).ok()?;
             tcp.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
             tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;

@@ -120,6 +120,49 @@ pub const DISK_MIN_BYTES: u64 = DATA.start_bytes + DATA_MIN_BYTES;
 /// Largest disk an MBR can describe with 512-byte sectors (32-bit LBA and sector count).
 pub const DISK_MAX_BYTES: u64 = (u32::MAX as u64) * SECTOR_BYTES;
 
+/// Where the MBR's four 16-byte partition entries start in sector 0 (imgtool writes them
+/// through `mbrman`).
+pub const MBR_ENTRIES_OFFSET: usize = 446;
+
+/// A partition entry in a disk's MBR that does not say what this layout says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Misplaced {
+    pub number: u8,
+    /// First sector and sector count, as the entry says.
+    pub start_lba: u32,
+    pub sectors: u32,
+}
+
+/// Checks a disk's MBR (its sector 0) against this layout: /boot and both roots where and
+/// as large as the layout has them, /data where it starts. What writes to a disk checks
+/// this first, so that a disk laid out otherwise is never written by our offsets.
+pub fn check_table(mbr: &[u8; 512]) -> Result<(), Misplaced> {
+    for part in PARTITIONS {
+        let at = MBR_ENTRIES_OFFSET + 16 * usize::from(part.number - 1);
+        let field = |o: usize| {
+            u32::from_le_bytes([
+                mbr[at + o],
+                mbr[at + o + 1],
+                mbr[at + o + 2],
+                mbr[at + o + 3],
+            ])
+        };
+        let (start_lba, sectors) = (field(8), field(12));
+        let size_ok = match part.size_bytes {
+            Some(size) => u64::from(sectors) * SECTOR_BYTES == size,
+            None => sectors > 0,
+        };
+        if u64::from(start_lba) != part.start_lba() || !size_ok {
+            return Err(Misplaced {
+                number: part.number,
+                start_lba,
+                sectors,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The root slot a partition number names, if it is one.
 pub const fn root_slot(number: u8) -> Option<Partition> {
     match number {

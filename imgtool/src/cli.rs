@@ -39,6 +39,19 @@ pub(crate) enum Command {
     /// Print the seal (base64, for `X-Slot-Seal`) of a slot holding these files, for
     /// uploads made without `imgtool push` (curl).
     Seal(SealArgs),
+    /// Forget the key pinned for a device (after it was reflashed or lost /data): the next
+    /// contact pins the key it shows then.
+    Forget(ForgetArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ForgetArgs {
+    /// Instance folder of the appliance [default: ~/.config/rustkrazy/rustkrazy].
+    #[arg(long)]
+    pub(crate) instance: Option<PathBuf>,
+    /// The device, as given to --to when its key was pinned: HOST or HOST:PORT.
+    #[arg(long)]
+    pub(crate) to: String,
 }
 
 #[derive(Args)]

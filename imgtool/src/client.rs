@@ -1,10 +1,16 @@
-//! Talking to a device's admind: TLS 1.3 pinned to the instance's certificate, HTTP Basic
-//! with the instance's password, one request per connection. `push` builds on it.
+//! Talking to a device's admind: TLS 1.3 pinned to the key the device showed on first
+//! contact (`known_devices`), HTTP Basic with the instance's password, one request per
+//! connection. `push` builds on it.
 
 use crate::instance::Instance;
+use crate::known_devices::KnownDevices;
+use admin_api::cert::Pin;
+use admin_api::tls::KeyPin;
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +27,12 @@ pub struct Client {
     /// What the user gave (for messages) and where it resolved to.
     pub target: String,
     addr: SocketAddr,
+    /// `target` with its port: what `known_devices` pins a key for.
+    address: String,
+    instance_dir: PathBuf,
+    pin: Arc<KeyPin>,
+    /// No key was pinned for `address`: the first handshake pins one.
+    first_contact: AtomicBool,
     config: Arc<rustls::ClientConfig>,
     authorization: String,
 }
@@ -59,25 +71,29 @@ impl Response {
     }
 }
 
+/// The device's address with its port, as `known_devices` files it: `to` (HOST or
+/// HOST:PORT) or, without it, the instance's hostname, port [`admin_api::PORT`].
+pub fn address(instance: &Instance, to: Option<&str>) -> String {
+    let target = to.unwrap_or(&instance.hostname);
+    if target.parse::<SocketAddr>().is_ok()
+        || target
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
+    {
+        target.to_string()
+    } else if target.contains(':') {
+        format!("[{target}]:{}", admin_api::PORT)
+    } else {
+        format!("{target}:{}", admin_api::PORT)
+    }
+}
+
 impl Client {
     /// A client for the appliance of `instance`, at `to` (HOST or HOST:PORT) or, without
     /// it, at the instance's hostname, port [`admin_api::PORT`].
     pub fn new(instance: &Instance, to: Option<&str>) -> Result<Client> {
-        let target = match to {
-            Some(t) => t.to_string(),
-            None => instance.hostname.clone(),
-        };
-        let with_port = if target.parse::<SocketAddr>().is_ok()
-            || target
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
-        {
-            target.clone()
-        } else if target.contains(':') {
-            format!("[{target}]:{}", admin_api::PORT)
-        } else {
-            format!("{target}:{}", admin_api::PORT)
-        };
+        let with_port = address(instance, to);
+        let target = to.map_or_else(|| instance.hostname.clone(), str::to_string);
         let addr = with_port
             .to_socket_addrs()
             .with_context(|| {
@@ -87,18 +103,17 @@ impl Client {
             })?
             .next()
             .ok_or_else(|| anyhow!("{with_port} resolves to no address"))?;
-        let pin = boot::encoding::hex_decode::<32>(&instance.cert_sha256_hex).ok_or_else(|| {
-            anyhow!(
-                "{}: admind-cert.sha256 is not a SHA-256",
-                instance.dir.display()
-            )
-        })?;
-        let public_key = instance.public_key_sec1()?;
+        let pinned = KnownDevices::open(&instance.dir)?.get(&with_port);
+        let pin = KeyPin::new(pinned);
         let config =
-            admin_api::tls::pinned_client_config(pin, &public_key).map_err(|e| anyhow!(e))?;
+            admin_api::tls::pinned_client_config(Arc::clone(&pin)).map_err(|e| anyhow!(e))?;
         Ok(Client {
             target,
             addr,
+            address: with_port,
+            instance_dir: instance.dir.clone(),
+            pin,
+            first_contact: AtomicBool::new(pinned.is_none()),
             config: Arc::new(config),
             authorization: format!(
                 "Basic {}",
@@ -120,12 +135,49 @@ impl Client {
             .map_err(|e| anyhow!("TLS: {e}"))?;
         let mut stream = rustls::StreamOwned::new(conn, tcp);
         while stream.conn.is_handshaking() {
-            stream
-                .conn
-                .complete_io(&mut stream.sock)
-                .map_err(|e| anyhow!("TLS handshake with {} failed: {e}", self.addr))?;
+            if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
+                return Err(self.handshake_failed(e));
+            }
+        }
+        if self.first_contact.swap(false, Ordering::SeqCst) {
+            let pin = self
+                .pin
+                .presented()
+                .ok_or_else(|| anyhow!("the handshake named no key"))?;
+            let mut known = KnownDevices::open(&self.instance_dir)?;
+            known.pin(&self.address, pin)?;
+            self.pin.expect(pin);
+            eprintln!(
+                "imgtool: first contact with {}: pinned its key {} in {} (its console printed \
+                 the key it made on first boot: they should match)",
+                self.address,
+                Pin(&pin),
+                known.path().display()
+            );
         }
         Ok(stream)
+    }
+
+    /// What a failed handshake means; for a key other than the pinned one, what to check.
+    fn handshake_failed(&self, e: std::io::Error) -> anyhow::Error {
+        let (Some(got), Some(want)) = (self.pin.presented(), self.pin.expected()) else {
+            return anyhow!("TLS handshake with {} failed: {e}", self.addr);
+        };
+        if got == want {
+            return anyhow!("TLS handshake with {} failed: {e}", self.addr);
+        }
+        anyhow!(
+            "the device at {address} presented key {got}, but this instance pinned {want} for \
+             that address on first contact ({dir}/known-devices); nothing was sent. If the \
+             device was reflashed or lost its /data partition, it made a new key: check that \
+             its console printed {got}, then run `imgtool forget --instance {dir} --to \
+             {address}` and try again. Otherwise another machine answers at that address, or \
+             someone is intercepting the connection.",
+            address = self.address,
+            got = Pin(&got),
+            want = Pin(&want),
+            dir = self.instance_dir.display(),
+        )
     }
 
     pub fn get(&self, path: &str) -> Result<Response> {

@@ -3,20 +3,20 @@
 //! ```text
 //! DIR/instance.toml        arch, hostname, size, kernel arguments, disk signature, creation time (not secret)
 //! DIR/password             admind's password (mode 0600, no newline): `cat DIR/password`
-//! DIR/admind-key.pem       admind's TLS private key, P-256 PKCS#8 (mode 0600)
-//! DIR/admind-cert.pem      admind's self-signed certificate
-//! DIR/admind-cert.sha256   SHA-256 of the certificate (DER), lowercase hex: what push pins
-//! DIR/admind-pubkey.sha256 SHA-256 of the public key, base64, for curl --pinnedpubkey sha256//...
 //! DIR/slot-signing-key.pem the key that seals slots, P-256 PKCS#8 (mode 0600); never in an image
 //! DIR/slot-keys            the keys every root of the instance trusts to seal slots (boot::seal)
+//! DIR/known-devices        each device's TLS key, pinned on first contact (known_devices.rs)
 //! ```
+//!
+//! Devices make their own TLS keys (admind's identity.rs); instances made before that also
+//! hold `admind-key.pem`, `admind-cert.pem` and their fingerprints, which imgtool no longer
+//! reads.
 //!
 //! Secrets are generated once (from the OS random source) and never replaced: an existing file
 //! is read, and a file that cannot be read is an error, not a reason to make a new one.
 
 use crate::config::Arch;
 use anyhow::{bail, ensure, Context, Result};
-use p256::ecdsa::signature::Signer;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -56,9 +56,6 @@ pub struct Instance {
     pub disk_signature: u32,
     pub created_unix: u32,
     pub password: String,
-    pub key_pem: String,
-    pub cert_pem: String,
-    pub cert_sha256_hex: String,
     pub signing_key_pem: String,
     /// The trust file every root carries (`boot::seal`).
     pub slot_keys: String,
@@ -77,12 +74,7 @@ impl Instance {
     /// Opens an instance that must already exist (push, status, logs, reboot): nothing is
     /// created, since new secrets would not match the device.
     pub fn open_existing(dir: &Path) -> Result<Instance> {
-        for name in [
-            "instance.toml",
-            "password",
-            "admind-key.pem",
-            "admind-cert.pem",
-        ] {
+        for name in ["instance.toml", "password"] {
             ensure!(
                 dir.join(name).is_file(),
                 "{} has no {name}: give the instance folder the appliance was built with (--instance DIR)",
@@ -153,42 +145,6 @@ impl Instance {
             "{} is empty; remove it to generate a new one",
             dir.join("password").display()
         );
-        let key_pem = read_or_create(&dir.join("admind-key.pem"), 0o600, || {
-            Ok(random_key()?
-                .to_pkcs8_pem(LineEnding::LF)?
-                .as_bytes()
-                .to_vec())
-        })?;
-        let key_pem = String::from_utf8(key_pem)?;
-        let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&key_pem).with_context(|| {
-            format!(
-                "{} is not a P-256 PKCS#8 key",
-                dir.join("admind-key.pem").display()
-            )
-        })?;
-        let cert_pem = read_or_create(&dir.join("admind-cert.pem"), 0o644, || {
-            self_signed_cert(&key, &record.hostname)
-        })?;
-        let cert_pem = String::from_utf8(cert_pem)?;
-        let cert_der = pem_body(&cert_pem).context("admind-cert.pem holds no certificate")?;
-        let cert_sha256_hex = boot::encoding::Hex(&Sha256::digest(&cert_der)).to_string();
-        // Derived files: rewritten whenever they disagree with the certificate.
-        write_atomic(
-            &dir.join("admind-cert.sha256"),
-            format!("{cert_sha256_hex}\n").as_bytes(),
-            0o644,
-        )?;
-        let spki = p256::pkcs8::EncodePublicKey::to_public_key_der(key.verifying_key())?;
-        write_atomic(
-            &dir.join("admind-pubkey.sha256"),
-            format!(
-                "{}\n",
-                boot::encoding::Base64(&Sha256::digest(spki.as_bytes()))
-            )
-            .as_bytes(),
-            0o644,
-        )?;
-
         let signing_key_path = dir.join("slot-signing-key.pem");
         let signing_key_pem = String::from_utf8(read_or_create(&signing_key_path, 0o600, || {
             Ok(random_key()?
@@ -237,9 +193,6 @@ impl Instance {
             disk_signature,
             created_unix: record.created_unix,
             password,
-            key_pem,
-            cert_pem,
-            cert_sha256_hex,
             signing_key_pem,
             slot_keys,
         };
@@ -302,33 +255,27 @@ impl Instance {
         ))
     }
 
-    /// admind's public key (uncompressed SEC1), to check the handshake signature with.
-    pub fn public_key_sec1(&self) -> Result<Vec<u8>> {
-        let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&self.key_pem).with_context(|| {
-            format!("{}: admind-key.pem is not a P-256 key", self.dir.display())
-        })?;
-        Ok(key
-            .verifying_key()
-            .to_encoded_point(false)
-            .as_bytes()
-            .to_vec())
-    }
-
     /// What the device stores instead of the password (format: `boot::password`; derived by
-    /// `admin_api::password`). The salt is derived from the certificate, which holds the
-    /// instance's random public key, so it differs per instance and images stay
-    /// reproducible.
-    pub fn password_hash_line(&self) -> String {
+    /// `admin_api::password`). The salt is derived from the slot-signing key's public half,
+    /// random per instance, so it differs per instance and images stay reproducible.
+    pub fn password_hash_line(&self) -> Result<String> {
+        let key =
+            p256::ecdsa::SigningKey::from_pkcs8_pem(&self.signing_key_pem).with_context(|| {
+                format!(
+                    "{}: slot-signing-key.pem is not a P-256 key",
+                    self.dir.display()
+                )
+            })?;
         let salt: [u8; 16] = Sha256::digest(
             [
                 b"rustkrazy admind password salt\n".as_slice(),
-                self.cert_pem.as_bytes(),
+                &admin_api::seal::public_key(&key),
             ]
             .concat(),
         )[..16]
             .try_into()
             .unwrap_or([0; 16]);
-        admin_api::password::stored(self.password.as_bytes(), salt).to_string()
+        Ok(admin_api::password::stored(self.password.as_bytes(), salt).to_string())
     }
 }
 
@@ -441,86 +388,4 @@ pub(crate) fn random_key() -> Result<p256::ecdsa::SigningKey> {
         }
     }
     bail!("could not generate a P-256 key")
-}
-
-/// rcgen signs through this: ECDSA P-256 with SHA-256, pure Rust.
-struct P256Signer<'a> {
-    key: &'a p256::ecdsa::SigningKey,
-    public: Vec<u8>,
-}
-
-impl rcgen::PublicKeyData for P256Signer<'_> {
-    fn der_bytes(&self) -> &[u8] {
-        &self.public
-    }
-    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        &rcgen::PKCS_ECDSA_P256_SHA256
-    }
-}
-
-impl rcgen::SigningKey for P256Signer<'_> {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        let signature: p256::ecdsa::Signature = self.key.sign(msg);
-        Ok(signature.to_der().as_bytes().to_vec())
-    }
-}
-
-/// A self-signed certificate for admind. Valid for the appliance's hostname and loopback;
-/// clients pin it by fingerprint rather than trusting a name.
-fn self_signed_cert(key: &p256::ecdsa::SigningKey, hostname: &str) -> Result<Vec<u8>> {
-    let names = vec![
-        hostname.to_string(),
-        "localhost".into(),
-        "127.0.0.1".into(),
-        "::1".into(),
-    ];
-    let mut params = rcgen::CertificateParams::new(names)?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, hostname);
-    let mut serial = random_bytes::<16>()?;
-    serial[0] &= 0x7f; // positive
-    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-    let public = key
-        .verifying_key()
-        .to_encoded_point(false)
-        .as_bytes()
-        .to_vec();
-    let cert = params.self_signed(&P256Signer { key, public })?;
-    Ok(cert.pem().into_bytes())
-}
-
-/// The DER bytes of the first PEM block.
-fn pem_body(pem: &str) -> Option<Vec<u8>> {
-    let body: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    let mut der = vec![0u8; body.len() / 4 * 3];
-    let n = boot::encoding::base64_decode(body.as_bytes(), &mut der)?;
-    der.truncate(n);
-    Some(der)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_long_and_alphanumeric() {
-        let p = random_password().unwrap();
-        assert_eq!(p.len(), PASSWORD_CHARS);
-        assert!(p.bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_ne!(p, random_password().unwrap());
-    }
-
-    #[test]
-    fn hostnames() {
-        assert!(validate_hostname("thermo-1").is_ok());
-        for bad in ["", "-a", "a_b", "a.b", &"x".repeat(64)] {
-            assert!(validate_hostname(bad).is_err(), "{bad}");
-        }
-    }
 }

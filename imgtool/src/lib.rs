@@ -12,6 +12,7 @@ pub mod fat;
 pub mod instance;
 pub mod kernel;
 pub mod kernel_build;
+pub mod known_devices;
 pub mod mbr_table;
 pub mod mkimg;
 pub mod output;

@@ -5,8 +5,8 @@ mod cli;
 use anyhow::Result;
 use clap::Parser;
 use cli::{
-    Cli, Command, KernelArgs, KeyAction, KeyArgs, LogsArgs, MkimgArgs, PushArgs, QemuArgs,
-    RemoteArgs, SealArgs,
+    Cli, Command, ForgetArgs, KernelArgs, KeyAction, KeyArgs, LogsArgs, MkimgArgs, PushArgs,
+    QemuArgs, RemoteArgs, SealArgs,
 };
 use imgtool::size;
 use std::path::Path;
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Qemu(args) => qemu(args),
         Command::Key(args) => key(args),
         Command::Seal(args) => seal(args),
+        Command::Forget(args) => forget(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,6 +47,22 @@ fn seal(args: SealArgs) -> Result<()> {
         args.allow_older,
     )?;
     println!("{seal}");
+    Ok(())
+}
+
+fn forget(args: ForgetArgs) -> Result<()> {
+    let dir = args
+        .instance
+        .unwrap_or_else(|| imgtool::instance::default_dir("rustkrazy"));
+    let instance = imgtool::instance::Instance::open_existing(&dir)?;
+    let address = imgtool::client::address(&instance, Some(&args.to));
+    let mut known = imgtool::known_devices::KnownDevices::open(&dir)?;
+    anyhow::ensure!(
+        known.forget(&address)?,
+        "{} pins no key for {address}",
+        known.path().display()
+    );
+    eprintln!("imgtool: forgot the key of {address}; the next contact pins the key it shows then");
     Ok(())
 }
 

@@ -55,3 +55,26 @@ fn chs(lba: u64) -> mbrman::CHS {
         (lba % SECTORS + 1) as u8,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What mkimg writes is what admind checks before it writes to a disk.
+    #[test]
+    fn the_table_written_is_the_layout_admind_checks() {
+        let table = boot::mbr::Table {
+            kernel_lba: [4096, 8192],
+            cmdline_lba: [2304, 2305],
+        };
+        let disk_bytes = 2 << 30;
+        let mbr: [u8; 512] = sector(0x1234_5678, disk_bytes, &table)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(layout::check_table(&mbr), Ok(()));
+        let mut moved = mbr;
+        moved[layout::MBR_ENTRIES_OFFSET + 16 + 8] ^= 1; // root A's first sector
+        assert_eq!(layout::check_table(&moved).map_err(|m| m.number), Err(2));
+    }
+}

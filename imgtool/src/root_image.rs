@@ -198,18 +198,8 @@ fn etc_files(
             0o644,
         ),
         file(
-            "etc/admind/cert.pem",
-            instance.cert_pem.clone().into_bytes(),
-            0o644,
-        ),
-        file(
-            "etc/admind/key.pem",
-            instance.key_pem.clone().into_bytes(),
-            0o600,
-        ),
-        file(
             boot::password::PATH.trim_start_matches('/'),
-            instance.password_hash_line().into_bytes(),
+            instance.password_hash_line()?.into_bytes(),
             0o600,
         ),
     ])

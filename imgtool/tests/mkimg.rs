@@ -145,17 +145,18 @@ fn image_is_read_back_by_standard_tools() {
             "{list}"
         );
         assert!(
-            list.lines()
-                .any(|l| l.starts_with("-rw------- 0/0") && l.ends_with("etc/admind/key.pem")),
+            list.lines().any(
+                |l| l.starts_with("-rw------- 0/0") && l.ends_with("etc/admind/password.hash")
+            ),
             "{list}"
+        );
+        assert!(
+            !list.contains("key.pem") && !list.contains("cert.pem"),
+            "no TLS key in an image: each device makes its own\n{list}"
         );
     }
     let cat = |path: &str| squashfs_cat(&image, ROOT_A_OFFSET, path);
     assert_eq!(cat("etc/hostname"), "box\n");
-    assert_eq!(
-        cat("etc/admind/cert.pem"),
-        std::fs::read_to_string(s.path("instance/admind-cert.pem")).unwrap()
-    );
 
     // /data.
     let fsck = e2fsck_data(&image);
@@ -183,56 +184,16 @@ fn instance_holds_the_secrets_and_keeps_them() {
             & 0o777
     };
     assert_eq!(mode("password"), 0o600);
-    assert_eq!(mode("admind-key.pem"), 0o600);
     let password = std::fs::read_to_string(dir.join("password")).unwrap();
     assert!(
         password.len() >= 20 && password.bytes().all(|b| b.is_ascii_alphanumeric()),
         "{password:?}"
     );
 
-    // The fingerprint file matches what openssl computes from the certificate, and the key
-    // belongs to the certificate.
-    let fp = stdout(&run_ok(
-        Command::new("openssl")
-            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-            .arg(dir.join("admind-cert.pem")),
-    ));
-    let fp: String = fp
-        .trim()
-        .rsplit('=')
-        .next()
-        .unwrap()
-        .replace(':', "")
-        .to_lowercase();
-    assert_eq!(
-        std::fs::read_to_string(dir.join("admind-cert.sha256"))
-            .unwrap()
-            .trim(),
-        fp
-    );
-    let cert_pub = run_ok(
-        Command::new("openssl")
-            .args(["x509", "-noout", "-pubkey", "-in"])
-            .arg(dir.join("admind-cert.pem")),
-    )
-    .stdout;
-    let key_pub = run_ok(
-        Command::new("openssl")
-            .args(["pkey", "-pubout", "-in"])
-            .arg(dir.join("admind-key.pem")),
-    )
-    .stdout;
-    assert_eq!(cert_pub, key_pub);
-    let pin = run_ok(Command::new("sh").arg("-c").arg(format!(
-        "openssl pkey -pubout -outform DER -in {} | openssl dgst -sha256 -binary | openssl base64",
-        dir.join("admind-key.pem").display()
-    )));
-    assert_eq!(
-        stdout(&pin).trim(),
-        std::fs::read_to_string(dir.join("admind-pubkey.sha256"))
-            .unwrap()
-            .trim()
-    );
+    // Devices make their own TLS keys: the instance holds none.
+    for old in ["admind-key.pem", "admind-cert.pem"] {
+        assert!(!dir.join(old).exists(), "{old} made");
+    }
 
     // The device gets the password through PBKDF2-HMAC-SHA256, not the password: check it
     // with openssl's own PBKDF2.
@@ -297,12 +258,12 @@ fn instance_holds_the_secrets_and_keeps_them() {
     assert!(!listing.contains("slot-keys"), "{listing}");
 
     // A second build keeps every secret.
-    let before: Vec<Vec<u8>> = ["password", "admind-key.pem", "admind-cert.pem"]
+    let before: Vec<Vec<u8>> = ["password", "slot-signing-key.pem", "slot-keys"]
         .iter()
         .map(|f| std::fs::read(dir.join(f)).unwrap())
         .collect();
     small_image(&s, &s.path("b.img"), "800M");
-    let after: Vec<Vec<u8>> = ["password", "admind-key.pem", "admind-cert.pem"]
+    let after: Vec<Vec<u8>> = ["password", "slot-signing-key.pem", "slot-keys"]
         .iter()
         .map(|f| std::fs::read(dir.join(f)).unwrap())
         .collect();

@@ -80,8 +80,8 @@ fn a_crates_io_program_with_c_inside_builds_for_both_arches_and_runs() {
     let pem = s.path("x86-cert.pem");
     run_ok(
         Command::new("curl")
-            .args(["-sS", "--fail", "--max-time", "30", "--cacert"])
-            .arg(s.path("instance/admind-cert.pem"))
+            .args(["-sS", "--fail", "--max-time", "30"])
+            .args(common::curl_trust(&s, vm.admind_port))
             .arg("-u")
             .arg(format!("rustkrazy:{password}"))
             .arg(format!(

@@ -34,8 +34,8 @@ fn top(s: &Scratch, vm: &Vm) -> std::collections::HashMap<String, (u64, u64)> {
     let password = std::fs::read_to_string(s.path("instance/password")).unwrap();
     let out = run_ok(
         Command::new("curl")
-            .args(["-sS", "--fail", "--max-time", "30", "--cacert"])
-            .arg(s.path("instance/admind-cert.pem"))
+            .args(["-sS", "--fail", "--max-time", "30"])
+            .args(common::curl_trust(s, vm.admind_port))
             .arg("-u")
             .arg(format!("rustkrazy:{password}"))
             .arg(format!("https://127.0.0.1:{}/proc/top", vm.admind_port)),
@@ -443,7 +443,6 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
         "the new command line was booted"
     );
 
-    // Another instance's pin does not match this device: refused, with the reason.
     run_ok(
         imgtool()
             .arg("mkimg")
@@ -460,9 +459,13 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
         .arg(format!("127.0.0.1:{}", vm.admind_port))
         .output()
         .unwrap();
+    // Another instance pins the device's key on first contact, but its password is refused.
     let said = text(&out);
     assert!(!out.status.success(), "{said}");
-    assert!(said.contains("refusing to send the password"), "{said}");
+    assert!(
+        said.contains("first contact") && said.contains("401"),
+        "{said}"
+    );
 
     // Logs of a service through admind.
     let out = remote(&s, vm.admind_port, "logs")
@@ -645,6 +648,120 @@ fn slot_keys_rotate_and_the_revoked_key_is_refused() {
     vm.kill();
 }
 
+/// The key a device's console says admind made on first boot.
+fn key_made(vm: &Vm) -> String {
+    let console = vm.console();
+    let at = console
+        .find("made sha256//")
+        .unwrap_or_else(|| panic!("admind made no key:\n{console}"));
+    console[at + 5..at + 5 + 52].to_string()
+}
+
+/// Two devices flashed from one image make different keys on first boot and imgtool pins
+/// each on first contact; a device reflashed at a known address shows a new key and is
+/// refused, naming both keys and the way out, until `imgtool forget`.
+#[test]
+fn each_device_has_its_own_key_and_a_changed_one_is_refused_until_forgotten() {
+    let s = Scratch::new("push-identity");
+    let image = s.path("one.img");
+    default_image(&s, &image, 60);
+    let copy = |name: &str| {
+        let path = s.path(name);
+        run_ok(
+            Command::new("cp")
+                .arg("--sparse=always")
+                .arg(&image)
+                .arg(&path),
+        );
+        path
+    };
+    let (two, three) = (copy("two.img"), copy("three.img"));
+    let mut vms = Vec::new();
+    for disk in [&image, &two] {
+        let mut vm = Vm::boot(disk, &Options::default()).unwrap();
+        vm.wait_for("admind: listening on", 0, BOOT_TIMEOUT)
+            .unwrap_or_else(|c| panic!("admind did not start: {c}"));
+        vms.push(vm);
+    }
+    let mut keys = Vec::new();
+    for vm in &vms {
+        let said = text(&run_ok(&mut remote(&s, vm.admind_port, "status")));
+        let address = format!("127.0.0.1:{}", vm.admind_port);
+        let key = key_made(vm);
+        assert!(
+            said.contains(&format!(
+                "first contact with {address}: pinned its key {key}"
+            )),
+            "{said}"
+        );
+        assert_eq!(pinned_key(&s, &address).as_deref(), Some(key.as_str()));
+        keys.push(key);
+    }
+    assert_ne!(keys[0], keys[1], "two devices from one image share a key");
+    // Known now: no more first-contact message.
+    let said = text(&run_ok(&mut remote(&s, vms[0].admind_port, "status")));
+    assert!(!said.contains("first contact"), "{said}");
+
+    // Device one is reflashed (a fresh copy of the image) and comes back at its address.
+    let port = vms[0].admind_port;
+    vms[0].kill();
+    let options = Options {
+        admind_port: Some(port),
+        ..Options::default()
+    };
+    let reflashed = Vm::boot(&three, &options).unwrap();
+    let mut reflashed = reflashed;
+    reflashed
+        .wait_for("admind: listening on", 0, BOOT_TIMEOUT)
+        .unwrap_or_else(|c| panic!("admind did not start: {c}"));
+    let new_key = key_made(&reflashed);
+    let refused = remote(&s, port, "status").output().unwrap();
+    let said = text(&refused);
+    assert!(
+        !refused.status.success(),
+        "a changed key was accepted: {said}"
+    );
+    for needle in [
+        keys[0].as_str(),
+        new_key.as_str(),
+        "imgtool forget",
+        "nothing was sent",
+    ] {
+        assert!(said.contains(needle), "{needle:?} missing from: {said}");
+    }
+    let out = remote(&s, port, "push").output().unwrap();
+    assert!(
+        !out.status.success() && text(&out).contains("imgtool forget"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        pinned_key(&s, &format!("127.0.0.1:{port}")).as_deref(),
+        Some(keys[0].as_str())
+    );
+
+    // Accepted: forget, and the next contact pins the new key.
+    run_ok(
+        imgtool()
+            .args(["forget", "--instance"])
+            .arg(s.path("instance"))
+            .arg("--to")
+            .arg(format!("127.0.0.1:{port}")),
+    );
+    let said = text(&run_ok(&mut remote(&s, port, "status")));
+    assert!(
+        said.contains(&format!("pinned its key {new_key}")),
+        "{said}"
+    );
+    let forgotten_twice = imgtool()
+        .args(["forget", "--instance"])
+        .arg(s.path("instance"))
+        .args(["--to", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!forgotten_twice.status.success() && text(&forgotten_twice).contains("pins no key"));
+}
+
 /// The original rustkrazy's calls, with curl, on a device that requires seals: a root goes
 /// into slot 3, `/switch` without a seal is refused, with the one `imgtool seal` prints it
 /// arms, and the trial boots and commits, all with curl.
@@ -677,18 +794,12 @@ fn curl_arms_a_slot_with_the_seal_imgtool_seal_prints() {
 
     let password = std::fs::read_to_string(s.path("instance/password")).unwrap();
     let port = vm.admind_port;
+    let trust = common::curl_trust(&s, port);
     let curl = |args: &[&str], path: &str| -> (String, String) {
         let out = run_ok(
             Command::new("curl")
-                .args([
-                    "-sS",
-                    "--max-time",
-                    "120",
-                    "-w",
-                    "\n%{http_code}",
-                    "--cacert",
-                ])
-                .arg(s.path("instance/admind-cert.pem"))
+                .args(["-sS", "--max-time", "120", "-w", "\n%{http_code}"])
+                .args(&trust)
                 .args(["-u", &format!("rustkrazy:{password}")])
                 .args(args)
                 .arg(format!("https://127.0.0.1:{port}{path}")),

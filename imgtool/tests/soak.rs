@@ -36,8 +36,8 @@ fn top(s: &Scratch, lab: &Lab, address: &str) -> Sample {
     let password = std::fs::read_to_string(s.path("instance/password")).unwrap();
     let out = run_ok(
         lab.command("curl")
-            .args(["-sS", "--fail", "--max-time", "30", "--cacert"])
-            .arg(s.path("instance/admind-cert.pem"))
+            .args(["-sS", "--fail", "--max-time", "30", "-k", "--pinnedpubkey"])
+            .arg(common::pinned_key(s, &format!("{address}:8443")).expect("status pinned it"))
             .arg("--resolve")
             .arg(format!("rustkrazy:8443:{address}"))
             .arg("-u")

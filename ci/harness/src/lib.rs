@@ -60,6 +60,9 @@ pub struct Options {
     pub extra_args: Vec<String>,
     /// Run QEMU inside this lab, on its tap device, instead of on QEMU's user network.
     pub lab: Option<LabLink>,
+    /// The host port forwarded to admind [default: a free one] (e.g. another device at the
+    /// address an earlier one had).
+    pub admind_port: Option<u16>,
 }
 
 /// Where a VM plugs into a [`Lab`]: its network namespace and tap device.
@@ -79,6 +82,7 @@ impl Default for Options {
             forwards: Vec::new(),
             extra_args: Vec::new(),
             lab: None,
+            admind_port: None,
         }
     }
 }
@@ -86,7 +90,10 @@ impl Default for Options {
 impl Vm {
     /// Starts QEMU on `image`.
     pub fn boot(image: &Path, options: &Options) -> std::io::Result<Vm> {
-        let admind_port = imgtool::qemu::free_port()?;
+        let admind_port = match options.admind_port {
+            Some(port) => port,
+            None => imgtool::qemu::free_port()?,
+        };
         let mut forwards = Vec::new();
         for &guest in &options.forwards {
             forwards.push((guest, imgtool::qemu::free_port()?));

@@ -317,6 +317,27 @@ pub fn remote(scratch: &Scratch, port: u16, command: &str) -> Command {
     cmd
 }
 
+/// The key imgtool pinned for the device at `address` (HOST:PORT), as curl takes it.
+pub fn pinned_key(scratch: &Scratch, address: &str) -> Option<String> {
+    let known = std::fs::read_to_string(scratch.path("instance/known-devices")).ok()?;
+    let prefix = format!("{address} ");
+    known
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|pin| pin.trim().to_string())
+}
+
+/// curl's arguments that trust exactly the key of the device on 127.0.0.1:`port`, as imgtool
+/// pinned it (`imgtool status` pins it first if nothing has yet).
+pub fn curl_trust(scratch: &Scratch, port: u16) -> [String; 3] {
+    let address = format!("127.0.0.1:{port}");
+    if pinned_key(scratch, &address).is_none() {
+        run_ok(&mut remote(scratch, port, "status"));
+    }
+    let pin = pinned_key(scratch, &address).expect("imgtool status pins the device's key");
+    ["-k".into(), "--pinnedpubkey".into(), pin]
+}
+
 /// An image with rustkrazy's init (and link, admind) plus the named test programs.
 pub fn image_with(s: &Scratch, name: &str, programs: &[&str], config: Option<&str>) -> PathBuf {
     let image = s.path(name);

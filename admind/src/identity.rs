@@ -1,0 +1,120 @@
+//! The device's own TLS identity: a P-256 key admind makes on first boot from the kernel's
+//! randomness, with a self-signed certificate (`admin_api::cert`), kept in `/data/admind`
+//! so that it outlives updates and no image carries a private key. imgtool pins it on first
+//! contact. A pair an administrator puts there instead (e.g. one a CA signed) is served as
+//! it is.
+//!
+//! admind never exits over its identity: a missing, damaged or mismatched pair is set aside
+//! as `*.damaged` and replaced, and a /data that cannot be written gets a key that lasts until
+//! admind restarts. Each start says which of these happened, and the key's pin, on the
+//! console: what the administrator compares with what imgtool pinned.
+
+use admin_api::cert::{self, Pin};
+use rustls::pki_types::{pem::PemObject, CertificateDer};
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Under the data partition.
+pub const DIR: &str = "admind";
+const CERT: &str = "cert.pem";
+const KEY: &str = "key.pem";
+
+/// The TLS settings to serve with, and what to say about the identity behind them.
+pub struct Served {
+    pub config: rustls::ServerConfig,
+    pub note: String,
+}
+
+/// The pin of the first certificate in `cert_pem`.
+fn pin_of(cert_pem: &[u8]) -> Option<[u8; 32]> {
+    let der = CertificateDer::from_pem_slice(cert_pem).ok()?;
+    cert::public_key(der.as_ref()).map(|(spki, _)| cert::pin(spki))
+}
+
+/// The pair in `dir` if it serves; else a new one, stored there if it can be.
+/// `name`: the device's hostname, for a new certificate.
+pub fn load_or_make(dir: &Path, name: &str) -> Result<Served, String> {
+    let (cert_path, key_path) = (dir.join(CERT), dir.join(KEY));
+    // Why a new key is made: `None` when there was none.
+    let damage = match (std::fs::read(&cert_path), std::fs::read(&key_path)) {
+        (Ok(cert_pem), Ok(key_pem)) => match admin_api::tls::server_config(&cert_pem, &key_pem) {
+            Ok(config) => {
+                let pin = pin_of(&cert_pem).unwrap_or_default();
+                return Ok(Served {
+                    config,
+                    note: format!("device key {} from {}", Pin(&pin), dir.display()),
+                });
+            }
+            Err(e) => Some(format!("the pair in {} does not serve: {e}", dir.display())),
+        },
+        (Err(c), Err(k)) if c.kind() == ErrorKind::NotFound && k.kind() == ErrorKind::NotFound => {
+            None
+        }
+        (cert, key) => Some(
+            [(&cert_path, cert.err()), (&key_path, key.err())]
+                .into_iter()
+                .filter_map(|(path, e)| Some(format!("cannot read {}: {}", path.display(), e?)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    };
+    let made = cert::new_identity(name)
+        .ok_or("the kernel gives no randomness, so no key can be made; nothing is served")?;
+    let config = admin_api::tls::server_config(made.cert_pem.as_bytes(), made.key_pem.as_bytes())?;
+    let mut note = match damage {
+        None => format!(
+            "no device key in {} (first boot, or /data was lost): made {}",
+            dir.display(),
+            Pin(&made.pin)
+        ),
+        Some(why) => {
+            let kept = [&cert_path, &key_path].iter().all(|p| {
+                !p.exists() || std::fs::rename(p, p.with_extension("pem.damaged")).is_ok()
+            });
+            format!(
+                "{why}; the old files are {}; made a new device key {}",
+                if kept {
+                    "kept as *.pem.damaged"
+                } else {
+                    "left in place"
+                },
+                Pin(&made.pin)
+            )
+        }
+    };
+    match store(dir, &made) {
+        Ok(()) => note.push_str(&format!(", kept in {}", dir.display())),
+        Err(e) => note.push_str(&format!(
+            ", which lasts until admind restarts: cannot keep it in {}: {e}",
+            dir.display()
+        )),
+    }
+    Ok(Served { config, note })
+}
+
+/// Writes the pair durably: each file whole under a temporary name, then renamed. A cut
+/// between the renames leaves one file, which the next start sets aside (the key was never
+/// served).
+fn store(dir: &Path, id: &cert::Identity) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    for (name, text, mode) in [(KEY, &id.key_pem, 0o600), (CERT, &id.cert_pem, 0o644)] {
+        let temp = dir.join(format!("{name}.partial"));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    for name in [KEY, CERT] {
+        std::fs::rename(dir.join(format!("{name}.partial")), dir.join(name))?;
+    }
+    std::fs::File::open(dir)?.sync_all()
+}

@@ -4,7 +4,7 @@
 //! `curl --pinnedpubkey sha256//...` compares). A few lines of DER writing instead of rcgen,
 //! which would bring its own DER and PEM crates to the device.
 
-use crate::key::{element, EC_PUBLIC_KEY, PRIME256V1};
+use crate::key::{element, EC_PUBLIC_KEY, INTEGER, OCTET_STRING, OID, PRIME256V1, SEQUENCE};
 use sha2::{Digest, Sha256};
 
 /// ecdsa-with-SHA256 (1.2.840.10045.4.3.2), commonName (2.5.4.3), subjectAltName
@@ -13,19 +13,17 @@ const ECDSA_WITH_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x0
 const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
 const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
 
-const INTEGER: u8 = 0x02;
 const BIT_STRING: u8 = 0x03;
-const OCTET_STRING: u8 = 0x04;
-const OID: u8 = 0x06;
 const UTF8_STRING: u8 = 0x0c;
 const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
-const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
 /// TBSCertificate's `[0] version` and `[3] extensions`; GeneralName's `[2] dNSName`.
 const VERSION: u8 = 0xa0;
 const EXTENSIONS: u8 = 0xa3;
 const DNS_NAME: u8 = 0x82;
+/// ECPrivateKey's `[1] publicKey`.
+const PUBLIC_KEY: u8 = 0xa1;
 
 /// Bytes of an uncompressed SEC1 P-256 point.
 pub const PUBLIC_KEY_BYTES: usize = 65;
@@ -33,6 +31,8 @@ pub const PUBLIC_KEY_BYTES: usize = 65;
 /// One DER element: tag, length, contents.
 fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
     let len = contents.len();
+    // What is written here (a hostname, a key, a signature) stays far below 64 KiB.
+    debug_assert!(len <= 0xffff, "DER element of {len} bytes");
     let mut out = vec![tag];
     match len {
         0..=0x7f => out.push(len as u8),
@@ -49,8 +49,10 @@ fn seq(parts: &[&[u8]]) -> Vec<u8> {
 
 /// SubjectPublicKeyInfo of a P-256 point (SEC1 uncompressed).
 fn spki(point: &[u8; PUBLIC_KEY_BYTES]) -> Vec<u8> {
-    let algorithm = seq(&[&tlv(OID, EC_PUBLIC_KEY), &tlv(OID, PRIME256V1)]);
-    seq(&[&algorithm, &tlv(BIT_STRING, &[&[0u8][..], point].concat())])
+    seq(&[
+        &p256_algorithm(),
+        &tlv(BIT_STRING, &[&[0u8][..], point].concat()),
+    ])
 }
 
 /// The TBSCertificate of a self-signed certificate for `name`: version 3, issuer and subject
@@ -97,13 +99,21 @@ pub fn certificate(tbs: &[u8], signature_der: &[u8]) -> Vec<u8> {
     ])
 }
 
-/// PKCS#8 PrivateKeyInfo of a P-256 scalar (no public key inside: readers derive it).
-pub fn pkcs8(scalar: &[u8; 32]) -> Vec<u8> {
-    let algorithm = seq(&[&tlv(OID, EC_PUBLIC_KEY), &tlv(OID, PRIME256V1)]);
-    let ec_private_key = seq(&[&tlv(INTEGER, &[1]), &tlv(OCTET_STRING, scalar)]);
+/// The AlgorithmIdentifier of a P-256 key.
+fn p256_algorithm() -> Vec<u8> {
+    seq(&[&tlv(OID, EC_PUBLIC_KEY), &tlv(OID, PRIME256V1)])
+}
+
+/// PKCS#8 PrivateKeyInfo of a P-256 key: its scalar and, as OpenSSL writes it, its point.
+pub fn pkcs8(scalar: &[u8; 32], point: &[u8; PUBLIC_KEY_BYTES]) -> Vec<u8> {
+    let ec_private_key = seq(&[
+        &tlv(INTEGER, &[1]),
+        &tlv(OCTET_STRING, scalar),
+        &tlv(PUBLIC_KEY, &tlv(BIT_STRING, &[&[0u8][..], point].concat())),
+    ]);
     seq(&[
         &tlv(INTEGER, &[0]),
-        &algorithm,
+        &p256_algorithm(),
         &tlv(OCTET_STRING, &ec_private_key),
     ])
 }
@@ -129,7 +139,10 @@ pub fn new_identity(name: &str) -> Option<Identity> {
         cert_pem: pem("CERTIFICATE", &cert),
         key_pem: pem(
             "PRIVATE KEY",
-            &pkcs8(&p256::elliptic_curve::PrimeField::to_repr(&*secret).into()),
+            &pkcs8(
+                &p256::elliptic_curve::PrimeField::to_repr(&*secret).into(),
+                &point,
+            ),
         ),
         pin: pin(&spki(&point)),
     })
@@ -243,6 +256,9 @@ mod tests {
     #[test]
     fn the_key_file_reads_back() {
         let scalar = [7u8; 32];
-        assert_eq!(crate::key::pkcs8_scalar(&pkcs8(&scalar)), Some(scalar));
+        assert_eq!(
+            crate::key::pkcs8_scalar(&pkcs8(&scalar, &[4; PUBLIC_KEY_BYTES])),
+            Some(scalar)
+        );
     }
 }

@@ -111,7 +111,8 @@ impl KeyPin {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The pin of the key the device presented in the last handshake.
+    /// The pin of the key the device presented in the last handshake, proved or not (for
+    /// messages; what a finished handshake proved is in its peer certificates).
     pub fn presented(&self) -> Option<[u8; 32]> {
         self.pins().presented
     }
@@ -135,6 +136,9 @@ pub fn pinned_client_config(pin: Arc<KeyPin>) -> Result<rustls::ClientConfig, St
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Pinned(pin)))
         .with_no_client_auth();
+    // A resumed session skips the verifier: every connection shows and proves its key.
+    let mut config = config;
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }
 

@@ -340,7 +340,8 @@ impl Api {
         Ok(json(
             200,
             format!(
-                "{{\"bytes\":440,\"sha256\":\"{}\"}}\n",
+                "{{\"bytes\":{},\"sha256\":\"{}\"}}\n",
+                boot::mbr::CODE_BYTES,
                 boot::encoding::Hex(&hash)
             ),
         ))
@@ -549,7 +550,8 @@ fn record_status(r: &boot::record::Record) -> status::Record {
     }
 }
 
-/// `rel` under `root`: no absolute paths, `..`, or symlinks along the way.
+/// The file `given` names: relative to `root` without following a symlink on the way, or,
+/// when absolute, as given (the administrator's choice); never with `.` or `..` parts.
 pub fn data_path(root: &Path, given: &str) -> Result<PathBuf, Refusal> {
     let path = Path::new(given);
     // Checked on the text: Path::components() silently drops inner `.` parts.

@@ -5,7 +5,7 @@
 pub use crate::http::{refuse, Refusal};
 use crate::upload::{Completion, RegionUpload, UpdateGuard};
 use boot::layout::{self, Partition};
-use boot::mbr::Table;
+use boot::mbr::{Table, CODE_BYTES};
 use boot::record::{Record, State};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -103,7 +103,9 @@ pub struct Device {
 pub const STREAM_BUFFER_BYTES: usize = 256 * 1024;
 /// The start of a kernel read to learn its length and (for a bzImage, whose setup holds it)
 /// version: at least `boot::slot::KERNEL_HEADER_BYTES`.
-const KERNEL_SETUP_BYTES: usize = 64 * 512;
+const KERNEL_SETUP_BYTES: usize = 64 * SECTOR;
+/// A sector, as buffers size it.
+const SECTOR: usize = layout::SECTOR_BYTES as usize;
 
 /// A slot's kernel and command line as the disk holds them.
 pub struct SlotFiles {
@@ -172,7 +174,7 @@ impl Device {
 
     pub fn read_record(&self) -> Result<Record, Refusal> {
         let disk = self.open_disk(false)?;
-        let mut sector = [0u8; 512];
+        let mut sector = [0u8; SECTOR];
         disk.read_exact_at(&mut sector, boot::record::RECORD_OFFSET)?;
         Record::decode(&sector)
             .map_err(|e| refuse(500, format!("the boot record is invalid ({e:?})")))
@@ -226,7 +228,7 @@ impl Device {
     pub fn slot_id(&self, slot: &Partition) -> Result<Option<(SlotId, Option<Seal>)>, Refusal> {
         let disk = self.open_disk(false)?;
         let at = trailer_at(slot);
-        let mut sector = [0u8; 512];
+        let mut sector = [0u8; SECTOR];
         disk.read_exact_at(&mut sector, at)?;
         Ok(boot::rootid::decode(&sector).map(|id| (id, boot::rootid::seal(&sector))))
     }
@@ -234,11 +236,11 @@ impl Device {
     /// Where each slot's kernel and command line lie: the MBR code's table, which mkimg
     /// wrote once.
     pub fn boot_table(&self) -> Result<Table, Refusal> {
-        let mut mbr = [0u8; 512];
+        let mut mbr = [0u8; SECTOR];
         self.open_disk(false)?.read_exact_at(&mut mbr, 0)?;
         let boot_end = layout::BOOT.start_bytes + layout::BOOT.size_bytes.unwrap_or(0);
         let inside = |lba: u32, len: u64| {
-            let at = u64::from(lba) * 512;
+            let at = u64::from(lba) * layout::SECTOR_BYTES;
             at >= layout::BOOT.start_bytes && at + len <= boot_end
         };
         Table::read(&mbr)
@@ -263,7 +265,7 @@ impl Device {
         let table = self.boot_table()?;
         let i = boot::slot::index(slot.number);
         let disk = self.open_disk(false)?;
-        let kernel_at = u64::from(table.kernel_lba[i]) * 512;
+        let kernel_at = u64::from(table.kernel_lba[i]) * layout::SECTOR_BYTES;
         let mut setup = vec![0u8; KERNEL_SETUP_BYTES];
         disk.read_exact_at(&mut setup, kernel_at)?;
         let kernel = match boot::slot::kernel_bytes(&setup) {
@@ -288,8 +290,11 @@ impl Device {
             }
             _ => None,
         };
-        let mut sector = [0u8; 512];
-        disk.read_exact_at(&mut sector, u64::from(table.cmdline_lba[i]) * 512)?;
+        let mut sector = [0u8; SECTOR];
+        disk.read_exact_at(
+            &mut sector,
+            u64::from(table.cmdline_lba[i]) * layout::SECTOR_BYTES,
+        )?;
         let text = boot::slot::cmdline_text(&sector);
         Ok(SlotFiles {
             kernel,
@@ -319,7 +324,7 @@ impl Device {
         }
         let disk = self.open_disk(true)?;
         let trailer_at = trailer_at(&slot);
-        disk.write_all_at(&[0u8; 512], trailer_at)?;
+        disk.write_all_at(&[0u8; SECTOR], trailer_at)?;
         if record.state == State::Try && record.trial == slot.number {
             self.write_record(&Record {
                 state: State::Committed,
@@ -339,7 +344,7 @@ impl Device {
         let limit = boot::slot::KERNEL_REGION_BYTES;
         let table = self.boot_table()?;
         let (disk, slot) = self.open_inactive_slot()?;
-        let at = u64::from(table.kernel_lba[boot::slot::index(slot.number)]) * 512;
+        let at = u64::from(table.kernel_lba[boot::slot::index(slot.number)]) * layout::SECTOR_BYTES;
         let completion = Completion::Kernel {
             slot: slot.number,
             expected,
@@ -364,12 +369,13 @@ impl Device {
         }
         let table = self.boot_table()?;
         let (disk, slot) = self.open_inactive_slot()?;
-        let at = u64::from(table.cmdline_lba[boot::slot::index(slot.number)]) * 512;
-        let mut sector = [0u8; 512];
+        let at =
+            u64::from(table.cmdline_lba[boot::slot::index(slot.number)]) * layout::SECTOR_BYTES;
+        let mut sector = [0u8; SECTOR];
         sector[..text.len()].copy_from_slice(text);
         disk.write_all_at(&sector, at)?;
         disk.sync_data()?;
-        let mut back = [0u8; 512];
+        let mut back = [0u8; SECTOR];
         disk.read_exact_at(&mut back, at)?;
         if back != sector {
             return Err(refuse(
@@ -434,7 +440,7 @@ impl Device {
         let base = layout::BOOT.start_bytes;
         let mut keep = Vec::new();
         let inside = |lba: u32| {
-            (u64::from(lba) * 512)
+            (u64::from(lba) * layout::SECTOR_BYTES)
                 .checked_sub(base)
                 .ok_or_else(|| refuse(500, "the MBR's boot table points outside /boot"))
         };
@@ -455,12 +461,12 @@ impl Device {
     /// (their places never change), the disk signature, the partition table and the boot
     /// record. Answers the SHA-256 of the 440 bytes now on the disk.
     pub fn update_mbr(&self, code: &[u8]) -> Result<[u8; 32], Refusal> {
-        if code.len() != 440 && code.len() != 512 {
+        if code.len() != CODE_BYTES && code.len() != SECTOR {
             return Err(refuse(400, "send the 440 bytes of boot code (or a whole 512-byte MBR, of which the first 440 are used)"));
         }
         let table_at = boot::mbr::TABLE_OFFSET;
         let disk = self.open_disk(true)?;
-        let mut want = [0u8; 440];
+        let mut want = [0u8; CODE_BYTES];
         disk.read_exact_at(&mut want, 0)?;
         let given = Table::read(code);
         if given.is_some() && given != Table::read(&want) {
@@ -469,7 +475,7 @@ impl Device {
         want[..table_at].copy_from_slice(&code[..table_at]);
         disk.write_all_at(&want[..table_at], 0)?;
         disk.sync_data()?;
-        let mut back = [0u8; 440];
+        let mut back = [0u8; CODE_BYTES];
         disk.read_exact_at(&mut back, 0)?;
         if back != want {
             return Err(refuse(
@@ -558,10 +564,10 @@ impl Device {
         let Some(config) = find_boot_file(&disk, boot::rpi::CONFIG_TXT)? else {
             return Ok(None);
         };
-        let mut sector = [0u8; 512];
+        let mut sector = [0u8; SECTOR];
         disk.read_exact_at(
             &mut sector,
-            layout::BOOT.start_bytes + config.first_sector * 512,
+            layout::BOOT.start_bytes + config.first_sector * layout::SECTOR_BYTES,
         )?;
         if boot::rpi::slot_of(&sector) == Some(committed) {
             return Ok(None);
@@ -608,7 +614,7 @@ pub fn point_pi_settings(disk: &File, committed: u8) -> Result<(), Refusal> {
     }
     // Never into a slot's kernel or command line, wherever the boot partition's FAT says
     // the files are: that would change a slot after its trailer (and seal) were written.
-    let mut mbr = [0u8; 512];
+    let mut mbr = [0u8; SECTOR];
     disk.read_exact_at(&mut mbr, 0)?;
     let table = Table::read(&mbr).ok_or_else(|| {
         refuse(
@@ -637,7 +643,7 @@ pub fn point_pi_settings(disk: &File, committed: u8) -> Result<(), Refusal> {
         }
     }
     for (sector, content) in places {
-        disk.write_all_at(&content, base + sector * 512)?;
+        disk.write_all_at(&content, base + sector * layout::SECTOR_BYTES)?;
     }
     disk.sync_data()?;
     Ok(())
@@ -649,7 +655,9 @@ fn find_boot_file(disk: &File, name: &str) -> Result<Option<boot::fat32::RootFil
         return Ok(None);
     };
     let base = layout::BOOT.start_bytes;
-    let mut read = |sector: u64, buf: &mut [u8; 512]| disk.read_exact_at(buf, base + sector * 512);
+    let mut read = |sector: u64, buf: &mut [u8; SECTOR]| {
+        disk.read_exact_at(buf, base + sector * layout::SECTOR_BYTES)
+    };
     let sectors = layout::BOOT.size_bytes.unwrap_or(0) / layout::SECTOR_BYTES;
     Ok(boot::fat32::find_in_root(&mut read, &short, sectors)?)
 }

@@ -37,51 +37,63 @@ fn pin_of(cert_pem: &[u8]) -> Option<[u8; 32]> {
 /// `name`: the device's hostname, for a new certificate.
 pub fn load_or_make(dir: &Path, name: &str) -> Result<Served, String> {
     let (cert_path, key_path) = (dir.join(CERT), dir.join(KEY));
-    // Why a new key is made: `None` when there was none.
-    let damage = match (std::fs::read(&cert_path), std::fs::read(&key_path)) {
-        (Ok(cert_pem), Ok(key_pem)) => match admin_api::tls::server_config(&cert_pem, &key_pem) {
+    let missing =
+        |r: &std::io::Result<Vec<u8>>| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::NotFound);
+    let (cert, key) = (std::fs::read(&cert_path), std::fs::read(&key_path));
+    let why_new = match (&cert, &key) {
+        (Ok(cert_pem), Ok(key_pem)) => match admin_api::tls::server_config(cert_pem, key_pem) {
             Ok(config) => {
-                let pin = pin_of(&cert_pem).unwrap_or_default();
+                let pin = pin_of(cert_pem).unwrap_or_default();
                 return Ok(Served {
                     config,
                     note: format!("device key {} from {}", Pin(&pin), dir.display()),
                 });
             }
-            Err(e) => Some(format!("the pair in {} does not serve: {e}", dir.display())),
+            Err(e) => Why::Damaged(format!("the pair in {} does not serve: {e}", dir.display())),
         },
-        (Err(c), Err(k)) if c.kind() == ErrorKind::NotFound && k.kind() == ErrorKind::NotFound => {
-            None
-        }
-        (cert, key) => Some(
-            [(&cert_path, cert.err()), (&key_path, key.err())]
-                .into_iter()
-                .filter_map(|(path, e)| Some(format!("cannot read {}: {}", path.display(), e?)))
-                .collect::<Vec<_>>()
-                .join("; "),
+        _ if missing(&cert) && missing(&key) => Why::None,
+        (Ok(_), _) if missing(&key) => Why::Damaged(format!("{} is missing", key_path.display())),
+        (_, Ok(_)) if missing(&cert) => Why::Damaged(format!("{} is missing", cert_path.display())),
+        // Another error (I/O, permissions) may pass: the files are left for the next start.
+        _ => Why::Unreadable(
+            [
+                (&cert_path, cert.as_ref().err()),
+                (&key_path, key.as_ref().err()),
+            ]
+            .into_iter()
+            .filter_map(|(path, e)| Some(format!("cannot read {}: {}", path.display(), e?)))
+            .collect::<Vec<_>>()
+            .join("; "),
         ),
     };
     let made = cert::new_identity(name)
         .ok_or("the kernel gives no randomness, so no key can be made; nothing is served")?;
     let config = admin_api::tls::server_config(made.cert_pem.as_bytes(), made.key_pem.as_bytes())?;
-    let mut note = match damage {
-        None => format!(
-            "no device key in {} (first boot, or /data was lost): made {}",
-            dir.display(),
-            Pin(&made.pin)
+    let key = Pin(&made.pin);
+    let mut note = match why_new {
+        Why::None => format!(
+            "no device key in {} (first boot, or /data was lost): made {key}",
+            dir.display()
         ),
-        Some(why) => {
+        Why::Damaged(why) => {
             let kept = [&cert_path, &key_path].iter().all(|p| {
                 !p.exists() || std::fs::rename(p, p.with_extension("pem.damaged")).is_ok()
             });
-            format!(
-                "{why}; the old files are {}; made a new device key {}",
-                if kept {
-                    "kept as *.pem.damaged"
-                } else {
-                    "left in place"
-                },
-                Pin(&made.pin)
-            )
+            let old = if kept {
+                "kept as *.pem.damaged"
+            } else {
+                "replaced"
+            };
+            format!("{why}; the old files are {old}; made a new device key {key}")
+        }
+        Why::Unreadable(why) => {
+            return Ok(Served {
+                config,
+                note: format!(
+                    "{why}; serving {key}, made for this run only (the files are left as they \
+                     are, for the next start)"
+                ),
+            })
         }
     };
     match store(dir, &made) {
@@ -94,6 +106,16 @@ pub fn load_or_make(dir: &Path, name: &str) -> Result<Served, String> {
     Ok(Served { config, note })
 }
 
+/// Why a new key is made.
+enum Why {
+    /// There was none.
+    None,
+    /// The pair cannot serve, or half of it is missing: set it aside.
+    Damaged(String),
+    /// It could not be read: leave it for the next start.
+    Unreadable(String),
+}
+
 /// Writes the pair durably: each file whole under a temporary name, then renamed. A cut
 /// between the renames leaves one file, which the next start sets aside (the key was never
 /// served).
@@ -103,11 +125,15 @@ fn store(dir: &Path, id: &cert::Identity) -> std::io::Result<()> {
         .mode(0o700)
         .create(dir)?;
     for (name, text, mode) in [(KEY, &id.key_pem, 0o600), (CERT, &id.cert_pem, 0o644)] {
+        // Made afresh, so that the mode is the one asked for.
         let temp = dir.join(format!("{name}.partial"));
+        match std::fs::remove_file(&temp) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
             .open(&temp)?;
         file.write_all(text.as_bytes())?;

@@ -1394,7 +1394,8 @@ fn openssl_pin(cert: &Path) -> String {
 
 /// Without --cert and --key, admind serves the device's own key: made on first start into
 /// /data/admind (readable by openssl, the key mode 0600), the same after a restart, replaced
-/// and said so when damaged or half missing, and made for the run when /data cannot keep it.
+/// and said so when damaged or half missing, and made for the run when /data cannot keep it
+/// or the pair cannot be read.
 #[test]
 fn the_device_makes_its_own_key_keeps_it_and_replaces_a_damaged_one() {
     let mut a = Admind::start("identity");
@@ -1470,14 +1471,25 @@ fn the_device_makes_its_own_key_keeps_it_and_replaces_a_damaged_one() {
     std::fs::remove_file(own.join("cert.pem")).unwrap();
     let (log, _) = restart(&mut a);
     assert!(
-        log.contains("cannot read") && log.contains("cert.pem"),
+        log.contains("cert.pem is missing") && log.contains("kept as *.pem.damaged"),
         "{log}"
     );
+
+    // A folder where the temporary file goes: the new key cannot be kept.
+    for f in ["key.pem", "cert.pem"] {
+        std::fs::remove_file(own.join(f)).unwrap();
+    }
+    std::fs::create_dir(own.join("key.pem.partial")).unwrap();
+    let (log, _) = restart(&mut a);
+    assert!(log.contains("lasts until admind restarts"), "{log}");
 
     std::fs::remove_dir_all(&own).unwrap();
     std::fs::write(&own, "a file where the folder should be").unwrap();
     let (log, _) = restart(&mut a);
-    assert!(log.contains("lasts until admind restarts"), "{log}");
+    assert!(
+        log.contains("cannot read") && log.contains("for this run only"),
+        "{log}"
+    );
     assert!(a.alive());
 }
 

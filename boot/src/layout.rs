@@ -3,7 +3,7 @@
 //! ```text
 //! offset      size       part  type  what
 //! 0           1 MiB      -     -     MBR (boot code, disk signature, table) and a gap
-//! 1 MiB       256 MiB    1     0x0c  /boot  FAT32, active: kernel, cmdline.txt, config.txt
+//! 1 MiB       256 MiB    1     0x0c  /boot  FAT32, active: each slot's kernel and command line (`slot`), config.txt
 //! 257 MiB     256 MiB    2     0x83  root A SquashFS: /bin/init and the programs
 //! 513 MiB     256 MiB    3     0x83  root B SquashFS: the other slot for A/B updates
 //! 769 MiB     the rest   4     0x83  /data  ext4: persistent state, never touched by updates

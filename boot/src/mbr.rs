@@ -3,8 +3,11 @@
 //! files lie. The places never change after mkimg (the files are preallocated regions), so
 //! admind reads the table from the disk to find the slot files it rewrites.
 
-/// The 440 bytes of boot code, with an empty table.
-pub const CODE: &[u8; 440] = include_bytes!("../mbr/mbr.bin");
+/// Bytes of boot code before the disk signature (what a BIOS runs).
+pub const CODE_BYTES: usize = 440;
+
+/// The boot code, with an empty table.
+pub const CODE: &[u8; CODE_BYTES] = include_bytes!("../mbr/mbr.bin");
 
 /// Offset of the table in the boot code (`.org 424` in mbr.S).
 pub const TABLE_OFFSET: usize = 424;

@@ -5,7 +5,7 @@
 use crate::cargo_build::{self, Builder};
 use crate::config::{Arch, Plan};
 use crate::instance::Instance;
-use crate::mkimg::part_size;
+use crate::mbr_table::part_size;
 use crate::output::Output;
 use crate::{fat, kernel};
 use anyhow::{ensure, Context, Result};

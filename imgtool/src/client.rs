@@ -10,8 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,10 +31,23 @@ pub struct Client {
     instance_dir: PathBuf,
     pin: Arc<KeyPin>,
     /// No key was pinned for `address`: the first handshake pins one.
-    first_contact: AtomicBool,
+    first_contact: Mutex<bool>,
     config: Arc<rustls::ClientConfig>,
     authorization: String,
 }
+
+/// The device showed another key than the one pinned for its address: nothing was sent,
+/// and waiting will not help (push stops at once).
+#[derive(Debug)]
+pub struct KeyChanged(String);
+
+impl std::fmt::Display for KeyChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KeyChanged {}
 
 #[derive(Debug)]
 pub struct Response {
@@ -81,6 +93,8 @@ pub fn address(instance: &Instance, to: Option<&str>) -> String {
             .is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
     {
         target.to_string()
+    } else if target.starts_with('[') && target.ends_with(']') {
+        format!("{target}:{}", admin_api::PORT)
     } else if target.contains(':') {
         format!("[{target}]:{}", admin_api::PORT)
     } else {
@@ -113,7 +127,7 @@ impl Client {
             address: with_port,
             instance_dir: instance.dir.clone(),
             pin,
-            first_contact: AtomicBool::new(pinned.is_none()),
+            first_contact: Mutex::new(pinned.is_none()),
             config: Arc::new(config),
             authorization: format!(
                 "Basic {}",
@@ -139,34 +153,45 @@ impl Client {
                 return Err(self.handshake_failed(e));
             }
         }
-        if self.first_contact.swap(false, Ordering::SeqCst) {
-            let pin = self
-                .pin
-                .presented()
-                .ok_or_else(|| anyhow!("the handshake named no key"))?;
+        // The key this connection's handshake proved (rustls fills this in only after the
+        // certificate and the signature checked out), pinned on first contact, else
+        // compared under the same lock, so that no two connections can pin two keys.
+        let proved = stream
+            .conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| admin_api::cert::public_key(c.as_ref()))
+            .map(|(spki, _)| admin_api::cert::pin(spki))
+            .ok_or_else(|| anyhow!("the device's handshake named no P-256 key"))?;
+        let mut first_contact = self.first_contact.lock().unwrap_or_else(|e| e.into_inner());
+        if *first_contact {
+            self.pin.expect(proved);
             let mut known = KnownDevices::open(&self.instance_dir)?;
-            known.pin(&self.address, pin)?;
-            self.pin.expect(pin);
+            known.pin(&self.address, proved)?;
+            *first_contact = false;
             eprintln!(
                 "imgtool: first contact with {}: pinned its key {} in {} (its console printed \
                  the key it made on first boot: they should match)",
                 self.address,
-                Pin(&pin),
+                Pin(&proved),
                 known.path().display()
             );
+        } else if let Some(want) = self.pin.expected().filter(|&want| want != proved) {
+            return Err(self.key_changed(proved, want));
         }
         Ok(stream)
     }
 
     /// What a failed handshake means; for a key other than the pinned one, what to check.
     fn handshake_failed(&self, e: std::io::Error) -> anyhow::Error {
-        let (Some(got), Some(want)) = (self.pin.presented(), self.pin.expected()) else {
-            return anyhow!("TLS handshake with {} failed: {e}", self.addr);
-        };
-        if got == want {
-            return anyhow!("TLS handshake with {} failed: {e}", self.addr);
+        match (self.pin.presented(), self.pin.expected()) {
+            (Some(got), Some(want)) if got != want => self.key_changed(got, want),
+            _ => anyhow!("TLS handshake with {} failed: {e}", self.addr),
         }
-        anyhow!(
+    }
+
+    fn key_changed(&self, got: [u8; 32], want: [u8; 32]) -> anyhow::Error {
+        anyhow::Error::new(KeyChanged(format!(
             "the device at {address} presented key {got}, but this instance pinned {want} for \
              that address on first contact ({dir}/known-devices); nothing was sent. If the \
              device was reflashed or lost its /data partition, it made a new key: check that \
@@ -177,7 +202,7 @@ impl Client {
             got = Pin(&got),
             want = Pin(&want),
             dir = self.instance_dir.display(),
-        )
+        )))
     }
 
     pub fn get(&self, path: &str) -> Result<Response> {

@@ -389,3 +389,24 @@ pub(crate) fn random_key() -> Result<p256::ecdsa::SigningKey> {
     }
     bail!("could not generate a P-256 key")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_long_and_alphanumeric() {
+        let p = random_password().unwrap();
+        assert_eq!(p.len(), PASSWORD_CHARS);
+        assert!(p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(p, random_password().unwrap());
+    }
+
+    #[test]
+    fn hostnames() {
+        assert!(validate_hostname("thermo-1").is_ok());
+        for bad in ["", "-a", "a_b", "a.b", &"x".repeat(64)] {
+            assert!(validate_hostname(bad).is_err(), "{bad}");
+        }
+    }
+}

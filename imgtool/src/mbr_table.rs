@@ -1,9 +1,14 @@
 //! The MBR sector: the boot code with the table of slot files patched in, the disk
-//! signature, and the four partitions of `boot::layout`.
+//! signature, and the four partitions of `boot::layout`, with their sizes on a disk.
 
-use crate::mkimg::part_size;
 use anyhow::{ensure, Context, Result};
-use boot::layout;
+use boot::layout::{self, Partition};
+
+/// `part`'s size on a disk of `disk_bytes`, which mkimg has checked holds the layout.
+pub(crate) fn part_size(part: &Partition, disk_bytes: u64) -> u64 {
+    part.size_on(disk_bytes)
+        .expect("disk size checked against the layout")
+}
 
 /// The MBR sector: boot code with its table, signature, the four partitions.
 pub fn sector(signature: u32, disk_bytes: u64, table: &boot::mbr::Table) -> Result<Vec<u8>> {

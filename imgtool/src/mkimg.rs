@@ -5,10 +5,11 @@
 
 use crate::config::{Arch, Plan};
 use crate::instance::Instance;
+use crate::mbr_table::part_size;
 use crate::output::Output;
 use crate::{boot_partition, ext4, fat, mbr_table, root_image, size};
 use anyhow::{ensure, Context, Result};
-use boot::layout::{self, Partition};
+use boot::layout;
 use boot::slot;
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -172,11 +173,6 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         boot_table,
         data: geometry,
     })
-}
-
-pub(crate) fn part_size(part: &Partition, disk_bytes: u64) -> u64 {
-    part.size_on(disk_bytes)
-        .expect("disk size checked against the layout")
 }
 
 /// A UUID (version 4 layout) derived from the disk signature, so the instance alone

@@ -359,6 +359,12 @@ fn wait_for_new_boot(
                 return Ok((s, down));
             }
             Ok(_) => {}
+            Err(e) if e.downcast_ref::<crate::client::KeyChanged>().is_some() => {
+                if tty {
+                    eprintln!();
+                }
+                return Err(e);
+            }
             Err(_) => {
                 went_down.get_or_insert_with(|| started.elapsed());
             }

@@ -231,6 +231,15 @@ impl Instance {
         write_atomic(&self.dir.join("instance.toml"), text.as_bytes(), 0o644)
     }
 
+    fn signing_key(&self) -> Result<p256::ecdsa::SigningKey> {
+        p256::ecdsa::SigningKey::from_pkcs8_pem(&self.signing_key_pem).with_context(|| {
+            format!(
+                "{}: slot-signing-key.pem is not a P-256 key",
+                self.dir.display()
+            )
+        })
+    }
+
     /// The seal of a slot whose build id is `build`; `going_back`: it may replace a committed
     /// slot up to that version (`boot::seal`).
     pub fn seal(
@@ -239,13 +248,7 @@ impl Instance {
         version: u64,
         going_back: Option<u64>,
     ) -> Result<boot::seal::Seal> {
-        let key =
-            p256::ecdsa::SigningKey::from_pkcs8_pem(&self.signing_key_pem).with_context(|| {
-                format!(
-                    "{}: slot-signing-key.pem is not a P-256 key",
-                    self.dir.display()
-                )
-            })?;
+        let key = self.signing_key()?;
         Ok(admin_api::seal::sign(
             &key,
             build,
@@ -259,13 +262,7 @@ impl Instance {
     /// `admin_api::password`). The salt is derived from the slot-signing key's public half,
     /// random per instance, so it differs per instance and images stay reproducible.
     pub fn password_hash_line(&self) -> Result<String> {
-        let key =
-            p256::ecdsa::SigningKey::from_pkcs8_pem(&self.signing_key_pem).with_context(|| {
-                format!(
-                    "{}: slot-signing-key.pem is not a P-256 key",
-                    self.dir.display()
-                )
-            })?;
+        let key = self.signing_key()?;
         let salt: [u8; 16] = Sha256::digest(
             [
                 b"rustkrazy admind password salt\n".as_slice(),

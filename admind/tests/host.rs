@@ -3,6 +3,9 @@
 //! slow and garbage clients, crowds of them held open, an upload beside /status, /data,
 //! logs, processes, reboot, and the original rustkrazy's calls.
 
+// A test crate: its helpers, not only its #[test]s, unwrap (clippy.toml covers the latter).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use boot::layout::{ROOT_B, SECTOR_BYTES};
 use boot::record::{Record, State};
 use sha2::{Digest, Sha256};

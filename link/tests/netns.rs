@@ -1,6 +1,9 @@
 //! `link` against a DHCP server nobody here wrote: dnsmasq in one network namespace, link in
 //! another, a veth pair between them. Needs root, `ip` and dnsmasq (ci/install-deps).
 
+// A test crate: its helpers, not only its #[test]s, unwrap (clippy.toml covers the latter).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};

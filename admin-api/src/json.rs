@@ -116,6 +116,25 @@ pub fn string(s: &str) -> String {
     s.to_json()
 }
 
+/// Declares document structs: each derives serde's `Deserialize` and writes itself as a
+/// JSON object of its fields.
+macro_rules! documents {
+    ($($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $type:ty,)* })*) => {$(
+        $(#[$meta])*
+        #[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+        pub struct $name { $($(#[$field_meta])* pub $field: $type,)* }
+
+        impl $crate::json::Json for $name {
+            fn write_json(&self, out: &mut String) {
+                $crate::json::object(out, |o| {
+                    $(o.field(stringify!($field), &self.$field);)*
+                })
+            }
+        }
+    )*};
+}
+pub(crate) use documents;
+
 #[cfg(test)]
 mod tests {
     use super::*;

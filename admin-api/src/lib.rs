@@ -5,12 +5,14 @@
 //! - [`tls`]: TLS 1.3 with our own small RustCrypto provider; the server configuration and
 //!   the client configuration pinned to one device's key.
 //! - [`cert`]: a device's identity: its self-signed certificate and key files, and pins.
+//! - [`endpoints`]: every endpoint's path, the headers, the user, and the upload answers.
 //! - [`json`]: the JSON writer admind answers with (no serde on the device).
 //! - [`status`]: the `GET /status` document, encoded by admind and decoded by imgtool.
 //! - [`password`]: the password's derivation (PBKDF2-HMAC-SHA256) and admind's check.
 //! - [`seal`]: slot seals signed (imgtool) and checked against a root's trust file (admind).
 
 pub mod cert;
+pub mod endpoints;
 pub mod json;
 mod key;
 pub mod password;

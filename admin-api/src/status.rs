@@ -2,27 +2,8 @@
 //! status` and `imgtool push` read. One definition; admind encodes it with [`crate::json`]
 //! (fields in the order written here, `null` for `None`), clients decode it with serde.
 
-use crate::json::{object, Json};
-use serde::Deserialize;
+use crate::json::{documents, object, Json};
 use std::collections::BTreeMap;
-
-/// Declares document structs: each derives serde's `Deserialize` and writes itself as a
-/// JSON object of its fields.
-macro_rules! documents {
-    ($($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $type:ty,)* })*) => {$(
-        $(#[$meta])*
-        #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-        pub struct $name { $($(#[$field_meta])* pub $field: $type,)* }
-
-        impl Json for $name {
-            fn write_json(&self, out: &mut String) {
-                object(out, |o| {
-                    $(o.field(stringify!($field), &self.$field);)*
-                })
-            }
-        }
-    )*};
-}
 
 documents! {
     pub struct Status {

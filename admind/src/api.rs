@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The user name (as in the seed's admind).
-pub const USER: &str = "rustkrazy";
+pub use admin_api::endpoints::USER;
 /// Longest decoded `user:password` taken; longer is refused like a wrong password (the
 /// user is short, and so are the passwords instances get).
 const CREDENTIALS_BYTES_MAX: usize = 512;
@@ -58,6 +58,17 @@ impl Reply {
 pub enum After {
     Reboot,
     PowerOff,
+}
+
+/// The body of an upload's answer (`admin_api::endpoints::Stored`).
+pub fn stored(slot: Option<u8>, bytes: u64, sha256: &[u8; 32], build: Option<&[u8; 32]>) -> String {
+    let answer = admin_api::endpoints::Stored {
+        slot,
+        bytes,
+        sha256: boot::encoding::Hex(sha256).to_string(),
+        build: build.map(|b| boot::encoding::Hex(b).to_string()),
+    };
+    answer.to_json() + "\n"
 }
 
 pub fn json(status: u16, body: String) -> Reply {
@@ -339,11 +350,7 @@ impl Api {
         let hash = self.device.update_mbr(code)?;
         Ok(json(
             200,
-            format!(
-                "{{\"bytes\":{},\"sha256\":\"{}\"}}\n",
-                boot::mbr::CODE_BYTES,
-                boot::encoding::Hex(&hash)
-            ),
+            stored(None, boot::mbr::CODE_BYTES as u64, &hash, None),
         ))
     }
 
@@ -411,12 +418,13 @@ impl Api {
                 )
             })?;
         let ext = match req.param("stream").unwrap_or("stdout") {
-            "stdout" => "log",
-            "stderr" => "err",
+            "stdout" => boot::logs::STDOUT_SUFFIX,
+            "stderr" => boot::logs::STDERR_SUFFIX,
             _ => return Err(refuse(400, "stream=stdout or stream=stderr")),
         };
-        let current = self.device.paths.logs.join(format!("{service}.{ext}"));
-        let rotated = self.device.paths.logs.join(format!("{service}.{ext}.1"));
+        let current = self.device.paths.logs.join(format!("{service}{ext}"));
+        let rotated =
+            (self.device.paths.logs).join(format!("{service}{ext}{}", boot::logs::ROTATED_SUFFIX));
         let files: Vec<PathBuf> = [rotated, current]
             .into_iter()
             .filter(|p| p.is_file())
@@ -595,7 +603,7 @@ const DEVICE_ARCHES: &[boot::seal::Arch] = if cfg!(target_arch = "x86_64") {
 
 /// The seal a request carries (`X-Slot-Seal`, base64), if any.
 fn presented_seal(req: &Request) -> Result<Option<crate::device::Seal>, Refusal> {
-    let Some(text) = req.header("x-slot-seal") else {
+    let Some(text) = req.header(admin_api::endpoints::SLOT_SEAL) else {
         return Ok(None);
     };
     let mut bytes = [0u8; boot::seal::SEAL_BYTES];
@@ -696,7 +704,7 @@ fn file_reply(files: &[PathBuf], content_type: &'static str) -> Result<Reply, Re
 
 /// `X-Expected-SHA256`, when sent.
 fn expected_sha256(req: &Request) -> Result<Option<[u8; 32]>, Refusal> {
-    match req.header("x-expected-sha256") {
+    match req.header(admin_api::endpoints::EXPECTED_SHA256) {
         None => Ok(None),
         Some(hex) => boot::encoding::hex_decode::<32>(hex)
             .map(Some)

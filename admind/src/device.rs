@@ -40,7 +40,7 @@ impl Default for Paths {
             services: path(boot::service_list::PATH),
             clock: boot::clock::STATUS_PATH.into(),
             data: "/data".into(),
-            logs: "/tmp".into(),
+            logs: boot::logs::DIR.into(),
             proc: "/proc".into(),
             trust: boot::seal::TRUST_PATH.into(),
             init_pid: 1,

@@ -1,10 +1,11 @@
-//! Every endpoint admind answers, in one table: its path, its method, the most body bytes it
+//! Every endpoint admind answers, in one table: its path (`admin_api::endpoints`), its method, the most body bytes it
 //! takes, and its handler. PUT is taken wherever POST is, as the original rustkrazy's
 //! admind (and its updater) do.
 
 use crate::api::{Api, Reply};
 use crate::http::{refuse, Refusal, Request};
 use crate::upload::Upload;
+use admin_api::endpoints::*;
 use boot::layout::{BOOT, ROOT_A};
 
 /// Answers a request whose whole body is in.
@@ -65,40 +66,40 @@ const SMALL: u64 = SMALL_BODY_BYTES_MAX;
 
 pub static ROUTES: [Route; 19] = [
     post(
-        "/update/root",
+        UPDATE_ROOT,
         ROOT_IMAGE_BYTES_MAX,
         Stream(Api::begin_root_update),
     ),
     post(
-        "/update/kernel",
+        UPDATE_KERNEL,
         boot::slot::KERNEL_REGION_BYTES,
         Stream(Api::begin_kernel_update),
     ),
     post(
-        "/update/boot",
+        UPDATE_BOOT,
         BOOT_IMAGE_BYTES_MAX,
         Stream(Api::begin_boot_update),
     ),
-    post("/update/cmdline", SMALL, Whole(Api::update_cmdline)),
-    post("/update/mbr", SMALL, Whole(Api::update_mbr)),
-    post("/switch", SMALL, Whole(Api::switch)),
-    post("/commit", SMALL, Whole(Api::commit)),
-    post("/reboot", SMALL, Whole(Api::reboot)),
-    post("/shutdown", SMALL, Whole(Api::shutdown)),
-    get("/status", Whole(Api::status)),
-    get("/logs", Whole(Api::logs)),
-    get("/data/read", Whole(Api::data_read)),
-    get("/data/list", Whole(Api::data_list)),
+    post(UPDATE_CMDLINE, SMALL, Whole(Api::update_cmdline)),
+    post(UPDATE_MBR, SMALL, Whole(Api::update_mbr)),
+    post(SWITCH, SMALL, Whole(Api::switch)),
+    post(COMMIT, SMALL, Whole(Api::commit)),
+    post(REBOOT, SMALL, Whole(Api::reboot)),
+    post(SHUTDOWN, SMALL, Whole(Api::shutdown)),
+    get(STATUS, Whole(Api::status)),
+    get(LOGS, Whole(Api::logs)),
+    get(DATA_READ, Whole(Api::data_read)),
+    get(DATA_LIST, Whole(Api::data_list)),
     post(
-        "/data/write",
+        DATA_WRITE,
         DATA_FILE_BYTES_MAX,
         Stream(Api::begin_data_write),
     ),
-    post("/data/mkdir", SMALL, Whole(Api::data_mkdir)),
-    post("/data/remove", SMALL, Whole(Api::data_remove)),
-    post("/data/removedir", SMALL, Whole(Api::data_removedir)),
-    get("/proc/top", Whole(Api::proc_top)),
-    post("/proc/kill", SMALL, Whole(Api::kill)),
+    post(DATA_MKDIR, SMALL, Whole(Api::data_mkdir)),
+    post(DATA_REMOVE, SMALL, Whole(Api::data_remove)),
+    post(DATA_REMOVEDIR, SMALL, Whole(Api::data_removedir)),
+    get(PROC_TOP, Whole(Api::proc_top)),
+    post(PROC_KILL, SMALL, Whole(Api::kill)),
 ];
 
 /// The route for `req`: 404 for a path admind does not have, 405 for the wrong method.

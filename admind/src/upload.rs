@@ -9,7 +9,7 @@
 //!
 //! One update at a time: [`UpdateLock`] is held by the upload and freed when it ends.
 
-use crate::api::{json, Reply};
+use crate::api::{json, stored, Reply};
 use crate::device::{refuse, Part, Refusal, SlotId, STREAM_BUFFER_BYTES};
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
@@ -215,10 +215,7 @@ impl RegionUpload {
         match &self.completion {
             Completion::Boot { committed } => {
                 crate::device::point_pi_settings(&self.disk, *committed)?;
-                Ok(json(
-                    200,
-                    format!("{{\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"),
-                ))
+                Ok(json(200, stored(None, bytes, &sha256, None)))
             }
             Completion::Kernel { slot, expected } => {
                 if let Some(want) = expected.filter(|w| *w != sha256) {
@@ -233,10 +230,7 @@ impl RegionUpload {
                         "not a kernel whose header describes its length (an x86 bzImage of boot protocol 2.04 or later, or a kernel with an EFI stub); the slot stays incomplete",
                     ));
                 }
-                Ok(json(
-                    200,
-                    format!("{{\"slot\":{slot},\"bytes\":{bytes},\"sha256\":\"{hex}\"}}\n"),
-                ))
+                Ok(json(200, stored(Some(*slot), bytes, &sha256, None)))
             }
             Completion::Root {
                 slot,
@@ -260,11 +254,7 @@ impl RegionUpload {
                 self.disk.sync_data()?;
                 Ok(json(
                     200,
-                    format!(
-                        "{{\"slot\":{},\"bytes\":{bytes},\"sha256\":\"{hex}\",\"build\":\"{}\"}}\n",
-                        slot.number,
-                        boot::encoding::Hex(&id.build)
-                    ),
+                    stored(Some(slot.number), bytes, &sha256, Some(&id.build)),
                 ))
             }
         }

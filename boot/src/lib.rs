@@ -11,6 +11,7 @@ pub mod encoding;
 pub mod fat32;
 pub mod kernel;
 pub mod layout;
+pub mod logs;
 pub mod mbr;
 pub mod network;
 pub mod password;

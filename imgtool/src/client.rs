@@ -131,7 +131,9 @@ impl Client {
             config: Arc::new(config),
             authorization: format!(
                 "Basic {}",
-                boot::encoding::Base64(format!("rustkrazy:{}", instance.password).as_bytes())
+                boot::encoding::Base64(
+                    format!("{}:{}", admin_api::endpoints::USER, instance.password).as_bytes()
+                )
             ),
         })
     }

@@ -136,7 +136,7 @@ fn push(args: PushArgs) -> Result<()> {
 }
 
 fn status(args: RemoteArgs) -> Result<()> {
-    let answer = args.client()?.get("/status")?;
+    let answer = args.client()?.get(admin_api::endpoints::STATUS)?;
     if args.json {
         println!("{}", answer.json()?);
     } else {
@@ -148,7 +148,11 @@ fn status(args: RemoteArgs) -> Result<()> {
 fn logs(args: LogsArgs) -> Result<()> {
     let client = args.remote.client()?;
     let stream = if args.stderr { "stderr" } else { "stdout" };
-    let answer = client.get(&format!("/logs?service={}&stream={stream}", args.service))?;
+    let answer = client.get(&format!(
+        "{}?service={}&stream={stream}",
+        admin_api::endpoints::LOGS,
+        args.service
+    ))?;
     anyhow::ensure!(
         answer.status == 200,
         "admind answered {}: {}",
@@ -162,7 +166,7 @@ fn logs(args: LogsArgs) -> Result<()> {
 
 fn reboot(args: RemoteArgs) -> Result<()> {
     let client = args.client()?;
-    client.post("/reboot", b"")?.json()?;
+    client.post(admin_api::endpoints::REBOOT, b"")?.json()?;
     eprintln!("{} is rebooting", client.target);
     Ok(())
 }

@@ -17,6 +17,7 @@
 use crate::client::Client;
 use crate::config::Plan;
 use crate::instance::Instance;
+use admin_api::endpoints::{self, Stored};
 use anyhow::{anyhow, bail, Context, Result};
 use boot::encoding::Hex;
 use sha2::Digest;
@@ -64,7 +65,7 @@ struct Status {
 }
 
 fn status(client: &Client) -> Result<Status> {
-    let v: admin_api::status::Status = client.get("/status")?.document()?;
+    let v: admin_api::status::Status = client.get(endpoints::STATUS)?.document()?;
     let active_slot = v
         .active_slot
         .ok_or_else(|| anyhow!("the device does not know which root it runs"))?;
@@ -131,19 +132,19 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     let parts: [(&str, &str, &[u8], Option<&String>); 3] = [
         (
             "kernel",
-            "/update/kernel",
+            endpoints::UPDATE_KERNEL,
             &kernel,
             before.inactive_kernel.as_ref(),
         ),
         (
             "command line",
-            "/update/cmdline",
+            endpoints::UPDATE_CMDLINE,
             cmdline.as_bytes(),
             before.inactive_cmdline.as_ref(),
         ),
-        ("root image", "/update/root", &root.image, None),
+        ("root image", endpoints::UPDATE_ROOT, &root.image, None),
     ];
-    let mut answer = serde_json::Value::Null;
+    let mut answer = Stored::default();
     for (what, path, bytes, held) in parts {
         let sha = Hex(&sha2::Sha256::digest(bytes)).to_string();
         if held == Some(&sha) {
@@ -155,27 +156,25 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
             .request(
                 "POST",
                 path,
-                &[("X-Expected-SHA256", sha.clone())],
+                &[(endpoints::EXPECTED_SHA256, sha.clone())],
                 bytes,
                 true,
             )
             .with_context(|| format!("uploading the {what}"))?
-            .json()
+            .document()
             .with_context(|| format!("the {what} was refused"))?;
-        if answer["sha256"].as_str() != Some(sha.as_str())
-            || answer["slot"].as_u64() != Some(target_slot.into())
-        {
+        if answer.sha256 != sha || answer.slot != Some(target_slot as u8) {
             bail!(
-                "the device reports {} for slot {} after the {what} upload, expected {sha} for slot {target_slot}; not arming it",
-                answer["sha256"], answer["slot"]
+                "the device reports {} for slot {:?} after the {what} upload, expected {sha} for slot {target_slot}; not arming it",
+                answer.sha256, answer.slot
             );
         }
     }
     t.upload = started.elapsed();
-    if answer["build"].as_str() != Some(build.as_str()) {
+    if answer.build.as_deref() != Some(build.as_str()) {
         bail!(
-            "the device reports build {} for slot {target_slot}, expected {build} (root, kernel and command line); not arming it",
-            answer["build"]
+            "the device reports build {:?} for slot {target_slot}, expected {build} (root, kernel and command line); not arming it",
+            answer.build
         );
     }
     eprintln!(
@@ -189,9 +188,9 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     client
         .request(
             "POST",
-            "/switch?mode=try",
+            &format!("{}?mode=try", endpoints::SWITCH),
             &[(
-                "X-Slot-Seal",
+                endpoints::SLOT_SEAL,
                 boot::encoding::Base64(&seal.encode()).to_string(),
             )],
             b"",
@@ -200,7 +199,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         .json()
         .context("arming the trial boot")?;
     client
-        .post("/reboot", b"")?
+        .post(endpoints::REBOOT, b"")?
         .json()
         .context("asking the device to reboot")?;
     eprintln!("push: trial of root {target_slot} armed; the device reboots");
@@ -231,13 +230,13 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         );
     }
     let started = Instant::now();
-    let record = client
-        .post("/commit", b"")?
-        .json()
+    let record: admin_api::status::Record = client
+        .post(endpoints::COMMIT, b"")?
+        .document()
         .context("committing the new root")?;
     t.commit = started.elapsed();
-    if record["committed"].as_u64() != Some(target_slot.into()) {
-        bail!("commit did not take: the boot record says {record}");
+    if u64::from(record.committed) != u64::from(target_slot) {
+        bail!("commit did not take: the boot record says {record:?}");
     }
     eprintln!("push: root {target_slot} committed; build {}", &build[..16]);
 
@@ -269,24 +268,24 @@ fn update_boot(
     let before = status(client)?;
     let started = Instant::now();
     let want = Hex(&sha2::Sha256::digest(&image)).to_string();
-    let answer = client
-        .request("POST", "/update/boot", &[], &image, true)
+    let answer: Stored = client
+        .request("POST", endpoints::UPDATE_BOOT, &[], &image, true)
         .context("uploading the boot partition")?
-        .json()
+        .document()
         .context("the boot partition upload was refused")?;
-    if answer["sha256"].as_str() != Some(want.as_str()) {
-        bail!("the device read back {} for the boot partition, expected {want}; its boot partition may be damaged, do not reboot it before pushing --boot again", answer["sha256"]);
+    if answer.sha256 != want {
+        bail!("the device read back {} for the boot partition, expected {want}; its boot partition may be damaged, do not reboot it before pushing --boot again", answer.sha256);
     }
     if instance.arch == crate::config::Arch::X86_64 {
         let want = Hex(&sha2::Sha256::digest(code)).to_string();
-        let answer = client
-            .post("/update/mbr", &code)?
-            .json()
+        let answer: Stored = client
+            .post(endpoints::UPDATE_MBR, &code)?
+            .document()
             .context("updating the MBR code")?;
-        if answer["sha256"].as_str() != Some(want.as_str()) {
+        if answer.sha256 != want {
             bail!(
                 "the MBR code read back as {}, expected {want}; push --boot again before rebooting",
-                answer["sha256"]
+                answer.sha256
             );
         }
     }
@@ -296,7 +295,7 @@ fn update_boot(
         image.len()
     );
     client
-        .post("/reboot", b"")?
+        .post(endpoints::REBOOT, b"")?
         .json()
         .context("asking the device to reboot")?;
     let started = Instant::now();

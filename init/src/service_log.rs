@@ -32,7 +32,7 @@ impl Stream {
     }
 }
 
-/// `/tmp/NAME<suffix>`, capped and rotated once to `/tmp/NAME<suffix>.1`.
+/// `/tmp/NAME<suffix>`, capped and rotated once to `/tmp/NAME<suffix>.1` (`boot::logs`).
 struct LogFile {
     file: Option<OwnedFd>,
     bytes: u64,
@@ -42,14 +42,15 @@ struct LogFile {
 impl LogFile {
     fn append(&mut self, name: &[u8], entry: &[u8]) {
         let mut path: Text<96> = Text::new();
-        path.push(b"/tmp/");
+        path.push(boot::logs::DIR.as_bytes());
+        path.push(b"/");
         path.push(name);
         path.push(self.suffix);
         if must_rotate(self.bytes, entry.len() as u64) {
             self.file = None;
             let mut rotated: Text<96> = Text::new();
             rotated.push(path.as_bytes());
-            rotated.push(b".1");
+            rotated.push(boot::logs::ROTATED_SUFFIX.as_bytes());
             let mut from = path.clone();
             if let (Some(from), Some(to)) = (from.as_cstr(), rotated.as_cstr()) {
                 let _ = rustix::fs::rename(from, to);

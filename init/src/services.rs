@@ -115,7 +115,10 @@ impl Supervisor {
                 backoff: Backoff::default(),
                 restarts: 0,
                 autostart: true,
-                streams: [Stream::new(b".log"), Stream::new(b".err")],
+                streams: [
+                    Stream::new(boot::logs::STDOUT_SUFFIX.as_bytes()),
+                    Stream::new(boot::logs::STDERR_SUFFIX.as_bytes()),
+                ],
             };
             service.name.push(name);
             for entry in boot::services::parse(&self.config[..self.config_len]).flatten() {

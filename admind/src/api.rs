@@ -1,17 +1,14 @@
-//! The endpoints: authentication and each handler ([`crate::routes`] says which answers
-//! what). Small requests are handled whole (`Api::handle`, the body already read); uploads
-//! start with `Api::begin_upload` and are fed by the event loop. Answers are a status and a
-//! small JSON or text body, or files sent after the head.
+//! The endpoints: authentication and each handler (`crate::routes` says which answers
+//! what, and hands each request to its handler). Answers are a status and a small JSON or
+//! text body, or files sent after the head (`crate::http::Reply`).
 
-use crate::device::{refuse, Device, Refusal};
-use crate::http::Request;
-use crate::routes::{self, Handler, Route};
+use crate::device::Device;
+use crate::http::{json, refuse, stored, After, Refusal, Reply, Request};
 use crate::throttle::{Source, Throttle};
 use crate::upload::{FileUpload, UpdateLock, Upload};
-use admin_api::json::{string as json_string, Json};
+use admin_api::json::Json;
 use admin_api::status::{self, Status};
 use boot::boot_status::How;
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,6 +18,8 @@ pub use admin_api::endpoints::USER;
 /// Longest decoded `user:password` taken; longer is refused like a wrong password (the
 /// user is short, and so are the passwords instances get).
 const CREDENTIALS_BYTES_MAX: usize = 512;
+/// Largest file /data/write accepts.
+pub(crate) const DATA_FILE_BYTES_MAX: u64 = 1 << 30;
 
 /// What admind keeps between requests.
 pub struct Api {
@@ -30,70 +29,6 @@ pub struct Api {
     started: Instant,
     temp_counter: u64,
     updates: UpdateLock,
-}
-
-/// The outcome of a handler that did not stream its own answer.
-pub struct Reply {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-    /// Action to take once the answer is out (reboot, power off).
-    pub after: Option<After>,
-    /// Files sent one after another as the body, each exactly this long (`body` is empty).
-    pub files: Vec<(File, u64)>,
-}
-
-impl Reply {
-    /// Length of the body as announced in the head.
-    pub fn length(&self) -> u64 {
-        if self.files.is_empty() {
-            self.body.len() as u64
-        } else {
-            self.files.iter().map(|(_, len)| len).sum()
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum After {
-    Reboot,
-    PowerOff,
-}
-
-/// The body of an upload's answer (`admin_api::endpoints::Stored`).
-pub fn stored(slot: Option<u8>, bytes: u64, sha256: &[u8; 32], build: Option<&[u8; 32]>) -> String {
-    let answer = admin_api::endpoints::Stored {
-        slot,
-        bytes,
-        sha256: boot::encoding::Hex(sha256).to_string(),
-        build: build.map(|b| boot::encoding::Hex(b).to_string()),
-    };
-    answer.to_json() + "\n"
-}
-
-pub fn json(status: u16, body: String) -> Reply {
-    Reply {
-        status,
-        content_type: "application/json",
-        body: body.into_bytes(),
-        after: None,
-        files: Vec::new(),
-    }
-}
-
-impl From<Refusal> for Reply {
-    fn from(r: Refusal) -> Reply {
-        json(
-            r.status,
-            format!("{{\"error\":{}}}\n", json_string(&r.reason)),
-        )
-    }
-}
-
-pub(crate) fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    parts.iter().for_each(|p| h.update(p));
-    h.finalize().into()
 }
 
 impl Api {
@@ -156,34 +91,6 @@ impl Api {
             "{\"error\":\"user rustkrazy and the instance's password are needed (HTTP Basic)\"}\n"
                 .into(),
         ))
-    }
-
-    /// The most body bytes `req` may send; checked before reading anything.
-    pub fn body_limit(&self, req: &Request) -> u64 {
-        routes::find(req).map_or(routes::SMALL_BODY_BYTES_MAX, |r| r.body_bytes_max)
-    }
-
-    /// Starts an upload for `req` if its route streams its body: `None` for every other
-    /// request.
-    pub fn begin_upload(&mut self, req: &Request) -> Option<Result<Box<dyn Upload>, Reply>> {
-        let Ok(Route {
-            handler: Handler::Upload(begin),
-            ..
-        }) = routes::find(req)
-        else {
-            return None;
-        };
-        Some(begin(self, req).map_err(Reply::from))
-    }
-
-    /// Answers an authenticated request whose whole body (at most [`Api::body_limit`]) is
-    /// in `body`; uploads go through [`Api::begin_upload`] instead.
-    pub fn handle(&mut self, req: &Request, body: &[u8]) -> Reply {
-        let result = routes::find(req).and_then(|route| match route.handler {
-            Handler::Whole(handle) => handle(self, req, body),
-            Handler::Upload(_) => Err(refuse(500, "an upload was not started as one")),
-        });
-        result.unwrap_or_else(Reply::from)
     }
 
     pub(crate) fn begin_root_update(&mut self, req: &Request) -> Result<Box<dyn Upload>, Refusal> {
@@ -475,7 +382,7 @@ impl Api {
             };
             entries.push(format!(
                 "{{\"name\":{},\"type\":\"{kind}\",\"bytes\":{}}}",
-                json_string(&e.file_name().to_string_lossy()),
+                admin_api::json::string(&e.file_name().to_string_lossy()),
                 meta.len()
             ));
         }
@@ -510,7 +417,7 @@ impl Api {
             file,
             temp,
             path,
-            self.body_limit(req),
+            DATA_FILE_BYTES_MAX,
         )))
     }
 

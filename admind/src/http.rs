@@ -3,6 +3,7 @@
 //! responses with a known length. Everything read from the client is bounded in size and
 //! time; anything malformed is an [`Refusal`] with the status to answer before closing.
 
+use std::fs::File;
 use std::io::{self, Write};
 
 /// Largest request head (request line + headers).
@@ -437,6 +438,64 @@ pub fn write_head(
     }
     head.push_str("\r\n");
     out.write_all(head.as_bytes())
+}
+
+/// The outcome of a handler that did not stream its own answer.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// Action to take once the answer is out (reboot, power off).
+    pub after: Option<After>,
+    /// Files sent one after another as the body, each exactly this long (`body` is empty).
+    pub files: Vec<(File, u64)>,
+}
+
+impl Reply {
+    /// Length of the body as announced in the head.
+    pub fn length(&self) -> u64 {
+        if self.files.is_empty() {
+            self.body.len() as u64
+        } else {
+            self.files.iter().map(|(_, len)| len).sum()
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    Reboot,
+    PowerOff,
+}
+
+/// The body of an upload's answer (`admin_api::endpoints::Stored`).
+pub fn stored(slot: Option<u8>, bytes: u64, sha256: &[u8; 32], build: Option<&[u8; 32]>) -> String {
+    let answer = admin_api::endpoints::Stored {
+        slot,
+        bytes,
+        sha256: boot::encoding::Hex(sha256).to_string(),
+        build: build.map(|b| boot::encoding::Hex(b).to_string()),
+    };
+    admin_api::json::Json::to_json(&answer) + "\n"
+}
+
+pub fn json(status: u16, body: String) -> Reply {
+    Reply {
+        status,
+        content_type: "application/json",
+        body: body.into_bytes(),
+        after: None,
+        files: Vec::new(),
+    }
+}
+
+impl From<Refusal> for Reply {
+    fn from(r: Refusal) -> Reply {
+        json(
+            r.status,
+            format!("{{\"error\":{}}}\n", admin_api::json::string(&r.reason)),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -3,18 +3,24 @@
 //!
 //! TLS, the port and the `/status` document come from `admin-api`, which imgtool shares.
 //!
-//! - [`http`]: request parsing with named limits, bodies, responses.
-//! - [`server`]: the event loop: connections, deadlines, lingering close.
-//! - [`upload`]: uploads fed in pieces and verified in steps; one update at a time.
-//! - [`routes`]: every endpoint in one table: path, method, body limit, handler.
-//! - [`api`]: authentication and the handlers.
+//! Modules in a line, each using only those above it:
+//!
+//! - [`http`]: request parsing with named limits, bodies, replies.
 //! - [`throttle`]: failed logins counted per source address.
-//! - [`device`]: the disk (boot record, root slots, boot partition, MBR), boot status.
 //! - [`procs`]: processes, services, memory, signals.
+//! - [`identity`]: the device's own TLS key and certificate in /data.
+//! - [`pi_settings`]: the Raspberry Pi's config.txt and tryboot.txt, in place.
+//! - [`upload`]: uploads fed in pieces and verified in steps; one update at a time.
+//! - [`device`]: the disk (boot record, root slots, boot partition, MBR), boot status.
+//! - [`api`]: authentication and the handlers.
+//! - [`routes`]: every endpoint in one table (path, method, body limit, handler), and the
+//!   dispatch to it.
+//! - [`server`]: the event loop: connections, deadlines, lingering close.
 pub mod api;
 pub mod device;
 pub mod http;
 pub mod identity;
+pub mod pi_settings;
 pub mod procs;
 pub mod routes;
 pub mod server;

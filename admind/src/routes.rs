@@ -2,8 +2,8 @@
 //! takes, and its handler. PUT is taken wherever POST is, as the original rustkrazy's
 //! admind (and its updater) do.
 
-use crate::api::{Api, Reply};
-use crate::http::{refuse, Refusal, Request};
+use crate::api::{Api, DATA_FILE_BYTES_MAX};
+use crate::http::{refuse, Refusal, Reply, Request};
 use crate::upload::Upload;
 use admin_api::endpoints::*;
 use boot::layout::{BOOT, ROOT_A};
@@ -30,8 +30,6 @@ pub struct Route {
 
 /// Largest body of endpoints that take none or a small one.
 pub const SMALL_BODY_BYTES_MAX: u64 = 4096;
-/// Largest file /data/write accepts.
-const DATA_FILE_BYTES_MAX: u64 = 1 << 30;
 const ROOT_IMAGE_BYTES_MAX: u64 = match boot::rootid::image_bytes_max(&ROOT_A) {
     Some(n) => n,
     None => 0,
@@ -118,6 +116,34 @@ pub fn find(req: &Request) -> Result<&'static Route, Refusal> {
     } else {
         Err(refuse(405, "wrong method for this path"))
     }
+}
+
+/// The most body bytes `req` may send; checked before reading anything.
+pub fn body_limit(req: &Request) -> u64 {
+    find(req).map_or(SMALL_BODY_BYTES_MAX, |r| r.body_bytes_max)
+}
+
+/// Starts an upload for `req` if its route streams its body: `None` for every other
+/// request.
+pub fn begin_upload(api: &mut Api, req: &Request) -> Option<Result<Box<dyn Upload>, Reply>> {
+    let Ok(Route {
+        handler: Handler::Upload(begin),
+        ..
+    }) = find(req)
+    else {
+        return None;
+    };
+    Some(begin(api, req).map_err(Reply::from))
+}
+
+/// Answers an authenticated request whose whole body (at most [`body_limit`]) is
+/// in `body`; uploads go through [`begin_upload`] instead.
+pub fn handle(api: &mut Api, req: &Request, body: &[u8]) -> Reply {
+    let result = find(req).and_then(|route| match route.handler {
+        Handler::Whole(handle) => handle(api, req, body),
+        Handler::Upload(_) => Err(refuse(500, "an upload was not started as one")),
+    });
+    result.unwrap_or_else(Reply::from)
 }
 
 #[cfg(test)]

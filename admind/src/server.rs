@@ -20,8 +20,10 @@
 //! [`OUTPUT_CHUNK_BYTES`] of answer waiting for rustls, rustls' own buffers capped at
 //! [`TLS_SEND_BUFFER_BYTES`] out and one record in; [`CONNECTION_BYTES_MAX`] in all.
 
-use crate::api::{After, Api, Reply};
+use crate::api::Api;
 use crate::http::{self, refuse, BodyDecoder, BodyKind, Refusal, Request, Shown};
+use crate::http::{After, Reply};
+use crate::routes;
 use crate::throttle::Source;
 use crate::upload::Upload;
 use rustix::event::{PollFd, PollFlags};
@@ -497,7 +499,7 @@ impl Connection {
     /// A request head arrived: authenticate, check limits, then read its body.
     fn start_request(&mut self, req: Request, api: &mut Api) {
         // Before authentication, as a body too large for any login is refused the same.
-        let limit = api.body_limit(&req);
+        let limit = routes::body_limit(&req);
         if let BodyKind::Length(n) = req.body {
             if n > limit {
                 let e = refuse(413, format!("{} takes at most {limit} bytes", req.path));
@@ -523,7 +525,7 @@ impl Connection {
         if reading && !matches!(req.body, BodyKind::None | BodyKind::Length(0)) {
             return self.refuse(&refuse(400, "GET requests carry no body"));
         }
-        let sink = match api.begin_upload(&req) {
+        let sink = match routes::begin_upload(api, &req) {
             Some(Ok(upload)) => Sink::Upload(upload),
             Some(Err(reply)) => {
                 println!(
@@ -606,7 +608,7 @@ impl Connection {
         };
         match sink {
             Sink::Collect(body) => {
-                let reply = api.handle(&req, &body);
+                let reply = routes::handle(api, &req, &body);
                 self.log(&req, &reply, body.len() as u64, started);
                 let keep = req.keep_alive;
                 self.answer(&req, reply, keep, &[]);
@@ -631,7 +633,7 @@ impl Connection {
         let outcome = match upload.finish_step() {
             Ok(None) => return,
             Ok(Some(reply)) => reply,
-            Err(r) => crate::api::Reply::from(r),
+            Err(r) => Reply::from(r),
         };
         let State::Finishing { req, started, .. } = std::mem::replace(&mut self.state, State::Head)
         else {
@@ -689,7 +691,7 @@ impl Connection {
             Shown(&e.reason)
         );
         let body = format!("{{\"error\":{}}}\n", admin_api::json::string(&e.reason));
-        let reply = crate::api::json(e.status, body);
+        let reply = crate::http::json(e.status, body);
         let none = Request {
             method: "GET".into(),
             path: String::new(),

@@ -9,8 +9,8 @@
 //!
 //! One update at a time: [`UpdateLock`] is held by the upload and freed when it ends.
 
-use crate::api::{json, stored, Reply};
-use crate::device::{refuse, Part, Refusal, SlotId, STREAM_BUFFER_BYTES};
+use crate::http::{json, refuse, stored, Refusal, Reply};
+use boot::rootid::{Part, SlotId};
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
 use std::fs::File;
@@ -214,7 +214,7 @@ impl RegionUpload {
         };
         match &self.completion {
             Completion::Boot { committed } => {
-                crate::device::point_pi_settings(&self.disk, *committed)?;
+                crate::pi_settings::point(&self.disk, *committed)?;
                 Ok(json(200, stored(None, bytes, &sha256, None)))
             }
             Completion::Kernel { slot, expected } => {
@@ -247,7 +247,7 @@ impl RegionUpload {
                     root,
                     kernel: *kernel,
                     cmdline: *cmdline,
-                    build: boot::rootid::build_id(&root, kernel, cmdline, crate::api::sha256_parts),
+                    build: boot::rootid::build_id(&root, kernel, cmdline, sha256_parts),
                 };
                 self.disk
                     .write_all_at(&boot::rootid::encode(&id, None), *trailer_at)?;
@@ -425,4 +425,13 @@ impl Drop for FileUpload {
             let _ = std::fs::remove_file(&self.temp);
         }
     }
+}
+/// Bytes moved per read/write while streaming (the only buffer an update needs).
+pub const STREAM_BUFFER_BYTES: usize = 256 * 1024;
+
+/// SHA-256 over `parts` in order (`boot::rootid::build_id` hashes a slot with it).
+pub(crate) fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    parts.iter().for_each(|p| h.update(p));
+    h.finalize().into()
 }

@@ -228,7 +228,7 @@ fn qemu(args: QemuArgs) -> Result<()> {
         eprintln!("qemu: 127.0.0.1:{host} is forwarded to the guest's port {guest}");
     }
     if machine == Machine::Raspi {
-        let status = imgtool::qemu_raspi::run(&args.image, &options)?;
+        let status = imgtool::qemu::run_raspi(&args.image, &options)?;
         anyhow::ensure!(
             status.success(),
             "qemu exited with {status}{}",

@@ -5,9 +5,13 @@
 //! runs `\EFI\BOOT\BOOTAA64.EFI`; Raspberry Pi images in the `raspi4b` or `raspi3b` machine,
 //! with the kernel, device tree and command line the Pi firmware would choose (`qemu_raspi`).
 
+use anyhow::Context;
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus, Stdio};
+
+pub use crate::qemu_raspi::Board;
 
 /// OVMF for `-bios` (code and variables in one file; variables do not persist), from
 /// Debian's ovmf package.
@@ -26,61 +30,6 @@ pub enum Machine {
     /// USB stick on the Pi 4), its firmware's choices played by `crate::qemu_raspi`; which
     /// board is [`Options::board`].
     Raspi,
-}
-
-/// The Raspberry Pi QEMU emulates for a Pi image (every image carries both boards' trees).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Board {
-    /// QEMU's `raspi3b`: 1 GiB.
-    #[value(name = "3b")]
-    Pi3B,
-    /// QEMU's `raspi4b` (QEMU 9.0 and later): 2 GiB; what most Pi users run.
-    #[default]
-    #[value(name = "4b")]
-    Pi4B,
-}
-
-impl Board {
-    /// QEMU's name for the machine.
-    pub fn machine(self) -> &'static str {
-        match self {
-            Board::Pi3B => "raspi3b",
-            Board::Pi4B => "raspi4b",
-        }
-    }
-
-    /// The board's device tree as mkimg names it without the slot prefix.
-    pub fn device_tree(self) -> &'static str {
-        match self {
-            Board::Pi3B => "bcm2837-rpi-3-b.dtb",
-            Board::Pi4B => "bcm2711-rpi-4-b.dtb",
-        }
-    }
-
-    /// The word `imgtool qemu --board` takes for it.
-    pub fn option(self) -> String {
-        clap::ValueEnum::to_possible_value(&self)
-            .map(|v| v.get_name().to_owned())
-            .unwrap_or_default()
-    }
-
-    /// What the command line gains in QEMU: the Pi 4 B's console on the PL011. Its device
-    /// tree names the mini UART, and with the console there the kernel stalled in the SD
-    /// controllers' probe under QEMU 10.0 (two boots of two), while on the PL011 it boots.
-    fn console_arg(self) -> &'static str {
-        match self {
-            Board::Pi3B => "",
-            Board::Pi4B => " console=ttyAMA0",
-        }
-    }
-
-    /// The board's memory: QEMU takes no other size.
-    fn memory_mib(self) -> u32 {
-        match self {
-            Board::Pi3B => 1024,
-            Board::Pi4B => 2048,
-        }
-    }
 }
 
 impl Machine {
@@ -285,4 +234,65 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// Runs the Pi in QEMU as its firmware would, until QEMU ends other than by a guest restart
+/// (or, with `no_reboot`, at the first restart). A restart after init's
+/// [`boot::rpi::TRYBOOT_RESTART_LINE`] boots from tryboot.txt, any other from config.txt.
+/// The console passes through to stdout.
+pub fn run_raspi(image: &Path, options: &Options) -> anyhow::Result<ExitStatus> {
+    let marker = boot::rpi::TRYBOOT_RESTART_LINE.as_bytes();
+    let mut tryboot = false;
+    loop {
+        let mut cmd = command_for(image, options, tryboot)?;
+        if !options.no_reboot {
+            cmd.arg("-no-reboot");
+        }
+        cmd.stdout(Stdio::piped());
+        // QEMU must not outlive us (tests kill this process to pull the power).
+        // SAFETY: prctl(PR_SET_PDEATHSIG) in the child before exec; async-signal-safe, no
+        // memory shared with the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .context("cannot run qemu-system-aarch64 (apt-get install qemu-system-arm)")?;
+        let mut console = child.stdout.take().context("QEMU's console is piped")?;
+        let mut out = std::io::stdout();
+        let mut seen = Vec::new();
+        let mut asked_tryboot = false;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = console.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let _ = out.write_all(&buf[..n]);
+            let _ = out.flush();
+            // The tail of what came before, so a line split across reads is still found.
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(marker.len()).any(|w| w == marker) {
+                asked_tryboot = true;
+            }
+            let keep = seen.len().saturating_sub(marker.len());
+            seen.drain(..keep);
+        }
+        let status = child.wait()?;
+        if !status.success() || options.no_reboot {
+            return Ok(status);
+        }
+        tryboot = asked_tryboot;
+        eprintln!(
+            "imgtool qemu: the Pi restarted; starting it from {} as its firmware would",
+            if tryboot {
+                boot::rpi::TRYBOOT_TXT
+            } else {
+                boot::rpi::CONFIG_TXT
+            }
+        );
+    }
 }

@@ -2,17 +2,15 @@
 //! `-kernel`, `-dtb` and `-append`. This plays the firmware's part: it reads the image's
 //! `config.txt` (or `tryboot.txt`, for a boot after a tryboot restart), takes the slot its
 //! `os_prefix` names, and hands QEMU that slot's kernel, the board's device tree and command
-//! line, as the firmware would load them from the card. [`run`] also follows restarts: QEMU runs with `-no-reboot`,
-//! and each guest restart starts it again from the slot the firmware would choose.
+//! line, as the firmware would load them from the card (`crate::qemu::run_raspi` follows
+//! restarts with it).
 
 use crate::fat;
-use crate::qemu::{Board, Options};
 use anyhow::{bail, Context, Result};
 use boot::layout::BOOT;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
 
 /// What the firmware would start: the slot, and its files extracted for QEMU.
 #[derive(Debug)]
@@ -21,6 +19,61 @@ pub struct SlotBoot {
     pub kernel: PathBuf,
     pub device_tree: PathBuf,
     pub cmdline: String,
+}
+
+/// The Raspberry Pi QEMU emulates for a Pi image (every image carries both boards' trees).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Board {
+    /// QEMU's `raspi3b`: 1 GiB.
+    #[value(name = "3b")]
+    Pi3B,
+    /// QEMU's `raspi4b` (QEMU 9.0 and later): 2 GiB; what most Pi users run.
+    #[default]
+    #[value(name = "4b")]
+    Pi4B,
+}
+
+impl Board {
+    /// QEMU's name for the machine.
+    pub fn machine(self) -> &'static str {
+        match self {
+            Board::Pi3B => "raspi3b",
+            Board::Pi4B => "raspi4b",
+        }
+    }
+
+    /// The board's device tree as mkimg names it without the slot prefix.
+    pub fn device_tree(self) -> &'static str {
+        match self {
+            Board::Pi3B => "bcm2837-rpi-3-b.dtb",
+            Board::Pi4B => "bcm2711-rpi-4-b.dtb",
+        }
+    }
+
+    /// The word `imgtool qemu --board` takes for it.
+    pub fn option(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// What the command line gains in QEMU: the Pi 4 B's console on the PL011. Its device
+    /// tree names the mini UART, and with the console there the kernel stalled in the SD
+    /// controllers' probe under QEMU 10.0 (two boots of two), while on the PL011 it boots.
+    pub(crate) fn console_arg(self) -> &'static str {
+        match self {
+            Board::Pi3B => "",
+            Board::Pi4B => " console=ttyAMA0",
+        }
+    }
+
+    /// The board's memory: QEMU takes no other size.
+    pub(crate) fn memory_mib(self) -> u32 {
+        match self {
+            Board::Pi3B => 1024,
+            Board::Pi4B => 2048,
+        }
+    }
 }
 
 /// The image's boot partition, read through the image file.
@@ -101,65 +154,4 @@ pub fn prepare(image: &Path, board: Board, tryboot: bool, dir: &Path) -> Result<
     std::fs::write(&slot.kernel, kernel)?;
     std::fs::write(&slot.device_tree, device_tree)?;
     Ok(slot)
-}
-
-/// Runs the Pi in QEMU as its firmware would, until QEMU ends other than by a guest restart
-/// (or, with `no_reboot`, at the first restart). A restart after init's
-/// [`boot::rpi::TRYBOOT_RESTART_LINE`] boots from tryboot.txt, any other from config.txt.
-/// The console passes through to stdout.
-pub fn run(image: &Path, options: &Options) -> Result<ExitStatus> {
-    let marker = boot::rpi::TRYBOOT_RESTART_LINE.as_bytes();
-    let mut tryboot = false;
-    loop {
-        let mut cmd = crate::qemu::command_for(image, options, tryboot)?;
-        if !options.no_reboot {
-            cmd.arg("-no-reboot");
-        }
-        cmd.stdout(Stdio::piped());
-        // QEMU must not outlive us (tests kill this process to pull the power).
-        // SAFETY: prctl(PR_SET_PDEATHSIG) in the child before exec; async-signal-safe, no
-        // memory shared with the parent.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
-            .context("cannot run qemu-system-aarch64 (apt-get install qemu-system-arm)")?;
-        let mut console = child.stdout.take().context("QEMU's console is piped")?;
-        let mut out = std::io::stdout();
-        let mut seen = Vec::new();
-        let mut asked_tryboot = false;
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = console.read(&mut buf).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            let _ = out.write_all(&buf[..n]);
-            let _ = out.flush();
-            // The tail of what came before, so a line split across reads is still found.
-            seen.extend_from_slice(&buf[..n]);
-            if seen.windows(marker.len()).any(|w| w == marker) {
-                asked_tryboot = true;
-            }
-            let keep = seen.len().saturating_sub(marker.len());
-            seen.drain(..keep);
-        }
-        let status = child.wait()?;
-        if !status.success() || options.no_reboot {
-            return Ok(status);
-        }
-        tryboot = asked_tryboot;
-        eprintln!(
-            "imgtool qemu: the Pi restarted; starting it from {} as its firmware would",
-            if tryboot {
-                boot::rpi::TRYBOOT_TXT
-            } else {
-                boot::rpi::CONFIG_TXT
-            }
-        );
-    }
 }

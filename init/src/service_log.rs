@@ -1,7 +1,6 @@
 //! A service's output: each stream (stdout, stderr) read from its pipe, split into lines,
 //! stamped, appended to a capped log under /tmp and echoed to the console.
 
-use crate::services::{Service, Supervisor};
 use crate::sys::{self, now_ms, Console, Text};
 use init::logline::{must_rotate, LineSplitter};
 use rustix::fd::OwnedFd;
@@ -91,23 +90,18 @@ fn log_line(console: &Console, name: &[u8], log: &mut LogFile, line: &[u8]) {
     console.write(echo.as_bytes());
 }
 
-impl Supervisor {
-    /// Reads what a service wrote and logs it line by line.
-    pub(crate) fn drain(&mut self, console: &Console, i: usize, j: usize) {
-        let Some(Service { name, streams, .. }) = self.services[i].as_mut() else {
-            return;
-        };
-        let Stream { pipe, lines, log } = &mut streams[j];
+impl Stream {
+    /// Reads what service `name` wrote on this stream and logs it line by line.
+    pub(crate) fn drain(&mut self, console: &Console, name: &[u8]) {
+        let Stream { pipe, lines, log } = self;
         let Some(fd) = pipe else { return };
         let mut buf = [0u8; READ_CHUNK_BYTES];
         match rustix::io::read(&*fd, &mut buf) {
             Ok(0) => {
                 *pipe = None;
-                lines.flush(|line| log_line(console, name.as_bytes(), log, line));
+                lines.flush(|line| log_line(console, name, log, line));
             }
-            Ok(n) => lines.feed(&buf[..n], |line| {
-                log_line(console, name.as_bytes(), log, line)
-            }),
+            Ok(n) => lines.feed(&buf[..n], |line| log_line(console, name, log, line)),
             Err(Errno::AGAIN) | Err(Errno::INTR) => {}
             Err(_) => *pipe = None,
         }

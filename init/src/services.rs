@@ -47,6 +47,16 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
+    /// Reads what service `i` wrote on stream `j` (0 stdout, 1 stderr) and logs it line by
+    /// line (`service_log`).
+    pub(crate) fn drain(&mut self, console: &Console, i: usize, j: usize) {
+        if let Some(Some(Service { name, streams, .. })) = self.services.get_mut(i) {
+            if let Some(stream) = streams.get_mut(j) {
+                stream.drain(console, name.as_bytes());
+            }
+        }
+    }
+
     pub fn new() -> Supervisor {
         Supervisor {
             services: [const { None }; SERVICES_MAX],

@@ -18,6 +18,8 @@ pub use admin_api::endpoints::USER;
 /// Longest decoded `user:password` taken; longer is refused like a wrong password (the
 /// user is short, and so are the passwords instances get).
 const CREDENTIALS_BYTES_MAX: usize = 512;
+/// Most entries one `/data/list` answer holds (about 100 bytes each).
+const LIST_ENTRIES_MAX: usize = 4096;
 /// Largest file /data/write accepts.
 pub(crate) const DATA_FILE_BYTES_MAX: u64 = 1 << 30;
 
@@ -368,6 +370,15 @@ impl Api {
             .map_err(|e| refuse(404, format!("list: {e}")))?
             .flatten()
         {
+            if entries.len() == LIST_ENTRIES_MAX {
+                return Err(refuse(
+                    507,
+                    format!(
+                        "{} holds more than {LIST_ENTRIES_MAX} entries, more than one answer lists (its memory is bounded); read the files by name",
+                        dir.display()
+                    ),
+                ));
+            }
             let Ok(meta) = e.path().symlink_metadata() else {
                 continue;
             };

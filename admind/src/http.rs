@@ -10,6 +10,8 @@ use std::io::{self, Write};
 pub const HEAD_BYTES_MAX: usize = 8 * 1024;
 /// Most header lines.
 pub const HEADERS_MAX: usize = 32;
+// The refusals name these numbers.
+const _: () = assert!(HEAD_BYTES_MAX == 8 * 1024 && HEADERS_MAX == 32);
 /// Longest chunk-size line of a chunked body (hex size and extensions).
 const CHUNK_LINE_BYTES_MAX: usize = 256;
 /// Most trailer bytes after the last chunk.
@@ -121,44 +123,8 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
         "HTTP/1.0" => false,
         _ => return Err(refuse(505, "only HTTP/1.1 and HTTP/1.0 are spoken here")),
     };
-    if !target.starts_with('/') || target.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(bad("the request target must be an absolute path"));
-    }
-    let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
-    let path = percent_decode(raw_path).ok_or(bad("bad percent-encoding in the path"))?;
-    let mut query = Vec::new();
-    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k =
-            percent_decode(&k.replace('+', " ")).ok_or(bad("bad percent-encoding in the query"))?;
-        let v =
-            percent_decode(&v.replace('+', " ")).ok_or(bad("bad percent-encoding in the query"))?;
-        query.push((k, v));
-    }
-
-    let mut headers = Vec::new();
-    for line in lines {
-        if line.is_empty() {
-            break;
-        }
-        if headers.len() == HEADERS_MAX {
-            return Err(refuse(431, "more than 32 header lines"));
-        }
-        let (name, value) = line.split_once(':').ok_or(bad("header line without ':'"))?;
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
-        {
-            return Err(bad("malformed header name"));
-        }
-        let value = value.trim_matches(|c| c == ' ' || c == '\t');
-        if value.bytes().any(|b| b < b' ' && b != b'\t') {
-            return Err(bad("control character in a header value"));
-        }
-        headers.push((name.to_ascii_lowercase(), value.to_string()));
-    }
-
+    let (path, query) = parse_target(target)?;
+    let headers = parse_headers(lines)?;
     let values = |n: &str| -> Vec<String> {
         headers
             .iter()
@@ -166,29 +132,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
             .map(|(_, v)| v.clone())
             .collect()
     };
-    let lengths = values("content-length");
-    let codings = values("transfer-encoding");
-    let body = match (lengths.as_slice(), codings.as_slice()) {
-        ([], []) => BodyKind::None,
-        ([v], []) => {
-            if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad("malformed Content-Length"));
-            }
-            BodyKind::Length(v.parse().map_err(|_| bad("malformed Content-Length"))?)
-        }
-        ([], [v]) => {
-            if !v.eq_ignore_ascii_case("chunked") {
-                return Err(refuse(501, "only the chunked transfer coding is supported"));
-            }
-            BodyKind::Chunked
-        }
-        // Several lengths, or length and chunked together, are how requests get smuggled.
-        _ => {
-            return Err(bad(
-                "conflicting Content-Length / Transfer-Encoding headers",
-            ))
-        }
-    };
+    let body = body_kind(&values("content-length"), &values("transfer-encoding"))?;
     let connection: Vec<String> = values("connection")
         .iter()
         .map(|v| v.to_ascii_lowercase())
@@ -218,6 +162,83 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
         body,
         keep_alive,
         expects_continue,
+    })
+}
+
+/// The request target's path and query pairs, percent-decoded.
+fn parse_target(target: &str) -> Result<(String, Vec<(String, String)>), Refusal> {
+    let bad = |why: &str| refuse(400, why);
+    if !target.starts_with('/') || target.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(bad("the request target must be an absolute path"));
+    }
+    let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
+    let path = percent_decode(raw_path).ok_or(bad("bad percent-encoding in the path"))?;
+    let mut query = Vec::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k =
+            percent_decode(&k.replace('+', " ")).ok_or(bad("bad percent-encoding in the query"))?;
+        let v =
+            percent_decode(&v.replace('+', " ")).ok_or(bad("bad percent-encoding in the query"))?;
+        query.push((k, v));
+    }
+    Ok((path, query))
+}
+
+/// The header lines up to the blank one: (lowercase name, trimmed value), at most
+/// [`HEADERS_MAX`].
+fn parse_headers<'a>(
+    lines: impl Iterator<Item = &'a str>,
+) -> Result<Vec<(String, String)>, Refusal> {
+    let bad = |why: &str| refuse(400, why);
+    let mut headers = Vec::new();
+    for line in lines {
+        if line.is_empty() {
+            break;
+        }
+        if headers.len() == HEADERS_MAX {
+            return Err(refuse(431, "more than 32 header lines"));
+        }
+        let (name, value) = line.split_once(':').ok_or(bad("header line without ':'"))?;
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
+        {
+            return Err(bad("malformed header name"));
+        }
+        let value = value.trim_matches(|c| c == ' ' || c == '\t');
+        if value.bytes().any(|b| b < b' ' && b != b'\t') {
+            return Err(bad("control character in a header value"));
+        }
+        headers.push((name.to_ascii_lowercase(), value.to_string()));
+    }
+    Ok(headers)
+}
+
+/// How the body is framed, from the Content-Length and Transfer-Encoding values.
+fn body_kind(lengths: &[String], codings: &[String]) -> Result<BodyKind, Refusal> {
+    let bad = |why: &str| refuse(400, why);
+    Ok(match (lengths, codings) {
+        ([], []) => BodyKind::None,
+        ([v], []) => {
+            if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad("malformed Content-Length"));
+            }
+            BodyKind::Length(v.parse().map_err(|_| bad("malformed Content-Length"))?)
+        }
+        ([], [v]) => {
+            if !v.eq_ignore_ascii_case("chunked") {
+                return Err(refuse(501, "only the chunked transfer coding is supported"));
+            }
+            BodyKind::Chunked
+        }
+        // Several lengths, or length and chunked together, are how requests get smuggled.
+        _ => {
+            return Err(bad(
+                "conflicting Content-Length / Transfer-Encoding headers",
+            ))
+        }
     })
 }
 

@@ -13,7 +13,7 @@
 use admind::api::Api;
 use admind::device::{Device, Paths};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 fn main() {
@@ -23,20 +23,32 @@ fn main() {
     }
 }
 
-fn run() -> Result<(), String> {
-    let mut paths = Paths::default();
-    let mut listen: Option<String> = None;
-    let mut cert: Option<PathBuf> = None;
-    let mut key: Option<PathBuf> = None;
-    let mut password_file = PathBuf::from(boot::password::PATH);
+/// What the command line names.
+struct Options {
+    paths: Paths,
+    listen: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    password_file: PathBuf,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        paths: Paths::default(),
+        listen: None,
+        cert: None,
+        key: None,
+        password_file: PathBuf::from(boot::password::PATH),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        let paths = &mut o.paths;
         match flag.as_str() {
-            "--listen" => listen = Some(value()?),
-            "--cert" => cert = Some(value()?.into()),
-            "--key" => key = Some(value()?.into()),
-            "--password-file" => password_file = value()?.into(),
+            "--listen" => o.listen = Some(value()?),
+            "--cert" => o.cert = Some(value()?.into()),
+            "--key" => o.key = Some(value()?.into()),
+            "--password-file" => o.password_file = value()?.into(),
             "--disk" => paths.disk = Some(value()?.into()),
             "--boot-status" => paths.boot_status = value()?.into(),
             "--clock-status" => paths.clock = value()?.into(),
@@ -54,16 +66,23 @@ fn run() -> Result<(), String> {
             }
         }
     }
-    let read =
-        |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let served = match (cert, key) {
-        (Some(c), Some(k)) => admind::identity::Served {
-            config: admin_api::tls::server_config(&read(&c)?, &read(&k)?)
+    Ok(o)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// The TLS identity: the pair given, or the device's own (`admind::identity`).
+fn identity(o: &Options) -> Result<admind::identity::Served, String> {
+    match (&o.cert, &o.key) {
+        (Some(c), Some(k)) => Ok(admind::identity::Served {
+            config: admin_api::tls::server_config(&read(c)?, &read(k)?)
                 .map_err(|e| format!("{} / {}: {e}", c.display(), k.display()))?,
             note: format!("certificate {}", c.display()),
-        },
+        }),
         (None, None) => {
-            let hostname = std::fs::read_to_string(paths.proc.join("sys/kernel/hostname"))
+            let hostname = std::fs::read_to_string(o.paths.proc.join("sys/kernel/hostname"))
                 .map(|h| h.trim().to_string())
                 .unwrap_or_default();
             let name = if hostname.is_empty() {
@@ -71,37 +90,41 @@ fn run() -> Result<(), String> {
             } else {
                 &hostname
             };
-            admind::identity::load_or_make(&paths.data.join(admind::identity::DIR), name)?
+            admind::identity::load_or_make(&o.paths.data.join(admind::identity::DIR), name)
         }
-        _ => return Err("give both --cert and --key, or neither".into()),
-    };
-    let password = String::from_utf8_lossy(&read(&password_file)?).into_owned();
-    let device = Device::new(paths);
+        _ => Err("give both --cert and --key, or neither".into()),
+    }
+}
+
+/// `--listen`'s address, or port [`admin_api::PORT`] on every IPv6 address (IPv4 only if
+/// IPv6 is off). Addresses are parsed, never resolved: no DNS resolver in the binary.
+fn listener(listen: Option<&str>) -> Result<TcpListener, String> {
+    if let Some(addr) = listen {
+        let parsed: std::net::SocketAddr = addr
+            .parse()
+            .map_err(|_| format!("--listen {addr}: expected IP:PORT"))?;
+        return TcpListener::bind(parsed).map_err(|e| format!("cannot listen on {addr}: {e}"));
+    }
+    let any6 = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, admin_api::PORT));
+    let any4 = std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, admin_api::PORT));
+    TcpListener::bind(any6)
+        .or_else(|_| TcpListener::bind(any4))
+        .map_err(|e| format!("cannot listen on port {}: {e}", admin_api::PORT))
+}
+
+fn run() -> Result<(), String> {
+    let o = options()?;
+    let served = identity(&o)?;
+    let password = String::from_utf8_lossy(&read(&o.password_file)?).into_owned();
+    let listener = listener(o.listen.as_deref())?;
+    let device = Device::new(o.paths);
     // A commit cut short (power lost between the record and config.txt) left the Pi's
     // firmware naming the old slot: name the committed one again.
     if let Ok(Some(slot)) = device.repair_pi_settings() {
         println!("admind: config.txt did not name committed root {slot}; it does now");
     }
     let mut api =
-        Api::new(device, &password).map_err(|e| format!("{}: {e}", password_file.display()))?;
-    // Addresses are parsed, never resolved: no DNS resolver in the binary.
-    let listener = match &listen {
-        Some(addr) => {
-            let parsed: std::net::SocketAddr = addr
-                .parse()
-                .map_err(|_| format!("--listen {addr}: expected IP:PORT"))?;
-            TcpListener::bind(parsed).map_err(|e| format!("cannot listen on {addr}: {e}"))?
-        }
-        None => {
-            let any6 =
-                std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, admin_api::PORT));
-            let any4 =
-                std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, admin_api::PORT));
-            TcpListener::bind(any6)
-                .or_else(|_| TcpListener::bind(any4))
-                .map_err(|e| format!("cannot listen on port {}: {e}", admin_api::PORT))?
-        }
-    };
+        Api::new(device, &password).map_err(|e| format!("{}: {e}", o.password_file.display()))?;
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())

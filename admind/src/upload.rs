@@ -428,6 +428,8 @@ impl Drop for FileUpload {
 }
 /// Bytes moved per read/write while streaming (the only buffer an update needs).
 pub const STREAM_BUFFER_BYTES: usize = 256 * 1024;
+// Whole sectors per write, so a region is never written in part of a sector.
+const _: () = assert!(STREAM_BUFFER_BYTES.is_multiple_of(boot::layout::SECTOR_BYTES as usize));
 
 /// SHA-256 over `parts` in order (`boot::rootid::build_id` hashes a slot with it).
 pub(crate) fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {

@@ -1366,6 +1366,25 @@ fn a_disk_laid_out_otherwise_is_never_written() {
     assert_eq!(a.root_trailer(), None);
 }
 
+/// A folder of more entries than one answer lists is refused, saying why; one of fewer is
+/// listed whole.
+#[test]
+fn data_list_is_bounded() {
+    let a = Admind::start("list");
+    let many = a.dir.join("data/many");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..4096 {
+        std::fs::write(many.join(format!("f{i}")), "").unwrap();
+    }
+    let (status, body) = a.curl(&[], "/data/list?path=many");
+    assert_eq!(status, 200);
+    assert_eq!(body.matches("\"name\"").count(), 4096);
+    std::fs::write(many.join("one-more"), "").unwrap();
+    let (status, body) = a.curl(&[], "/data/list?path=many");
+    assert_eq!(status, 507, "{body}");
+    assert!(body.contains("more than 4096 entries"), "{body}");
+}
+
 /// The pin admind's console line names (`sha256//` and 44 characters of base64).
 fn pin_in(log: &str) -> String {
     let at = log

@@ -171,109 +171,134 @@ pub struct ParseError {
 
 /// Parses the file's bytes.
 pub fn parse(text: &[u8]) -> Result<Settings, ParseError> {
-    let mut settings = Settings::default();
-    let mut address: Option<(Ipv4, u8)> = None;
-    let mut gateway = None;
-    let mut dns = [[0; 4]; DNS_MAX];
-    let mut dns_count = 0;
-    let mut dns_line = 0;
+    let mut parsing = Parsing::default();
     for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = i + 1;
-        let err = |reason| ParseError { line, reason };
         let raw = trim(raw);
         if raw.is_empty() || raw[0] == b'#' {
             continue;
         }
         let (key, value) = match raw.iter().position(|&b| b == b' ') {
             Some(at) => (&raw[..at], trim(&raw[at + 1..])),
-            None => return Err(err("expected `<key> <value>`")),
+            None => {
+                return Err(ParseError {
+                    line,
+                    reason: "expected `<key> <value>`",
+                })
+            }
         };
+        parsing
+            .take(key, value, line)
+            .map_err(|reason| ParseError { line, reason })?;
+    }
+    parsing.finish()
+}
+
+/// The file read so far.
+#[derive(Default)]
+struct Parsing {
+    settings: Settings,
+    address: Option<(Ipv4, u8)>,
+    gateway: Option<Ipv4>,
+    dns: [Ipv4; DNS_MAX],
+    dns_count: usize,
+    /// The last `dns` line, to name in an error about the file as a whole.
+    dns_line: usize,
+}
+
+impl Parsing {
+    /// Takes one `key value` line.
+    fn take(&mut self, key: &[u8], value: &[u8], line: usize) -> Result<(), &'static str> {
+        let settings = &mut self.settings;
         match key {
             b"interface" => {
-                let name = Name::new(value).ok_or(err(
-                    "an interface name is 1 to 15 characters without spaces, '/' or ':'",
-                ))?;
+                let name = Name::new(value)
+                    .ok_or("an interface name is 1 to 15 characters without spaces, '/' or ':'")?;
                 if settings.interface_count == INTERFACES_MAX {
-                    return Err(err("at most 4 interfaces can be named"));
+                    return Err("at most 4 interfaces can be named");
                 }
                 if settings.interfaces().contains(&name) {
-                    return Err(err("interface named twice"));
+                    return Err("interface named twice");
                 }
                 settings.interfaces[settings.interface_count] = name;
                 settings.interface_count += 1;
             }
             b"address" => {
-                if address.is_some() {
-                    return Err(err("only one static address can be given"));
+                if self.address.is_some() {
+                    return Err("only one static address can be given");
                 }
-                address = Some(parse_cidr(value).ok_or(err(
-                    "an address is written a.b.c.d/prefix, with a prefix from 1 to 32",
-                ))?);
+                self.address =
+                    Some(parse_cidr(value).ok_or(
+                        "an address is written a.b.c.d/prefix, with a prefix from 1 to 32",
+                    )?);
             }
             b"gateway" => {
-                if gateway.is_some() {
-                    return Err(err("only one gateway can be given"));
+                if self.gateway.is_some() {
+                    return Err("only one gateway can be given");
                 }
-                gateway = Some(parse_ipv4(value).ok_or(err("a gateway is written a.b.c.d"))?);
+                self.gateway = Some(parse_ipv4(value).ok_or("a gateway is written a.b.c.d")?);
             }
             b"dns" => {
-                if dns_count == DNS_MAX {
-                    return Err(err("at most 3 DNS servers can be given"));
+                if self.dns_count == DNS_MAX {
+                    return Err("at most 3 DNS servers can be given");
                 }
-                dns[dns_count] = parse_ipv4(value).ok_or(err("a DNS server is written a.b.c.d"))?;
-                dns_count += 1;
-                dns_line = line;
+                self.dns[self.dns_count] =
+                    parse_ipv4(value).ok_or("a DNS server is written a.b.c.d")?;
+                self.dns_count += 1;
+                self.dns_line = line;
             }
             b"ntp" if value == b"off" => {
                 if settings.ntp_count > 0 {
-                    return Err(err("`ntp off` cannot go with time servers"));
+                    return Err("`ntp off` cannot go with time servers");
                 }
                 settings.ntp_off = true;
             }
             b"ntp" => {
                 if settings.ntp_off {
-                    return Err(err("`ntp off` cannot go with time servers"));
+                    return Err("`ntp off` cannot go with time servers");
                 }
                 if settings.ntp_count == NTP_MAX {
-                    return Err(err("at most 3 time servers can be given"));
+                    return Err("at most 3 time servers can be given");
                 }
-                settings.ntp[settings.ntp_count] = Host::new(value).ok_or(err(
+                settings.ntp[settings.ntp_count] = Host::new(value).ok_or(
                     "a time server is a host name (letters, digits, '-', '.'; at most 63 bytes) or a.b.c.d",
-                ))?;
+                )?;
                 settings.ntp_count += 1;
             }
-            _ => {
-                return Err(err(
-                    "unknown key (expected interface, address, gateway, dns or ntp)",
-                ))
-            }
+            _ => return Err("unknown key (expected interface, address, gateway, dns or ntp)"),
         }
+        Ok(())
     }
-    match address {
-        Some((address, prefix)) => {
-            if settings.interface_count != 1 {
-                return Err(ParseError {
-                    line: 0,
-                    reason: "a static address needs exactly one interface line",
+
+    /// The settings, once what only the whole file shows is checked.
+    fn finish(self) -> Result<Settings, ParseError> {
+        let mut settings = self.settings;
+        match self.address {
+            Some((address, prefix)) => {
+                if settings.interface_count != 1 {
+                    return Err(ParseError {
+                        line: 0,
+                        reason: "a static address needs exactly one interface line",
+                    });
+                }
+                settings.ipv4_static = Some(Static {
+                    address,
+                    prefix,
+                    gateway: self.gateway,
+                    dns: self.dns,
+                    dns_count: self.dns_count,
                 });
             }
-            settings.ipv4_static = Some(Static {
-                address,
-                prefix,
-                gateway,
-                dns,
-                dns_count,
-            });
+            None if self.gateway.is_some() || self.dns_count > 0 => {
+                return Err(ParseError {
+                    line: self.dns_line,
+                    reason: "gateway and dns only go with a static address (DHCP supplies its own)",
+                })
+            }
+            None => {}
         }
-        None if gateway.is_some() || dns_count > 0 => {
-            return Err(ParseError {
-                line: dns_line,
-                reason: "gateway and dns only go with a static address (DHCP supplies its own)",
-            })
-        }
-        None => {}
+        Ok(settings)
     }
-    Ok(settings)
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {

@@ -25,6 +25,7 @@ pub const CMDLINE_REGION_BYTES: u64 = 512;
 pub const KERNEL_HEADER_BYTES: usize = 4096;
 /// Longest command line (the sector keeps a NUL after it).
 pub const CMDLINE_BYTES_MAX: usize = 511;
+const _: () = assert!(CMDLINE_BYTES_MAX < CMDLINE_REGION_BYTES as usize);
 
 /// `/boot` file names of each slot's kernel and command line, slot A (root partition 2)
 /// first, as `crate::mbr::Table` and [`index`] order them.

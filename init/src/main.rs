@@ -96,79 +96,113 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     };
     // Before any service starts: none of them should see 1970 on a board without a clock.
     clock::restore(&console);
-    let mut trial_deadline_ms = boot_status(&console, disk.as_ref(), &cmdline);
+    let trial_deadline_ms = boot_status(&console, disk.as_ref(), &cmdline);
 
     let mut supervisor = Supervisor::new();
     supervisor.load(&console);
     supervisor.start_all(&console);
-    let watchdog = cmdline
-        .watchdog
-        .then(|| {
-            rustix::fs::open(
-                c"/dev/watchdog",
-                OFlags::WRONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .ok()
-        })
-        .flatten();
-    if !cmdline.watchdog {
+    let watchdog = open_watchdog(&console, cmdline.watchdog);
+    let running = Running {
+        console: &console,
+        signals: signals.as_ref(),
+        disk: disk.as_ref(),
+        cmdline: &cmdline,
+        watchdog: watchdog.as_ref(),
+    };
+    running.supervise(&mut supervisor, trial_deadline_ms)
+}
+
+/// /dev/watchdog, opened unless the command line says to leave it alone; said either way.
+fn open_watchdog(console: &Console, wanted: bool) -> Option<rustix::fd::OwnedFd> {
+    if !wanted {
         log!(
             console,
             "init: /dev/watchdog left alone (rustkrazy.watchdog=off)"
         );
-    } else if watchdog.is_some() {
+        return None;
+    }
+    let watchdog = rustix::fs::open(
+        c"/dev/watchdog",
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok();
+    if watchdog.is_some() {
         log!(
             console,
             "init: feeding /dev/watchdog every {} s",
             WATCHDOG_FEED_MS / 1000
         );
     }
-    let mut next_feed_ms = 0;
-    let mut next_clock_save_ms = now_ms() + boot::clock::SAVE_INTERVAL_S * 1000;
-    loop {
-        let now = now_ms();
-        if now >= next_clock_save_ms {
-            clock::save(&console);
-            next_clock_save_ms = now + boot::clock::SAVE_INTERVAL_S * 1000;
-        }
-        if let Some(fd) = &watchdog {
-            if now >= next_feed_ms {
-                let _ = rustix::io::write(fd, b"k");
-                next_feed_ms = now + WATCHDOG_FEED_MS;
+    watchdog
+}
+
+/// What the main loop works with, once the system is up.
+struct Running<'a> {
+    console: &'a Console,
+    signals: Option<&'a rustix::fd::OwnedFd>,
+    disk: Option<&'a mounts::Disk>,
+    cmdline: &'a init::cmdline::Cmdline,
+    watchdog: Option<&'a rustix::fd::OwnedFd>,
+}
+
+impl Running<'_> {
+    /// Supervises the services until shutdown: feeds the watchdog, saves the clock, and
+    /// reboots to the committed root when a trial is not committed by its deadline.
+    fn supervise(&self, supervisor: &mut Supervisor, mut trial_deadline_ms: Option<u64>) -> ! {
+        let console = self.console;
+        let mut next_feed_ms = 0;
+        let mut next_clock_save_ms = now_ms() + boot::clock::SAVE_INTERVAL_S * 1000;
+        loop {
+            let now = now_ms();
+            if now >= next_clock_save_ms {
+                clock::save(console);
+                next_clock_save_ms = now + boot::clock::SAVE_INTERVAL_S * 1000;
             }
-        }
-        if trial_deadline_ms.is_some_and(|deadline| now >= deadline) {
-            // The deadline is checked once: committed (or no disk to tell) means nothing
-            // is left to wait for, and a deadline left in place would wake us at once forever.
-            trial_deadline_ms = None;
-            match disk.as_ref().map(record::still_on_trial) {
-                Some(true) => {
-                    log!(
-                        console,
-                        "init: trial boot not committed within {} s; rebooting to the committed root",
-                        cmdline.trial_timeout_s
-                    );
-                    supervisor.shutdown(&console, signals.as_ref(), RebootCommand::Restart, false);
+            if let Some(fd) = self.watchdog {
+                if now >= next_feed_ms {
+                    let _ = rustix::io::write(fd, b"k");
+                    next_feed_ms = now + WATCHDOG_FEED_MS;
                 }
-                Some(false) => log!(console, "init: the trial boot was committed in time"),
-                None => {}
+            }
+            if trial_deadline_ms.is_some_and(|deadline| now >= deadline) {
+                // Checked once: committed (or no disk to tell) leaves nothing to wait for,
+                // and a deadline left in place would wake us at once forever.
+                trial_deadline_ms = None;
+                self.end_of_trial(supervisor);
+            }
+            let mut wake_ms = supervisor
+                .next_restart_ms()
+                .unwrap_or(u64::MAX)
+                .min(next_clock_save_ms);
+            if self.watchdog.is_some() {
+                wake_ms = wake_ms.min(next_feed_ms);
+            }
+            if let Some(deadline) = trial_deadline_ms {
+                wake_ms = wake_ms.min(deadline);
+            }
+            if let Some(action) = supervisor.wait_and_handle(console, self.signals, wake_ms) {
+                let tryboot =
+                    action == RebootCommand::Restart && record::restart_needs_tryboot(self.disk);
+                supervisor.shutdown(console, self.signals, action, tryboot);
             }
         }
-        let mut wake_ms = supervisor
-            .next_restart_ms()
-            .unwrap_or(u64::MAX)
-            .min(next_clock_save_ms);
-        if watchdog.is_some() {
-            wake_ms = wake_ms.min(next_feed_ms);
-        }
-        if let Some(deadline) = trial_deadline_ms {
-            wake_ms = wake_ms.min(deadline);
-        }
-        if let Some(action) = supervisor.wait_and_handle(&console, signals.as_ref(), wake_ms) {
-            let tryboot =
-                action == RebootCommand::Restart && record::restart_needs_tryboot(disk.as_ref());
-            supervisor.shutdown(&console, signals.as_ref(), action, tryboot);
+    }
+
+    /// The trial's deadline has come: reboot to the committed root unless it was committed.
+    fn end_of_trial(&self, supervisor: &mut Supervisor) {
+        let console = self.console;
+        match self.disk.map(record::still_on_trial) {
+            Some(true) => {
+                log!(
+                    console,
+                    "init: trial boot not committed within {} s; rebooting to the committed root",
+                    self.cmdline.trial_timeout_s
+                );
+                supervisor.shutdown(console, self.signals, RebootCommand::Restart, false);
+            }
+            Some(false) => log!(console, "init: the trial boot was committed in time"),
+            None => {}
         }
     }
 }

@@ -5,8 +5,30 @@
 //! Not supported: option overload (52) into `sname`/`file`, relay agents, BOOTP-only
 //! servers (replies without a message type option are rejected).
 
+/// Where each field of the fixed BOOTP header lies (RFC 2131 figure 1).
+mod field {
+    use core::ops::Range;
+    pub const OP: usize = 0;
+    pub const HTYPE: usize = 1;
+    pub const HLEN: usize = 2;
+    pub const XID: Range<usize> = 4..8;
+    pub const SECS: Range<usize> = 8..10;
+    /// The broadcast flag is the top bit of `flags` (bytes 10..12).
+    pub const FLAGS_HIGH: usize = 10;
+    pub const CIADDR: Range<usize> = 12..16;
+    pub const YIADDR: Range<usize> = 16..20;
+    /// `chaddr` is 16 bytes; an Ethernet address fills the first 6.
+    pub const CHADDR_MAC: Range<usize> = 28..34;
+    pub const MAGIC_COOKIE: Range<usize> = 236..240;
+    /// Options follow the header and cookie.
+    pub const OPTIONS: usize = 240;
+}
+
 /// Fixed BOOTP header before the options, including the magic cookie.
-const HEADER_BYTES: usize = 240;
+const HEADER_BYTES: usize = field::OPTIONS;
+/// An Ethernet address's length (`hlen`).
+const HLEN_ETHERNET: u8 = 6;
+const FLAG_BROADCAST: u8 = 0x80;
 const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 /// Largest request we build (the minimum every DHCP server must accept is 576 bytes of IP).
 pub const REQUEST_BYTES_MAX: usize = 548;
@@ -16,6 +38,10 @@ pub const DNS_SERVERS_MAX: usize = 3;
 pub const NTP_SERVERS_MAX: usize = 3;
 /// Longest hostname sent (option length is one byte; keep it DNS-label sized).
 pub const HOSTNAME_BYTES_MAX: usize = 63;
+/// What `encode` writes at most: the header, message type 3, requested address 6, server 6,
+/// hostname 2 + its most, parameter list 2 + 7, end 1.
+const REQUEST_WRITTEN_MAX: usize = HEADER_BYTES + 3 + 6 + 6 + 2 + HOSTNAME_BYTES_MAX + 2 + 7 + 1;
+const _: () = assert!(REQUEST_WRITTEN_MAX <= REQUEST_BYTES_MAX);
 
 const OP_REQUEST: u8 = 1;
 const OP_REPLY: u8 = 2;
@@ -80,17 +106,18 @@ pub struct Request<'a> {
 /// Encodes `req`; returns the number of bytes of `out` to send.
 pub fn encode(req: &Request<'_>, out: &mut [u8; REQUEST_BYTES_MAX]) -> usize {
     out.fill(0);
-    out[0] = OP_REQUEST;
-    out[1] = HTYPE_ETHERNET;
-    out[2] = 6; // hlen
-    out[4..8].copy_from_slice(&req.xid.to_be_bytes());
-    out[8..10].copy_from_slice(&req.secs.to_be_bytes());
+    out[field::OP] = OP_REQUEST;
+    out[field::HTYPE] = HTYPE_ETHERNET;
+    out[field::HLEN] = HLEN_ETHERNET;
+    out[field::XID].copy_from_slice(&req.xid.to_be_bytes());
+    out[field::SECS].copy_from_slice(&req.secs.to_be_bytes());
     if req.ciaddr == [0; 4] {
-        out[10] = 0x80; // broadcast flag: we cannot receive unicast before we have an address
+        // We cannot receive unicast before we have an address.
+        out[field::FLAGS_HIGH] = FLAG_BROADCAST;
     }
-    out[12..16].copy_from_slice(&req.ciaddr);
-    out[28..34].copy_from_slice(&req.mac);
-    out[236..240].copy_from_slice(&MAGIC_COOKIE);
+    out[field::CIADDR].copy_from_slice(&req.ciaddr);
+    out[field::CHADDR_MAC].copy_from_slice(&req.mac);
+    out[field::MAGIC_COOKIE].copy_from_slice(&MAGIC_COOKIE);
     let mut at = HEADER_BYTES;
     let mut put = |code: u8, data: &[u8]| {
         out[at] = code;
@@ -164,21 +191,23 @@ pub enum DecodeError {
 
 /// Decodes a reply to transaction `xid` from client `mac`.
 pub fn decode(packet: &[u8], xid: u32, mac: &[u8; 6]) -> Result<Reply, DecodeError> {
-    if packet.len() < HEADER_BYTES {
-        return Err(DecodeError::Truncated);
-    }
-    if packet[0] != OP_REPLY || packet[1] != HTYPE_ETHERNET || packet[2] != 6 {
+    let header = packet.get(..HEADER_BYTES).ok_or(DecodeError::Truncated)?;
+    if header[field::OP] != OP_REPLY
+        || header[field::HTYPE] != HTYPE_ETHERNET
+        || header[field::HLEN] != HLEN_ETHERNET
+    {
         return Err(DecodeError::NotAReply);
     }
-    if packet[4..8] != xid.to_be_bytes() || packet[28..34] != mac[..] {
+    if header[field::XID] != xid.to_be_bytes() || header[field::CHADDR_MAC] != mac[..] {
         return Err(DecodeError::NotForUs);
     }
-    if packet[236..240] != MAGIC_COOKIE {
+    if header[field::MAGIC_COOKIE] != MAGIC_COOKIE {
         return Err(DecodeError::BadMagicCookie);
     }
+    let y = &header[field::YIADDR];
     let mut reply = Reply {
         kind: MessageType::Nak,
-        yiaddr: [packet[16], packet[17], packet[18], packet[19]],
+        yiaddr: [y[0], y[1], y[2], y[3]],
         server_id: None,
         subnet_mask: None,
         router: None,
@@ -192,8 +221,7 @@ pub fn decode(packet: &[u8], xid: u32, mac: &[u8; 6]) -> Result<Reply, DecodeErr
     };
     let mut kind = None;
     let mut at = HEADER_BYTES;
-    while at < packet.len() {
-        let code = packet[at];
+    while let Some(&code) = packet.get(at) {
         if code == OPT_END {
             break;
         }
@@ -205,51 +233,63 @@ pub fn decode(packet: &[u8], xid: u32, mac: &[u8; 6]) -> Result<Reply, DecodeErr
         let data = packet
             .get(at + 2..at + 2 + len)
             .ok_or(DecodeError::BadOption { code })?;
-        let bad = DecodeError::BadOption { code };
-        let ip = |data: &[u8]| -> Result<Ipv4, DecodeError> {
-            data.get(..4)
-                .filter(|_| data.len().is_multiple_of(4))
-                .map(|d| [d[0], d[1], d[2], d[3]])
-                .ok_or(bad)
-        };
-        let secs = |data: &[u8]| -> Result<u32, DecodeError> {
-            <[u8; 4]>::try_from(data)
-                .map(u32::from_be_bytes)
-                .map_err(|_| bad)
-        };
-        match code {
-            OPT_MESSAGE_TYPE => {
-                kind = Some(
-                    MessageType::from_byte(*data.first().filter(|_| len == 1).ok_or(bad)?)
-                        .ok_or(DecodeError::NoMessageType)?,
-                )
-            }
-            OPT_SERVER_ID => reply.server_id = Some(ip(data)?),
-            OPT_SUBNET_MASK => reply.subnet_mask = Some(ip(data)?),
-            OPT_ROUTER => reply.router = Some(ip(data)?), // the first router is the one used
-            OPT_DNS => {
-                ip(data)?;
-                for server in data.chunks_exact(4).take(DNS_SERVERS_MAX) {
-                    reply.dns[reply.dns_count] = [server[0], server[1], server[2], server[3]];
-                    reply.dns_count += 1;
-                }
-            }
-            OPT_NTP => {
-                ip(data)?;
-                for server in data.chunks_exact(4).take(NTP_SERVERS_MAX) {
-                    reply.ntp[reply.ntp_count] = [server[0], server[1], server[2], server[3]];
-                    reply.ntp_count += 1;
-                }
-            }
-            OPT_LEASE_TIME => reply.lease_s = Some(secs(data)?),
-            OPT_RENEWAL_TIME => reply.renewal_s = Some(secs(data)?),
-            OPT_REBINDING_TIME => reply.rebinding_s = Some(secs(data)?),
-            _ => {} // options we did not ask for are skipped
+        if code == OPT_MESSAGE_TYPE {
+            let byte = *data
+                .first()
+                .filter(|_| len == 1)
+                .ok_or(DecodeError::BadOption { code })?;
+            kind = Some(MessageType::from_byte(byte).ok_or(DecodeError::NoMessageType)?);
+        } else {
+            apply_option(&mut reply, code, data)?;
         }
         at += 2 + len;
     }
     reply.kind = kind.ok_or(DecodeError::NoMessageType)?;
     Ok(reply)
+}
+
+/// Takes one option (other than the message type) into `reply`; options we did not ask
+/// for are skipped. Addresses of repeated options add up to the most kept.
+fn apply_option(reply: &mut Reply, code: u8, data: &[u8]) -> Result<(), DecodeError> {
+    let bad = DecodeError::BadOption { code };
+    let ip = |data: &[u8]| -> Result<Ipv4, DecodeError> {
+        data.get(..4)
+            .filter(|_| data.len().is_multiple_of(4))
+            .map(|d| [d[0], d[1], d[2], d[3]])
+            .ok_or(bad)
+    };
+    let secs = |data: &[u8]| -> Result<u32, DecodeError> {
+        <[u8; 4]>::try_from(data)
+            .map(u32::from_be_bytes)
+            .map_err(|_| bad)
+    };
+    let servers = |data: &[u8], list: &mut [Ipv4], count: &mut usize| {
+        for server in data.chunks_exact(4) {
+            let Some(slot) = list.get_mut(*count) else {
+                break;
+            };
+            *slot = [server[0], server[1], server[2], server[3]];
+            *count += 1;
+        }
+    };
+    match code {
+        OPT_SERVER_ID => reply.server_id = Some(ip(data)?),
+        OPT_SUBNET_MASK => reply.subnet_mask = Some(ip(data)?),
+        OPT_ROUTER => reply.router = Some(ip(data)?), // the first router is the one used
+        OPT_DNS => {
+            ip(data)?;
+            servers(data, &mut reply.dns, &mut reply.dns_count);
+        }
+        OPT_NTP => {
+            ip(data)?;
+            servers(data, &mut reply.ntp, &mut reply.ntp_count);
+        }
+        OPT_LEASE_TIME => reply.lease_s = Some(secs(data)?),
+        OPT_RENEWAL_TIME => reply.renewal_s = Some(secs(data)?),
+        OPT_REBINDING_TIME => reply.rebinding_s = Some(secs(data)?),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// When to renew (T1), rebind (T2) and give up (lease end), in seconds from the ACK.
@@ -362,6 +402,21 @@ mod tests {
             (330, OPT_END),
             "longer than 300 bytes: no padding, END last"
         );
+    }
+
+    /// A server repeating options 6 and 42 (RFC 3396 splits long ones so) fills the lists
+    /// up to their size and no further: the rest is dropped, never written past the end.
+    #[test]
+    fn repeated_server_lists_keep_the_first_and_never_overflow() {
+        let mut options = vec![53, 1, 5];
+        for _ in 0..3 {
+            options.extend([6, 12, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
+            options.extend([42, 8, 4, 4, 4, 4, 5, 5, 5, 5]);
+        }
+        options.push(255);
+        let r = decode(&reply(7, &options), 7, &MAC).unwrap();
+        assert_eq!(&r.dns[..r.dns_count], &[[1; 4], [2; 4], [3; 4]]);
+        assert_eq!(&r.ntp[..r.ntp_count], &[[4; 4], [5; 4], [4; 4]]);
     }
 
     #[test]

@@ -160,35 +160,9 @@ impl Link {
             // Copy what is needed out of `buf` first: handling may reuse it.
             let mut changes: [Option<Change>; CHANGES_PER_DATAGRAM_MAX] =
                 [None; CHANGES_PER_DATAGRAM_MAX];
-            let mut count = 0;
-            for m in nl::messages(data) {
-                let change = match m.kind {
-                    nl::RTM_NEWLINK | nl::RTM_DELLINK => nl::parse_link(m.payload).and_then(|l| {
-                        Some(Change::Link {
-                            gone: m.kind == nl::RTM_DELLINK,
-                            index: l.index,
-                            hardware: l.hardware,
-                            flags: l.flags,
-                            name: Name::new(l.name)?,
-                            mac: l.mac,
-                        })
-                    }),
-                    nl::RTM_NEWADDR => nl::parse_address(m.payload)
-                        .filter(|a| a.family == nl::AF_INET6 && a.scope < nl::RT_SCOPE_LINK)
-                        .filter(|a| a.flags & nl::IFA_F_TENTATIVE == 0)
-                        .and_then(|a| {
-                            Some(Change::Ipv6 {
-                                index: a.index,
-                                ip: a.ip.try_into().ok()?,
-                                prefix: a.prefix,
-                            })
-                        }),
-                    _ => None,
-                };
-                if let (Some(c), true) = (change, count < changes.len()) {
-                    changes[count] = Some(c);
-                    count += 1;
-                }
+            let wanted = nl::messages(data).filter_map(|m| change_of(&m));
+            for (slot, change) in changes.iter_mut().zip(wanted) {
+                *slot = Some(change);
             }
             for change in changes.into_iter().flatten() {
                 match change {
@@ -203,25 +177,26 @@ impl Link {
                     Change::Link {
                         gone: true, index, ..
                     } => self.link_removed(index),
-                    Change::Ipv6 { index, ip, prefix } => {
-                        let Some(slot) = self.slot(index) else {
-                            continue;
-                        };
-                        let Some(iface) = self.interfaces.get_mut(slot) else {
-                            continue;
-                        };
-                        if iface.last_ipv6 != ip {
-                            iface.last_ipv6 = ip;
-                            say!(
-                                "link: {}: IPv6 {}/{} (SLAAC)",
-                                Shown(iface.name.as_bytes()),
-                                Ip6(ip),
-                                prefix
-                            );
-                        }
-                    }
+                    Change::Ipv6 { index, ip, prefix } => self.ipv6_seen(index, ip, prefix),
                 }
             }
+        }
+    }
+
+    /// An IPv6 address the kernel configured (SLAAC): said once per new address.
+    fn ipv6_seen(&mut self, index: u32, ip: [u8; 16], prefix: u8) {
+        let Some(slot) = self.slot(index) else { return };
+        let Some(iface) = self.interfaces.get_mut(slot) else {
+            return;
+        };
+        if iface.last_ipv6 != ip {
+            iface.last_ipv6 = ip;
+            say!(
+                "link: {}: IPv6 {}/{} (SLAAC)",
+                Shown(iface.name.as_bytes()),
+                Ip6(ip),
+                prefix
+            );
         }
     }
 
@@ -249,4 +224,32 @@ enum Change {
         ip: [u8; 16],
         prefix: u8,
     },
+}
+
+/// What one netlink message changes for us: a link added, changed or gone, or a global
+/// IPv6 address settled; `None` for anything else.
+fn change_of(m: &nl::Message<'_>) -> Option<Change> {
+    match m.kind {
+        nl::RTM_NEWLINK | nl::RTM_DELLINK => nl::parse_link(m.payload).and_then(|l| {
+            Some(Change::Link {
+                gone: m.kind == nl::RTM_DELLINK,
+                index: l.index,
+                hardware: l.hardware,
+                flags: l.flags,
+                name: Name::new(l.name)?,
+                mac: l.mac,
+            })
+        }),
+        nl::RTM_NEWADDR => nl::parse_address(m.payload)
+            .filter(|a| a.family == nl::AF_INET6 && a.scope < nl::RT_SCOPE_LINK)
+            .filter(|a| a.flags & nl::IFA_F_TENTATIVE == 0)
+            .and_then(|a| {
+                Some(Change::Ipv6 {
+                    index: a.index,
+                    ip: a.ip.try_into().ok()?,
+                    prefix: a.prefix,
+                })
+            }),
+        _ => None,
+    }
 }

@@ -192,6 +192,11 @@ pub fn pin(spki_der: &[u8]) -> [u8; 32] {
     Sha256::digest(spki_der).into()
 }
 
+/// The pin of the key a certificate (DER) carries; `None` for anything but a P-256 key.
+pub fn certificate_pin(cert: &[u8]) -> Option<[u8; 32]> {
+    public_key(cert).map(|(spki, _)| pin(spki))
+}
+
 /// A pin as it is written and read: `sha256//` and base64, curl's spelling.
 pub struct Pin<'a>(pub &'a [u8; 32]);
 

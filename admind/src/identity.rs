@@ -30,7 +30,7 @@ pub struct Served {
 /// The pin of the first certificate in `cert_pem`.
 fn pin_of(cert_pem: &[u8]) -> Option<[u8; 32]> {
     let der = CertificateDer::from_pem_slice(cert_pem).ok()?;
-    cert::public_key(der.as_ref()).map(|(spki, _)| cert::pin(spki))
+    cert::certificate_pin(der.as_ref())
 }
 
 /// The pair in `dir` if it serves; else a new one, stored there if it can be.

@@ -162,8 +162,7 @@ impl Client {
             .conn
             .peer_certificates()
             .and_then(|c| c.first())
-            .and_then(|c| admin_api::cert::public_key(c.as_ref()))
-            .map(|(spki, _)| admin_api::cert::pin(spki))
+            .and_then(|c| admin_api::cert::certificate_pin(c.as_ref()))
             .ok_or_else(|| anyhow!("the device's handshake named no P-256 key"))?;
         let mut first_contact = self.first_contact.lock().unwrap_or_else(|e| e.into_inner());
         if *first_contact {

@@ -3,6 +3,7 @@
 //! text body, or files sent after the head (`crate::http::Reply`).
 
 use crate::device::Device;
+use crate::fault::{fault, Kind};
 use crate::http::{json, refuse, stored, After, Refusal, Reply, Request};
 use crate::throttle::{Source, Throttle};
 use crate::upload::{FileUpload, UpdateLock, Upload};
@@ -167,8 +168,8 @@ impl Api {
                 return Ok(presented);
             };
             let seal = presented.ok_or_else(|| {
-                refuse(
-                    403,
+                fault(
+                    Kind::Forbidden,
                     format!("this device arms only sealed slots (its root trusts the keys in {}): imgtool push seals each slot; with curl, send its seal as X-Slot-Seal", boot::seal::TRUST_PATH),
                 )
             })?;
@@ -178,7 +179,8 @@ impl Api {
                 arches: DEVICE_ARCHES,
                 committed: committed.as_ref(),
             };
-            admin_api::seal::check(&seal, &arming).map_err(|why| refuse(403, why + "; the slot is not armed"))?;
+            admin_api::seal::check(&seal, &arming)
+                .map_err(|why| fault(Kind::Forbidden, why + "; the slot is not armed"))?;
             Ok(Some(seal))
         })?;
         Ok(json(200, record_status(&record).to_json() + "\n"))
@@ -246,7 +248,8 @@ impl Api {
         Ok(json(
             200,
             format!(
-                "{{\"slot\":{slot},\"bytes\":{},\"sha256\":\"{}\"}}\n",
+                "{{\"slot\":{},\"bytes\":{},\"sha256\":\"{}\"}}\n",
+                slot.number(),
                 part.bytes,
                 boot::encoding::Hex(&part.sha256)
             ),
@@ -269,10 +272,10 @@ impl Api {
         let record = d.read_record().ok();
         // Inserted, not collected: collecting sorts, which costs admind 3 KB of code.
         let mut roots = std::collections::BTreeMap::new();
-        for slot in [boot::layout::ROOT_A, boot::layout::ROOT_B] {
-            let id = d.slot_id(&slot).ok().flatten();
-            let files = d.slot_files(&slot, false).ok();
-            roots.insert(slot.number, root_status(id.as_ref(), files.as_ref()));
+        for slot in [boot::layout::Slot::A, boot::layout::Slot::B] {
+            let id = d.slot_id(slot).ok().flatten();
+            let files = d.slot_files(slot, false).ok();
+            roots.insert(slot.number(), root_status(id.as_ref(), files.as_ref()));
         }
         let proc_text = |path: &str| {
             std::fs::read_to_string(d.paths.proc.join(path))
@@ -292,7 +295,7 @@ impl Api {
             uptime_s,
             clock: clock_status(&d.paths.clock),
             admind_uptime_s: self.started.elapsed().as_secs(),
-            active_slot: boot.map(|b| b.slot),
+            active_slot: boot.map(|b| b.slot.number()),
             uncommitted_trial: match (boot, &record) {
                 (Some(b), Some(r)) => r.is_trial_boot(b.slot),
                 _ => false,
@@ -300,7 +303,7 @@ impl Api {
             boot: boot.map(|b| status::Boot {
                 state: b.how.name().into(),
                 from: match b.how {
-                    How::RolledBack { from } => Some(from),
+                    How::RolledBack { from } => Some(from.number()),
                     _ => None,
                 },
             }),
@@ -470,9 +473,9 @@ fn record_status(r: &boot::record::Record) -> status::Record {
     };
     status::Record {
         state: state.into(),
-        committed: r.committed,
-        trial: r.trial,
-        next_boot: r.next_boot(),
+        committed: r.committed.number(),
+        trial: r.trial.number(),
+        next_boot: r.next_boot().number(),
     }
 }
 

@@ -2,9 +2,9 @@
 //! trailers, the boot partition, the MBR code), the boot status init wrote, /data, the logs
 //! and the processes. Every path is configurable so the host tests can use plain files.
 
-use crate::http::{refuse, Refusal};
+use crate::fault::{fault, Fault, Kind};
 use crate::upload::{Completion, RegionUpload, UpdateGuard, STREAM_BUFFER_BYTES};
-use boot::layout::{self, Partition};
+use boot::layout::{self, Slot};
 use boot::mbr::{Table, CODE_BYTES};
 use boot::record::{Record, State};
 use sha2::{Digest, Sha256};
@@ -49,8 +49,9 @@ impl Default for Paths {
 }
 
 /// Where `slot`'s trailer (`boot::rootid`) lies on the disk.
-fn trailer_at(slot: &Partition) -> u64 {
-    slot.start_bytes + boot::rootid::offset_in(slot).unwrap_or(0)
+fn trailer_at(slot: Slot) -> u64 {
+    let part = slot.partition();
+    part.start_bytes + boot::rootid::offset_in(&part).unwrap_or(0)
 }
 
 /// A device path the contract names.
@@ -64,7 +65,7 @@ fn path(c: &std::ffi::CStr) -> PathBuf {
 pub struct Booted {
     pub how: boot::boot_status::How,
     /// The root slot running now.
-    pub slot: u8,
+    pub slot: Slot,
     /// The whole disk: `--disk`, else the one init reported.
     pub disk: Option<PathBuf>,
 }
@@ -72,16 +73,16 @@ pub struct Booted {
 impl Booted {
     /// Reads init's boot status; it is written before any service starts and never
     /// changes during a boot, so this is done once.
-    fn read(paths: &Paths) -> Result<Booted, Refusal> {
+    fn read(paths: &Paths) -> Result<Booted, Fault> {
         let shown = paths.boot_status.display();
         let text = std::fs::read_to_string(&paths.boot_status).map_err(|e| {
-            refuse(
-                503,
+            fault(
+                Kind::Unavailable,
                 format!("cannot read {shown} ({e}): init has not reported how it booted"),
             )
         })?;
         let status = boot::boot_status::parse(&text)
-            .ok_or_else(|| refuse(503, format!("{shown} is malformed")))?;
+            .ok_or_else(|| fault(Kind::Unavailable, format!("{shown} is malformed")))?;
         Ok(Booted {
             how: status.how,
             slot: status.slot,
@@ -96,7 +97,7 @@ pub use boot::seal::Seal;
 pub struct Device {
     pub paths: Paths,
     /// How this system booted, or why that is unknown (every disk operation then says so).
-    booted: Result<Booted, Refusal>,
+    booted: Result<Booted, Fault>,
 }
 
 /// The start of a kernel read to learn its length and (for a bzImage, whose setup holds it)
@@ -130,32 +131,37 @@ impl Device {
         Device { paths, booted }
     }
 
-    pub fn booted(&self) -> Result<&Booted, Refusal> {
+    pub fn booted(&self) -> Result<&Booted, Fault> {
         self.booted.as_ref().map_err(Clone::clone)
     }
 
-    fn disk_path(&self) -> Result<&PathBuf, Refusal> {
+    fn disk_path(&self) -> Result<&PathBuf, Fault> {
         self.booted()?
             .disk
             .as_ref()
-            .ok_or_else(|| refuse(503, "init did not report the boot disk"))
+            .ok_or_else(|| fault(Kind::Unavailable, "init did not report the boot disk"))
     }
 
     /// The disk; for writing only if its partition table is the layout every offset here
     /// comes from (a disk laid out otherwise is never written).
-    fn open_disk(&self, write: bool) -> Result<File, Refusal> {
+    fn open_disk(&self, write: bool) -> Result<File, Fault> {
         let path = self.disk_path()?;
         let disk = OpenOptions::new()
             .read(true)
             .write(write)
             .open(path)
-            .map_err(|e| refuse(500, format!("cannot open {} ({e})", path.display())))?;
+            .map_err(|e| {
+                fault(
+                    Kind::Failed,
+                    format!("cannot open {} ({e})", path.display()),
+                )
+            })?;
         if write {
             let mut mbr = [0u8; layout::SECTOR_BYTES as usize];
             disk.read_exact_at(&mut mbr, 0)?;
             if let Err(m) = layout::check_table(&mbr) {
-                return Err(refuse(
-                    500,
+                return Err(fault(
+                    Kind::Failed,
                     format!(
                         "{}'s partition table puts partition {} at sector {} ({} sectors), not \
                          where rustkrazy's layout has it: nothing is written to this disk",
@@ -170,15 +176,15 @@ impl Device {
         Ok(disk)
     }
 
-    pub fn read_record(&self) -> Result<Record, Refusal> {
+    pub fn read_record(&self) -> Result<Record, Fault> {
         let disk = self.open_disk(false)?;
         let mut sector = [0u8; SECTOR];
         disk.read_exact_at(&mut sector, boot::record::RECORD_OFFSET)?;
         Record::decode(&sector)
-            .map_err(|e| refuse(500, format!("the boot record is invalid ({e:?})")))
+            .map_err(|e| fault(Kind::Failed, format!("the boot record is invalid ({e:?})")))
     }
 
-    fn write_record(&self, record: &Record) -> Result<(), Refusal> {
+    fn write_record(&self, record: &Record) -> Result<(), Fault> {
         let disk = self.open_disk(true)?;
         disk.write_all_at(&record.encode(), boot::record::RECORD_OFFSET)?;
         disk.sync_data()?;
@@ -186,12 +192,12 @@ impl Device {
     }
 
     /// The trust file's text; `None`: this root has none and accepts unsealed slots.
-    pub fn trust(&self) -> Result<Option<String>, Refusal> {
+    pub fn trust(&self) -> Result<Option<String>, Fault> {
         match std::fs::read_to_string(&self.paths.trust) {
             Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(refuse(
-                500,
+            Err(e) => Err(fault(
+                Kind::Failed,
                 format!(
                     "cannot read {} ({e}): no slot is armed",
                     self.paths.trust.display()
@@ -201,29 +207,21 @@ impl Device {
     }
 
     /// The slot the record commits, with its seal if it is sealed.
-    pub fn committed_seal(&self) -> Result<Option<(SlotId, Seal)>, Refusal> {
+    pub fn committed_seal(&self) -> Result<Option<(SlotId, Seal)>, Fault> {
         let committed = self.read_record()?.committed;
-        let slot = layout::root_slot(committed).ok_or_else(|| {
-            refuse(
-                500,
-                format!("the record commits slot {committed}, which is no root slot"),
-            )
-        })?;
         Ok(self
-            .slot_id(&slot)?
+            .slot_id(committed)?
             .and_then(|(id, seal)| Some((id, seal?))))
     }
 
     /// The slot not running now, the one updates go to.
-    pub fn inactive_slot(&self) -> Result<Partition, Refusal> {
-        let active = self.booted()?.slot;
-        layout::root_slot(boot::record::other_slot(active))
-            .ok_or_else(|| refuse(500, "no inactive root slot"))
+    pub fn inactive_slot(&self) -> Result<Slot, Fault> {
+        Ok(self.booted()?.slot.other())
     }
 
     /// What a complete slot holds, from its trailer, and the slot's seal if it is sealed;
     /// `None`: incomplete.
-    pub fn slot_id(&self, slot: &Partition) -> Result<Option<(SlotId, Option<Seal>)>, Refusal> {
+    pub fn slot_id(&self, slot: Slot) -> Result<Option<(SlotId, Option<Seal>)>, Fault> {
         let disk = self.open_disk(false)?;
         let at = trailer_at(slot);
         let mut sector = [0u8; SECTOR];
@@ -233,7 +231,7 @@ impl Device {
 
     /// Where each slot's kernel and command line lie: the MBR code's table, which mkimg
     /// wrote once.
-    pub fn boot_table(&self) -> Result<Table, Refusal> {
+    pub fn boot_table(&self) -> Result<Table, Fault> {
         let mut mbr = [0u8; SECTOR];
         self.open_disk(false)?.read_exact_at(&mut mbr, 0)?;
         let boot_end = layout::BOOT.start_bytes + layout::BOOT.size_bytes.unwrap_or(0);
@@ -249,8 +247,7 @@ impl Device {
                 })
             })
             .ok_or_else(|| {
-                refuse(
-                    503,
+                fault(Kind::Unavailable,
                     "the MBR holds no table of slot files inside /boot: this disk was not made by a current imgtool mkimg (reflash it)",
                 )
             })
@@ -259,9 +256,9 @@ impl Device {
     /// Slot `slot`'s kernel and command line as they are on the disk now: the kernel as long
     /// as its header says (`None` if the region holds no kernel), the command line up to
     /// its NUL. With `hash`, the kernel is read whole and hashed (else its hash is zero).
-    pub fn slot_files(&self, slot: &Partition, hash: bool) -> Result<SlotFiles, Refusal> {
+    pub fn slot_files(&self, slot: Slot, hash: bool) -> Result<SlotFiles, Fault> {
         let table = self.boot_table()?;
-        let i = boot::slot::index(slot.number);
+        let i = slot.index();
         let disk = self.open_disk(false)?;
         let kernel_at = u64::from(table.kernel_lba[i]) * layout::SECTOR_BYTES;
         let mut setup = vec![0u8; KERNEL_SETUP_BYTES];
@@ -308,22 +305,21 @@ impl Device {
     /// Zeroes the inactive slot's trailer (and disarms a trial of it) before any part of it
     /// is written: from here on it is incomplete and nothing boots it. Refused during an
     /// uncommitted trial, and when the inactive slot is the next boot's committed one.
-    fn open_inactive_slot(&self) -> Result<(File, Partition), Refusal> {
+    fn open_inactive_slot(&self) -> Result<(File, Slot), Fault> {
         let status = self.booted()?;
         let record = self.read_record()?;
         if record.is_trial_boot(status.slot) {
-            return Err(refuse(409, "this boot is an uncommitted trial: commit it (POST /commit) or reboot before updating again"));
+            return Err(fault(Kind::Conflict, "this boot is an uncommitted trial: commit it (POST /commit) or reboot before updating again"));
         }
         let slot = self.inactive_slot()?;
-        if record.state != State::Try && record.committed == slot.number {
-            return Err(refuse(409, format!(
+        if record.state != State::Try && record.committed == slot {
+            return Err(fault(Kind::Conflict, format!(
                 "root slot {} is the one the next boot starts (switched with mode=now); reboot into it first",
-                slot.number)));
+                slot.number())));
         }
         let disk = self.open_disk(true)?;
-        let trailer_at = trailer_at(&slot);
-        disk.write_all_at(&[0u8; SECTOR], trailer_at)?;
-        if record.state == State::Try && record.trial == slot.number {
+        disk.write_all_at(&[0u8; SECTOR], trailer_at(slot))?;
+        if record.state == State::Try && record.trial == slot {
             self.write_record(&Record {
                 state: State::Committed,
                 ..record
@@ -338,27 +334,24 @@ impl Device {
         &self,
         expected: Option<[u8; 32]>,
         guard: UpdateGuard,
-    ) -> Result<RegionUpload, Refusal> {
+    ) -> Result<RegionUpload, Fault> {
         let limit = boot::slot::KERNEL_REGION_BYTES;
         let table = self.boot_table()?;
         let (disk, slot) = self.open_inactive_slot()?;
-        let at = u64::from(table.kernel_lba[boot::slot::index(slot.number)]) * layout::SECTOR_BYTES;
-        let completion = Completion::Kernel {
-            slot: slot.number,
-            expected,
-        };
+        let at = u64::from(table.kernel_lba[slot.index()]) * layout::SECTOR_BYTES;
+        let completion = Completion::Kernel { slot, expected };
         Ok(RegionUpload::new(disk, at, limit, completion, guard))
     }
 
     /// Writes the inactive slot's command line (NUL-padded to its sector), read back.
-    pub fn update_cmdline(&self, text: &[u8]) -> Result<(u8, Part), Refusal> {
+    pub fn update_cmdline(&self, text: &[u8]) -> Result<(Slot, Part), Fault> {
         if text.len() > boot::slot::CMDLINE_BYTES_MAX
             || text
                 .iter()
                 .any(|&b| !(b.is_ascii_graphic() || b == b' ' || b == b'\n'))
         {
-            return Err(refuse(
-                400,
+            return Err(fault(
+                Kind::Invalid,
                 format!(
                     "a command line is at most {} bytes of printable ASCII, spaces and newlines",
                     boot::slot::CMDLINE_BYTES_MAX
@@ -367,8 +360,7 @@ impl Device {
         }
         let table = self.boot_table()?;
         let (disk, slot) = self.open_inactive_slot()?;
-        let at =
-            u64::from(table.cmdline_lba[boot::slot::index(slot.number)]) * layout::SECTOR_BYTES;
+        let at = u64::from(table.cmdline_lba[slot.index()]) * layout::SECTOR_BYTES;
         let mut sector = [0u8; SECTOR];
         sector[..text.len()].copy_from_slice(text);
         disk.write_all_at(&sector, at)?;
@@ -376,13 +368,13 @@ impl Device {
         let mut back = [0u8; SECTOR];
         disk.read_exact_at(&mut back, at)?;
         if back != sector {
-            return Err(refuse(
-                500,
+            return Err(fault(
+                Kind::Failed,
                 "the command line read back differs from what was written",
             ));
         }
         Ok((
-            slot.number,
+            slot,
             Part {
                 bytes: text.len() as u64,
                 sha256: Sha256::digest(text).into(),
@@ -397,31 +389,30 @@ impl Device {
         &self,
         expected: Option<[u8; 32]>,
         guard: UpdateGuard,
-    ) -> Result<RegionUpload, Refusal> {
+    ) -> Result<RegionUpload, Fault> {
         let limit = boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0);
         let slot = self.inactive_slot()?;
-        let files = self.slot_files(&slot, true)?;
+        let files = self.slot_files(slot, true)?;
         let kernel = files.kernel.ok_or_else(|| {
-            refuse(
-                409,
+            fault(
+                Kind::Conflict,
                 format!(
                     "slot {} holds no kernel: upload one first (POST /update/kernel)",
-                    slot.number
+                    slot.number()
                 ),
             )
         })?;
         let (disk, slot) = self.open_inactive_slot()?;
-        let trailer_at = trailer_at(&slot);
         let completion = Completion::Root {
             slot,
-            trailer_at,
+            trailer_at: trailer_at(slot),
             expected,
             kernel,
             cmdline: files.cmdline,
         };
         Ok(RegionUpload::new(
             disk,
-            slot.start_bytes,
+            slot.partition().start_bytes,
             limit,
             completion,
             guard,
@@ -430,7 +421,7 @@ impl Device {
 
     /// Prepares an upload over the boot partition's shared files (read back and hashed like
     /// a root); the slot files inside it are kept (the image must hold zeros there).
-    pub fn begin_boot_update(&self, guard: UpdateGuard) -> Result<RegionUpload, Refusal> {
+    pub fn begin_boot_update(&self, guard: UpdateGuard) -> Result<RegionUpload, Fault> {
         let limit = layout::BOOT.size_bytes.unwrap_or(0);
         // Both slots' kernels and command lines stay as they are: they change per slot,
         // tried and committed like roots, never with the shared files.
@@ -440,7 +431,7 @@ impl Device {
         let inside = |lba: u32| {
             (u64::from(lba) * layout::SECTOR_BYTES)
                 .checked_sub(base)
-                .ok_or_else(|| refuse(500, "the MBR's boot table points outside /boot"))
+                .ok_or_else(|| fault(Kind::Failed, "the MBR's boot table points outside /boot"))
         };
         for i in 0..2 {
             let (kernel, cmdline) = (inside(table.kernel_lba[i])?, inside(table.cmdline_lba[i])?);
@@ -458,9 +449,9 @@ impl Device {
     /// Replaces the MBR's boot code (bytes 0..424), keeping the table of slot files after it
     /// (their places never change), the disk signature, the partition table and the boot
     /// record. Answers the SHA-256 of the 440 bytes now on the disk.
-    pub fn update_mbr(&self, code: &[u8]) -> Result<[u8; 32], Refusal> {
+    pub fn update_mbr(&self, code: &[u8]) -> Result<[u8; 32], Fault> {
         if code.len() != CODE_BYTES && code.len() != SECTOR {
-            return Err(refuse(400, "send the 440 bytes of boot code (or a whole 512-byte MBR, of which the first 440 are used)"));
+            return Err(fault(Kind::Invalid, "send the 440 bytes of boot code (or a whole 512-byte MBR, of which the first 440 are used)"));
         }
         let table_at = boot::mbr::TABLE_OFFSET;
         let disk = self.open_disk(true)?;
@@ -468,7 +459,7 @@ impl Device {
         disk.read_exact_at(&mut want, 0)?;
         let given = Table::read(code);
         if given.is_some() && given != Table::read(&want) {
-            return Err(refuse(409, "the boot code's table names other places for the slot files than this disk's; send code with an empty table or this disk's"));
+            return Err(fault(Kind::Conflict, "the boot code's table names other places for the slot files than this disk's; send code with an empty table or this disk's"));
         }
         want[..table_at].copy_from_slice(&code[..table_at]);
         disk.write_all_at(&want[..table_at], 0)?;
@@ -476,8 +467,8 @@ impl Device {
         let mut back = [0u8; CODE_BYTES];
         disk.read_exact_at(&mut back, 0)?;
         if back != want {
-            return Err(refuse(
-                500,
+            return Err(fault(
+                Kind::Failed,
                 "the boot code read back differs from what was written",
             ));
         }
@@ -490,40 +481,40 @@ impl Device {
     pub fn switch(
         &self,
         now: bool,
-        seal: impl FnOnce(&SlotId) -> Result<Option<Seal>, Refusal>,
-    ) -> Result<Record, Refusal> {
+        seal: impl FnOnce(&SlotId) -> Result<Option<Seal>, Fault>,
+    ) -> Result<Record, Fault> {
         let status = self.booted()?;
         let record = self.read_record()?;
         if record.is_trial_boot(status.slot) {
-            return Err(refuse(
-                409,
+            return Err(fault(
+                Kind::Conflict,
                 "this boot is an uncommitted trial: commit it or reboot first",
             ));
         }
         let slot = self.inactive_slot()?;
-        let Some((id, _)) = self.slot_id(&slot)? else {
-            return Err(refuse(409, format!(
+        let Some((id, _)) = self.slot_id(slot)? else {
+            return Err(fault(Kind::Conflict, format!(
                 "root slot {} holds no verified root image (upload one with POST /update/root first)",
-                slot.number)));
+                slot.number())));
         };
         if let Some(seal) = seal(&id)? {
             // The seal goes into the trailer before the slot is armed: what boots is sealed.
             let disk = self.open_disk(true)?;
-            let at = trailer_at(&slot);
+            let at = trailer_at(slot);
             disk.write_all_at(&boot::rootid::encode(&id, Some(&seal)), at)?;
             disk.sync_data()?;
         }
         let next = if now {
             Record {
                 state: State::Committed,
-                committed: slot.number,
+                committed: slot,
                 trial: status.slot,
             }
         } else {
             Record {
                 state: State::Committed,
                 committed: status.slot,
-                trial: slot.number,
+                trial: slot,
             }
             .arm()
         };
@@ -532,7 +523,7 @@ impl Device {
     }
 
     /// Makes the trial root this system booted from the committed one.
-    pub fn commit(&self) -> Result<Record, Refusal> {
+    pub fn commit(&self) -> Result<Record, Fault> {
         let status = self.booted()?;
         let record = self.read_record()?;
         if record.is_trial_boot(status.slot) {
@@ -544,11 +535,11 @@ impl Device {
         if record.state != State::Try && record.committed == status.slot {
             return Ok(record); // already committed: nothing to do
         }
-        Err(refuse(
-            409,
+        Err(fault(
+            Kind::Conflict,
             format!(
                 "this system (root slot {}) is not an uncommitted trial; nothing to commit",
-                status.slot
+                status.slot.number()
             ),
         ))
     }
@@ -556,7 +547,7 @@ impl Device {
     /// On a Raspberry Pi, config.txt must name the record's committed slot; a commit cut
     /// short between its two writes leaves it naming the old one. Points it (and tryboot.txt)
     /// right; returns the slot when it had to.
-    pub fn repair_pi_settings(&self) -> Result<Option<u8>, Refusal> {
+    pub fn repair_pi_settings(&self) -> Result<Option<Slot>, Fault> {
         let committed = self.read_record()?.committed;
         let disk = self.open_disk(false)?;
         let Some(config) = crate::pi_settings::find_boot_file(&disk, boot::rpi::CONFIG_TXT)? else {
@@ -575,15 +566,15 @@ impl Device {
     }
 
     /// Asks init to reboot (SIGUSR1) or power off (SIGUSR2).
-    pub fn signal_init(&self, power_off: bool) -> Result<(), Refusal> {
+    pub fn signal_init(&self, power_off: bool) -> Result<(), Fault> {
         let pid = rustix::process::Pid::from_raw(self.paths.init_pid)
-            .ok_or_else(|| refuse(500, "no init PID configured"))?;
+            .ok_or_else(|| fault(Kind::Failed, "no init PID configured"))?;
         let signal = if power_off {
             rustix::process::Signal::USR2
         } else {
             rustix::process::Signal::USR1
         };
         rustix::process::kill_process(pid, signal)
-            .map_err(|e| refuse(500, format!("cannot signal init ({e})")))
+            .map_err(|e| fault(Kind::Failed, format!("cannot signal init ({e})")))
     }
 }

@@ -3,6 +3,7 @@
 //! responses with a known length. Everything read from the client is bounded in size and
 //! time; anything malformed is an [`Refusal`] with the status to answer before closing.
 
+use crate::fault::{Fault, Kind};
 use std::fs::File;
 use std::io::{self, Write};
 
@@ -33,7 +34,20 @@ pub fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
 
 impl From<std::io::Error> for Refusal {
     fn from(e: std::io::Error) -> Refusal {
-        refuse(500, format!("I/O error: {e}"))
+        Fault::from(e).into()
+    }
+}
+
+impl From<Fault> for Refusal {
+    fn from(f: Fault) -> Refusal {
+        let status = match f.kind {
+            Kind::Invalid => 400,
+            Kind::Forbidden => 403,
+            Kind::Conflict => 409,
+            Kind::Failed => 500,
+            Kind::Unavailable => 503,
+        };
+        refuse(status, f.reason)
     }
 }
 

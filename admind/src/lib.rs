@@ -5,7 +5,8 @@
 //!
 //! Modules in a line, each using only those above it:
 //!
-//! - [`http`]: request parsing with named limits, bodies, replies.
+//! - [`fault`]: why the disk layer refused, in its own terms.
+//! - [`http`]: request parsing with named limits, bodies, replies; faults as statuses.
 //! - [`throttle`]: failed logins counted per source address.
 //! - [`procs`]: processes, services, memory, signals.
 //! - [`identity`]: the device's own TLS key and certificate in /data.
@@ -18,6 +19,7 @@
 //! - [`server`]: the event loop: connections, deadlines, lingering close.
 pub mod api;
 pub mod device;
+pub mod fault;
 pub mod http;
 pub mod identity;
 pub mod pi_settings;

@@ -121,7 +121,10 @@ fn run() -> Result<(), String> {
     // A commit cut short (power lost between the record and config.txt) left the Pi's
     // firmware naming the old slot: name the committed one again.
     if let Ok(Some(slot)) = device.repair_pi_settings() {
-        println!("admind: config.txt did not name committed root {slot}; it does now");
+        println!(
+            "admind: config.txt did not name committed root {}; it does now",
+            slot.number()
+        );
     }
     let mut api =
         Api::new(device, &password).map_err(|e| format!("{}: {e}", o.password_file.display()))?;

@@ -1,7 +1,7 @@
 //! The Raspberry Pi's slot choice: its boot partition's `config.txt` and `tryboot.txt`
 //! (`boot::rpi`), rewritten one sector each, in place, where /boot's FAT says they are.
 
-use crate::http::{refuse, Refusal};
+use crate::fault::{fault, Fault, Kind};
 use boot::layout;
 use boot::mbr::Table;
 use std::fs::File;
@@ -15,7 +15,7 @@ const SECTOR: usize = layout::SECTOR_BYTES as usize;
 /// sector each, in place. Other machines have neither file: nothing to do. After a commit it
 /// is written after the record (a power cut between the two boots the old slot, never a
 /// loop); after a boot partition update it puts back what the new files' defaults undid.
-pub fn point(disk: &File, committed: u8) -> Result<(), Refusal> {
+pub fn point(disk: &File, committed: boot::layout::Slot) -> Result<(), Fault> {
     let base = layout::BOOT.start_bytes;
     let mut places = Vec::new();
     for (name, content) in boot::rpi::files_for(committed) {
@@ -24,8 +24,8 @@ pub fn point(disk: &File, committed: u8) -> Result<(), Refusal> {
                 places.push((file.first_sector, content))
             }
             Some(_) => {
-                return Err(refuse(
-                    500,
+                return Err(fault(
+                    Kind::Failed,
                     format!("/boot/{name} is not one sector; the Pi's slot choice was not changed"),
                 ))
             }
@@ -37,8 +37,8 @@ pub fn point(disk: &File, committed: u8) -> Result<(), Refusal> {
     let mut mbr = [0u8; SECTOR];
     disk.read_exact_at(&mut mbr, 0)?;
     let table = Table::read(&mbr).ok_or_else(|| {
-        refuse(
-            503,
+        fault(
+            Kind::Unavailable,
             "the MBR holds no table of slot files; the Pi's slot choice was not changed",
         )
     })?;
@@ -56,8 +56,7 @@ pub fn point(disk: &File, committed: u8) -> Result<(), Refusal> {
             at < start + len && start < at + sector_bytes
         };
         if regions.clone().any(inside) {
-            return Err(refuse(
-                500,
+            return Err(fault(Kind::Failed,
                 "/boot's FAT puts config.txt or tryboot.txt inside a slot's kernel or command line; the Pi's slot choice was not changed",
             ));
         }
@@ -73,7 +72,7 @@ pub fn point(disk: &File, committed: u8) -> Result<(), Refusal> {
 pub(crate) fn find_boot_file(
     disk: &File,
     name: &str,
-) -> Result<Option<boot::fat32::RootFile>, Refusal> {
+) -> Result<Option<boot::fat32::RootFile>, Fault> {
     let Some(short) = boot::fat32::short_name(name) else {
         return Ok(None);
     };

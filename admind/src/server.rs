@@ -507,18 +507,8 @@ impl Connection {
             }
         }
         if let Some(reply) = api.authenticate(&req, self.source) {
-            println!(
-                "admind: {}: {} {} {}",
-                self.peer,
-                req.method,
-                Shown(&req.path),
-                reply.status
-            );
-            // Unread body bytes would be taken for the next request: close after it.
             let extra = [("WWW-Authenticate", "Basic realm=\"rustkrazy\"")];
-            self.answer(&req, reply, false, &extra);
-            self.linger();
-            return;
+            return self.answer_before_body(&req, reply, &extra);
         }
         self.authenticated = true;
         let reading = req.method == "GET" || req.method == "HEAD";
@@ -527,17 +517,7 @@ impl Connection {
         }
         let sink = match routes::begin_upload(api, &req) {
             Some(Ok(upload)) => Sink::Upload(upload),
-            Some(Err(reply)) => {
-                println!(
-                    "admind: {}: {} {} {}",
-                    self.peer,
-                    req.method,
-                    Shown(&req.path),
-                    reply.status
-                );
-                self.answer(&req, reply, false, &[]);
-                return self.linger();
-            }
+            Some(Err(reply)) => return self.answer_before_body(&req, reply, &[]),
             None => Sink::Collect(Vec::new()),
         };
         // Everything that could refuse the body has been checked: ask for it. (curl sends
@@ -648,6 +628,15 @@ impl Connection {
         self.answer(&req, outcome, keep, &[]);
     }
 
+    /// Answers before the body is read, then closes: unread body bytes would be taken for
+    /// the next request.
+    fn answer_before_body(&mut self, req: &Request, reply: Reply, extra: &[(&str, &str)]) {
+        let (peer, path) = (&self.peer, Shown(&req.path));
+        println!("admind: {peer}: {} {path} {}", req.method, reply.status);
+        self.answer(req, reply, false, extra);
+        self.linger();
+    }
+
     fn log(&self, req: &Request, reply: &Reply, received: u64, started: Instant) {
         println!(
             "admind: {}: {} {} {} ({received} bytes in, {} ms)",
@@ -671,12 +660,17 @@ impl Connection {
             keep,
             extra,
         );
-        self.output.extend_from_slice(&head);
+        let mut out = head;
         let mut files = Vec::new();
         if req.method != "HEAD" {
-            self.output.extend_from_slice(&reply.body);
+            // The body moves in behind the head, both behind what is still pending: a large
+            // answer is never copied whole.
+            let head = std::mem::replace(&mut out, reply.body);
+            out.splice(0..0, head);
             files = reply.files;
         }
+        out.splice(0..0, self.output.drain(..));
+        self.output = out;
         self.after = reply.after;
         self.state = State::Sending { files, keep };
         self.deadline = Instant::now() + SEND_TIMEOUT;

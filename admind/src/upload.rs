@@ -62,7 +62,7 @@ pub enum Completion {
     /// this root and the slot's kernel and command line (hashed when the upload began; no
     /// other update can change them meanwhile).
     Root {
-        slot: boot::layout::Partition,
+        slot: boot::layout::Slot,
         trailer_at: u64,
         expected: Option<[u8; 32]>,
         kernel: Part,
@@ -70,11 +70,11 @@ pub enum Completion {
     },
     /// A slot's kernel: it must be a bzImage whose header describes exactly what came.
     Kernel {
-        slot: u8,
+        slot: boot::layout::Slot,
         expected: Option<[u8; 32]>,
     },
     /// The boot partition; on a Pi, its settings files then name the committed slot again.
-    Boot { committed: u8 },
+    Boot { committed: boot::layout::Slot },
 }
 
 impl Completion {
@@ -230,7 +230,7 @@ impl RegionUpload {
                         "not a kernel whose header describes its length (an x86 bzImage of boot protocol 2.04 or later, or a kernel with an EFI stub); the slot stays incomplete",
                     ));
                 }
-                Ok(json(200, stored(Some(*slot), bytes, &sha256, None)))
+                Ok(json(200, stored(Some(slot.number()), bytes, &sha256, None)))
             }
             Completion::Root {
                 slot,
@@ -254,7 +254,7 @@ impl RegionUpload {
                 self.disk.sync_data()?;
                 Ok(json(
                     200,
-                    stored(Some(slot.number), bytes, &sha256, Some(&id.build)),
+                    stored(Some(slot.number()), bytes, &sha256, Some(&id.build)),
                 ))
             }
         }

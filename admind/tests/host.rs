@@ -6,7 +6,7 @@
 // A test crate: its helpers, not only its #[test]s, unwrap (clippy.toml covers the latter).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use boot::layout::{ROOT_B, SECTOR_BYTES};
+use boot::layout::{Slot, ROOT_B, SECTOR_BYTES};
 use boot::record::{Record, State};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -295,7 +295,7 @@ impl Admind {
     /// A TLS connection made with the same pinned client imgtool uses.
     fn tls(&self) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
         let config =
-            admin_api::tls::pinned_client_config(admin_api::tls::KeyPin::new(Some(self.pin)))
+            imgtool::pinning::pinned_client_config(imgtool::pinning::KeyPin::new(Some(self.pin)))
                 .unwrap();
         let conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap())
             .unwrap();
@@ -466,8 +466,8 @@ fn root_update_reads_back_arms_and_commits() {
         a.record(),
         Record {
             state: State::Try,
-            committed: 2,
-            trial: 3
+            committed: Slot::A,
+            trial: Slot::B
         }
     );
     // What the MBR code and init do on the next boot, then commit.
@@ -489,8 +489,8 @@ fn root_update_reads_back_arms_and_commits() {
         a.record(),
         Record {
             state: State::Committed,
-            committed: 3,
-            trial: 2
+            committed: Slot::B,
+            trial: Slot::A
         }
     );
     let (status, _) = a.curl(&["-X", "POST"], "/commit");
@@ -659,7 +659,7 @@ fn only_slots_sealed_by_a_trusted_key_are_armed() {
     // seal lands in the trailer.
     let (got, body) = switch(sealed(2, &build, 99, Arch::X86_64, Some(100)));
     assert_eq!(got, 200, "{body}");
-    assert_eq!(a.record().trial, 3);
+    assert_eq!(a.record().trial, Slot::B);
     let (_, status) = a.curl(&[], "/status");
     let signer = hex(&signer_id(&public_key(&key(2))));
     assert!(
@@ -1295,8 +1295,8 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
         a.record(),
         Record {
             state: State::Committed,
-            committed: 3,
-            trial: 2
+            committed: Slot::B,
+            trial: Slot::A
         }
     );
     // Until the reboot, slot 3 is what the next boot starts: updating it now is refused.
@@ -1311,7 +1311,8 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
 fn a_client_pinned_to_another_key_refuses_the_server() {
     let a = Admind::start("pin");
     let config =
-        admin_api::tls::pinned_client_config(admin_api::tls::KeyPin::new(Some([0u8; 32]))).unwrap();
+        imgtool::pinning::pinned_client_config(imgtool::pinning::KeyPin::new(Some([0u8; 32])))
+            .unwrap();
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
@@ -1549,7 +1550,7 @@ impl Crowd {
         let (port, pin, basic) = (a.port, a.pin, a.basic());
         let open = move |kind: Slow, i: usize| -> Option<Held> {
             let config =
-                admin_api::tls::pinned_client_config(admin_api::tls::KeyPin::new(Some(pin)))
+                imgtool::pinning::pinned_client_config(imgtool::pinning::KeyPin::new(Some(pin)))
                     .unwrap();
             let tcp = connect_from(crowd_address(i), port).ok()?;
             tcp.set_write_timeout(Some(Duration::from_secs(2))).ok()?;

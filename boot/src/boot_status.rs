@@ -12,7 +12,7 @@
 //! `slot` is the root partition booted (2 or 3); `disk` is the whole disk holding it, absent
 //! when init could not find it. Unknown words are ignored, so fields can be added.
 
-use crate::layout;
+use crate::layout::Slot;
 use core::ffi::CStr;
 use core::fmt;
 
@@ -29,7 +29,7 @@ pub enum How {
     /// A one-shot trial: committed by userspace within `timeout_s` or rebooted away from.
     Trial { timeout_s: u32 },
     /// The committed slot, after a trial of slot `from` ended without a commit.
-    RolledBack { from: u8 },
+    RolledBack { from: Slot },
 }
 
 impl How {
@@ -47,8 +47,8 @@ impl How {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BootStatus<'a> {
     pub how: How,
-    /// The root partition booted.
-    pub slot: u8,
+    /// The root slot booted.
+    pub slot: Slot,
     /// The whole disk holding the root, e.g. `/dev/vda`.
     pub disk: Option<&'a str>,
 }
@@ -57,11 +57,16 @@ pub struct BootStatus<'a> {
 impl fmt::Display for BootStatus<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use crate::encoding::Decimal;
-        write!(f, "{} slot={}", self.how.name(), Decimal(self.slot.into()))?;
+        write!(
+            f,
+            "{} slot={}",
+            self.how.name(),
+            Decimal(self.slot.number().into())
+        )?;
         match self.how {
             How::Committed => {}
             How::Trial { timeout_s } => write!(f, " timeout_s={}", Decimal(timeout_s.into()))?,
-            How::RolledBack { from } => write!(f, " from={}", Decimal(from.into()))?,
+            How::RolledBack { from } => write!(f, " from={}", Decimal(from.number().into()))?,
         }
         if let Some(disk) = self.disk {
             write!(f, " disk={disk}")?;
@@ -78,8 +83,8 @@ pub fn parse(text: &str) -> Option<BootStatus<'_>> {
     let (mut slot, mut from, mut timeout_s, mut disk) = (None, None, None, None);
     for word in words {
         match word.split_once('=')? {
-            ("slot", v) => slot = Some(v.parse().ok()?),
-            ("from", v) => from = Some(v.parse().ok()?),
+            ("slot", v) => slot = Some(Slot::of_partition(v.parse().ok()?)?),
+            ("from", v) => from = Some(Slot::of_partition(v.parse().ok()?)?),
             ("timeout_s", v) => timeout_s = Some(v.parse().ok()?),
             ("disk", v) => disk = Some(v),
             _ => {}
@@ -93,8 +98,11 @@ pub fn parse(text: &str) -> Option<BootStatus<'_>> {
         "rolled-back" => How::RolledBack { from: from? },
         _ => return None,
     };
-    let slot = layout::root_slot(slot?)?.number;
-    Some(BootStatus { how, slot, disk })
+    Some(BootStatus {
+        how,
+        slot: slot?,
+        disk,
+    })
 }
 
 #[cfg(test)]
@@ -106,17 +114,17 @@ mod tests {
         for status in [
             BootStatus {
                 how: How::Committed,
-                slot: 2,
+                slot: Slot::A,
                 disk: Some("/dev/vda"),
             },
             BootStatus {
                 how: How::Trial { timeout_s: 300 },
-                slot: 3,
+                slot: Slot::B,
                 disk: None,
             },
             BootStatus {
-                how: How::RolledBack { from: 3 },
-                slot: 2,
+                how: How::RolledBack { from: Slot::B },
+                slot: Slot::A,
                 disk: Some("/dev/mmcblk0"),
             },
         ] {
@@ -127,7 +135,7 @@ mod tests {
         assert_eq!(
             BootStatus {
                 how: How::Trial { timeout_s: 5 },
-                slot: 3,
+                slot: Slot::B,
                 disk: Some("/dev/vda")
             }
             .to_string(),

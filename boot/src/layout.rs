@@ -163,12 +163,45 @@ pub fn check_table(mbr: &[u8; 512]) -> Result<(), Misplaced> {
     Ok(())
 }
 
-/// The root slot a partition number names, if it is one.
-pub const fn root_slot(number: u8) -> Option<Partition> {
-    match number {
-        2 => Some(ROOT_A),
-        3 => Some(ROOT_B),
-        _ => None,
+/// One of the two root slots. The record, the boot status and `/status` carry it as its
+/// partition number (2 or 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slot {
+    A,
+    B,
+}
+
+impl Slot {
+    /// The slot partition `number` holds, if it is a root.
+    pub const fn of_partition(number: u8) -> Option<Slot> {
+        match number {
+            2 => Some(Slot::A),
+            3 => Some(Slot::B),
+            _ => None,
+        }
+    }
+
+    pub const fn partition(self) -> Partition {
+        match self {
+            Slot::A => ROOT_A,
+            Slot::B => ROOT_B,
+        }
+    }
+
+    pub const fn number(self) -> u8 {
+        self.partition().number
+    }
+
+    /// Its place in per-slot tables (`crate::slot`'s file names, `crate::mbr::Table`).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub const fn other(self) -> Slot {
+        match self {
+            Slot::A => Slot::B,
+            Slot::B => Slot::A,
+        }
     }
 }
 

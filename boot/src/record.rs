@@ -8,7 +8,7 @@
 //! 3      1     version (1)
 //! 4      1     reserved (0)
 //! 5      1     state: 0 committed, 1 try, 2 tried
-//! 6      1     committed slot (partition number 2 or 3)
+//! 6      1     committed slot (its partition number, 2 or 3)
 //! 7      1     trial slot (partition number 2 or 3)
 //! 8      1     checksum: bytes 0..16 sum to 0 mod 256
 //! 9      503   zero
@@ -22,7 +22,7 @@
 //! [`arm`]: Record::arm
 //! [`commit`]: Record::commit
 
-use crate::layout;
+use crate::layout::Slot;
 
 /// Sector holding the record.
 pub const RECORD_LBA: u64 = 1;
@@ -48,8 +48,8 @@ pub enum State {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record {
     pub state: State,
-    pub committed: u8,
-    pub trial: u8,
+    pub committed: Slot,
+    pub trial: Slot,
 }
 
 /// Why a sector is not a valid record.
@@ -62,28 +62,16 @@ pub enum RecordError {
     BadSlot(u8),
 }
 
-fn valid_slot(slot: u8) -> Result<u8, RecordError> {
-    match layout::root_slot(slot) {
-        Some(_) => Ok(slot),
-        None => Err(RecordError::BadSlot(slot)),
-    }
-}
-
-/// The other root slot.
-pub const fn other_slot(slot: u8) -> u8 {
-    if slot == layout::ROOT_A.number {
-        layout::ROOT_B.number
-    } else {
-        layout::ROOT_A.number
-    }
+fn valid_slot(number: u8) -> Result<Slot, RecordError> {
+    Slot::of_partition(number).ok_or(RecordError::BadSlot(number))
 }
 
 impl Record {
     /// A fresh disk: root A committed, nothing on trial.
     pub const INITIAL: Record = Record {
         state: State::Committed,
-        committed: layout::ROOT_A.number,
-        trial: layout::ROOT_B.number,
+        committed: Slot::A,
+        trial: Slot::B,
     };
 
     /// Decodes a record sector.
@@ -119,8 +107,8 @@ impl Record {
         sector[..3].copy_from_slice(&MAGIC);
         sector[3] = VERSION;
         sector[5] = self.state as u8;
-        sector[6] = self.committed;
-        sector[7] = self.trial;
+        sector[6] = self.committed.number();
+        sector[7] = self.trial.number();
         let sum = sector[..CHECKSUMMED_BYTES]
             .iter()
             .fold(0u8, |a, &b| a.wrapping_add(b));
@@ -129,7 +117,7 @@ impl Record {
     }
 
     /// The slot the MBR code boots next (without the TRY -> TRIED step it performs).
-    pub fn next_boot(&self) -> u8 {
+    pub fn next_boot(&self) -> Slot {
         match self.state {
             State::Try => self.trial,
             State::Committed | State::Tried => self.committed,
@@ -141,7 +129,7 @@ impl Record {
         Record {
             state: State::Try,
             committed: self.committed,
-            trial: other_slot(self.committed),
+            trial: self.committed.other(),
         }
     }
 
@@ -169,7 +157,7 @@ impl Record {
     }
 
     /// Whether the running system, booted from `slot`, is an uncommitted trial.
-    pub fn is_trial_boot(&self, slot: u8) -> bool {
+    pub fn is_trial_boot(&self, slot: Slot) -> bool {
         self.state == State::Tried && slot == self.trial
     }
 }
@@ -177,8 +165,8 @@ impl Record {
 /// What a boot loader does with the record sector it read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BootChoice {
-    /// Root partition (2 or 3) whose kernel, command line and root to boot.
-    pub slot: u8,
+    /// The slot whose kernel, command line and root to boot.
+    pub slot: Slot,
     /// The sector to write, and flush, before loading anything (TRY -> TRIED).
     pub write: Option<[u8; 512]>,
     /// Why the sector was not a valid record, when it was not: the loader says so and
@@ -231,36 +219,40 @@ mod tests {
     #[test]
     fn update_life_cycle() {
         let armed = Record::INITIAL.arm();
-        assert_eq!(armed.next_boot(), 3);
+        assert_eq!(armed.next_boot(), Slot::B);
         let tried = armed.after_boot();
-        assert!(tried.is_trial_boot(3));
-        assert_eq!(tried.next_boot(), 2, "an uncommitted trial falls back");
+        assert!(tried.is_trial_boot(Slot::B));
+        assert_eq!(
+            tried.next_boot(),
+            Slot::A,
+            "an uncommitted trial falls back"
+        );
         let committed = tried.commit();
         assert_eq!(
             (committed.state, committed.next_boot()),
-            (State::Committed, 3)
+            (State::Committed, Slot::B)
         );
-        assert!(!committed.is_trial_boot(3));
-        assert_eq!(committed.arm().trial, 2);
+        assert!(!committed.is_trial_boot(Slot::B));
+        assert_eq!(committed.arm().trial, Slot::A);
     }
 
     #[test]
     fn a_loader_flips_try_once_and_boots_root_a_from_garbage() {
         let armed = choose(&Record::INITIAL.arm().encode());
-        assert_eq!(armed.slot, 3);
+        assert_eq!(armed.slot, Slot::B);
         let written = armed.write.expect("TRY is flipped");
         assert_eq!(
             Record::decode(&written),
             Ok(Record::INITIAL.arm().after_boot())
         );
         let tried = choose(&written);
-        assert_eq!((tried.slot, tried.write), (2, None));
+        assert_eq!((tried.slot, tried.write), (Slot::A, None));
         let committed = choose(&Record::INITIAL.arm().after_boot().commit().encode());
-        assert_eq!((committed.slot, committed.write), (3, None));
+        assert_eq!((committed.slot, committed.write), (Slot::B, None));
         let garbage = choose(&[0xa5; 512]);
         assert_eq!(
             (garbage.slot, garbage.write, garbage.damaged),
-            (2, None, Some(RecordError::BadMagic))
+            (Slot::A, None, Some(RecordError::BadMagic))
         );
     }
 

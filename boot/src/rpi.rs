@@ -5,7 +5,7 @@
 //! once, after a restart that set its tryboot flag. Both files are exactly one sector, so
 //! pointing either at the other slot rewrites one sector in place.
 
-use crate::layout::ROOT_B;
+use crate::layout::Slot;
 
 pub const CONFIG_TXT: &str = "config.txt";
 pub const TRYBOOT_TXT: &str = "tryboot.txt";
@@ -21,11 +21,11 @@ const OS_PREFIX: &str = "os_prefix=";
 pub const TRYBOOT_RESTART_LINE: &str =
     "init: restarting with \"0 tryboot\" (the firmware starts the trial slot)";
 
-/// The settings file that boots root partition `partition` (2 or 3): mainline device tree
+/// The settings file that boots `slot`: mainline device tree
 /// names (`upstream_kernel=1`), 64-bit, the UART on, and that slot's prefix; padded with a
 /// comment to [`SETTINGS_BYTES`].
-pub fn settings(partition: u8) -> [u8; SETTINGS_BYTES] {
-    let prefix = SLOT_PREFIXES[usize::from(partition == ROOT_B.number)];
+pub fn settings(slot: Slot) -> [u8; SETTINGS_BYTES] {
+    let prefix = SLOT_PREFIXES[slot.index()];
     let lines: [&str; 9] = [
         "# Raspberry Pi firmware settings, written by rustkrazy (format: boot/src/rpi.rs).\n",
         "# os_prefix chooses the slot: its kernel, command line and device trees.\n",
@@ -48,55 +48,49 @@ pub fn settings(partition: u8) -> [u8; SETTINGS_BYTES] {
     out
 }
 
-/// What `config.txt` and `tryboot.txt` hold while root partition `committed` is the
-/// committed one: config.txt boots it, tryboot.txt the other slot.
-pub fn files_for(committed: u8) -> [(&'static str, [u8; SETTINGS_BYTES]); 2] {
+/// What `config.txt` and `tryboot.txt` hold while `committed` is the committed slot:
+/// config.txt boots it, tryboot.txt the other slot.
+pub fn files_for(committed: Slot) -> [(&'static str, [u8; SETTINGS_BYTES]); 2] {
     [
         (CONFIG_TXT, settings(committed)),
-        (TRYBOOT_TXT, settings(crate::record::other_slot(committed))),
+        (TRYBOOT_TXT, settings(committed.other())),
     ]
 }
 
-/// The root partition a settings file boots, from its `os_prefix` line; `None` if it has
-/// none of ours.
-pub fn slot_of(settings: &[u8]) -> Option<u8> {
+/// The slot a settings file boots, from its `os_prefix` line; `None` if it has none of
+/// ours.
+pub fn slot_of(settings: &[u8]) -> Option<Slot> {
     let text = core::str::from_utf8(settings).ok()?;
     let prefix = text
         .lines()
         .find_map(|l| l.trim().strip_prefix(OS_PREFIX))?
         .trim();
     match SLOT_PREFIXES.iter().position(|p| *p == prefix)? {
-        0 => Some(crate::layout::ROOT_A.number),
-        _ => Some(ROOT_B.number),
+        0 => Some(Slot::A),
+        _ => Some(Slot::B),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slot;
+    use crate::slot::{CMDLINE_FILES, KERNEL_FILES};
 
     #[test]
     fn one_sector_naming_each_slots_files() {
-        for partition in [2, 3] {
-            let file = settings(partition);
+        for slot in [Slot::A, Slot::B] {
+            let file = settings(slot);
             assert_eq!(file.len(), SETTINGS_BYTES);
             assert_eq!(file[SETTINGS_BYTES - 1], b'\n');
-            assert_eq!(slot_of(&file), Some(partition));
+            assert_eq!(slot_of(&file), Some(slot));
             let text = core::str::from_utf8(&file).unwrap();
-            let prefix = SLOT_PREFIXES[slot::index(partition)];
+            let prefix = SLOT_PREFIXES[slot.index()];
             // The firmware prepends the prefix: the names must come out as the slot files.
             assert!(
                 text.contains("\nkernel=vmlinuz\n") && text.contains("\ncmdline=cmdline.txt\n")
             );
-            assert_eq!(
-                format!("{prefix}vmlinuz"),
-                slot::KERNEL_FILES[slot::index(partition)]
-            );
-            assert_eq!(
-                format!("{prefix}cmdline.txt"),
-                slot::CMDLINE_FILES[slot::index(partition)]
-            );
+            assert_eq!(format!("{prefix}vmlinuz"), KERNEL_FILES[slot.index()]);
+            assert_eq!(format!("{prefix}cmdline.txt"), CMDLINE_FILES[slot.index()]);
         }
         assert_eq!(slot_of(b"arm_64bit=1\n"), None);
         assert_eq!(slot_of(b"os_prefix=other-\n"), None);

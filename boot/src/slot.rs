@@ -14,8 +14,6 @@
 //!
 //! The `slot-a-` prefix is what the Raspberry Pi firmware's `os_prefix` takes.
 
-use crate::layout::ROOT_B;
-
 /// Room for one slot's kernel.
 pub const KERNEL_REGION_BYTES: u64 = 64 << 20;
 /// Room for one slot's command line: one sector, NUL-terminated for the MBR code.
@@ -28,14 +26,9 @@ pub const CMDLINE_BYTES_MAX: usize = 511;
 const _: () = assert!(CMDLINE_BYTES_MAX < CMDLINE_REGION_BYTES as usize);
 
 /// `/boot` file names of each slot's kernel and command line, slot A (root partition 2)
-/// first, as `crate::mbr::Table` and [`index`] order them.
+/// first, as `crate::mbr::Table` and `Slot::index` order them.
 pub const KERNEL_FILES: [&str; 2] = ["slot-a-vmlinuz", "slot-b-vmlinuz"];
 pub const CMDLINE_FILES: [&str; 2] = ["slot-a-cmdline.txt", "slot-b-cmdline.txt"];
-
-/// Index of root partition `partition` (2 or 3) in the per-slot tables.
-pub fn index(partition: u8) -> usize {
-    usize::from(partition == ROOT_B.number)
-}
 
 /// Length of the x86 bzImage whose first bytes are `header` (at least 0x1f8 of them):
 /// the boot sector and setup (`setup_sects` + 1 sectors; 0 means 4) and the protected-mode
@@ -98,8 +91,14 @@ mod tests {
 
     #[test]
     fn names_carry_the_slot_prefix() {
-        assert_eq!(KERNEL_FILES[index(2)], "slot-a-vmlinuz");
-        assert_eq!(CMDLINE_FILES[index(3)], "slot-b-cmdline.txt");
+        assert_eq!(
+            KERNEL_FILES[crate::layout::Slot::A.index()],
+            "slot-a-vmlinuz"
+        );
+        assert_eq!(
+            CMDLINE_FILES[crate::layout::Slot::B.index()],
+            "slot-b-cmdline.txt"
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use crate::instance::Instance;
 use crate::known_devices::KnownDevices;
+use crate::pinning::{self, KeyPin};
 use admin_api::cert::Pin;
-use admin_api::tls::KeyPin;
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -119,8 +119,7 @@ impl Client {
             .ok_or_else(|| anyhow!("{with_port} resolves to no address"))?;
         let pinned = KnownDevices::open(&instance.dir)?.get(&with_port);
         let pin = KeyPin::new(pinned);
-        let config =
-            admin_api::tls::pinned_client_config(Arc::clone(&pin)).map_err(|e| anyhow!(e))?;
+        let config = pinning::pinned_client_config(Arc::clone(&pin)).map_err(|e| anyhow!(e))?;
         Ok(Client {
             target,
             addr,

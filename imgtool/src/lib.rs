@@ -16,6 +16,7 @@ pub mod known_devices;
 pub mod mbr_table;
 pub mod mkimg;
 pub mod output;
+pub mod pinning;
 pub mod push;
 pub mod qemu;
 pub mod qemu_raspi;

@@ -10,7 +10,6 @@ use crate::output::Output;
 use crate::{boot_partition, ext4, fat, mbr_table, root_image, size};
 use anyhow::{ensure, Context, Result};
 use boot::layout;
-use boot::slot;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -124,7 +123,8 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     // switch starts, the device comes up on a working system.
     let mut builds = [[0u8; 32]; 2];
     let seal_version = crate::instance::seal_version()?;
-    for part in [layout::ROOT_A, layout::ROOT_B] {
+    for slot in [layout::Slot::A, layout::Slot::B] {
+        let part = slot.partition();
         let mut region = output.region(part.start_bytes, part_size(&part, disk_bytes));
         region
             .write_all(&root.image)
@@ -132,7 +132,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         let line =
             boot_partition::cmdline(instance.arch, signature, part.number, &plan.kernel_args);
         let id = slot_id(root.part(), &kernel_data, &line);
-        builds[slot::index(part.number)] = id.build;
+        builds[slot.index()] = id.build;
         let trailer_at = boot::rootid::offset_in(&part).unwrap_or(0);
         let seal = instance.seal(&id.build, seal_version, None)?;
         output

@@ -53,6 +53,8 @@ pub struct Timings {
 /// The fields of GET /status that push relies on.
 struct Status {
     active_slot: u8,
+    /// The root slot updates go to.
+    inactive_slot: u8,
     boot_id: String,
     boot_state: String,
     uncommitted_trial: bool,
@@ -66,10 +68,12 @@ struct Status {
 
 fn status(client: &Client) -> Result<Status> {
     let v: admin_api::status::Status = client.get(endpoints::STATUS)?.document()?;
-    let active_slot = v
+    let active = v
         .active_slot
+        .and_then(boot::layout::Slot::of_partition)
         .ok_or_else(|| anyhow!("the device does not know which root it runs"))?;
-    let inactive = v.roots.get(&boot::record::other_slot(active_slot));
+    let (active_slot, inactive_slot) = (active.number(), active.other().number());
+    let inactive = v.roots.get(&inactive_slot);
     Ok(Status {
         inactive_kernel: inactive
             .and_then(|r| r.kernel.as_ref())
@@ -78,6 +82,7 @@ fn status(client: &Client) -> Result<Status> {
             .and_then(|r| r.cmdline.as_ref())
             .map(|p| p.sha256.clone()),
         active_slot,
+        inactive_slot,
         boot_id: v.boot_id,
         boot_state: v.boot.map_or("?".into(), |b| b.state),
         uncommitted_trial: v.uncommitted_trial,
@@ -112,7 +117,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     if before.uncommitted_trial {
         bail!("the device is in an uncommitted trial of root {}: wait for it to settle (it rolls back by itself) or commit it first", before.active_slot);
     }
-    let target_slot = boot::record::other_slot(before.active_slot);
+    let target_slot = before.inactive_slot;
     let cmdline = crate::boot_partition::cmdline(
         instance.arch,
         instance.disk_signature,

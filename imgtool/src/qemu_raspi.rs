@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// What the firmware would start: the slot, and its files extracted for QEMU.
 #[derive(Debug)]
 pub struct SlotBoot {
-    pub partition: u8,
+    pub slot: boot::layout::Slot,
     pub kernel: PathBuf,
     pub device_tree: PathBuf,
     pub cmdline: String,
@@ -127,10 +127,10 @@ pub fn prepare(image: &Path, board: Board, tryboot: bool, dir: &Path) -> Result<
     };
     let settings = fat::read_file(&mut boot, settings_name)
         .with_context(|| format!("{}: no /boot/{settings_name}", image.display()))?;
-    let Some(partition) = boot::rpi::slot_of(&settings) else {
+    let Some(slot) = boot::rpi::slot_of(&settings) else {
         bail!("/boot/{settings_name} names no rustkrazy slot (no os_prefix=slot-a- or slot-b-)");
     };
-    let i = boot::slot::index(partition);
+    let i = slot.index();
     let prefix = boot::rpi::SLOT_PREFIXES[i];
     let mut kernel = fat::read_file(&mut boot, boot::slot::KERNEL_FILES[i])?;
     // The slot's region holds the kernel, then zeros; QEMU gets the kernel alone.
@@ -146,7 +146,7 @@ pub fn prepare(image: &Path, board: Board, tryboot: bool, dir: &Path) -> Result<
         .to_string();
     std::fs::create_dir_all(dir)?;
     let slot = SlotBoot {
-        partition,
+        slot,
         kernel: dir.join("Image"),
         device_tree: dir.join(tree),
         cmdline,

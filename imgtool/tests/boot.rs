@@ -5,6 +5,7 @@
 
 mod common;
 
+use boot::layout::Slot;
 use boot::record::{Record, State, RECORD_OFFSET};
 use common::*;
 use harness::{Options, Vm};
@@ -67,7 +68,7 @@ fn boot_and_see(firmware: Firmware, image: &Path, expect: &str, status: &str) ->
 }
 
 /// Adds `word` to slot `partition`'s command line, in place, where the MBR table says it is.
-fn add_to_cmdline(image: &Path, partition: u8, word: &str) {
+fn add_to_cmdline(image: &Path, slot: Slot, word: &str) {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -76,7 +77,7 @@ fn add_to_cmdline(image: &Path, partition: u8, word: &str) {
     let mut mbr = [0u8; 512];
     file.read_exact_at(&mut mbr, 0).unwrap();
     let table = boot::mbr::Table::read(&mbr).expect("a filled MBR table");
-    let at = u64::from(table.cmdline_lba[boot::slot::index(partition)]) * 512;
+    let at = u64::from(table.cmdline_lba[slot.index()]) * 512;
     let mut sector = [0u8; 512];
     file.read_exact_at(&mut sector, at).unwrap();
     let text = String::from_utf8_lossy(boot::slot::cmdline_text(&sector)).into_owned();
@@ -124,8 +125,8 @@ fn trial_boot_life_cycle(firmware: Firmware, scratch: &str) {
     run_ok(cmd.arg(&other));
     copy_root_a_to_b(&other, &image);
     // Each slot's own command line, marked, so the console says which one was loaded.
-    add_to_cmdline(&image, 2, "rk.cmdline=a");
-    add_to_cmdline(&image, 3, "rk.cmdline=b");
+    add_to_cmdline(&image, Slot::A, "rk.cmdline=a");
+    add_to_cmdline(&image, Slot::B, "rk.cmdline=b");
     let console = boot_and_see(&image, "slot-a", "committed slot=2"); // committed is still A
     assert!(console.contains("rk.cmdline=a") && !console.contains("rk.cmdline=b"));
 
@@ -140,7 +141,7 @@ fn trial_boot_life_cycle(firmware: Firmware, scratch: &str) {
     let tried = read_record(&image);
     assert_eq!(
         (tried.state, tried.committed, tried.trial),
-        (State::Tried, 2, 3)
+        (State::Tried, Slot::A, Slot::B)
     );
 
     // No commit: the next boot is back on the committed root, and stays so.
@@ -155,7 +156,7 @@ fn trial_boot_life_cycle(firmware: Firmware, scratch: &str) {
     let committed = read_record(&image);
     assert_eq!(
         (committed.state, committed.committed),
-        (State::Committed, 3)
+        (State::Committed, Slot::B)
     );
 }
 
@@ -254,7 +255,7 @@ fn an_uncommitted_trial_rolls_back_by_itself() {
     }
     vm.kill();
     let record = read_record(&image);
-    assert_eq!((record.state, record.committed), (State::Tried, 2));
+    assert_eq!((record.state, record.committed), (State::Tried, Slot::A));
 }
 
 /// The UEFI program's failures: from a damaged record it boots root A, the default, and says
@@ -297,7 +298,7 @@ fn the_uefi_program_boots_root_a_from_a_damaged_record_and_refuses_a_missing_ker
         .read_exact_at(&mut mbr, 0)
         .unwrap();
     let table = boot::mbr::Table::read(&mbr).unwrap();
-    let kernel_at = u64::from(table.kernel_lba[boot::slot::index(3)]) * 512;
+    let kernel_at = u64::from(table.kernel_lba[Slot::B.index()]) * 512;
     file.write_all_at(&[0; 4096], kernel_at).unwrap();
     let options = Options {
         firmware: Firmware::Uefi,

@@ -755,8 +755,14 @@ fn rpi_images_carry_aarch64_programs() {
         "{cmdline}"
     );
     // Golden: config.txt boots slot A, tryboot.txt slot B, one sector each.
-    assert_eq!(mtype("config.txt"), boot::rpi::settings(2));
-    assert_eq!(mtype("tryboot.txt"), boot::rpi::settings(3));
+    assert_eq!(
+        mtype("config.txt"),
+        boot::rpi::settings(boot::layout::Slot::A)
+    );
+    assert_eq!(
+        mtype("tryboot.txt"),
+        boot::rpi::settings(boot::layout::Slot::B)
+    );
     let config = String::from_utf8(mtype("config.txt")).unwrap();
     for line in [
         "arm_64bit=1",

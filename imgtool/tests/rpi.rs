@@ -118,7 +118,7 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
     .stdout;
     assert_eq!(
         config,
-        boot::rpi::settings(3),
+        boot::rpi::settings(boot::layout::Slot::B),
         "config.txt boots slot B now"
     );
 
@@ -126,7 +126,7 @@ fn on_raspi3b_a_push_is_tried_through_tryboot_and_a_dying_trial_returns() {
     // root 2. The firmware boots root 2; admind points config.txt at root 3 again, and the
     // next restart boots it.
     vm.kill();
-    write_config_txt(&image, &boot::rpi::settings(2));
+    write_config_txt(&image, &boot::rpi::settings(boot::layout::Slot::A));
     let mut vm = Vm::boot(&image, &pi3()).unwrap();
     vm.expect_in_order(
         &[

@@ -228,7 +228,8 @@ fn boot_status(
 ) -> Option<u64> {
     use boot::boot_status::{self, BootStatus, How};
     use boot::record::State;
-    let booted = disk.map(|d| d.root_partition).or(cmdline.root_partition)?;
+    let booted = disk.map(|d| d.root_partition).or(cmdline.root_partition);
+    let booted = booted.and_then(boot::layout::Slot::of_partition)?;
     let mut found = disk.and_then(|d| record::read(d).ok());
     // A Pi's firmware keeps no record, so TRY is turned into TRIED here: on the trial slot
     // (this boot is the trial; any restart goes back to the committed slot), and on the
@@ -241,8 +242,8 @@ fn boot_status(
                     log!(
                         console,
                         "init: trial of slot {} armed, the firmware started slot {}; recorded TRIED",
-                        r.trial,
-                        booted
+                        r.trial.number(),
+                        booted.number()
                     );
                     found = Some(tried);
                 }

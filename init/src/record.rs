@@ -45,7 +45,8 @@ pub fn write(disk: &Disk, record: &Record) -> Result<(), Errno> {
 }
 
 pub fn still_on_trial(disk: &Disk) -> bool {
-    read(disk).is_ok_and(|r| r.is_trial_boot(disk.root_partition))
+    let booted = boot::layout::Slot::of_partition(disk.root_partition);
+    read(disk).is_ok_and(|r| booted.is_some_and(|slot| r.is_trial_boot(slot)))
 }
 
 /// Whether this machine's firmware chooses slots by config.txt and tryboot.txt (a Pi).

@@ -4,7 +4,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use boot::{layout, mbr, record, slot};
+use boot::{mbr, record, slot};
 use core::time::Duration;
 use uefi::boot::{OpenProtocolAttributes, OpenProtocolParams, ScopedProtocol};
 use uefi::proto::device_path::build::DevicePathBuilder;
@@ -55,10 +55,10 @@ fn boot_slot() -> Result<(), String> {
         disk.write(record::RECORD_LBA, &tried)?;
         disk.flush()?;
     }
-    let index = slot::index(choice.slot);
-    let name = slot_name(choice.slot);
+    let index = choice.slot.index();
     say(&format!(
-        "rustkrazy: booting slot {name}{}\r\n",
+        "rustkrazy: booting slot {:?}{}\r\n",
+        choice.slot,
         if choice.write.is_some() {
             " (trial, once)"
         } else {
@@ -114,14 +114,6 @@ fn boot_slot() -> Result<(), String> {
         .map_err(|e| format!("the kernel stopped with {:?}", e.status()))?;
     drop(options);
     Ok(())
-}
-
-fn slot_name(partition: u8) -> &'static str {
-    if partition == layout::ROOT_B.number {
-        "B"
-    } else {
-        "A"
-    }
 }
 
 /// The command line as the EFI stub reads it: UCS-2, NUL-terminated.

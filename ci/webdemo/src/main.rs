@@ -81,10 +81,8 @@ fn read_trimmed(path: &str) -> Option<String> {
 fn booted_build() -> Option<(String, String)> {
     let text = std::fs::read_to_string(boot::boot_status::PATH.to_str().ok()?).ok()?;
     let status = boot::boot_status::parse(&text)?;
-    let (number, disk) = (status.slot, status.disk?);
-    let partition = boot::layout::PARTITIONS
-        .iter()
-        .find(|p| p.number == number)?;
+    let (slot, disk) = (status.slot, status.disk?);
+    let (partition, number) = (slot.partition(), slot.number());
     // /dev/vda2, but /dev/mmcblk0p2 and /dev/nvme0n1p2.
     let separator = if disk.ends_with(|c: char| c.is_ascii_digit()) {
         "p"
@@ -95,14 +93,9 @@ fn booted_build() -> Option<(String, String)> {
     let mut sector = [0u8; 512];
     use std::os::unix::fs::FileExt;
     device
-        .read_exact_at(&mut sector, boot::rootid::offset_in(partition)?)
+        .read_exact_at(&mut sector, boot::rootid::offset_in(&partition)?)
         .ok()?;
     let id = boot::rootid::decode(&sector)?;
     let hex = boot::encoding::Hex(&id.build).to_string();
-    let name = if number == boot::layout::ROOT_B.number {
-        "B"
-    } else {
-        "A"
-    };
-    Some((format!("{name} (partition {number})"), hex))
+    Some((format!("{slot:?} (partition {number})"), hex))
 }

@@ -80,6 +80,15 @@ impl ExecArgs {
         self.strings[start..].as_ptr().cast()
     }
 
+    /// Pointers to the strings at `starts`, then NULLs (`N` is larger than their number).
+    fn pointers<const N: usize>(&self, starts: &[usize]) -> [*const c_char; N] {
+        let mut out = [core::ptr::null(); N];
+        for (o, &start) in out.iter_mut().zip(starts) {
+            *o = self.pointer(start);
+        }
+        out
+    }
+
     /// The program's path as a C string.
     pub fn path(&self) -> *const c_char {
         self.pointer(self.args[0])
@@ -87,20 +96,12 @@ impl ExecArgs {
 
     /// argv, NULL-terminated; valid while `self` is neither moved nor dropped.
     pub fn argv(&self) -> [*const c_char; ARGS_MAX + 2] {
-        let mut out = [core::ptr::null(); ARGS_MAX + 2];
-        for (o, &start) in out.iter_mut().zip(&self.args[..self.nargs]) {
-            *o = self.pointer(start);
-        }
-        out
+        self.pointers(&self.args[..self.nargs])
     }
 
     /// envp, NULL-terminated; valid while `self` is neither moved nor dropped.
     pub fn envp(&self) -> [*const c_char; ENVS_MAX + 2] {
-        let mut out = [core::ptr::null(); ENVS_MAX + 2];
-        for (o, &start) in out.iter_mut().zip(&self.envs[..self.nenvs]) {
-            *o = self.pointer(start);
-        }
-        out
+        self.pointers(&self.envs[..self.nenvs])
     }
 }
 

@@ -66,16 +66,8 @@ impl LineSplitter {
 pub fn stamp(uptime_ms: u64, out: &mut [u8; 24]) -> usize {
     let mut digits = [0u8; 20];
     let secs = boot::encoding::decimal_digits(uptime_ms / 1000, &mut digits);
-    let pad = 5usize.saturating_sub(secs.len());
-    let mut at = 0;
-    out[at] = b'[';
-    at += 1;
-    for _ in 0..pad {
-        out[at] = b' ';
-        at += 1;
-    }
-    out[at..at + secs.len()].copy_from_slice(secs);
-    at += secs.len();
+    // The seconds right-aligned in five columns (at most 17 digits: it fits the 24 bytes).
+    let open = &b"[    "[..5usize.saturating_sub(secs.len()) + 1];
     let ms = uptime_ms % 1000;
     let frac = [
         b'.',
@@ -85,8 +77,12 @@ pub fn stamp(uptime_ms: u64, out: &mut [u8; 24]) -> usize {
         b']',
         b' ',
     ];
-    out[at..at + frac.len()].copy_from_slice(&frac);
-    at + frac.len()
+    let mut at = 0;
+    for part in [open, secs, &frac] {
+        out[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    at
 }
 
 #[cfg(test)]

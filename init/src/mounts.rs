@@ -14,34 +14,18 @@ use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
 
 /// Mounts /proc, /sys, /dev, /tmp and /run; a failure is reported and skipped.
 pub fn mount_kernel_filesystems(console: &Console) {
-    let hard = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    let table: [(&CStr, &CStr, &CStr, MountFlags, &CStr); 5] = [
-        (c"proc", c"/proc", c"proc", hard, c""),
-        (c"sysfs", c"/sys", c"sysfs", hard, c""),
-        (
-            c"devtmpfs",
-            c"/dev",
-            c"devtmpfs",
-            MountFlags::NOSUID,
-            c"mode=0755",
-        ),
-        (
-            c"tmpfs",
-            c"/tmp",
-            c"tmpfs",
-            MountFlags::NOSUID | MountFlags::NODEV,
-            c"mode=1777",
-        ),
-        (
-            c"tmpfs",
-            c"/run",
-            c"tmpfs",
-            MountFlags::NOSUID | MountFlags::NODEV,
-            c"mode=0755",
-        ),
+    let private = MountFlags::NOSUID | MountFlags::NODEV;
+    let hard = private | MountFlags::NOEXEC;
+    // Pseudo filesystems: the source is the filesystem type.
+    let table: [(&CStr, &CStr, MountFlags, &CStr); 5] = [
+        (c"proc", c"/proc", hard, c""),
+        (c"sysfs", c"/sys", hard, c""),
+        (c"devtmpfs", c"/dev", MountFlags::NOSUID, c"mode=0755"),
+        (c"tmpfs", c"/tmp", private, c"mode=1777"),
+        (c"tmpfs", c"/run", private, c"mode=0755"),
     ];
-    for (source, target, fstype, flags, data) in table {
-        let result = mount(source, target, fstype, flags, data);
+    for (fstype, target, flags, data) in table {
+        let result = mount(fstype, target, fstype, flags, data);
         // A kernel with CONFIG_DEVTMPFS_MOUNT has mounted /dev already: same filesystem,
         // same place, so the kernel says EBUSY.
         if result == Err(Errno::BUSY) && target == c"/dev" {
@@ -82,11 +66,8 @@ pub fn root_disk() -> Result<Disk, Errno> {
     let mut part_dir: Text<64> = Text::new();
     let _ = write!(part_dir, "/sys/dev/block/{major}:{minor}");
     let mut number = Text::<80>::new();
-    let _ = write!(
-        number,
-        "{}/partition",
-        core::str::from_utf8(part_dir.as_bytes()).unwrap_or("")
-    );
+    number.push(part_dir.as_bytes());
+    number.push(b"/partition");
     let mut buf = [0u8; 16];
     let root_partition = parse_number(read_file(
         number.as_cstr().ok_or(Errno::NAMETOOLONG)?,

@@ -131,11 +131,10 @@ impl Supervisor {
                 ],
             };
             service.name.push(name);
-            for entry in boot::services::parse(&self.config[..self.config_len]).flatten() {
-                if entry.service == name {
-                    if let boot::services::Setting::Autostart(on) = entry.setting {
-                        service.autostart = on;
-                    }
+            let settings = boot::services::parse(self.config()).flatten();
+            for entry in settings.filter(|e| e.service == name) {
+                if let boot::services::Setting::Autostart(on) = entry.setting {
+                    service.autostart = on;
                 }
             }
             self.services[slot] = Some(service);
@@ -260,16 +259,7 @@ impl Supervisor {
     /// Collects every exited child; schedules restarts for services.
     pub(crate) fn reap(&mut self, console: &Console) {
         let mut changed = false;
-        loop {
-            let (pid, status) = match rustix::process::wait(WaitOptions::NOHANG) {
-                Ok(Some((pid, status))) => (pid, status),
-                Ok(None) | Err(_) => {
-                    if changed {
-                        self.publish();
-                    }
-                    return;
-                }
-            };
+        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
             let Some(service) = self
                 .services
                 .iter_mut()
@@ -285,15 +275,11 @@ impl Supervisor {
             changed = true;
             service.restart_at_ms = Some(now_ms() + delay);
             let mut how: Text<32> = Text::new();
-            match (status.exit_status(), status.terminating_signal()) {
-                (Some(code), _) => {
-                    let _ = write!(how, "with status {code}");
-                }
-                (_, Some(sig)) => {
-                    let _ = write!(how, "on signal {sig}");
-                }
-                _ => how.push(b"(unknown status)"),
-            }
+            let _ = match (status.exit_status(), status.terminating_signal()) {
+                (Some(code), _) => write!(how, "with status {code}"),
+                (_, Some(sig)) => write!(how, "on signal {sig}"),
+                _ => how.write_str("(unknown status)"),
+            };
             log!(
                 console,
                 "init: {} exited {} after {} ms; restarting in {} ms",
@@ -302,6 +288,9 @@ impl Supervisor {
                 ran_ms,
                 delay
             );
+        }
+        if changed {
+            self.publish();
         }
     }
 }

@@ -29,36 +29,19 @@ impl Supervisor {
         let cap_ms = if signals.is_some() { u64::MAX } else { 1000 };
         let timeout_ms =
             Some(wake_ms.saturating_sub(now_ms()).min(cap_ms)).filter(|&ms| ms < i32::MAX as u64);
-        let slot_ready = match runtime::poll::wait_readable(&slots, timeout_ms) {
+        let ready = match runtime::poll::wait_readable(&slots, timeout_ms) {
             Ok(ready) => ready,
             Err(e) => {
                 log!(console, "init: poll failed: {}", e);
                 [false; 1 + 2 * SERVICES_MAX]
             }
         };
-        let mut ready = [(0u8, 0u8); 2 * SERVICES_MAX];
-        let mut nready = 0;
-        for (k, _) in slot_ready.iter().enumerate().skip(1).filter(|(_, &r)| r) {
-            ready[nready] = (((k - 1) / 2) as u8, ((k - 1) % 2) as u8);
-            nready += 1;
-        }
-        let signal_ready = slot_ready[0];
-        self.after_wait(console, signals, signal_ready, &ready[..nready])
-    }
-
-    /// Handles what a wait found: output to drain, signals, exited children, due restarts.
-    fn after_wait(
-        &mut self,
-        console: &Console,
-        signals: Option<&OwnedFd>,
-        signal_ready: bool,
-        ready: &[(u8, u8)],
-    ) -> Option<RebootCommand> {
-        for &(i, j) in ready {
-            self.drain(console, i as usize, j as usize);
+        // Then what the wait found: output to drain, signals, exited children, restarts.
+        for (k, _) in ready.iter().enumerate().skip(1).filter(|(_, &r)| r) {
+            self.drain(console, (k - 1) / 2, (k - 1) % 2);
         }
         let mut request = None;
-        if signal_ready || signals.is_none() {
+        if ready[0] || signals.is_none() {
             while let Some(sig) = signals.and_then(sys::next_signal) {
                 request = request.or(match sig {
                     libc::SIGUSR1 | libc::SIGINT | libc::SIGTERM => Some(RebootCommand::Restart),

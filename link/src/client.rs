@@ -207,14 +207,16 @@ impl Client {
         self.attempt = 0;
         self.offer = None;
         self.deadline_ms = now + retransmit_ms(0, rand.rotate_left(16));
-        Step {
-            event: None,
-            transmit: Some(self.message(MessageType::Discover, now)),
-        }
+        self.send(now)
     }
 
-    fn message(&self, kind: MessageType, now: u64) -> Transmit {
+    /// The phase's message: DISCOVER while selecting, else REQUEST.
+    fn send(&self, now: u64) -> Step {
         let secs = u16::try_from(now.saturating_sub(self.exchange_ms) / 1000).unwrap_or(u16::MAX);
+        let kind = match self.phase {
+            Phase::Selecting => MessageType::Discover,
+            _ => MessageType::Request,
+        };
         let mut t = Transmit {
             kind,
             xid: self.xid,
@@ -236,7 +238,10 @@ impl Client {
             (Phase::Rebinding, _, Some(lease)) => t.ciaddr = lease.address,
             _ => {}
         }
-        t
+        Step {
+            event: None,
+            transmit: Some(t),
+        }
     }
 
     fn at(&self, seconds: u32) -> u64 {
@@ -250,24 +255,13 @@ impl Client {
         }
         match self.phase {
             Phase::Idle => Step::default(),
-            Phase::Selecting => {
+            Phase::Selecting | Phase::Requesting => {
                 self.attempt += 1;
-                self.deadline_ms = now + retransmit_ms(self.attempt, rand);
-                Step {
-                    event: None,
-                    transmit: Some(self.message(MessageType::Discover, now)),
-                }
-            }
-            Phase::Requesting => {
-                self.attempt += 1;
-                if self.attempt >= REQUEST_ATTEMPTS {
+                if self.phase == Phase::Requesting && self.attempt >= REQUEST_ATTEMPTS {
                     return self.discover(now, rand);
                 }
                 self.deadline_ms = now + retransmit_ms(self.attempt, rand);
-                Step {
-                    event: None,
-                    transmit: Some(self.message(MessageType::Request, now)),
-                }
+                self.send(now)
             }
             Phase::Bound | Phase::Renewing | Phase::Rebinding => self.lease_timer(now, rand),
         }
@@ -301,30 +295,21 @@ impl Client {
         }
         let wait = ((until - now) / 2).max(RENEW_RETRY_MS_MIN);
         self.deadline_ms = (now + wait).min(until);
-        Step {
-            event: None,
-            transmit: Some(self.message(MessageType::Request, now)),
-        }
+        self.send(now)
     }
 
     /// A reply that [`dhcp::decode`] accepted for [`Client::xid`].
     pub fn on_reply(&mut self, now: u64, rand: u32, reply: &Reply) -> Step {
         match (self.phase, reply.kind) {
             (Phase::Selecting, MessageType::Offer) => {
-                let Some(server) = reply.server_id else {
+                let Some(server) = reply.server_id.filter(|_| usable(reply.yiaddr)) else {
                     return Step::default();
                 };
-                if !usable(reply.yiaddr) {
-                    return Step::default();
-                }
                 self.offer = Some((reply.yiaddr, server));
                 self.phase = Phase::Requesting;
                 self.attempt = 0;
                 self.deadline_ms = now + retransmit_ms(0, rand);
-                Step {
-                    event: None,
-                    transmit: Some(self.message(MessageType::Request, now)),
-                }
+                self.send(now)
             }
             (Phase::Requesting, MessageType::Ack) => {
                 let Some(lease) = self.lease_from(reply) else {
@@ -353,25 +338,27 @@ impl Client {
                 }
             }
             (Phase::Requesting, MessageType::Nak) => {
-                let mut step = self.discover(now, rand);
-                step.transmit = None;
-                self.deadline_ms = now + AFTER_NAK_MS;
-                step.event = Some(Event::Refused);
-                step
+                self.after_nak(now, rand, Some(Event::Refused))
             }
             (Phase::Renewing | Phase::Rebinding, MessageType::Nak) => {
-                let lost = self.lease.take();
-                self.search_ms = now;
-                let mut step = self.discover(now, rand);
-                step.transmit = None;
-                self.deadline_ms = now + AFTER_NAK_MS;
-                step.event = lost.map(|lease| Event::Lost {
+                let lost = self.lease.take().map(|lease| Event::Lost {
                     lease,
                     why: Loss::Nak,
                 });
-                step
+                self.search_ms = now;
+                self.after_nak(now, rand, lost)
             }
             _ => Step::default(), // late or duplicate replies
+        }
+    }
+
+    /// Starts over after a NAK, with DISCOVER after a pause.
+    fn after_nak(&mut self, now: u64, rand: u32, event: Option<Event>) -> Step {
+        self.discover(now, rand);
+        self.deadline_ms = now + AFTER_NAK_MS;
+        Step {
+            event,
+            transmit: None,
         }
     }
 

@@ -264,11 +264,8 @@ fn apply_option(reply: &mut Reply, code: u8, data: &[u8]) -> Result<(), DecodeEr
             .map_err(|_| bad)
     };
     let servers = |data: &[u8], list: &mut [Ipv4], count: &mut usize| {
-        for server in data.chunks_exact(4) {
-            let Some(slot) = list.get_mut(*count) else {
-                break;
-            };
-            *slot = [server[0], server[1], server[2], server[3]];
+        for (slot, server) in list.iter_mut().skip(*count).zip(data.chunks_exact(4)) {
+            slot.copy_from_slice(server);
             *count += 1;
         }
     };
@@ -307,26 +304,15 @@ pub const LEASE_S_MIN: u32 = 60;
 
 pub fn timers(reply: &Reply) -> Timers {
     let lease = reply.lease_s.unwrap_or(u32::MAX).max(LEASE_S_MIN);
-    if lease == u32::MAX {
-        return Timers {
-            renew_s: u32::MAX,
-            rebind_s: u32::MAX,
-            expire_s: u32::MAX,
-        };
-    }
-    let default_t1 = lease / 2;
-    let default_t2 = (lease as u64 * 7 / 8) as u32;
-    match (reply.renewal_s, reply.rebinding_s) {
-        (Some(t1), Some(t2)) if 0 < t1 && t1 < t2 && t2 < lease => Timers {
-            renew_s: t1,
-            rebind_s: t2,
-            expire_s: lease,
-        },
-        _ => Timers {
-            renew_s: default_t1,
-            rebind_s: default_t2,
-            expire_s: lease,
-        },
+    let (renew_s, rebind_s) = match (reply.renewal_s, reply.rebinding_s) {
+        _ if lease == u32::MAX => (u32::MAX, u32::MAX),
+        (Some(t1), Some(t2)) if 0 < t1 && t1 < t2 && t2 < lease => (t1, t2),
+        _ => (lease / 2, (lease as u64 * 7 / 8) as u32),
+    };
+    Timers {
+        renew_s,
+        rebind_s,
+        expire_s: lease,
     }
 }
 

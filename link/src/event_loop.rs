@@ -13,7 +13,6 @@ impl Link {
         loop {
             // Timers first: they may send.
             let now = now_ms();
-            let mut next = now + POLL_MS_MAX;
             for slot in 0..INTERFACES_MAX {
                 let Some(iface) = self.interfaces.get_mut(slot) else {
                     continue;
@@ -22,14 +21,12 @@ impl Link {
                     let step = iface.client.on_timer(now, random());
                     self.handle(slot, step);
                 }
-                if let Some(d) = self
-                    .interfaces
-                    .get(slot)
-                    .and_then(|i| i.client.deadline_ms())
-                {
-                    next = next.min(d);
-                }
             }
+            let deadlines = self
+                .interfaces
+                .values()
+                .filter_map(|i| i.client.deadline_ms());
+            let mut next = deadlines.fold(now + POLL_MS_MAX, u64::min);
 
             self.with_time(|time, net| {
                 time.network_changed(net);

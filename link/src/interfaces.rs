@@ -34,27 +34,20 @@ impl Link {
     }
 
     /// A link appeared or changed (RTM_NEWLINK).
-    pub(crate) fn link_changed(
-        &mut self,
-        index: u32,
-        hardware: u16,
-        flags: u32,
-        name: Name,
-        mac: Option<[u8; 6]>,
-    ) {
-        if hardware != nl::ARPHRD_ETHER || flags & nl::IFF_LOOPBACK != 0 {
+    pub(crate) fn link_changed(&mut self, l: &nl::Link) {
+        if l.hardware != nl::ARPHRD_ETHER || l.flags & nl::IFF_LOOPBACK != 0 {
             return;
         }
-        let (Some(mac), true) = (mac, self.settings.wants(name.as_bytes())) else {
+        let (Some(mac), true) = (l.mac, self.settings.wants(l.name.as_bytes())) else {
             return;
         };
         let Some(slot) = self
-            .slot(index)
-            .or_else(|| self.add_interface(index, name, mac))
+            .slot(l.index)
+            .or_else(|| self.add_interface(l.index, l.name, mac))
         else {
             return;
         };
-        let carrier = flags & nl::IFF_UP != 0 && flags & nl::IFF_LOWER_UP != 0;
+        let carrier = l.flags & nl::IFF_UP != 0 && l.flags & nl::IFF_LOWER_UP != 0;
         let Some(iface) = self.interfaces.get_mut(slot) else {
             return;
         };
@@ -103,11 +96,9 @@ impl Link {
                 "link: {}: up (MAC {}), IPv4 by {}, IPv6 by the kernel (SLAAC)",
                 Shown(name.as_bytes()),
                 Mac(mac),
-                if self.settings.ipv4_static.is_some() {
-                    "static settings"
-                } else {
-                    "DHCP"
-                }
+                self.settings
+                    .ipv4_static
+                    .map_or("DHCP", |_| "static settings")
             ),
             Err(e) => say!("link: {}: cannot set it up ({})", Shown(name.as_bytes()), e),
         }
@@ -166,17 +157,8 @@ impl Link {
             }
             for change in changes.into_iter().flatten() {
                 match change {
-                    Change::Link {
-                        gone: false,
-                        index,
-                        hardware,
-                        flags,
-                        name,
-                        mac,
-                    } => self.link_changed(index, hardware, flags, name, mac),
-                    Change::Link {
-                        gone: true, index, ..
-                    } => self.link_removed(index),
+                    Change::Link(l) => self.link_changed(&l),
+                    Change::Gone(index) => self.link_removed(index),
                     Change::Ipv6 { index, ip, prefix } => self.ipv6_seen(index, ip, prefix),
                 }
             }
@@ -185,8 +167,7 @@ impl Link {
 
     /// An IPv6 address the kernel configured (SLAAC): said once per new address.
     fn ipv6_seen(&mut self, index: u32, ip: [u8; 16], prefix: u8) {
-        let Some(slot) = self.slot(index) else { return };
-        let Some(iface) = self.interfaces.get_mut(slot) else {
+        let Some(iface) = self.slot(index).and_then(|s| self.interfaces.get_mut(s)) else {
             return;
         };
         if iface.last_ipv6 != ip {
@@ -211,14 +192,9 @@ impl Link {
 
 #[derive(Clone, Copy)]
 enum Change {
-    Link {
-        gone: bool,
-        index: u32,
-        hardware: u16,
-        flags: u32,
-        name: Name,
-        mac: Option<[u8; 6]>,
-    },
+    Link(nl::Link),
+    /// The link with this index went away.
+    Gone(u32),
     Ipv6 {
         index: u32,
         ip: [u8; 16],
@@ -230,16 +206,8 @@ enum Change {
 /// IPv6 address settled; `None` for anything else.
 fn change_of(m: &nl::Message<'_>) -> Option<Change> {
     match m.kind {
-        nl::RTM_NEWLINK | nl::RTM_DELLINK => nl::parse_link(m.payload).and_then(|l| {
-            Some(Change::Link {
-                gone: m.kind == nl::RTM_DELLINK,
-                index: l.index,
-                hardware: l.hardware,
-                flags: l.flags,
-                name: Name::new(l.name)?,
-                mac: l.mac,
-            })
-        }),
+        nl::RTM_NEWLINK => nl::parse_link(m.payload).map(Change::Link),
+        nl::RTM_DELLINK => nl::parse_link(m.payload).map(|l| Change::Gone(l.index)),
         nl::RTM_NEWADDR => nl::parse_address(m.payload)
             .filter(|a| a.family == nl::AF_INET6 && a.scope < nl::RT_SCOPE_LINK)
             .filter(|a| a.flags & nl::IFA_F_TENTATIVE == 0)

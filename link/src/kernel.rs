@@ -8,9 +8,6 @@ use link::show::{Ip4, Shown};
 use runtime::say;
 use rustix::io::Errno;
 
-/// One interface of the link dump: index, hardware type, flags, name, MAC address.
-type DumpedLink = (u32, u16, u32, Name, Option<[u8; 6]>);
-
 /// An IPv4 address to put on an interface, with what comes with it.
 pub struct Ipv4Config {
     pub address: [u8; 4],
@@ -80,53 +77,39 @@ impl Link {
 
     /// Asks for every link and handles each as if it had just changed.
     pub(crate) fn list_links(&mut self) -> Result<(), Errno> {
-        let seq = self.next_seq();
-        let mut req = nl::list_links(seq);
-        if let Err(e) = sys::send(&self.requests, req.bytes()) {
+        // Collect the whole dump before acting on it: acting sends requests on the same
+        // socket, whose acknowledgements would be read in between.
+        let mut links: [Option<nl::Link>; DUMPED_LINKS_MAX] = [None; DUMPED_LINKS_MAX];
+        if let Err(e) = self.dump_links(&mut links) {
             say!("link: cannot list network interfaces ({})", e);
             return Err(e);
         }
-        // Collect the whole dump before acting on it: acting sends requests on the same
-        // socket, whose acknowledgements would be read in between.
-        let mut links: [Option<DumpedLink>; DUMPED_LINKS_MAX] = [None; DUMPED_LINKS_MAX];
-        let mut count = 0;
+        for l in links.into_iter().flatten() {
+            self.link_changed(&l);
+        }
+        Ok(())
+    }
+
+    /// Reads the link dump into `links`; links beyond its length are dropped.
+    fn dump_links(&mut self, links: &mut [Option<nl::Link>]) -> Result<(), Errno> {
+        let seq = self.next_seq();
+        sys::send(&self.requests, nl::list_links(seq).bytes())?;
         let mut buf = [0u8; NETLINK_BUFFER_BYTES];
-        let mut done = false;
-        while !done {
-            let reply = match sys::recv(&self.requests, &mut buf) {
-                Ok(Some(r)) => Ok(r),
-                Ok(None) => Err(Errno::TIMEDOUT),
-                Err(e) => Err(e),
-            };
-            let reply = match reply {
-                Ok(r) => r,
-                Err(e) => {
-                    say!("link: cannot list network interfaces ({})", e);
-                    return Err(e);
-                }
-            };
-            for m in nl::messages(reply) {
-                if m.seq != seq {
-                    continue;
-                }
+        loop {
+            let reply = sys::recv(&self.requests, &mut buf)?.ok_or(Errno::TIMEDOUT)?;
+            for m in nl::messages(reply).filter(|m| m.seq == seq) {
                 match m.kind {
-                    nl::NLMSG_DONE | nl::NLMSG_ERROR => done = true,
+                    nl::NLMSG_DONE | nl::NLMSG_ERROR => return Ok(()),
                     nl::RTM_NEWLINK => {
-                        if let Some(l) = nl::parse_link(m.payload) {
-                            if let (Some(name), true) = (Name::new(l.name), count < links.len()) {
-                                links[count] = Some((l.index, l.hardware, l.flags, name, l.mac));
-                                count += 1;
-                            }
+                        let free = links.iter_mut().find(|slot| slot.is_none());
+                        if let (Some(l), Some(slot)) = (nl::parse_link(m.payload), free) {
+                            *slot = Some(l);
                         }
                     }
                     _ => {}
                 }
             }
         }
-        for (index, hardware, flags, name, mac) in links.into_iter().flatten() {
-            self.link_changed(index, hardware, flags, name, mac);
-        }
-        Ok(())
     }
 
     /// Puts the address and its default route on interface `index` (named `name` in what

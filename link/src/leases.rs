@@ -199,12 +199,9 @@ impl Link {
             let Some(iface) = self.interfaces.get_mut(slot) else {
                 return;
             };
-            let fd = if raw {
-                iface.packet.as_ref()
-            } else {
-                iface.udp.as_ref()
+            let Some(fd) = (if raw { &iface.packet } else { &iface.udp }) else {
+                return;
             };
-            let Some(fd) = fd else { return };
             let data = match sys::recv(fd, &mut buf[..MTU_BYTES]) {
                 Ok(Some(d)) => d,
                 Ok(None) | Err(_) => return,

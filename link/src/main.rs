@@ -83,11 +83,10 @@ struct Link {
 
 #[no_mangle]
 pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
-    let Some(options) = options::parse(argc, argv) else {
+    let Some(mut options) = options::parse(argc, argv) else {
         return 2;
     };
-    let mut config = options.config;
-    let settings = options::read_settings(&mut config);
+    let settings = options::read_settings(&mut options.config);
     let requests = match sys::netlink(0) {
         Ok(fd) => fd,
         Err(e) => {

@@ -5,6 +5,8 @@
 //! Layouts are from <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_link.h> and
 //! <linux/if_addr.h>; integers are in the host's byte order, as the kernel expects.
 
+use boot::network::Name;
+
 pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
 pub const RTM_NEWLINK: u16 = 16;
@@ -145,11 +147,15 @@ pub struct Address<'a> {
     pub prefix: u8,
 }
 
-fn ifaddrmsg(a: &Address<'_>, scope: u8) -> [u8; 8] {
+/// An acknowledged address request: struct ifaddrmsg, then the address as local and peer.
+fn address_request(kind: u16, flags: u16, seq: u32, a: &Address<'_>, scope: u8) -> Request {
     let family = if a.ip.len() == 16 { AF_INET6 } else { AF_INET };
-    let mut m = [family, a.prefix, 0, scope, 0, 0, 0, 0];
-    m[4..8].copy_from_slice(&a.index.to_ne_bytes());
-    m
+    let mut r = Request::new(kind, flags | NLM_F_ACK, seq);
+    r.push(&[family, a.prefix, 0, scope]);
+    r.push(&a.index.to_ne_bytes());
+    r.attr(IFA_LOCAL, a.ip);
+    r.attr(IFA_ADDRESS, a.ip);
+    r
 }
 
 /// ::1
@@ -168,10 +174,8 @@ pub fn add_address(seq: u32, a: &Address<'_>, lifetime_s: Option<u32>) -> Reques
     } else {
         RT_SCOPE_UNIVERSE
     };
-    let mut r = Request::new(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq);
-    r.push(&ifaddrmsg(a, scope));
-    r.attr(IFA_LOCAL, a.ip);
-    r.attr(IFA_ADDRESS, a.ip);
+    let flags = NLM_F_CREATE | NLM_F_REPLACE;
+    let mut r = address_request(RTM_NEWADDR, flags, seq, a, scope);
     if let Ok(ip) = <[u8; 4]>::try_from(a.ip) {
         r.attr(IFA_BROADCAST, &broadcast(ip, a.prefix));
     }
@@ -185,11 +189,7 @@ pub fn add_address(seq: u32, a: &Address<'_>, lifetime_s: Option<u32>) -> Reques
 }
 
 pub fn remove_address(seq: u32, a: &Address<'_>) -> Request {
-    let mut r = Request::new(RTM_DELADDR, NLM_F_ACK, seq);
-    r.push(&ifaddrmsg(a, RT_SCOPE_UNIVERSE));
-    r.attr(IFA_LOCAL, a.ip);
-    r.attr(IFA_ADDRESS, a.ip);
-    r
+    address_request(RTM_DELADDR, 0, seq, a, RT_SCOPE_UNIVERSE)
 }
 
 /// The subnet's broadcast address.
@@ -198,10 +198,9 @@ pub fn broadcast(ip: [u8; 4], prefix: u8) -> [u8; 4] {
     (u32::from_be_bytes(ip) | host_bits).to_be_bytes()
 }
 
-/// Whether `other` is inside `ip`/`prefix`.
+/// Whether `other` is inside `ip`/`prefix`: the two differ only in host bits.
 pub fn same_subnet(ip: [u8; 4], prefix: u8, other: [u8; 4]) -> bool {
-    let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
-    u32::from_be_bytes(ip) & !host_bits == u32::from_be_bytes(other) & !host_bits
+    broadcast(ip, prefix) == broadcast(other, prefix)
 }
 
 /// The IPv4 default route through `gateway` on interface `index`: added or replaced
@@ -221,7 +220,7 @@ pub fn default_route(
     };
     let mut r = Request::new(kind, flags, seq);
     // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
-    let mut m = [
+    r.push(&[
         AF_INET,
         0,
         0,
@@ -230,15 +229,9 @@ pub fn default_route(
         protocol,
         RT_SCOPE_UNIVERSE,
         RTN_UNICAST,
-        0,
-        0,
-        0,
-        0,
-    ];
-    if onlink {
-        m[8..12].copy_from_slice(&RTNH_F_ONLINK.to_ne_bytes());
-    }
-    r.push(&m);
+    ]);
+    let rtm_flags = if onlink { RTNH_F_ONLINK } else { 0 };
+    r.push(&rtm_flags.to_ne_bytes());
     r.attr(RTA_GATEWAY, &gateway);
     r.attr(RTA_OIF, &index.to_ne_bytes());
     r.attr(RTA_PRIORITY, &DEFAULT_ROUTE_METRIC.to_ne_bytes());
@@ -259,20 +252,25 @@ pub fn messages(buf: &[u8]) -> impl Iterator<Item = Message<'_>> {
     let mut rest = buf;
     core::iter::from_fn(move || {
         let len = u32::from_ne_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        if len < HEADER_BYTES || len > rest.len() {
-            rest = &[];
-            return None;
-        }
-        let kind = u16::from_ne_bytes([rest[4], rest[5]]);
-        let seq = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
-        let msg = Message {
-            kind,
-            seq,
-            payload: &rest[HEADER_BYTES..len],
-        };
-        rest = rest.get(align4(len)..).unwrap_or(&[]);
-        Some(msg)
+        let m = split_off(&mut rest, len, HEADER_BYTES)?;
+        Some(Message {
+            kind: u16::from_ne_bytes([m[4], m[5]]),
+            seq: u32::from_ne_bytes([m[8], m[9], m[10], m[11]]),
+            payload: &m[HEADER_BYTES..],
+        })
     })
+}
+
+/// Takes the first `len` bytes (a message or an attribute, header included) off `rest`,
+/// which moves past them and their padding. A length under `min` or past the end empties
+/// `rest`: nothing after it can be trusted.
+fn split_off<'a>(rest: &mut &'a [u8], len: usize, min: usize) -> Option<&'a [u8]> {
+    let all = core::mem::take(rest);
+    if len < min || len > all.len() {
+        return None;
+    }
+    *rest = all.get(align4(len)..).unwrap_or(&[]);
+    Some(&all[..len])
 }
 
 /// The errno carried by an NLMSG_ERROR payload: 0 for an acknowledgement, else positive.
@@ -286,48 +284,40 @@ pub fn attributes(data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     let mut rest = data;
     core::iter::from_fn(move || {
         let len = u16::from_ne_bytes(rest.get(..2)?.try_into().ok()?) as usize;
-        if len < 4 || len > rest.len() {
-            rest = &[];
-            return None;
-        }
-        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff; // drop NESTED/BYTEORDER
-        let value = &rest[4..len];
-        rest = rest.get(align4(len)..).unwrap_or(&[]);
-        Some((kind, value))
+        let a = split_off(&mut rest, len, 4)?;
+        let kind = u16::from_ne_bytes([a[2], a[3]]) & 0x3fff; // drop NESTED/BYTEORDER
+        Some((kind, &a[4..]))
     })
 }
 
-/// What RTM_NEWLINK says about a link.
+/// What RTM_NEWLINK says about a link; links without a valid interface name are left out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Link<'a> {
+pub struct Link {
     pub index: u32,
     pub hardware: u16,
     pub flags: u32,
-    pub name: &'a [u8],
+    pub name: Name,
     pub mac: Option<[u8; 6]>,
 }
 
-pub fn parse_link(payload: &[u8]) -> Option<Link<'_>> {
+pub fn parse_link(payload: &[u8]) -> Option<Link> {
     let head = payload.get(..16)?;
-    let mut link = Link {
-        hardware: u16::from_ne_bytes([head[2], head[3]]),
-        index: u32::from_ne_bytes(head[4..8].try_into().ok()?),
-        flags: u32::from_ne_bytes(head[8..12].try_into().ok()?),
-        name: &[],
-        mac: None,
-    };
+    let (mut name, mut mac) = (None, None);
     for (kind, value) in attributes(&payload[16..]) {
         match kind {
-            IFLA_IFNAME => {
-                // NUL-terminated in the attribute.
-                let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-                link.name = &value[..end];
-            }
-            IFLA_ADDRESS => link.mac = value.try_into().ok(),
+            // NUL-terminated in the attribute.
+            IFLA_IFNAME => name = value.split(|&b| b == 0).next().and_then(Name::new),
+            IFLA_ADDRESS => mac = value.try_into().ok(),
             _ => {}
         }
     }
-    (!link.name.is_empty()).then_some(link)
+    Some(Link {
+        hardware: u16::from_ne_bytes([head[2], head[3]]),
+        index: u32::from_ne_bytes(head[4..8].try_into().ok()?),
+        flags: u32::from_ne_bytes(head[8..12].try_into().ok()?),
+        name: name?,
+        mac,
+    })
 }
 
 /// What RTM_NEWADDR says about an address.
@@ -443,7 +433,7 @@ mod tests {
         let mut two = newlink(b"eth0", IFF_UP | IFF_LOWER_UP);
         two.extend(newlink(b"enp1s0", IFF_UP));
         let names: Vec<Vec<u8>> = messages(&two)
-            .filter_map(|m| parse_link(m.payload).map(|l| l.name.to_vec()))
+            .filter_map(|m| parse_link(m.payload).map(|l| l.name.as_bytes().to_vec()))
             .collect();
         assert_eq!(names, vec![b"eth0".to_vec(), b"enp1s0".to_vec()]);
         let link = parse_link(messages(&two).next().unwrap().payload).unwrap();

@@ -4,7 +4,6 @@ use crate::sys::{self, Text};
 use crate::time;
 use boot::network::{self, Settings};
 use core::ffi::{c_char, c_int, CStr};
-use core::fmt::Write;
 use link::show::Shown;
 use runtime::say;
 use rustix::io::Errno;
@@ -40,20 +39,17 @@ pub fn parse(argc: c_int, argv: *const *const c_char) -> Option<Options> {
             b"--config" => &mut config,
             b"--resolv-conf" => &mut resolv_conf,
             b"--clock-status" => &mut clock_status,
-            b"--time" => match args.next() {
-                Some(b"off") => {
-                    time_mode = time::Mode::Off;
-                    continue;
-                }
-                Some(b"observe") => {
-                    time_mode = time::Mode::Observe;
-                    continue;
-                }
-                _ => {
-                    say!("link: --time takes off or observe");
-                    return None;
-                }
-            },
+            b"--time" => {
+                time_mode = match args.next() {
+                    Some(b"off") => time::Mode::Off,
+                    Some(b"observe") => time::Mode::Observe,
+                    _ => {
+                        say!("link: --time takes off or observe");
+                        return None;
+                    }
+                };
+                continue;
+            }
             _ => {
                 say!("link: unknown argument \"{}\"; usage: link [--config PATH] [--resolv-conf PATH] [--clock-status PATH] [--time off|observe]", Shown(arg));
                 return None;
@@ -78,19 +74,17 @@ pub fn parse(argc: c_int, argv: *const *const c_char) -> Option<Options> {
 /// The settings at `path`, or DHCP everywhere when there are none or they are wrong (said).
 pub fn read_settings(path: &mut Text<128>) -> Settings {
     let mut buf = [0u8; SETTINGS_BYTES_MAX];
-    let shown = Shown(path.as_bytes());
-    let mut shown_text: Text<128> = Text::new();
-    let _ = write!(shown_text, "{}", shown);
     let Some(cpath) = path.as_cstr() else {
         say!("link: settings path too long; using DHCP on every Ethernet interface");
         return Settings::default();
     };
-    let capacity = buf.len();
-    match sys::read_file(cpath, &mut buf) {
-        Ok(text) if text.len() == capacity => {
+    let read = sys::read_file(cpath, &mut buf);
+    let shown = Shown(path.as_bytes());
+    match read {
+        Ok(text) if text.len() == SETTINGS_BYTES_MAX => {
             say!(
                 "link: {} is larger than 4 KiB; using DHCP on every Ethernet interface",
-                Shown(shown_text.as_bytes())
+                shown
             );
             Settings::default()
         }
@@ -99,7 +93,7 @@ pub fn read_settings(path: &mut Text<128>) -> Settings {
             Err(e) => {
                 say!(
                     "link: {} line {}: {}; using DHCP on every Ethernet interface instead",
-                    Shown(shown_text.as_bytes()),
+                    shown,
                     e.line,
                     e.reason
                 );
@@ -110,7 +104,7 @@ pub fn read_settings(path: &mut Text<128>) -> Settings {
         Err(e) => {
             say!(
                 "link: cannot read {} ({}); using DHCP on every Ethernet interface",
-                Shown(shown_text.as_bytes()),
+                shown,
                 e
             );
             Settings::default()

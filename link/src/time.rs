@@ -242,8 +242,8 @@ impl TimeSync {
 
     fn describe_servers(&self, net: &Network<'_>) -> Text<200> {
         let mut text = Text::new();
-        let mut i = 0;
-        while let Some(target) = self.target(net, i) {
+        let targets = (0..).map_while(|i| self.target(net, i));
+        for (i, target) in targets.enumerate() {
             if i > 0 {
                 text.push(b", ");
             }
@@ -251,7 +251,6 @@ impl TimeSync {
                 Target::Name(n) => write!(text, "{}", Shown(n)),
                 Target::Address(a) => write!(text, "{}", Ip4(a)),
             };
-            i += 1;
         }
         text
     }
@@ -373,14 +372,8 @@ struct SignedMs(i64);
 impl core::fmt::Display for SignedMs {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let ms = self.0.unsigned_abs();
-        let fraction = ms % 1000;
-        let digits = [
-            b'0' + (fraction / 100) as u8,
-            b'0' + (fraction / 10 % 10) as u8,
-            b'0' + (fraction % 10) as u8,
-        ];
-        f.write_str(if self.0 < 0 { "-" } else { "+" })?;
-        write!(f, "{}.", Decimal(ms / 1000))?;
-        f.write_str(core::str::from_utf8(&digits).unwrap_or("???"))
+        let sign = if self.0 < 0 { "-" } else { "+" };
+        // The same `{:03}` as the lease log line's, so no further formatting code.
+        write!(f, "{}{}.{:03}", sign, Decimal(ms / 1000), ms % 1000)
     }
 }

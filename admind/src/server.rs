@@ -4,8 +4,9 @@
 //! ([`HANDSHAKE_TIMEOUT`] for TLS, [`HEAD_TIMEOUT`] per request head, a body must move
 //! [`PROGRESS_BYTES_MIN`] per [`PROGRESS_WINDOW`], an answer must drain within
 //! [`SEND_TIMEOUT`]), and when the table is full the connection not yet authenticated that
-//! was heard from longest ago is dropped to make room (a client in the middle of its
-//! handshake is never the one, however many idle ones arrive after it). One source address holds at most
+//! was heard from longest ago is dropped to make room: one that has sent nothing first, one
+//! from an address that logged in lately last (a crowd of strangers arriving faster than a
+//! handshake completes cannot hold the administrator out). One source address holds at most
 //! [`STRANGERS_PER_SOURCE_MAX`] connections that have not authenticated, so a flood of
 //! handshakes from one place takes a bounded share of every turn of the loop and of the
 //! table; failed logins are throttled per source (`throttle`). Uploads are fed to the disk as their bytes arrive
@@ -35,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Connections served at once; one more makes room by dropping the one not authenticated
-/// that was heard from longest ago.
+/// that was heard from longest ago (see the module header for the order).
 pub const CONNECTIONS_MAX: usize = 64;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,6 +67,8 @@ const ACCEPTS_PER_TURN_MAX: usize = 64;
 /// Connections from one source (see `throttle::Source`) not yet authenticated; more are
 /// closed as they arrive.
 pub const STRANGERS_PER_SOURCE_MAX: usize = 8;
+/// Addresses remembered as having logged in lately (most recent last).
+const KNOWN_SOURCES_MAX: usize = 256;
 
 /// Serves forever.
 pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, api: &mut Api) {
@@ -74,6 +77,7 @@ pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, api: &mut Api) {
         return;
     }
     let mut conns: Vec<Connection> = Vec::with_capacity(CONNECTIONS_MAX);
+    let mut known: Vec<Source> = Vec::with_capacity(KNOWN_SOURCES_MAX + 1);
     loop {
         let now = Instant::now();
         for c in &mut conns {
@@ -91,7 +95,7 @@ pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, api: &mut Api) {
         };
         let (listener_ready, ready) = wait(&listener, &conns, timeout);
         if listener_ready {
-            accept(&listener, &config, &mut conns);
+            accept(&listener, &config, &mut conns, &known);
         }
         for (c, (readable, writable)) in conns.iter_mut().zip(ready) {
             if readable {
@@ -99,6 +103,14 @@ pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, api: &mut Api) {
             }
             if writable || readable {
                 c.pump_out(api);
+            }
+        }
+        for c in conns.iter().filter(|c| c.authenticated) {
+            if !known.contains(&c.source) {
+                known.push(c.source);
+                if known.len() > KNOWN_SOURCES_MAX {
+                    known.remove(0);
+                }
             }
         }
         close_finished(&mut conns, api);
@@ -149,7 +161,12 @@ fn borrow(socket: &impl std::os::fd::AsRawFd) -> rustix::fd::BorrowedFd<'_> {
     unsafe { rustix::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) }
 }
 
-fn accept(listener: &TcpListener, config: &Arc<ServerConfig>, conns: &mut Vec<Connection>) {
+fn accept(
+    listener: &TcpListener,
+    config: &Arc<ServerConfig>,
+    conns: &mut Vec<Connection>,
+    known: &[Source],
+) {
     for _ in 0..ACCEPTS_PER_TURN_MAX {
         let (tcp, address) = match listener.accept() {
             Ok(accepted) => accepted,
@@ -175,7 +192,7 @@ fn accept(listener: &TcpListener, config: &Arc<ServerConfig>, conns: &mut Vec<Co
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| !c.authenticated)
-                .min_by_key(|(_, c)| c.heard)
+                .min_by_key(|(_, c)| (known.contains(&c.source), c.spoke, c.heard))
                 .map(|(i, _)| i);
             match quietest_stranger {
                 Some(i) => {
@@ -270,8 +287,10 @@ struct Connection {
     tls: ServerConnection,
     peer: String,
     source: Source,
-    /// When the client last sent bytes (or connected).
+    /// When the client last sent bytes (or connected), and whether it has sent any: one
+    /// that has not is dropped first to make room.
     heard: Instant,
+    spoke: bool,
     authenticated: bool,
     state: State,
     deadline: Instant,
@@ -302,6 +321,7 @@ impl Connection {
             peer: ip.to_string(),
             source: Source::of(ip),
             heard: now,
+            spoke: false,
             authenticated: false,
             state: State::Handshake,
             deadline: now + HANDSHAKE_TIMEOUT,
@@ -379,7 +399,7 @@ impl Connection {
         for _ in 0..READS_PER_TURN_MAX {
             match self.tls.read_tls(&mut self.tcp) {
                 Ok(0) => return self.peer_closed(),
-                Ok(_) => self.heard = Instant::now(),
+                Ok(_) => (self.heard, self.spoke) = (Instant::now(), true),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // Reset: gone as surely as a close.

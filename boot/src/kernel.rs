@@ -11,11 +11,25 @@ pub const ARM64_FRAGMENT: &str = include_str!("../kernel/arm64.config");
 /// ordinary programs expect of a Linux kernel (locks, inotify, madvise ...).
 pub const PROGRAMS_FRAGMENT: &str = include_str!("../kernel/programs.config");
 
-/// Patches to the kernel source, applied in order to every arm64 build: (file name, text).
-pub const ARM64_PATCHES: &[(&str, &str)] = &[(
-    "rpi-tryboot.patch",
-    include_str!("../kernel/rpi-tryboot.patch"),
-)];
+/// The fragment for verified roots, merged after the programs' (`boot/kernel/verity.config`):
+/// device-mapper, dm-init and dm-verity.
+pub const VERITY_FRAGMENT: &str = include_str!("../kernel/verity.config");
+
+/// dm-init gives up on a device that does not appear (every architecture).
+const DM_INIT_WAITFOR_TIMEOUT: (&str, &str) = (
+    "dm-init-waitfor-timeout.patch",
+    include_str!("../kernel/dm-init-waitfor-timeout.patch"),
+);
+
+/// Patches to the kernel source, applied in order: (file name, text).
+pub const X86_64_PATCHES: &[(&str, &str)] = &[DM_INIT_WAITFOR_TIMEOUT];
+pub const ARM64_PATCHES: &[(&str, &str)] = &[
+    DM_INIT_WAITFOR_TIMEOUT,
+    (
+        "rpi-tryboot.patch",
+        include_str!("../kernel/rpi-tryboot.patch"),
+    ),
+];
 
 /// Device trees built with the arm64 kernel, under the names mainline gives them
 /// (`arch/arm64/boot/dts/broadcom/`): Pi 3B, 3B+, 4B, CM3, Zero 2 W.

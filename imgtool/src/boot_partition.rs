@@ -39,14 +39,30 @@ const ROOT_WAIT_S: u32 = 30;
 /// How long a panicked kernel waits before it reboots.
 const PANIC_REBOOT_S: u32 = 10;
 
-/// The kernel command line that boots root slot `partition`.
-pub fn cmdline(arch: Arch, signature: u32, partition: u8, extra: &[String]) -> String {
+/// The kernel command line that boots root partition `partition`, holding a root image
+/// whose hash tree is `verity` (the kernel checks every block of it it reads), with the
+/// plan's `extra` words; refused when a word is not one word of printable ASCII, or the
+/// line does not fit a slot's sector.
+pub fn cmdline(
+    arch: Arch,
+    signature: u32,
+    partition: u8,
+    verity: &crate::verity::Tree,
+    extra: &[String],
+) -> Result<String> {
+    for arg in extra {
+        ensure!(
+            !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_graphic()),
+            "kernel argument {arg:?} must be one word of printable ASCII"
+        );
+    }
     let mut partuuid = [0u8; 11];
     layout::partuuid(signature, partition, &mut partuuid);
+    let device = format!("PARTUUID={}", String::from_utf8_lossy(&partuuid));
     let mut line = format!(
-        "{} root=PARTUUID={} rootfstype=squashfs ro rootwait={ROOT_WAIT_S} init=/bin/init panic={PANIC_REBOOT_S}",
+        "{} {} rootfstype=squashfs ro rootwait={ROOT_WAIT_S} init=/bin/init panic={PANIC_REBOOT_S}",
         arch.console_args(),
-        String::from_utf8_lossy(&partuuid)
+        verity.cmdline(&device)
     )
     .trim_start()
     .to_string();
@@ -55,7 +71,13 @@ pub fn cmdline(arch: Arch, signature: u32, partition: u8, extra: &[String]) -> S
         line.push_str(arg);
     }
     line.push('\n');
-    line
+    ensure!(
+        line.len() <= slot::CMDLINE_BYTES_MAX,
+        "the kernel command line is {} bytes, longer than the {} a slot holds; shorten kernel_args",
+        line.len(),
+        slot::CMDLINE_BYTES_MAX
+    );
+    Ok(line)
 }
 
 /// Regular files at the top of a firmware folder, sorted by name.
@@ -134,6 +156,8 @@ pub struct BootInputs<'a> {
     pub time_unix: u32,
     pub kernel_data: &'a [u8],
     pub kernel_args: &'a [String],
+    /// Each slot's command line (`cmdline`), slot A first.
+    pub cmdlines: [String; 2],
     pub firmware: &'a [(String, Vec<u8>)],
     /// The UEFI boot program and its path, for architectures that have one.
     pub uefi: Option<(&'a str, &'a [u8])>,
@@ -146,6 +170,7 @@ pub fn plan_boot<'a>(
     kernel_data: &'a [u8],
     firmware: &'a [(String, Vec<u8>)],
     uefi: &'a Option<(&'static str, Vec<u8>)>,
+    cmdlines: [String; 2],
 ) -> BootInputs<'a> {
     BootInputs {
         arch: instance.arch,
@@ -153,6 +178,7 @@ pub fn plan_boot<'a>(
         time_unix: instance.created_unix,
         kernel_data,
         kernel_args: &plan.kernel_args,
+        cmdlines,
         firmware,
         uefi: uefi.as_ref().map(|(path, data)| (*path, data.as_slice())),
         fragment_kernel_for_tests: plan.fragment_kernel_for_tests,
@@ -175,23 +201,11 @@ pub fn write_boot(
     disk_bytes: u64,
     b: BootInputs<'_>,
 ) -> Result<(boot::mbr::Table, fat::Extent)> {
-    for arg in b.kernel_args {
-        ensure!(
-            !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_graphic()),
-            "kernel argument {arg:?} must be one word of printable ASCII"
-        );
-    }
     // Each slot's files at their full size, so an update rewrites bytes, never the FAT:
     // the command line NUL-padded to its sector, the kernel zero-padded to its region.
     let mut cmdlines = Vec::new();
-    for root in [layout::ROOT_A, layout::ROOT_B] {
-        let line = cmdline(b.arch, b.signature, root.number, b.kernel_args);
-        ensure!(
-            line.len() <= slot::CMDLINE_BYTES_MAX,
-            "kernel command line longer than {} bytes",
-            slot::CMDLINE_BYTES_MAX
-        );
-        let mut sector = line.into_bytes();
+    for line in &b.cmdlines {
+        let mut sector = line.clone().into_bytes();
         sector.resize(slot::CMDLINE_REGION_BYTES as usize, 0);
         cmdlines.push(sector);
     }
@@ -282,7 +296,15 @@ pub fn build_boot(plan: &Plan, instance: &Instance) -> Result<(Vec<u8>, [u8; 440
     let (table, _) = write_boot(
         &output,
         layout::DISK_MIN_BYTES,
-        plan_boot(plan, instance, &kernel_data, &firmware, &uefi),
+        // The slot files are cut out below: no command line goes in.
+        plan_boot(
+            plan,
+            instance,
+            &kernel_data,
+            &firmware,
+            &uefi,
+            Default::default(),
+        ),
     )?;
     let mut image = vec![0u8; part_size(&layout::BOOT, layout::DISK_MIN_BYTES) as usize];
     output

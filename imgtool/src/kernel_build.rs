@@ -1,8 +1,8 @@
 //! `imgtool kernel`: builds a Linux kernel from source with rustkrazy's config fragment merged
 //! onto `make tinyconfig`, everything built in (no modules, no initramfs).
 //!
-//! arm64 builds apply rustkrazy's patches (`boot/kernel/*.patch`) first and also build the
-//! Raspberry Pi device trees. Results are cached under `~/.cache/rustkrazy/kernel/<key>/`,
+//! Every build applies rustkrazy's patches (`boot/kernel/*.patch`, `boot::kernel`) first;
+//! arm64 builds also build the Raspberry Pi device trees. Results are cached under `~/.cache/rustkrazy/kernel/<key>/`,
 //! keyed by the source (path, size and modification time of a tarball; path of a tree plus
 //! its Makefile's contents), the fragment, the patches and the architecture, so a second call
 //! returns at once; every arm64 machine shares one build.
@@ -105,8 +105,9 @@ fn recipe(arch: Arch) -> Recipe {
             fragments: &[
                 boot::kernel::X86_64_FRAGMENT,
                 boot::kernel::PROGRAMS_FRAGMENT,
+                boot::kernel::VERITY_FRAGMENT,
             ],
-            patches: &[],
+            patches: boot::kernel::X86_64_PATCHES,
             cross: None,
             target: "bzImage",
             output: "arch/x86/boot/bzImage",
@@ -120,6 +121,7 @@ fn recipe(arch: Arch) -> Recipe {
             fragments: &[
                 boot::kernel::ARM64_FRAGMENT,
                 boot::kernel::PROGRAMS_FRAGMENT,
+                boot::kernel::VERITY_FRAGMENT,
             ],
             patches: boot::kernel::ARM64_PATCHES,
             cross: Some(("aarch64-linux-gnu-", "gcc-aarch64-linux-gnu")),

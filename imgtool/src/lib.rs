@@ -27,3 +27,4 @@ pub mod size;
 pub mod slot_keys;
 pub mod squashfs_blocks;
 pub mod status_text;
+pub mod verity;

@@ -83,6 +83,12 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
 
     // 2. and 3. Programs, then the root image.
     let root = root_image::build(&plan, &instance)?;
+    // Each slot's command line, checked before anything is written.
+    let (signature, args) = (instance.disk_signature, &plan.kernel_args);
+    let cmdlines = [
+        boot_partition::cmdline(arch, signature, layout::ROOT_A.number, &root.verity, args)?,
+        boot_partition::cmdline(arch, signature, layout::ROOT_B.number, &root.verity, args)?,
+    ];
 
     // 4. The target, sized; nothing has been written before this point.
     let size_for_file = size_bytes.or_else(|| size::parse(DEFAULT_SIZE).ok());
@@ -112,12 +118,18 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     }
 
     // 5. Partitions, then the boot record, then the table.
-    let signature = instance.disk_signature;
     eprintln!("writing {} ({})", target.display(), size::human(disk_bytes));
     let (boot_table, kernel_extent) = boot_partition::write_boot(
         &output,
         disk_bytes,
-        boot_partition::plan_boot(&plan, &instance, &kernel_data, &firmware, &uefi),
+        boot_partition::plan_boot(
+            &plan,
+            &instance,
+            &kernel_data,
+            &firmware,
+            &uefi,
+            cmdlines.clone(),
+        ),
     )?;
     // Root B gets the same image as root A: whichever slot the bootloader or a mistaken
     // switch starts, the device comes up on a working system.
@@ -129,9 +141,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         region
             .write_all(&root.image)
             .with_context(|| format!("cannot write {}", part.name))?;
-        let line =
-            boot_partition::cmdline(instance.arch, signature, part.number, &plan.kernel_args);
-        let id = slot_id(root.part(), &kernel_data, &line);
+        let id = slot_id(root.part(), &kernel_data, &cmdlines[slot.index()]);
         builds[slot.index()] = id.build;
         let trailer_at = boot::rootid::offset_in(&part).unwrap_or(0);
         let seal = instance.seal(&id.build, seal_version, None)?;

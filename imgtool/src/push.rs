@@ -121,9 +121,10 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     let cmdline = crate::boot_partition::cmdline(
         instance.arch,
         instance.disk_signature,
-        target_slot as u8,
+        target_slot,
+        &root.verity,
         &plan.kernel_args,
-    );
+    )?;
     let want = crate::mkimg::slot_id(root.part(), &kernel, &cmdline);
     let build = Hex(&want.build).to_string();
     eprintln!(

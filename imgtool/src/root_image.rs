@@ -1,6 +1,7 @@
 //! The root image of an appliance plan: its programs built (init picked among them), the
-//! instance's /etc files, and the SquashFS image holding them (`rootfs`), identical in both
-//! slots. What mkimg writes and push uploads.
+//! instance's /etc files, and the SquashFS image holding them (`rootfs`) with its dm-verity
+//! hash tree behind it (`verity`), identical in both slots. What mkimg writes and push
+//! uploads.
 
 use crate::cargo_build::{self, Builder};
 use crate::config::{Plan, Settings};
@@ -14,7 +15,10 @@ use std::collections::BTreeMap;
 
 /// A root image and what went into it.
 pub struct Root {
+    /// The SquashFS image, padded to whole verity blocks, then its hash tree.
     pub image: Vec<u8>,
+    /// The tree, as the slot's command line names it.
+    pub verity: crate::verity::Tree,
     /// The image's SHA-256 (one part of the slot's build id, see `boot::rootid`).
     pub sha256: [u8; 32],
     pub init: Program,
@@ -62,7 +66,8 @@ pub fn build(plan: &Plan, instance: &Instance) -> Result<Root> {
             mode: 0o644,
         });
     }
-    let root_image = rootfs::build(
+    let limit = boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0);
+    let mut root_image = rootfs::build(
         &rootfs::Contents {
             init: &init,
             programs: &programs,
@@ -71,11 +76,19 @@ pub fn build(plan: &Plan, instance: &Instance) -> Result<Root> {
             time_unix: instance.created_unix,
             compression: plan.compression.unwrap_or_default(),
         },
-        boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0),
+        limit,
     )?;
+    let verity = crate::verity::append_tree(&mut root_image);
+    ensure!(
+        root_image.len() as u64 <= limit,
+        "the root image with its hash tree is {} but a root partition holds {}; drop or shrink programs",
+        crate::size::human(root_image.len() as u64),
+        crate::size::human(limit)
+    );
     let sha256: [u8; 32] = Sha256::digest(&root_image).into();
     Ok(Root {
         image: root_image,
+        verity,
         sha256,
         init,
         programs,

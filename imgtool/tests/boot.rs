@@ -12,6 +12,7 @@ use harness::{Options, Vm};
 use imgtool::qemu::Firmware;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 /// Generous: QEMU without KVM on a loaded 2-core machine.
@@ -36,16 +37,27 @@ fn write_record(image: &Path, record: Record) {
     file.write_all_at(&record.encode(), RECORD_OFFSET).unwrap();
 }
 
-/// Puts root A of image `from` into root B of image `to`: two roots that tell themselves
-/// apart by hostname.
-fn copy_root_a_to_b(from: &Path, to: &Path) {
-    let mut root = vec![0u8; 256 << 20];
-    std::fs::File::open(from)
-        .unwrap()
-        .read_exact_at(&mut root, ROOT_A_OFFSET)
-        .unwrap();
+/// Puts slot B of image `from` (made for the same instance) into image `to`: its root
+/// partition and its command line, which carries that root's verity hash. Two roots that
+/// tell themselves apart by hostname.
+fn copy_slot_b(from: &Path, to: &Path) {
+    let from = std::fs::File::open(from).unwrap();
     let out = std::fs::OpenOptions::new().write(true).open(to).unwrap();
+    let mut root = vec![0u8; 256 << 20];
+    from.read_exact_at(&mut root, ROOT_B_OFFSET).unwrap();
     out.write_all_at(&root, ROOT_B_OFFSET).unwrap();
+    let at = cmdline_at(&from, Slot::B);
+    let mut sector = [0u8; 512];
+    from.read_exact_at(&mut sector, at).unwrap();
+    out.write_all_at(&sector, at).unwrap();
+}
+
+/// Where slot `slot`'s command line lies, as the MBR table of `image` says.
+fn cmdline_at(image: &std::fs::File, slot: Slot) -> u64 {
+    let mut mbr = [0u8; 512];
+    image.read_exact_at(&mut mbr, 0).unwrap();
+    let table = boot::mbr::Table::read(&mbr).expect("a filled MBR table");
+    u64::from(table.cmdline_lba[slot.index()]) * 512
 }
 
 /// Boots `image`, waits for init on the root named `expect` and for init's boot status line
@@ -74,10 +86,7 @@ fn add_to_cmdline(image: &Path, slot: Slot, word: &str) {
         .write(true)
         .open(image)
         .unwrap();
-    let mut mbr = [0u8; 512];
-    file.read_exact_at(&mut mbr, 0).unwrap();
-    let table = boot::mbr::Table::read(&mbr).expect("a filled MBR table");
-    let at = u64::from(table.cmdline_lba[slot.index()]) * 512;
+    let at = cmdline_at(&file, slot);
     let mut sector = [0u8; 512];
     file.read_exact_at(&mut sector, at).unwrap();
     let text = String::from_utf8_lossy(boot::slot::cmdline_text(&sector)).into_owned();
@@ -123,7 +132,7 @@ fn trial_boot_life_cycle(firmware: Firmware, scratch: &str) {
         .arg(s.path("instance"))
         .args(["--size", "1G", "--hostname", "slot-b"]);
     run_ok(cmd.arg(&other));
-    copy_root_a_to_b(&other, &image);
+    copy_slot_b(&other, &image);
     // Each slot's own command line, marked, so the console says which one was loaded.
     add_to_cmdline(&image, Slot::A, "rk.cmdline=a");
     add_to_cmdline(&image, Slot::B, "rk.cmdline=b");
@@ -235,7 +244,7 @@ fn an_uncommitted_trial_rolls_back_by_itself() {
     let image = s.path("a.img");
     build("slot-a", &image);
     build("slot-b", &s.path("b.img"));
-    copy_root_a_to_b(&s.path("b.img"), &image);
+    copy_slot_b(&s.path("b.img"), &image);
     write_record(&image, Record::INITIAL.arm());
 
     let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu-system-x86_64");
@@ -274,7 +283,7 @@ fn the_uefi_program_boots_root_a_from_a_damaged_record_and_refuses_a_missing_ker
     let image = s.path("a.img");
     build("slot-a", &image);
     build("slot-b", &s.path("b.img"));
-    copy_root_a_to_b(&s.path("b.img"), &image);
+    copy_slot_b(&s.path("b.img"), &image);
     // B committed, so that "root A, the default" is a visible choice.
     write_record(&image, Record::INITIAL.arm().after_boot().commit());
     boot_and_see(Firmware::Uefi, &image, "slot-b", "committed slot=3");
@@ -320,4 +329,170 @@ fn the_uefi_program_boots_root_a_from_a_damaged_record_and_refuses_a_missing_ker
         "slot-a",
         "rolled-back slot=2 from=3",
     );
+}
+
+/// Where the stored data of `path` starts in the SquashFS root at `offset` of `image`
+/// (from the root's start), and how many bytes of full blocks it has there.
+fn squashfs_file_blocks(image: &Path, offset: u64, path: &str) -> (u64, u64) {
+    let file = std::io::BufReader::new(std::fs::File::open(image).unwrap());
+    let fs = backhand::FilesystemReader::from_reader_with_offset(file, offset).unwrap();
+    let node = fs
+        .files()
+        .find(|n| n.fullpath == Path::new(path))
+        .unwrap_or_else(|| panic!("no {path} in the root"));
+    let backhand::InnerNode::File(backhand::SquashfsFileReader::Basic(f)) = &node.inner else {
+        panic!("{path} is not a plain file");
+    };
+    let stored: u64 = f.block_sizes.iter().map(|d| u64::from(d.size())).sum();
+    assert!(
+        stored > 3 * 4096,
+        "{path} has {stored} bytes in full blocks"
+    );
+    (u64::from(f.blocks_start), stored)
+}
+
+fn flip_byte(image: &Path, at: u64) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, at).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x01], at).unwrap();
+}
+
+/// dm-verity: a byte changed in the trial root where admind's program starts (read at
+/// boot) is an I/O error the kernel reports, admind never comes up, and the trial rolls
+/// back; the same change in a program nothing starts does not matter (verity checks the
+/// blocks that are read), and that trial commits.
+#[test]
+fn a_changed_root_block_fails_its_trial_only_where_it_is_read() {
+    default_kernel();
+    let s = Scratch::new("verity");
+    let idle = s.path("idle");
+    tiny_static_elf(&idle, 400_000, 11);
+    std::fs::write(
+        s.path("appliance.toml"),
+        format!(
+            "[[programs]]\nbin = \"{}\"\nautostart = false\n",
+            idle.display()
+        ),
+    )
+    .unwrap();
+    let build = |hostname: &str, image: &Path| {
+        let mut cmd = imgtool();
+        cmd.arg("mkimg").arg("--instance").arg(s.path("instance"));
+        cmd.args(["--size", "1G", "--hostname", hostname]);
+        cmd.args(["--kernel-arg", "rustkrazy.trial_timeout=20", "--config"]);
+        run_ok(cmd.arg(s.path("appliance.toml")).arg(image));
+    };
+    let image = s.path("a.img");
+    build("slot-a", &image);
+    build("slot-b", &s.path("b.img"));
+    copy_slot_b(&s.path("b.img"), &image);
+    write_record(&image, Record::INITIAL.arm());
+
+    // Read when admind starts: the first 4 KiB block wholly inside admind's stored data
+    // (the root's first block, which the mount reads, may begin it).
+    let read = s.path("read.img");
+    std::fs::copy(&image, &read).unwrap();
+    let (admind_at, stored) = squashfs_file_blocks(&read, ROOT_B_OFFSET, "/bin/admind");
+    let at = (admind_at / 4096 + 1) * 4096 + 100;
+    assert!(at < admind_at + stored);
+    flip_byte(&read, ROOT_B_OFFSET + at);
+    let mut vm = Vm::boot(&read, &Options::default()).expect("start qemu-system-x86_64");
+    let mut at = 0;
+    for marker in [
+        marker("slot-b"),
+        "init: boot status: trial slot=3".to_string(),
+        "is corrupted".to_string(),
+        "init: trial boot not committed within 20 s".to_string(),
+        marker("slot-a"),
+        "init: boot status: rolled-back slot=2 from=3".to_string(),
+    ] {
+        at = match vm.wait_for(&marker, at, BOOT_TIMEOUT) {
+            Ok((next, _)) => next,
+            Err(console) => panic!("waiting for {marker:?}: {console}"),
+        };
+    }
+    vm.kill();
+    let console = vm.console();
+    assert!(console.contains("device-mapper: verity"), "{console}");
+
+    // Never read: the middle of the idle program; the trial comes up and commits.
+    let unread = s.path("unread.img");
+    std::fs::copy(&image, &unread).unwrap();
+    let (idle_at, idle_stored) = squashfs_file_blocks(&unread, ROOT_B_OFFSET, "/bin/idle");
+    flip_byte(&unread, ROOT_B_OFFSET + idle_at + idle_stored / 2);
+    let mut vm = Vm::boot(&unread, &Options::default()).expect("start qemu-system-x86_64");
+    let at = match vm.wait_for("init: boot status: trial slot=3", 0, BOOT_TIMEOUT) {
+        Ok((at, _)) => at,
+        Err(console) => panic!("the trial did not start: {console}"),
+    };
+    if let Err(console) = vm.wait_for("admind: listening on", at, BOOT_TIMEOUT) {
+        panic!("admind did not come up on the trial slot: {console}");
+    }
+    let port = vm.admind_port;
+    let password = std::fs::read_to_string(s.path("instance/password")).unwrap();
+    let out = run_ok(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "60", "-X", "POST"])
+            .args(common::curl_trust(&s, port))
+            .args(["-u", &format!("rustkrazy:{password}")])
+            .arg(format!("https://127.0.0.1:{port}/commit")),
+    );
+    assert!(stdout(&out).contains("\"committed\":3"), "{}", stdout(&out));
+    vm.kill();
+    assert!(!vm.console().contains("is corrupted"), "{}", vm.console());
+    let record = read_record(&unread);
+    assert_eq!(
+        (record.state, record.committed),
+        (State::Committed, Slot::B)
+    );
+}
+
+/// A trial slot whose root partition never appears (its command line names partition 9):
+/// dm-init gives up after 30 s (boot/kernel/dm-init-waitfor-timeout.patch), the kernel
+/// panics for want of a root and reboots, and the committed slot comes back.
+#[test]
+fn a_trial_whose_root_never_appears_falls_back_instead_of_hanging() {
+    default_kernel();
+    let s = Scratch::new("verity-missing");
+    let image = s.path("a.img");
+    let mut cmd = imgtool();
+    cmd.arg("mkimg").arg("--instance").arg(s.path("instance"));
+    run_ok(
+        cmd.args(["--size", "1G", "--hostname", "slot-a"])
+            .arg(&image),
+    );
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&image)
+        .unwrap();
+    let at = cmdline_at(&file, Slot::B);
+    let mut sector = [0u8; 512];
+    file.read_exact_at(&mut sector, at).unwrap();
+    let line = String::from_utf8_lossy(boot::slot::cmdline_text(&sector)).replace("-03", "-09");
+    let mut new = line.into_bytes();
+    new.resize(512, 0);
+    file.write_all_at(&new, at).unwrap();
+    write_record(&image, Record::INITIAL.arm());
+
+    let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu-system-x86_64");
+    let mut at = 0;
+    for marker in [
+        "waiting for device PARTUUID=",
+        "did not appear within 30 s: no mapped devices",
+        "Kernel panic",
+        "init: hostname is slot-a",
+        "init: boot status: rolled-back slot=2 from=3",
+    ] {
+        at = match vm.wait_for(marker, at, BOOT_TIMEOUT) {
+            Ok((next, _)) => next,
+            Err(console) => panic!("waiting for {marker:?}: {console}"),
+        };
+    }
+    vm.kill();
 }

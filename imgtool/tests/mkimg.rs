@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
@@ -108,18 +108,40 @@ fn image_is_read_back_by_standard_tools() {
         let raw = run_ok(Command::new("mtype").arg("-i").arg(&p1).arg(name)).stdout;
         String::from_utf8_lossy(boot::slot::cmdline_text(&raw)).into_owned()
     };
+    // Each slot boots its root through dm-verity, and veritysetup accepts each root with
+    // the root hash from its command line (and refuses it once a byte changes).
     let cmdline = mtype("::slot-a-cmdline.txt");
+    let cmdline_b = mtype("::slot-b-cmdline.txt");
     assert!(
-        cmdline.contains(&format!("root=PARTUUID={sig}-02 ")),
+        cmdline.contains(&format!("verity 1 PARTUUID={sig}-02 PARTUUID={sig}-02 "))
+            && cmdline.contains(" root=/dev/dm-0 "),
         "{cmdline}"
     );
     assert!(
-        mtype("::slot-b-cmdline.txt").contains(&format!("root=PARTUUID={sig}-03 ")),
-        "slot B boots root B"
+        cmdline_b.contains(&format!("verity 1 PARTUUID={sig}-03 PARTUUID={sig}-03 ")),
+        "slot B boots root B: {cmdline_b}"
     );
     assert!(
         cmdline.contains("init=/bin/init") && cmdline.contains("rootwait"),
         "{cmdline}"
+    );
+    veritysetup_verify(&image, ROOT_A_OFFSET, &cmdline).unwrap();
+    veritysetup_verify(&image, ROOT_B_OFFSET, &cmdline_b).unwrap();
+    let flipped = s.path("flipped.img");
+    std::fs::copy(&image, &flipped).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&flipped)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, ROOT_A_OFFSET + 5000).unwrap();
+    file.write_all_at(&[byte[0] ^ 1], ROOT_A_OFFSET + 5000)
+        .unwrap();
+    let refused = veritysetup_verify(&flipped, ROOT_A_OFFSET, &cmdline);
+    assert!(
+        refused.is_err(),
+        "veritysetup accepted a root with a changed byte"
     );
 
     // Both roots: programs 0755, mount points, /etc.
@@ -600,6 +622,14 @@ fn bad_inputs_are_refused_cleanly() {
             "is not an ELF executable",
         ),
         (vec!["--bin".into(), "/bin/ls".into()], "dynamically linked"),
+        (
+            vec!["--kernel-arg".into(), format!("x={}", "y".repeat(300))],
+            "longer than the 511 a slot holds; shorten kernel_args",
+        ),
+        (
+            vec!["--kernel-arg".into(), "two words".into()],
+            "must be one word of printable ASCII",
+        ),
     ];
     for (extra, expect) in cases {
         let image = s.path("out.img");
@@ -751,7 +781,9 @@ fn rpi_images_carry_aarch64_programs() {
     // The console is the device tree's (no console= of ours), the root slot A's.
     let cmdline = String::from_utf8(mtype("slot-a-cmdline.txt")).unwrap();
     assert!(
-        cmdline.starts_with("root=PARTUUID=") && !cmdline.contains("console="),
+        cmdline.starts_with("dm-mod.create=\"rustkrazy-root,,0,ro,0 ")
+            && cmdline.contains(" verity 1 PARTUUID=")
+            && !cmdline.contains("console="),
         "{cmdline}"
     );
     // Golden: config.txt boots slot A, tryboot.txt slot B, one sector each.

@@ -1,6 +1,7 @@
 //! The kernel command line (`/proc/cmdline`): what init needs from it.
 //!
-//! - `root=PARTUUID=<signature>-<NN>`: which root slot was booted (NN = 02 or 03).
+//! - `root=PARTUUID=<signature>-<NN>`, or for a verified root the partition under it,
+//!   `dm-mod.waitfor=PARTUUID=<signature>-<NN>`: which root slot was booted (NN = 02 or 03).
 //! - `rustkrazy.trial_timeout=<seconds>`: how long an uncommitted trial boot may run before
 //!   init reboots back to the committed root (default [`TRIAL_TIMEOUT_S_DEFAULT`]).
 //! - `rustkrazy.watchdog=off`: leave /dev/watchdog alone (for machines whose watchdog misbehaves,
@@ -14,7 +15,8 @@ pub const TRIAL_TIMEOUT_S_MAX: u32 = 86_400;
 /// What init takes from the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cmdline {
-    /// Partition number of the root, from `root=PARTUUID=...-NN`.
+    /// Partition number of the root, from `root=PARTUUID=...-NN` or
+    /// `dm-mod.waitfor=PARTUUID=...-NN`.
     pub root_partition: Option<u8>,
     pub trial_timeout_s: u32,
     /// Whether init opens and feeds /dev/watchdog.
@@ -32,7 +34,10 @@ pub fn parse(text: &[u8]) -> Cmdline {
         .split(|b| b.is_ascii_whitespace())
         .filter(|w| !w.is_empty())
     {
-        if let Some(uuid) = word.strip_prefix(b"root=PARTUUID=") {
+        let uuid = word
+            .strip_prefix(b"root=PARTUUID=")
+            .or(word.strip_prefix(b"dm-mod.waitfor=PARTUUID="));
+        if let Some(uuid) = uuid {
             out.root_partition = partuuid_partition(uuid);
         } else if let Some(value) = word.strip_prefix(b"rustkrazy.trial_timeout=") {
             if let Some(s) = parse_u32(value).filter(|&s| (1..=TRIAL_TIMEOUT_S_MAX).contains(&s)) {
@@ -79,6 +84,9 @@ mod tests {
                 watchdog: true,
             }
         );
+        let verified = b"dm-mod.create=\"r,,,ro,0 8 verity 1 PARTUUID=1a2b3c4d-02\" \
+            dm-mod.waitfor=PARTUUID=1a2b3c4d-02 root=/dev/dm-0";
+        assert_eq!(parse(verified).root_partition, Some(2));
         assert!(!parse(b"root=PARTUUID=1a2b3c4d-02 rustkrazy.watchdog=off").watchdog);
         assert!(parse(b"rustkrazy.watchdog=of").watchdog);
     }

@@ -55,8 +55,9 @@ pub struct Disk {
 }
 
 /// Finds the root's disk: stat("/") gives the root's device number; /sys/dev/block/M:m is
-/// that partition, its parent directory is the disk, whose subdirectories with a
-/// `partition` file are the partitions.
+/// that partition (for a verified root, the device-mapper device's one `slaves` entry is),
+/// its parent directory is the disk, whose subdirectories with a `partition` file are the
+/// partitions.
 pub fn root_disk() -> Result<Disk, Errno> {
     let root = rustix::fs::stat(c"/")?;
     let (major, minor) = (
@@ -65,6 +66,9 @@ pub fn root_disk() -> Result<Disk, Errno> {
     );
     let mut part_dir: Text<64> = Text::new();
     let _ = write!(part_dir, "/sys/dev/block/{major}:{minor}");
+    if let Some(mapped) = mapped_partition(&part_dir) {
+        part_dir = mapped;
+    }
     let mut number = Text::<80>::new();
     number.push(part_dir.as_bytes());
     number.push(b"/partition");
@@ -131,6 +135,26 @@ pub fn root_disk() -> Result<Disk, Errno> {
         target.push(name);
     }
     Ok(disk)
+}
+
+/// The partition under a device-mapper device (`DIR/slaves/NAME`), if `dir` is one.
+fn mapped_partition(dir: &Text<64>) -> Option<Text<64>> {
+    let mut slaves = Text::<64>::new();
+    slaves.push(dir.as_bytes());
+    slaves.push(b"/slaves");
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(slaves.as_cstr()?, flags, Mode::empty()).ok()?;
+    let mut entries = [MaybeUninit::<u8>::uninit(); 512];
+    let mut iter = rustix::fs::RawDir::new(&fd, &mut entries);
+    while let Some(Ok(entry)) = iter.next() {
+        let name = entry.file_name().to_bytes();
+        if !name.starts_with(b".") {
+            slaves.push(b"/");
+            slaves.push(name);
+            return Some(slaves);
+        }
+    }
+    None
 }
 
 fn devname(fd: rustix::fd::OwnedFd, buf: &mut [u8; 512]) -> Result<&[u8], Errno> {

@@ -395,3 +395,39 @@ pub fn status_when_up(scratch: &Scratch, port: u16, timeout: std::time::Duration
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
+
+/// The dm-verity parameters a slot's command line gives its root: (data blocks, root hash).
+pub fn verity_params(cmdline: &str) -> (u64, String) {
+    let table = cmdline
+        .split_once(" verity 1 ")
+        .unwrap_or_else(|| panic!("no dm-verity table in {cmdline:?}"))
+        .1;
+    let words: Vec<&str> = table.split_whitespace().collect();
+    // data_dev hash_dev data_block hash_block data_blocks hash_start algorithm root salt
+    assert_eq!((words[2], words[3], words[6]), ("4096", "4096", "sha256"));
+    assert_eq!(words[4], words[5], "the tree follows the data: {table}");
+    (words[4].parse().unwrap(), words[7].to_string())
+}
+
+/// `veritysetup verify` (Debian's cryptsetup-bin) of the root partition at `offset` of
+/// `image`, against the root hash its slot's command line carries: the kernel's own format,
+/// checked by a tool we did not write. Err: what veritysetup said.
+pub fn veritysetup_verify(image: &Path, offset: u64, cmdline: &str) -> Result<(), String> {
+    let (blocks, hash) = verity_params(cmdline);
+    let part = image.with_extension(format!("root-{offset}"));
+    extract(image, offset, 256 * MIB, &part);
+    let out = Command::new("veritysetup")
+        .args(["verify", "--no-superblock", "--hash=sha256", "--salt=-"])
+        .arg(format!("--data-blocks={blocks}"))
+        .arg(format!("--hash-offset={}", blocks * 4096))
+        .arg(&part)
+        .arg(&part)
+        .arg(&hash)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run veritysetup: {e} (see .ci/run)"));
+    let _ = std::fs::remove_file(&part);
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}

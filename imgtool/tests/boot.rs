@@ -79,6 +79,18 @@ fn boot_and_see(firmware: Firmware, image: &Path, expect: &str, status: &str) ->
     vm.console()
 }
 
+/// Waits for each of `markers` on the console, in order.
+fn wait_in_order(vm: &mut Vm, markers: &[impl AsRef<str>]) {
+    let mut at = 0;
+    for marker in markers {
+        let marker = marker.as_ref();
+        at = match vm.wait_for(marker, at, BOOT_TIMEOUT) {
+            Ok((next, _)) => next,
+            Err(console) => panic!("waiting for {marker:?}: {console}"),
+        };
+    }
+}
+
 /// Adds `word` to slot `partition`'s command line, in place, where the MBR table says it is.
 fn add_to_cmdline(image: &Path, slot: Slot, word: &str) {
     let file = std::fs::OpenOptions::new()
@@ -248,20 +260,17 @@ fn an_uncommitted_trial_rolls_back_by_itself() {
     write_record(&image, Record::INITIAL.arm());
 
     let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu-system-x86_64");
-    let mut at = 0;
-    for marker in [
-        marker("slot-b"),
-        "init: boot status: trial slot=3 timeout_s=5".to_string(),
-        "init: trial boot not committed within 5 s".to_string(),
-        "init: reboot now".to_string(),
-        marker("slot-a"),
-        "init: boot status: rolled-back slot=2 from=3".to_string(),
-    ] {
-        at = match vm.wait_for(&marker, at, BOOT_TIMEOUT) {
-            Ok((next, _)) => next,
-            Err(console) => panic!("waiting for {marker:?}: {console}"),
-        };
-    }
+    wait_in_order(
+        &mut vm,
+        &[
+            marker("slot-b"),
+            "init: boot status: trial slot=3 timeout_s=5".to_string(),
+            "init: trial boot not committed within 5 s".to_string(),
+            "init: reboot now".to_string(),
+            marker("slot-a"),
+            "init: boot status: rolled-back slot=2 from=3".to_string(),
+        ],
+    );
     vm.kill();
     let record = read_record(&image);
     assert_eq!((record.state, record.committed), (State::Tried, Slot::A));
@@ -402,20 +411,17 @@ fn a_changed_root_block_fails_its_trial_only_where_it_is_read() {
     assert!(at < admind_at + stored);
     flip_byte(&read, ROOT_B_OFFSET + at);
     let mut vm = Vm::boot(&read, &Options::default()).expect("start qemu-system-x86_64");
-    let mut at = 0;
-    for marker in [
-        marker("slot-b"),
-        "init: boot status: trial slot=3".to_string(),
-        "is corrupted".to_string(),
-        "init: trial boot not committed within 20 s".to_string(),
-        marker("slot-a"),
-        "init: boot status: rolled-back slot=2 from=3".to_string(),
-    ] {
-        at = match vm.wait_for(&marker, at, BOOT_TIMEOUT) {
-            Ok((next, _)) => next,
-            Err(console) => panic!("waiting for {marker:?}: {console}"),
-        };
-    }
+    wait_in_order(
+        &mut vm,
+        &[
+            marker("slot-b"),
+            "init: boot status: trial slot=3".to_string(),
+            "is corrupted".to_string(),
+            "init: trial boot not committed within 20 s".to_string(),
+            marker("slot-a"),
+            "init: boot status: rolled-back slot=2 from=3".to_string(),
+        ],
+    );
     vm.kill();
     let console = vm.console();
     assert!(console.contains("device-mapper: verity"), "{console}");
@@ -481,18 +487,15 @@ fn a_trial_whose_root_never_appears_falls_back_instead_of_hanging() {
     write_record(&image, Record::INITIAL.arm());
 
     let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu-system-x86_64");
-    let mut at = 0;
-    for marker in [
-        "waiting for device PARTUUID=",
-        "did not appear within 30 s: no mapped devices",
-        "Kernel panic",
-        "init: hostname is slot-a",
-        "init: boot status: rolled-back slot=2 from=3",
-    ] {
-        at = match vm.wait_for(marker, at, BOOT_TIMEOUT) {
-            Ok((next, _)) => next,
-            Err(console) => panic!("waiting for {marker:?}: {console}"),
-        };
-    }
+    wait_in_order(
+        &mut vm,
+        &[
+            "waiting for device PARTUUID=",
+            "did not appear within 30 s: no mapped devices",
+            "Kernel panic",
+            "init: hostname is slot-a",
+            "init: boot status: rolled-back slot=2 from=3",
+        ],
+    );
     vm.kill();
 }

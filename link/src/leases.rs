@@ -184,7 +184,8 @@ impl Link {
             _ => Err(Errno::NOTCONN),
         };
         if let Err(e) = result {
-            // Retransmission will try again; say so once per kind of failure.
+            // Retransmission tries again, backing off to 64 s apart, so a lasting failure
+            // writes about one line a minute.
             say!(
                 "link: {}: cannot send a DHCP message ({})",
                 Shown(iface.name.as_bytes()),

@@ -2,8 +2,8 @@
 //! and imgtool (the client, on the host) cannot drift apart:
 //!
 //! - [`PORT`]: where admind listens.
-//! - [`tls`]: TLS 1.3 with our own small RustCrypto provider; the server configuration and
-//!   the client configuration pinned to one device's key.
+//! - [`tls`]: TLS 1.3 with our own small RustCrypto provider, which both ends use; the
+//!   server configuration (imgtool's `pinning` builds the client's on the provider).
 //! - [`cert`]: a device's identity: its self-signed certificate and key files, and pins.
 //! - [`endpoints`]: every endpoint's path, the headers, the user, and the upload answers.
 //! - [`json`]: the JSON writer admind answers with (no serde on the device).

@@ -106,12 +106,7 @@ pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, api: &mut Api) {
             }
         }
         for c in conns.iter().filter(|c| c.authenticated) {
-            if !known.contains(&c.source) {
-                known.push(c.source);
-                if known.len() > KNOWN_SOURCES_MAX {
-                    known.remove(0);
-                }
-            }
+            remember(&mut known, c.source);
         }
         close_finished(&mut conns, api);
     }
@@ -159,6 +154,16 @@ fn wait(
 fn borrow(socket: &impl std::os::fd::AsRawFd) -> rustix::fd::BorrowedFd<'_> {
     // SAFETY: the descriptor belongs to `socket`, which outlives the returned borrow.
     unsafe { rustix::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) }
+}
+
+/// Notes that `source` logged in; the oldest of more than [`KNOWN_SOURCES_MAX`] is forgotten.
+fn remember(known: &mut Vec<Source>, source: Source) {
+    if !known.contains(&source) {
+        known.push(source);
+        if known.len() > KNOWN_SOURCES_MAX {
+            known.remove(0);
+        }
+    }
 }
 
 fn accept(
@@ -832,5 +837,23 @@ impl Connection {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_the_latest_logins_up_to_the_cap() {
+        let source = |i: u32| Source::of(std::net::Ipv4Addr::from(0x0a00_0000 + i).into());
+        let mut known = Vec::new();
+        for i in 0..=KNOWN_SOURCES_MAX as u32 {
+            remember(&mut known, source(i));
+            remember(&mut known, source(i)); // once each
+        }
+        assert_eq!(known.len(), KNOWN_SOURCES_MAX);
+        assert!(!known.contains(&source(0)), "the oldest is forgotten");
+        assert!(known.contains(&source(1)) && known.contains(&source(KNOWN_SOURCES_MAX as u32)));
     }
 }

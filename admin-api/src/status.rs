@@ -42,10 +42,13 @@ documents! {
 
     /// How this system booted (init's boot status).
     pub struct Boot {
-        /// committed, trial or rolled-back.
+        /// committed, trial, rolled-back or fell-back.
         pub state: String,
-        /// rolled-back: the slot given up.
+        /// rolled-back, fell-back: the slot given up.
         pub from: Option<u8>,
+        /// Copies of the boot record init found damaged and rewrote at this boot: 1, 2
+        /// or both.
+        pub record_damaged: Option<String>,
     }
 
     /// The trial-boot record.
@@ -55,6 +58,12 @@ documents! {
         pub committed: u8,
         pub trial: u8,
         pub next_boot: u8,
+        /// Boots of the committed slot that have not reached init (the boot code falls
+        /// back to a complete other slot after `boot::record::MAX_ATTEMPTS`).
+        pub attempts: u8,
+        /// Copies damaged on the disk now (1, 2 or both); the next record write repairs
+        /// one, a restart both.
+        pub damaged: Option<String>,
     }
 
     /// One root slot: its build (kernel + command line + root, from the trailer; `None`:
@@ -142,12 +151,15 @@ mod tests {
             boot: Some(Boot {
                 state: "trial".into(),
                 from: None,
+                record_damaged: Some("both".into()),
             }),
             record: Some(Record {
                 state: "tried".into(),
                 committed: 2,
                 trial: 3,
                 next_boot: 2,
+                attempts: 0,
+                damaged: None,
             }),
             seals_required: true,
             roots: BTreeMap::from([

@@ -9,7 +9,7 @@ use crate::throttle::{Source, Throttle};
 use crate::upload::{FileUpload, UpdateLock, Upload};
 use admin_api::json::Json;
 use admin_api::status::{self, Status};
-use boot::boot_status::How;
+use boot::boot_status::{Damage, How};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -269,6 +269,7 @@ impl Api {
     pub(crate) fn status(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let d = &self.device;
         let boot = d.booted().ok();
+        let copies = d.record_copies().ok();
         let record = d.read_record().ok();
         // Inserted, not collected: collecting sorts, which costs admind 3 KB of code.
         let mut roots = std::collections::BTreeMap::new();
@@ -303,11 +304,15 @@ impl Api {
             boot: boot.map(|b| status::Boot {
                 state: b.how.name().into(),
                 from: match b.how {
-                    How::RolledBack { from } => Some(from.number()),
+                    How::RolledBack { from } | How::FellBack { from } => Some(from.number()),
                     _ => None,
                 },
+                record_damaged: damage_text(b.damage),
             }),
-            record: record.as_ref().map(record_status),
+            record: record.as_ref().map(|r| status::Record {
+                damaged: copies.and_then(|c| damage_text(c.damage())),
+                ..record_status(r)
+            }),
             seals_required: !matches!(d.trust(), Ok(None)),
             roots,
             memory: status::Memory {
@@ -465,6 +470,14 @@ impl Api {
     }
 }
 
+fn damage_text(damage: Damage) -> Option<String> {
+    match damage {
+        Damage::None => None,
+        Damage::Copy(n) => Some(n.to_string()),
+        Damage::Both => Some("both".into()),
+    }
+}
+
 fn record_status(r: &boot::record::Record) -> status::Record {
     let state = match r.state {
         boot::record::State::Committed => "committed",
@@ -476,6 +489,8 @@ fn record_status(r: &boot::record::Record) -> status::Record {
         committed: r.committed.number(),
         trial: r.trial.number(),
         next_boot: r.next_boot().number(),
+        attempts: r.attempts,
+        damaged: None,
     }
 }
 

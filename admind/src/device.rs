@@ -6,7 +6,7 @@ use crate::fault::{fault, Fault, Kind};
 use crate::upload::{Completion, RegionUpload, UpdateGuard, STREAM_BUFFER_BYTES};
 use boot::layout::{self, Slot};
 use boot::mbr::{Table, CODE_BYTES};
-use boot::record::{Record, State};
+use boot::record::{Copies, Record, State, COPY_OFFSETS};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -68,6 +68,8 @@ pub struct Booted {
     pub slot: Slot,
     /// The whole disk: `--disk`, else the one init reported.
     pub disk: Option<PathBuf>,
+    /// Copies of the boot record init found damaged (and rewrote).
+    pub damage: boot::record::Damage,
 }
 
 impl Booted {
@@ -87,6 +89,7 @@ impl Booted {
             how: status.how,
             slot: status.slot,
             disk: paths.disk.clone().or(status.disk.map(PathBuf::from)),
+            damage: status.damage,
         })
     }
 }
@@ -176,17 +179,36 @@ impl Device {
         Ok(disk)
     }
 
-    pub fn read_record(&self) -> Result<Record, Fault> {
+    /// Both copies of the boot record as they are on the disk now.
+    pub fn record_copies(&self) -> Result<Copies, Fault> {
         let disk = self.open_disk(false)?;
-        let mut sector = [0u8; SECTOR];
-        disk.read_exact_at(&mut sector, boot::record::RECORD_OFFSET)?;
-        Record::decode(&sector)
-            .map_err(|e| fault(Kind::Failed, format!("the boot record is invalid ({e:?})")))
+        let mut sectors = [[0u8; SECTOR]; 2];
+        for (sector, at) in sectors.iter_mut().zip(COPY_OFFSETS) {
+            disk.read_exact_at(sector, at)?;
+        }
+        Ok(Copies::read([&sectors[0], &sectors[1]]))
     }
 
+    /// The newest valid copy of the record; with none (damaged since init repaired it at
+    /// boot), the record init would write: the running slot committed. The next write
+    /// repairs a copy; `/status` reports the damage.
+    pub fn read_record(&self) -> Result<Record, Fault> {
+        match self.record_copies()?.record() {
+            Some(record) => Ok(record),
+            None => Ok(Record {
+                committed: self.booted()?.slot,
+                trial: self.booted()?.slot.other(),
+                ..Record::INITIAL
+            }),
+        }
+    }
+
+    /// Writes `record` over the copy that is not the newest valid one: a write torn by a
+    /// power cut leaves the newest as it was.
     fn write_record(&self, record: &Record) -> Result<(), Fault> {
+        let (copy, sector) = self.record_copies()?.next_write(record);
         let disk = self.open_disk(true)?;
-        disk.write_all_at(&record.encode(), boot::record::RECORD_OFFSET)?;
+        disk.write_all_at(&sector, COPY_OFFSETS[copy])?;
         disk.sync_data()?;
         Ok(())
     }
@@ -506,15 +528,15 @@ impl Device {
         }
         let next = if now {
             Record {
-                state: State::Committed,
                 committed: slot,
                 trial: status.slot,
+                ..Record::INITIAL
             }
         } else {
             Record {
-                state: State::Committed,
                 committed: status.slot,
                 trial: slot,
+                ..Record::INITIAL
             }
             .arm()
         };

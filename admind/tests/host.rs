@@ -154,7 +154,9 @@ impl Admind {
         // A sparse disk with a committed boot record, running from root slot 2.
         let disk = std::fs::File::create(dir.join("disk")).unwrap();
         disk.set_len(DISK_BYTES).unwrap();
-        disk.write_all_at(&Record::INITIAL.encode(), 512).unwrap();
+        for at in boot::record::COPY_OFFSETS {
+            disk.write_all_at(&Record::INITIAL.encode(1), at).unwrap();
+        }
         // The MBR code's table and each slot's kernel and command line, as mkimg lays
         // them out on /boot.
         disk.write_all_at(&SLOT_FILES.patch(), 0).unwrap();
@@ -265,13 +267,30 @@ impl Admind {
         }
     }
 
+    fn record_copies(&self) -> boot::record::Copies {
+        let disk = std::fs::File::open(self.dir.join("disk")).unwrap();
+        let mut sectors = [[0u8; 512]; 2];
+        for (sector, at) in sectors.iter_mut().zip(boot::record::COPY_OFFSETS) {
+            disk.read_exact_at(sector, at).unwrap();
+        }
+        boot::record::Copies::read([&sectors[0], &sectors[1]])
+    }
+
     fn record(&self) -> Record {
-        let mut sector = [0u8; 512];
-        std::fs::File::open(self.dir.join("disk"))
-            .unwrap()
-            .read_exact_at(&mut sector, 512)
-            .unwrap();
-        Record::decode(&sector).unwrap()
+        self.record_copies().record().expect("a valid copy")
+    }
+
+    /// What the boot code does with the record on the next boot.
+    fn loader_boots(&self) {
+        let choice = boot::record::choose(&self.record_copies(), |_| true);
+        if let Some((copy, sector)) = choice.write {
+            let disk = std::fs::OpenOptions::new()
+                .write(true)
+                .open(self.dir.join("disk"))
+                .unwrap();
+            disk.write_all_at(&sector, boot::record::COPY_OFFSETS[copy])
+                .unwrap();
+        }
     }
 
     fn root_trailer(&self) -> Option<boot::rootid::SlotId> {
@@ -467,16 +486,12 @@ fn root_update_reads_back_arms_and_commits() {
         Record {
             state: State::Try,
             committed: Slot::A,
-            trial: Slot::B
+            trial: Slot::B,
+            ..Record::INITIAL
         }
     );
     // What the MBR code and init do on the next boot, then commit.
-    let disk = std::fs::OpenOptions::new()
-        .write(true)
-        .open(a.dir.join("disk"))
-        .unwrap();
-    disk.write_all_at(&a.record().after_boot().encode(), 512)
-        .unwrap();
+    a.loader_boots();
     a.restart_after_boot("trial slot=3 timeout_s=300\n");
     let (status, body) = a.curl(&["-X", "POST"], "/update/root");
     assert_eq!(
@@ -490,7 +505,8 @@ fn root_update_reads_back_arms_and_commits() {
         Record {
             state: State::Committed,
             committed: Slot::B,
-            trial: Slot::A
+            trial: Slot::A,
+            ..Record::INITIAL
         }
     );
     let (status, _) = a.curl(&["-X", "POST"], "/commit");
@@ -1296,7 +1312,8 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
         Record {
             state: State::Committed,
             committed: Slot::B,
-            trial: Slot::A
+            trial: Slot::A,
+            ..Record::INITIAL
         }
     );
     // Until the reboot, slot 3 is what the next boot starts: updating it now is refused.

@@ -7,12 +7,16 @@
 //! committed slot=2 disk=/dev/vda
 //! trial slot=3 timeout_s=300 disk=/dev/vda
 //! rolled-back slot=2 from=3 disk=/dev/mmcblk0
+//! fell-back slot=2 from=3 record-damaged=1 disk=/dev/vda
 //! ```
 //!
 //! `slot` is the root partition booted (2 or 3); `disk` is the whole disk holding it, absent
-//! when init could not find it. Unknown words are ignored, so fields can be added.
+//! when init could not find it; `record-damaged` (1, 2 or both) names the copies of the boot
+//! record init found damaged and rewrote (`crate::record`), absent when both were valid.
+//! Unknown words are ignored, so fields can be added.
 
 use crate::layout::Slot;
+pub use crate::record::Damage;
 use core::ffi::CStr;
 use core::fmt;
 
@@ -30,6 +34,9 @@ pub enum How {
     Trial { timeout_s: u32 },
     /// The committed slot, after a trial of slot `from` ended without a commit.
     RolledBack { from: Slot },
+    /// The loader committed this slot after the committed slot `from` failed to reach init
+    /// `crate::record::MAX_ATTEMPTS` times.
+    FellBack { from: Slot },
 }
 
 impl How {
@@ -39,6 +46,7 @@ impl How {
             How::Committed => "committed",
             How::Trial { .. } => "trial",
             How::RolledBack { .. } => "rolled-back",
+            How::FellBack { .. } => "fell-back",
         }
     }
 }
@@ -51,6 +59,7 @@ pub struct BootStatus<'a> {
     pub slot: Slot,
     /// The whole disk holding the root, e.g. `/dev/vda`.
     pub disk: Option<&'a str>,
+    pub damage: Damage,
 }
 
 /// The line without its newline.
@@ -66,7 +75,14 @@ impl fmt::Display for BootStatus<'_> {
         match self.how {
             How::Committed => {}
             How::Trial { timeout_s } => write!(f, " timeout_s={}", Decimal(timeout_s.into()))?,
-            How::RolledBack { from } => write!(f, " from={}", Decimal(from.number().into()))?,
+            How::RolledBack { from } | How::FellBack { from } => {
+                write!(f, " from={}", Decimal(from.number().into()))?
+            }
+        }
+        match self.damage {
+            Damage::None => {}
+            Damage::Copy(n) => write!(f, " record-damaged={}", Decimal(n.into()))?,
+            Damage::Both => write!(f, " record-damaged=both")?,
         }
         if let Some(disk) = self.disk {
             write!(f, " disk={disk}")?;
@@ -81,12 +97,17 @@ pub fn parse(text: &str) -> Option<BootStatus<'_>> {
     let mut words = text.split_ascii_whitespace();
     let first = words.next()?;
     let (mut slot, mut from, mut timeout_s, mut disk) = (None, None, None, None);
+    let mut damage = Damage::None;
     for word in words {
         match word.split_once('=')? {
             ("slot", v) => slot = Some(Slot::of_partition(v.parse().ok()?)?),
             ("from", v) => from = Some(Slot::of_partition(v.parse().ok()?)?),
             ("timeout_s", v) => timeout_s = Some(v.parse().ok()?),
             ("disk", v) => disk = Some(v),
+            ("record-damaged", "both") => damage = Damage::Both,
+            ("record-damaged", v) => {
+                damage = Damage::Copy(v.parse().ok().filter(|n| *n == 1 || *n == 2)?)
+            }
             _ => {}
         }
     }
@@ -96,12 +117,14 @@ pub fn parse(text: &str) -> Option<BootStatus<'_>> {
             timeout_s: timeout_s.unwrap_or(0),
         },
         "rolled-back" => How::RolledBack { from: from? },
+        "fell-back" => How::FellBack { from: from? },
         _ => return None,
     };
     Some(BootStatus {
         how,
         slot: slot?,
         disk,
+        damage,
     })
 }
 
@@ -116,16 +139,25 @@ mod tests {
                 how: How::Committed,
                 slot: Slot::A,
                 disk: Some("/dev/vda"),
+                damage: Damage::None,
             },
             BootStatus {
                 how: How::Trial { timeout_s: 300 },
                 slot: Slot::B,
                 disk: None,
+                damage: Damage::Copy(2),
             },
             BootStatus {
                 how: How::RolledBack { from: Slot::B },
                 slot: Slot::A,
                 disk: Some("/dev/mmcblk0"),
+                damage: Damage::None,
+            },
+            BootStatus {
+                how: How::FellBack { from: Slot::A },
+                slot: Slot::B,
+                disk: Some("/dev/vda"),
+                damage: Damage::Both,
             },
         ] {
             let line = status.to_string();
@@ -136,10 +168,11 @@ mod tests {
             BootStatus {
                 how: How::Trial { timeout_s: 5 },
                 slot: Slot::B,
-                disk: Some("/dev/vda")
+                disk: Some("/dev/vda"),
+                damage: Damage::Copy(1),
             }
             .to_string(),
-            "trial slot=3 timeout_s=5 disk=/dev/vda"
+            "trial slot=3 timeout_s=5 record-damaged=1 disk=/dev/vda"
         );
     }
 
@@ -153,6 +186,8 @@ mod tests {
             "committed slot=x",
             "booted slot=2",
             "rolled-back slot=2",
+            "fell-back slot=2",
+            "committed slot=2 record-damaged=3",
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }

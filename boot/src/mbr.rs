@@ -1,6 +1,7 @@
-//! The x86 MBR boot code (`boot/mbr/mbr.S`, assembled into `boot/mbr/mbr.bin`) and the table
-//! at its end that `imgtool mkimg` fills with where each root slot's kernel and cmdline
-//! files lie. The places never change after mkimg (the files are preallocated regions), so
+//! The x86 MBR boot code (`boot/mbr/mbr.S`, assembled into `boot/mbr/mbr.bin` and its
+//! second stage `boot/mbr/stage2.bin`, which mkimg writes into the gap at [`STAGE2_LBA`]) and
+//! the table at the end of the first stage that `imgtool mkimg` fills with where each root
+//! slot's kernel and cmdline files lie. The places never change after mkimg (the files are preallocated regions), so
 //! admind reads the table from the disk to find the slot files it rewrites.
 
 /// Bytes of boot code before the disk signature (what a BIOS runs).
@@ -8,6 +9,13 @@ pub const CODE_BYTES: usize = 440;
 
 /// The boot code, with an empty table.
 pub const CODE: &[u8; CODE_BYTES] = include_bytes!("../mbr/mbr.bin");
+
+/// The second stage, which the first loads from [`STAGE2_LBA`] (the record's logic and the
+/// kernel loader).
+pub const STAGE2: &[u8; 1024] = include_bytes!("../mbr/stage2.bin");
+
+/// Where the second stage lies: right after the record's first copy (`crate::record`).
+pub const STAGE2_LBA: u64 = 2;
 
 /// Offset of the table in the boot code (`.org 424` in mbr.S).
 pub const TABLE_OFFSET: usize = 424;
@@ -81,19 +89,19 @@ mod tests {
     fn embedded_code_matches_a_fresh_assembly() {
         let dir = std::env::temp_dir().join(format!("rk-mbr-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("mbr.bin");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/mbr/assemble.sh");
         let status = std::process::Command::new("sh")
             .arg(script)
-            .arg(&out)
+            .arg(&dir)
             .status()
             .expect("run assemble.sh (needs binutils)");
         assert!(status.success(), "assemble.sh failed");
-        let fresh = std::fs::read(&out).unwrap();
+        let first = std::fs::read(dir.join("mbr.bin")).unwrap();
+        let second = std::fs::read(dir.join("stage2.bin")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
-            fresh[..] == CODE[..],
-            "boot/mbr/mbr.bin is stale: run boot/mbr/assemble.sh"
+            first[..] == CODE[..] && second[..] == STAGE2[..],
+            "boot/mbr/mbr.bin or stage2.bin is stale: run boot/mbr/assemble.sh"
         );
     }
 }

@@ -161,8 +161,14 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
             time: instance.created_unix,
         },
     )?;
-    let mut record = output.region(boot::record::RECORD_OFFSET, layout::SECTOR_BYTES);
-    record.write_all(&boot::record::Record::INITIAL.encode())?;
+    // Both copies of the record, the same, and the MBR code's second stage between them.
+    for at in boot::record::COPY_OFFSETS {
+        let mut record = output.region(at, layout::SECTOR_BYTES);
+        record.write_all(&boot::record::Record::INITIAL.encode(1))?;
+    }
+    let stage2_at = boot::mbr::STAGE2_LBA * layout::SECTOR_BYTES;
+    let mut stage2 = output.region(stage2_at, boot::mbr::STAGE2.len() as u64);
+    stage2.write_all(boot::mbr::STAGE2)?;
     let mbr = mbr_table::sector(signature, disk_bytes, &boot_table)?;
     let mut head = output.region(0, layout::SECTOR_BYTES);
     head.write_all(&mbr)?;

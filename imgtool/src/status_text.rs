@@ -19,6 +19,12 @@ pub fn render(v: &Status) -> String {
             boot.state,
             from.unwrap_or_default()
         );
+        if let Some(copies) = &boot.record_damaged {
+            let _ = writeln!(
+                out,
+                "          init found boot record copy {copies} damaged and rewrote it"
+            );
+        }
     }
     if v.uncommitted_trial {
         let _ = writeln!(out, "trial     uncommitted: it rolls back unless committed");
@@ -26,9 +32,15 @@ pub fn render(v: &Status) -> String {
     if let Some(r) = &v.record {
         let _ = writeln!(
             out,
-            "record    committed root {}, next boot root {} ({})",
-            r.committed, r.next_boot, r.state
+            "record    committed root {}, next boot root {} ({}), {} boot(s) not reaching init",
+            r.committed, r.next_boot, r.state, r.attempts
         );
+        if let Some(copies) = &r.damaged {
+            let _ = writeln!(
+                out,
+                "          copy {copies} damaged now: the next record write or a restart repairs it"
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -122,8 +134,9 @@ mod tests {
             active_slot: Some(3),
             uncommitted_trial: true,
             boot: Some(Boot {
-                state: "trial".into(),
-                from: None,
+                state: "fell-back".into(),
+                from: Some(2),
+                record_damaged: Some("1".into()),
             }),
             roots: [
                 (2, Root::default()),
@@ -153,7 +166,11 @@ mod tests {
         };
         let text = render(&v);
         assert!(text.contains("hostname  thermo\n"), "{text}");
-        assert!(text.contains("boot      root 3, trial\n"), "{text}");
+        assert!(
+            text.contains("boot      root 3, fell-back (from root 2)\n"),
+            "{text}"
+        );
+        assert!(text.contains("record copy 1 damaged and rewrote"), "{text}");
         assert!(text.contains("trial     uncommitted"), "{text}");
         assert!(text.contains("root 2    build none (incomplete"), "{text}");
         assert!(text.contains("seals     not required"), "{text}");

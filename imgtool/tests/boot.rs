@@ -6,7 +6,7 @@
 mod common;
 
 use boot::layout::Slot;
-use boot::record::{Record, State, RECORD_OFFSET};
+use boot::record::{Copies, Record, State, COPY_OFFSETS};
 use common::*;
 use harness::{Options, Vm};
 use imgtool::qemu::Firmware;
@@ -23,18 +23,36 @@ fn marker(hostname: &str) -> String {
     format!("init: hostname is {hostname}\r")
 }
 
-fn read_record(image: &Path) -> Record {
-    let mut sector = [0u8; 512];
-    std::fs::File::open(image)
-        .unwrap()
-        .read_exact_at(&mut sector, RECORD_OFFSET)
-        .unwrap();
-    Record::decode(&sector).expect("a valid boot record")
+fn read_copies(image: &Path) -> Copies {
+    let file = std::fs::File::open(image).unwrap();
+    let mut sectors = [[0u8; 512]; 2];
+    for (sector, at) in sectors.iter_mut().zip(COPY_OFFSETS) {
+        file.read_exact_at(sector, at).unwrap();
+    }
+    Copies::read([&sectors[0], &sectors[1]])
 }
 
+/// The newest valid copy of the record: state, committed slot, trial slot.
+fn read_record(image: &Path) -> (State, Slot, Slot) {
+    let r = read_copies(image).record().expect("a valid boot record");
+    (r.state, r.committed, r.trial)
+}
+
+/// Writes `record` into both copies, newer than what they held.
 fn write_record(image: &Path, record: Record) {
+    let sequence = read_copies(image).newest.map_or(0, |(_, _, s)| s) + 1;
     let file = std::fs::OpenOptions::new().write(true).open(image).unwrap();
-    file.write_all_at(&record.encode(), RECORD_OFFSET).unwrap();
+    for at in COPY_OFFSETS {
+        file.write_all_at(&record.encode(sequence), at).unwrap();
+    }
+}
+
+/// What a loader writes when it starts a trial: TRY becomes TRIED.
+fn tried(record: Record) -> Record {
+    Record {
+        state: State::Tried,
+        ..record
+    }
 }
 
 /// Puts slot B of image `from` (made for the same instance) into image `to`: its root
@@ -133,7 +151,7 @@ fn trial_boot_life_cycle(firmware: Firmware, scratch: &str) {
         .arg(s.path("instance"))
         .args(["--size", "1G", "--hostname", "slot-a"]);
     run_ok(cmd.arg(&image));
-    assert_eq!(read_record(&image), Record::INITIAL);
+    assert_eq!(read_copies(&image).record(), Some(Record::INITIAL));
     boot_and_see(&image, "slot-a", "committed slot=2");
 
     // Root B from a second build (same instance, another hostname), copied into slot 3.
@@ -159,25 +177,23 @@ fn trial_boot_life_cycle(firmware: Firmware, scratch: &str) {
         console.contains("rk.cmdline=b") && !console.contains("rk.cmdline=a"),
         "the record chose slot B's command line with root B"
     );
-    let tried = read_record(&image);
-    assert_eq!(
-        (tried.state, tried.committed, tried.trial),
-        (State::Tried, Slot::A, Slot::B)
-    );
+    assert_eq!(read_record(&image), (State::Tried, Slot::A, Slot::B));
 
     // No commit: the next boot is back on the committed root, and stays so.
     boot_and_see(&image, "slot-a", "rolled-back slot=2 from=3");
-    assert_eq!(read_record(&image), tried);
+    assert_eq!(read_record(&image), (State::Tried, Slot::A, Slot::B));
 
     // Try again and commit: B is now what boots.
-    write_record(&image, read_record(&image).arm());
+    write_record(&image, Record::INITIAL.arm());
     boot_and_see(&image, "slot-b", "trial slot=3");
-    write_record(&image, read_record(&image).commit());
+    write_record(&image, tried(Record::INITIAL.arm()).commit());
     boot_and_see(&image, "slot-b", "committed slot=3");
-    let committed = read_record(&image);
+    assert_eq!(read_record(&image), (State::Committed, Slot::B, Slot::A));
+    let settled = read_copies(&image);
     assert_eq!(
-        (committed.state, committed.committed),
-        (State::Committed, Slot::B)
+        (settled.damage(), settled.record().map(|r| r.attempts)),
+        (boot::record::Damage::None, Some(0)),
+        "the boot code counted the boot, init reset the count"
     );
 }
 
@@ -272,72 +288,189 @@ fn an_uncommitted_trial_rolls_back_by_itself() {
         ],
     );
     vm.kill();
-    let record = read_record(&image);
-    assert_eq!((record.state, record.committed), (State::Tried, Slot::A));
+    assert_eq!(read_record(&image), (State::Tried, Slot::A, Slot::B));
 }
 
-/// The UEFI program's failures: from a damaged record it boots root A, the default, and says
-/// so; a trial slot without a kernel is refused with its file named, after the record says
-/// TRIED, so the next boot is the committed slot's.
-#[test]
-fn the_uefi_program_boots_root_a_from_a_damaged_record_and_refuses_a_missing_kernel() {
-    default_kernel();
-    let s = Scratch::new("uefi-refuse");
+/// An image of the scratch instance whose slot A holds root "slot-a" and slot B root
+/// "slot-b" (with its own command line), both complete; `extra` mkimg flags for both.
+fn two_slot_image(s: &Scratch, extra: &[&str]) -> std::path::PathBuf {
     let build = |hostname: &str, image: &Path| {
         let mut cmd = imgtool();
         cmd.arg("mkimg").arg("--instance").arg(s.path("instance"));
-        cmd.args(["--size", "1G", "--hostname", hostname]);
+        cmd.args(["--size", "1G", "--hostname", hostname])
+            .args(extra);
         run_ok(cmd.arg(image));
     };
     let image = s.path("a.img");
     build("slot-a", &image);
     build("slot-b", &s.path("b.img"));
     copy_slot_b(&s.path("b.img"), &image);
-    // B committed, so that "root A, the default" is a visible choice.
-    write_record(&image, Record::INITIAL.arm().after_boot().commit());
-    boot_and_see(Firmware::Uefi, &image, "slot-b", "committed slot=3");
+    std::fs::remove_file(s.path("b.img")).unwrap();
+    image
+}
 
+/// Each way a write of copy 1 can be torn: the boot code boots what copy 2 says (slot B
+/// committed) and init repairs copy 1; with both copies garbage it boots slot A and init
+/// writes a record committing it; and the status line says what init found.
+fn damaged_record_copies(firmware: Firmware, scratch: &str, tears: &[Torn]) {
+    default_kernel();
+    let s = Scratch::new(scratch);
+    let image = two_slot_image(&s, &[]);
+    let b_committed = tried(Record::INITIAL.arm()).commit();
+    for &how in tears {
+        write_record(&image, b_committed);
+        tear_copy_1(&image, how);
+        let console = boot_and_see(
+            firmware,
+            &image,
+            "slot-b",
+            "committed slot=3 record-damaged=1",
+        );
+        assert!(
+            console.contains("init: copy 1 of the boot record was damaged; repaired"),
+            "{how:?}: {console}"
+        );
+        let after = read_copies(&image);
+        assert_eq!(after.damage(), boot::record::Damage::None, "{how:?}");
+        assert_eq!(read_record(&image), (State::Committed, Slot::B, Slot::A));
+    }
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(&image)
         .unwrap();
-    file.write_all_at(&[0x5a; 512], RECORD_OFFSET).unwrap();
-    let console = boot_and_see(Firmware::Uefi, &image, "slot-a", "committed slot=2");
+    file.write_all_at(&[0x5a; 512], COPY_OFFSETS[0]).unwrap();
+    file.write_all_at(&[0; 512], COPY_OFFSETS[1]).unwrap();
+    let console = boot_and_see(
+        firmware,
+        &image,
+        "slot-a",
+        "committed slot=2 record-damaged=both",
+    );
     assert!(
-        console.contains("rustkrazy: the boot record is damaged (BadMagic); booting root A"),
+        console.contains(
+            "init: both copies of the boot record were damaged; wrote one committing slot 2"
+        ),
         "{console}"
     );
+    if firmware == Firmware::Uefi {
+        assert!(
+            console.contains("rustkrazy: no valid boot record; booting root A, the default"),
+            "{console}"
+        );
+    }
+    let after = read_copies(&image);
+    assert_eq!(after.damage(), boot::record::Damage::None);
+    assert_eq!(read_record(&image), (State::Committed, Slot::A, Slot::B));
+}
 
-    // Slot A committed again; B armed, but its kernel is gone.
-    write_record(&image, Record::INITIAL.arm());
-    let mut mbr = [0u8; 512];
-    std::fs::File::open(&image)
-        .unwrap()
-        .read_exact_at(&mut mbr, 0)
+#[test]
+fn under_seabios_a_torn_record_copy_boots_the_other_and_is_repaired() {
+    damaged_record_copies(
+        Firmware::Bios,
+        "torn-bios",
+        &[Torn::FirstHalf, Torn::SecondHalf, Torn::Zeros],
+    );
+}
+
+#[test]
+fn under_ovmf_a_torn_record_copy_boots_the_other_and_is_repaired() {
+    damaged_record_copies(Firmware::Uefi, "torn-uefi", &[Torn::SecondHalf]);
+}
+
+/// Zeroes the start of slot `slot`'s kernel, where the MBR table says it is.
+fn zero_kernel(image: &Path, slot: Slot) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
         .unwrap();
+    let mut mbr = [0u8; 512];
+    file.read_exact_at(&mut mbr, 0).unwrap();
     let table = boot::mbr::Table::read(&mbr).unwrap();
-    let kernel_at = u64::from(table.kernel_lba[Slot::B.index()]) * 512;
+    let kernel_at = u64::from(table.kernel_lba[slot.index()]) * 512;
     file.write_all_at(&[0; 4096], kernel_at).unwrap();
+}
+
+/// A committed slot whose kernel is gone: the boot code says why, restarts, and after
+/// `MAX_ATTEMPTS` boots that never reached init it commits the other, complete slot and
+/// boots it; init says so.
+fn a_committed_slot_without_a_kernel_falls_back(firmware: Firmware, scratch: &str, why: &str) {
+    default_kernel();
+    let s = Scratch::new(scratch);
+    let image = two_slot_image(&s, &[]);
+    write_record(&image, tried(Record::INITIAL.arm()).commit());
+    boot_and_see(firmware, &image, "slot-b", "committed slot=3");
+    zero_kernel(&image, Slot::B);
+    let options = Options {
+        firmware,
+        ..Options::default()
+    };
+    let mut vm = Vm::boot(&image, &options).unwrap();
+    let mut markers = vec![why.to_string(); boot::record::MAX_ATTEMPTS as usize];
+    markers.extend([
+        marker("slot-a"),
+        "init: slot 3 did not reach init in 3 boots; the boot code fell back to this slot"
+            .to_string(),
+        "init: boot status: fell-back slot=2 from=3".to_string(),
+    ]);
+    wait_in_order(&mut vm, &markers);
+    vm.kill();
+    let record = read_copies(&image).record().unwrap();
+    assert_eq!(
+        (
+            record.state,
+            record.committed,
+            record.attempts,
+            record.fell_back
+        ),
+        (State::Committed, Slot::A, 0, false),
+        "init reset the count and cleared the fall-back once reported"
+    );
+}
+
+#[test]
+fn under_seabios_a_committed_slot_that_stops_booting_falls_back() {
+    a_committed_slot_without_a_kernel_falls_back(
+        Firmware::Bios,
+        "fallback-bios",
+        "rustkrazy: not a bzImage",
+    );
+}
+
+#[test]
+fn under_ovmf_a_committed_slot_that_stops_booting_falls_back() {
+    a_committed_slot_without_a_kernel_falls_back(
+        Firmware::Uefi,
+        "fallback-uefi",
+        "rustkrazy: cannot boot: no kernel in /boot/slot-b-vmlinuz",
+    );
+}
+
+/// The UEFI program refuses an armed trial slot without a kernel, naming its file, after
+/// the record says TRIED: its restart boots the committed slot.
+#[test]
+fn the_uefi_program_refuses_a_trial_without_a_kernel_and_rolls_back() {
+    default_kernel();
+    let s = Scratch::new("uefi-refuse");
+    let image = two_slot_image(&s, &[]);
+    write_record(&image, Record::INITIAL.arm());
+    zero_kernel(&image, Slot::B);
     let options = Options {
         firmware: Firmware::Uefi,
         ..Options::default()
     };
     let mut vm = Vm::boot(&image, &options).unwrap();
-    if let Err(console) = vm.wait_for(
-        "rustkrazy: cannot boot: no kernel in /boot/slot-b-vmlinuz",
-        0,
-        BOOT_TIMEOUT,
-    ) {
-        panic!("the missing kernel was not named: {console}");
-    }
-    vm.kill();
-    assert_eq!(read_record(&image), Record::INITIAL.arm().after_boot());
-    boot_and_see(
-        Firmware::Uefi,
-        &image,
-        "slot-a",
-        "rolled-back slot=2 from=3",
+    wait_in_order(
+        &mut vm,
+        &[
+            "rustkrazy: cannot boot: no kernel in /boot/slot-b-vmlinuz",
+            "rustkrazy: restarting in 5 s",
+            &marker("slot-a"),
+            "init: boot status: rolled-back slot=2 from=3",
+        ],
     );
+    vm.kill();
+    assert_eq!(read_record(&image), (State::Tried, Slot::A, Slot::B));
 }
 
 /// Where the stored data of `path` starts in the SquashFS root at `offset` of `image`
@@ -451,11 +584,7 @@ fn a_changed_root_block_fails_its_trial_only_where_it_is_read() {
     assert!(stdout(&out).contains("\"committed\":3"), "{}", stdout(&out));
     vm.kill();
     assert!(!vm.console().contains("is corrupted"), "{}", vm.console());
-    let record = read_record(&unread);
-    assert_eq!(
-        (record.state, record.committed),
-        (State::Committed, Slot::B)
-    );
+    assert_eq!(read_record(&unread), (State::Committed, Slot::B, Slot::A));
 }
 
 /// A trial slot whose root partition never appears (its command line names partition 9):

@@ -1,10 +1,12 @@
 //! Power cuts during updates: the VM is killed (SIGKILL to QEMU, no shutdown of any kind) at
 //! chosen phases of a push that carries a new kernel, command line and root, and at random
 //! moments; after each cut the VM boots again and the device must answer on the old slot or
-//! the new one, never neither. The run ends with a push that succeeds, then /data passes
-//! `e2fsck -fn` and /boot `fsck.vfat -n`.
+//! the new one, never neither. Two phases cut as the boot record is written, by the boot
+//! code as the trial starts and by init once it runs, and tear that write: the copy written
+//! last keeps its first half and gets the older copy's second. The run ends with a push that
+//! succeeds, then /data passes `e2fsck -fn` and /boot `fsck.vfat -n`.
 //!
-//! `RUSTKRAZY_POWERCUTS` sets the number of cuts (default 12: every phase twice; CI runs
+//! `RUSTKRAZY_POWERCUTS` sets the number of cuts (default 18: every phase twice; CI runs
 //! that); `ci/powercut` runs 100 and prints the survivors per phase.
 
 mod common;
@@ -25,17 +27,24 @@ enum Phase {
     RootUpload,
     Arm,
     Reboot,
+    /// The boot code has written TRIED and the trial's kernel starts; that write is torn.
+    LoaderRecordWrite,
     TrialBoot,
+    /// As TrialBoot; then on the next boot (the committed slot's, whose attempt the boot
+    /// code counts) a second cut once init has set the count back, and that write is torn.
+    InitRecordWrite,
     Commit,
     Random,
 }
 
-const PHASES: [Phase; 7] = [
+const PHASES: [Phase; 9] = [
     Phase::KernelUpload,
     Phase::RootUpload,
     Phase::Arm,
     Phase::Reboot,
+    Phase::LoaderRecordWrite,
     Phase::TrialBoot,
+    Phase::InitRecordWrite,
     Phase::Commit,
     Phase::Random,
 ];
@@ -44,7 +53,28 @@ fn cuts() -> usize {
     std::env::var("RUSTKRAZY_POWERCUTS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(12)
+        .unwrap_or(2 * PHASES.len())
+}
+
+/// Tears the record copy written last, as a power cut during its write would: its first
+/// half stays, its second half is the other copy's.
+fn tear_newest_record_copy(image: &std::path::Path) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap();
+    let mut sectors = [[0u8; 512]; 2];
+    for (sector, at) in sectors.iter_mut().zip(boot::record::COPY_OFFSETS) {
+        file.read_exact_at(sector, at).unwrap();
+    }
+    let copies = boot::record::Copies::read([&sectors[0], &sectors[1]]);
+    let (newest, _, _) = copies.newest.expect("a valid copy before the tear");
+    let mut torn = sectors[newest];
+    torn[256..].copy_from_slice(&sectors[1 - newest][256..]);
+    file.write_all_at(&torn, boot::record::COPY_OFFSETS[newest])
+        .unwrap();
 }
 
 /// A push of `kernel` (and a root that differs from the last by `seed`) running in the
@@ -164,7 +194,8 @@ fn every_power_cut_leaves_a_device_that_answers() {
             Phase::RootUpload => push.wait_for("push: sending the root image", BOOT_TIMEOUT),
             Phase::Arm => push.wait_for("written and verified by the device", BOOT_TIMEOUT),
             Phase::Reboot => push.wait_for("armed; the device reboots", BOOT_TIMEOUT),
-            Phase::TrialBoot => vm
+            Phase::LoaderRecordWrite => vm.wait_for("Linux version", from, BOOT_TIMEOUT).is_ok(),
+            Phase::TrialBoot | Phase::InitRecordWrite => vm
                 .wait_for("init: boot status: trial", from, BOOT_TIMEOUT)
                 .is_ok(),
             Phase::Commit => vm.wait_for("POST /commit", from, BOOT_TIMEOUT).is_ok(),
@@ -183,6 +214,15 @@ fn every_power_cut_leaves_a_device_that_answers() {
         vm.kill(); // the power cut
         let said = push.kill();
         assert!(reached, "cut {cut}: push never reached {phase:?}:\n{said}");
+        if phase == Phase::InitRecordWrite {
+            vm = Vm::boot(&image, &Options::default()).unwrap();
+            let wrote = vm.wait_for("init: boot status: rolled-back", 0, BOOT_TIMEOUT);
+            vm.kill();
+            assert!(wrote.is_ok(), "cut {cut}: no boot after the trial's cut");
+        }
+        if matches!(phase, Phase::LoaderRecordWrite | Phase::InitRecordWrite) {
+            tear_newest_record_copy(&image);
+        }
         vm = Vm::boot(&image, &Options::default()).unwrap();
         let slot = answering_slot(&s, &vm);
         let entry = survived.entry(phase).or_default();

@@ -179,12 +179,15 @@ fn an_aarch64_image_boots_under_aavmf_gets_a_lease_and_a_push_commits() {
             .args(["--kernel-arg", "rustkrazy.trial_timeout=120"])
             .arg(&image),
     );
+    // A torn copy of the record: the UEFI program boots what the other says, init repairs.
+    tear_copy_1(&image, Torn::SecondHalf);
     let mut vm = Vm::boot(&image, &Options::default()).unwrap();
     vm.expect_in_order(
         &[
+            "rustkrazy: copy 1 of the boot record is damaged (BadChecksum)",
             "rustkrazy: booting slot A",
             "EFI stub: Booting Linux Kernel",
-            "init: boot status: committed slot=2",
+            "init: boot status: committed slot=2 record-damaged=1",
             "link: eth0: lease",
         ],
         ARM64_BOOT_TIMEOUT,
@@ -192,6 +195,10 @@ fn an_aarch64_image_boots_under_aavmf_gets_a_lease_and_a_push_commits() {
     let status = status_when_up(&s, &vm);
     assert!(
         line_of(&status, "boot").starts_with("boot      root 2, committed"),
+        "{status}"
+    );
+    assert!(
+        status.contains("init found boot record copy 1 damaged and rewrote it"),
         "{status}"
     );
     let extra = s.path("extra");

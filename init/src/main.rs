@@ -226,18 +226,22 @@ fn boot_status(
     disk: Option<&mounts::Disk>,
     cmdline: &init::cmdline::Cmdline,
 ) -> Option<u64> {
-    use boot::boot_status::{self, BootStatus, How};
-    use boot::record::State;
+    use boot::boot_status::{self, BootStatus, Damage, How};
+    use boot::record::{Record, State};
     let booted = disk.map(|d| d.root_partition).or(cmdline.root_partition);
     let booted = booted.and_then(boot::layout::Slot::of_partition)?;
-    let mut found = disk.and_then(|d| record::read(d).ok());
+    let copies = disk.and_then(|d| record::read(d).ok());
+    let mut found = copies.and_then(|c| c.record());
     // A Pi's firmware keeps no record, so TRY is turned into TRIED here: on the trial slot
     // (this boot is the trial; any restart goes back to the committed slot), and on the
     // committed one too (the trial died before init, or never started: it is over).
-    if let (Some(d), Some(r)) = (disk, found) {
+    if let (Some(d), Some(c), Some(r)) = (disk, copies, found) {
         if r.state == State::Try && record::firmware_has_tryboot() {
-            let tried = r.after_boot();
-            match record::write(d, &tried) {
+            let tried = Record {
+                state: State::Tried,
+                ..r
+            };
+            match record::write(d, &c, &tried) {
                 Ok(()) => {
                     log!(
                         console,
@@ -251,6 +255,27 @@ fn boot_status(
             }
         }
     }
+    let damage = match disk.map(|d| record::settle(d, booted)) {
+        Some(Ok(damage)) => damage,
+        Some(Err(e)) => {
+            log!(console, "init: cannot write the boot record: {}", e);
+            Damage::None
+        }
+        None => Damage::None,
+    };
+    match damage {
+        Damage::None => {}
+        Damage::Both => log!(
+            console,
+            "init: both copies of the boot record were damaged; wrote one committing slot {}",
+            booted.number()
+        ),
+        Damage::Copy(n) => log!(
+            console,
+            "init: copy {} of the boot record was damaged; repaired from the other",
+            n
+        ),
+    }
     let mut deadline = None;
     let how = match found {
         Some(r) if r.is_trial_boot(booted) => {
@@ -258,6 +283,15 @@ fn boot_status(
             How::Trial {
                 timeout_s: cmdline.trial_timeout_s,
             }
+        }
+        Some(r) if r.fell_back && booted == r.committed => {
+            log!(
+                console,
+                "init: slot {} did not reach init in {} boots; the boot code fell back to this slot",
+                r.trial.number(),
+                boot::record::MAX_ATTEMPTS
+            );
+            How::FellBack { from: r.trial }
         }
         Some(r) if r.state == State::Tried && booted == r.committed => {
             How::RolledBack { from: r.trial }
@@ -269,6 +303,7 @@ fn boot_status(
         how,
         slot: booted,
         disk: disk.and_then(|d| core::str::from_utf8(d.device.as_bytes()).ok()),
+        damage,
     };
     log!(console, "init: boot status: {}", status);
     let mut line: Text<128> = Text::new();

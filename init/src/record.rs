@@ -5,7 +5,8 @@
 
 use crate::mounts::Disk;
 use crate::sys::Text;
-use boot::record::{Record, State};
+use boot::layout::Slot;
+use boot::record::{Copies, Damage, Record, State, COPY_OFFSETS};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -23,30 +24,59 @@ fn open(disk: &Disk, write: bool) -> Result<rustix::fd::OwnedFd, Errno> {
     )
 }
 
-pub fn read(disk: &Disk) -> Result<Record, Errno> {
+/// Both copies of the record.
+pub fn read(disk: &Disk) -> Result<Copies, Errno> {
     let fd = open(disk, false)?;
-    let mut sector = [0u8; 512];
-    let n = rustix::io::pread(&fd, &mut sector, boot::record::RECORD_OFFSET)?;
-    if n != sector.len() {
-        return Err(Errno::IO);
+    let mut sectors = [[0u8; 512]; 2];
+    for (sector, at) in sectors.iter_mut().zip(COPY_OFFSETS) {
+        if rustix::io::pread(&fd, &mut *sector, at)? != sector.len() {
+            return Err(Errno::IO);
+        }
     }
-    Record::decode(&sector).map_err(|_| Errno::INVAL)
+    Ok(Copies::read([&sectors[0], &sectors[1]]))
 }
 
-/// One sector, then flushed to the disk.
-pub fn write(disk: &Disk, record: &Record) -> Result<(), Errno> {
+/// Writes `record` over the copy that is not the newest valid one, one sector, flushed.
+pub fn write(disk: &Disk, copies: &Copies, record: &Record) -> Result<(), Errno> {
     let fd = open(disk, true)?;
-    let sector = record.encode();
-    let n = rustix::io::pwrite(&fd, &sector, boot::record::RECORD_OFFSET)?;
-    if n != sector.len() {
+    let (copy, sector) = copies.next_write(record);
+    if rustix::io::pwrite(&fd, &sector, COPY_OFFSETS[copy])? != sector.len() {
         return Err(Errno::IO);
     }
     rustix::fs::fsync(&fd)
 }
 
+/// What init does with the record once it runs: the committed slot's boot attempts are
+/// over (and a fall-back reported), so it says so in the copy that is not the newest, which
+/// also repairs that copy if it was damaged; with no valid copy it writes both, committing
+/// `booted`. Returns the damage it found, and what the loader found and repaired.
+pub fn settle(disk: &Disk, booted: Slot) -> Result<Damage, Errno> {
+    let copies = read(disk)?;
+    let damage = copies.damage();
+    match copies.record() {
+        Some(r) if damage != Damage::None || r != r.reached_init() => {
+            write(disk, &copies, &r.reached_init())?;
+        }
+        Some(_) => {}
+        None => {
+            let fresh = Record {
+                committed: booted,
+                trial: booted.other(),
+                ..Record::INITIAL
+            };
+            write(disk, &copies, &fresh)?;
+            write(disk, &read(disk)?, &fresh)?;
+        }
+    }
+    Ok(damage)
+}
+
 pub fn still_on_trial(disk: &Disk) -> bool {
-    let booted = boot::layout::Slot::of_partition(disk.root_partition);
-    read(disk).is_ok_and(|r| booted.is_some_and(|slot| r.is_trial_boot(slot)))
+    let booted = Slot::of_partition(disk.root_partition);
+    read(disk)
+        .ok()
+        .and_then(|c| c.record())
+        .is_some_and(|r| booted.is_some_and(|slot| r.is_trial_boot(slot)))
 }
 
 /// Whether this machine's firmware chooses slots by config.txt and tryboot.txt (a Pi).
@@ -58,6 +88,7 @@ pub fn firmware_has_tryboot() -> bool {
 /// the firmware is the Pi's (elsewhere the boot code reads the record itself).
 pub fn restart_needs_tryboot(disk: Option<&Disk>) -> bool {
     disk.and_then(|d| read(d).ok())
+        .and_then(|c| c.record())
         .is_some_and(|r| r.state == State::Try)
         && firmware_has_tryboot()
 }

@@ -4,7 +4,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use boot::{mbr, record, slot};
+use boot::{layout, mbr, record, rootid, slot};
 use core::time::Duration;
 use uefi::boot::{OpenProtocolAttributes, OpenProtocolParams, ScopedProtocol};
 use uefi::proto::device_path::build::DevicePathBuilder;
@@ -23,11 +23,12 @@ fn main() -> Status {
         Ok(()) => say("rustkrazy: the kernel returned to the firmware\r\n"),
         Err(why) => say(&format!("rustkrazy: cannot boot: {why}\r\n")),
     }
-    // As the MBR code does: stay here with the message on screen. The record already says
-    // TRIED, so a reset boots the committed slot.
-    loop {
-        firmware::stall(Duration::from_secs(1));
-    }
+    // As the MBR code does: the message stays on screen for five seconds, then a reset. The
+    // record already counts this boot (or says TRIED), so a slot that fails this way is
+    // left after `record::MAX_ATTEMPTS` boots.
+    say("rustkrazy: restarting in 5 s\r\n");
+    firmware::stall(Duration::from_secs(5));
+    uefi::runtime::reset(uefi::runtime::ResetType::COLD, Status::ABORTED, None)
 }
 
 /// Prints on the firmware's console (screen and serial); a console that cannot show a
@@ -44,26 +45,39 @@ fn boot_slot() -> Result<(), String> {
     disk.read(0, &mut sector)?;
     let table = mbr::Table::read(&sector)
         .ok_or("sector 0 holds no slot table: this disk was not written by imgtool mkimg")?;
-    disk.read(record::RECORD_LBA, &mut sector)?;
-    let choice = record::choose(&sector);
-    if let Some(why) = choice.damaged {
+    let mut copies = [[0u8; SECTOR]; 2];
+    for (copy, lba) in copies.iter_mut().zip(record::COPY_LBAS) {
+        disk.read(lba, copy)?;
+    }
+    let copies = record::Copies::read([&copies[0], &copies[1]]);
+    let choice = record::choose(&copies, |slot| slot_is_complete(&mut disk, slot));
+    for (n, why) in choice.damaged.iter().enumerate() {
+        if let Some(why) = why {
+            say(&format!(
+                "rustkrazy: copy {} of the boot record is damaged ({why:?})\r\n",
+                n + 1
+            ));
+        }
+    }
+    if copies.newest.is_none() {
+        say("rustkrazy: no valid boot record; booting root A, the default\r\n");
+    }
+    if let Some(from) = choice.fell_back_from {
         say(&format!(
-            "rustkrazy: the boot record is damaged ({why:?}); booting root A, the default\r\n"
+            "rustkrazy: slot {from:?} did not reach init in {} boots; falling back to slot {:?}\r\n",
+            record::MAX_ATTEMPTS,
+            choice.slot
         ));
     }
-    if let Some(tried) = choice.write {
-        disk.write(record::RECORD_LBA, &tried)?;
+    if let Some((copy, sector)) = choice.write {
+        disk.write(record::COPY_LBAS[copy], &sector)?;
         disk.flush()?;
     }
     let index = choice.slot.index();
     say(&format!(
         "rustkrazy: booting slot {:?}{}\r\n",
         choice.slot,
-        if choice.write.is_some() {
-            " (trial, once)"
-        } else {
-            ""
-        }
+        if choice.trial { " (trial, once)" } else { "" }
     ));
 
     let kernel_lba = u64::from(table.kernel_lba[index]);
@@ -114,6 +128,17 @@ fn boot_slot() -> Result<(), String> {
         .map_err(|e| format!("the kernel stopped with {:?}", e.status()))?;
     drop(options);
     Ok(())
+}
+
+/// Whether `slot`'s trailer says it is complete (a slot being written has none).
+fn slot_is_complete(disk: &mut Disk, slot: layout::Slot) -> bool {
+    let partition = slot.partition();
+    let Some(offset) = rootid::offset_in(&partition) else {
+        return false;
+    };
+    let mut sector = [0u8; SECTOR];
+    let lba = (partition.start_bytes + offset) / SECTOR as u64;
+    disk.read(lba, &mut sector).is_ok() && rootid::decode(&sector).is_some()
 }
 
 /// The command line as the EFI stub reads it: UCS-2, NUL-terminated.

@@ -431,3 +431,33 @@ pub fn veritysetup_verify(image: &Path, offset: u64, cmdline: &str) -> Result<()
         false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
     }
 }
+
+/// How a power cut can leave the copy being written.
+#[derive(Clone, Copy, Debug)]
+pub enum Torn {
+    /// The new sector's first half over the old one's second.
+    FirstHalf,
+    /// The old sector's first half, the new one's second.
+    SecondHalf,
+    Zeros,
+}
+
+/// Leaves copy 1 of the record as a write of a newer record (slot A armed) torn `how`.
+pub fn tear_copy_1(image: &std::path::Path, how: Torn) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap();
+    let mut old = [0u8; 512];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut old, boot::record::COPY_OFFSETS[0])
+        .unwrap();
+    let new = boot::record::Record::INITIAL.arm().encode(1000);
+    let mut torn = old;
+    match how {
+        Torn::FirstHalf => torn[..256].copy_from_slice(&new[..256]),
+        Torn::SecondHalf => torn[256..].copy_from_slice(&new[256..]),
+        Torn::Zeros => torn = [0; 512],
+    }
+    std::os::unix::fs::FileExt::write_all_at(&file, &torn, boot::record::COPY_OFFSETS[0]).unwrap();
+}

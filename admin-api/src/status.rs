@@ -59,8 +59,9 @@ documents! {
         pub trial: u8,
         pub next_boot: u8,
         /// Boots of the committed slot that have not reached init (the boot code falls
-        /// back to a complete other slot after `boot::record::MAX_ATTEMPTS`).
-        pub attempts: u8,
+        /// back to a complete other slot after `boot::record::MAX_ATTEMPTS`); `None`
+        /// from an admind that predates two-copy records.
+        pub attempts: Option<u8>,
         /// Copies damaged on the disk now (1, 2 or both); the next record write repairs
         /// one, a restart both.
         pub damaged: Option<String>,
@@ -158,7 +159,7 @@ mod tests {
                 committed: 2,
                 trial: 3,
                 next_boot: 2,
-                attempts: 0,
+                attempts: Some(0),
                 damaged: None,
             }),
             seals_required: true,

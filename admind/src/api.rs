@@ -260,10 +260,7 @@ impl Api {
         self.refuse_unsealed_boot_change("/update/mbr")?;
         let _guard = self.updates.take()?;
         let hash = self.device.update_mbr(code)?;
-        Ok(json(
-            200,
-            stored(None, boot::mbr::CODE_BYTES as u64, &hash, None),
-        ))
+        Ok(json(200, stored(None, code.len() as u64, &hash, None)))
     }
 
     pub(crate) fn status(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
@@ -489,7 +486,7 @@ fn record_status(r: &boot::record::Record) -> status::Record {
         committed: r.committed.number(),
         trial: r.trial.number(),
         next_boot: r.next_boot().number(),
-        attempts: r.attempts,
+        attempts: Some(r.attempts),
         damaged: None,
     }
 }

@@ -5,7 +5,7 @@
 use crate::fault::{fault, Fault, Kind};
 use crate::upload::{Completion, RegionUpload, UpdateGuard, STREAM_BUFFER_BYTES};
 use boot::layout::{self, Slot};
-use boot::mbr::{Table, CODE_BYTES};
+use boot::mbr::{Table, CODE_BYTES, STAGE2, STAGE2_LBA};
 use boot::record::{Copies, Record, State, COPY_OFFSETS};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -468,27 +468,36 @@ impl Device {
         )
     }
 
-    /// Replaces the MBR's boot code (bytes 0..424), keeping the table of slot files after it
-    /// (their places never change), the disk signature, the partition table and the boot
-    /// record. Answers the SHA-256 of the 440 bytes now on the disk.
+    /// Replaces the boot code: the MBR's first stage (bytes 0..424), keeping the table of
+    /// slot files after it (their places never change), the disk signature, the partition
+    /// table and the boot record; and the second stage in the gap. Answers the SHA-256 of
+    /// both stages as they are now on the disk.
     pub fn update_mbr(&self, code: &[u8]) -> Result<[u8; 32], Fault> {
-        if code.len() != CODE_BYTES && code.len() != SECTOR {
-            return Err(fault(Kind::Invalid, "send the 440 bytes of boot code (or a whole 512-byte MBR, of which the first 440 are used)"));
+        let (first, second) = code.split_at(CODE_BYTES.min(code.len()));
+        if first.len() != CODE_BYTES || second.len() != STAGE2.len() {
+            return Err(fault(Kind::Invalid, format!(
+                "send the boot code's two stages together: its {CODE_BYTES}-byte first stage, then its {}-byte second stage (boot/mbr/mbr.bin, then stage2.bin); got {} bytes",
+                STAGE2.len(), code.len())));
         }
         let table_at = boot::mbr::TABLE_OFFSET;
         let disk = self.open_disk(true)?;
         let mut want = [0u8; CODE_BYTES];
         disk.read_exact_at(&mut want, 0)?;
-        let given = Table::read(code);
+        let given = Table::read(first);
         if given.is_some() && given != Table::read(&want) {
             return Err(fault(Kind::Conflict, "the boot code's table names other places for the slot files than this disk's; send code with an empty table or this disk's"));
         }
-        want[..table_at].copy_from_slice(&code[..table_at]);
+        want[..table_at].copy_from_slice(&first[..table_at]);
+        // The second stage first: until the first stage is written, nothing runs it.
+        let stage2_at = STAGE2_LBA * layout::SECTOR_BYTES;
+        disk.write_all_at(second, stage2_at)?;
+        disk.sync_data()?;
         disk.write_all_at(&want[..table_at], 0)?;
         disk.sync_data()?;
-        let mut back = [0u8; CODE_BYTES];
-        disk.read_exact_at(&mut back, 0)?;
-        if back != want {
+        let mut back = vec![0u8; code.len()];
+        disk.read_exact_at(&mut back[..CODE_BYTES], 0)?;
+        disk.read_exact_at(&mut back[CODE_BYTES..], stage2_at)?;
+        if back[..CODE_BYTES] != want || back[CODE_BYTES..] != *second {
             return Err(fault(
                 Kind::Failed,
                 "the boot code read back differs from what was written",

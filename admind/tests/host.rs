@@ -1252,7 +1252,7 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
     .concat();
     disk.write_all_at(&tail, 440).unwrap();
     // New code with someone else's table is refused; with an empty table, the disk's stays.
-    let mut code = pseudo_random(440, 42);
+    let mut code = pseudo_random(440 + boot::mbr::STAGE2.len(), 42);
     let file = a.dir.join("code");
     std::fs::write(&file, &code).unwrap();
     let (status, body) = a.curl(
@@ -1260,7 +1260,7 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
         "/update/mbr",
     );
     assert_eq!(status, 409, "{body}");
-    code[boot::mbr::TABLE_OFFSET..].fill(0);
+    code[boot::mbr::TABLE_OFFSET..440].fill(0);
     std::fs::write(&file, &code).unwrap();
     let (status, body) = a.curl(
         &["--data-binary", &format!("@{}", file.display())],
@@ -1284,15 +1284,24 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
         "disk signature and partition table kept"
     );
     assert_eq!(a.record(), Record::INITIAL, "boot record kept");
-    std::fs::write(&file, &code[..300]).unwrap();
-    assert_eq!(
-        a.curl(
+    let mut stage2 = vec![0u8; boot::mbr::STAGE2.len()];
+    disk.read_exact_at(&mut stage2, boot::mbr::STAGE2_LBA * 512)
+        .unwrap();
+    assert_eq!(stage2, code[440..], "the second stage in the gap");
+    // The first stage alone (what an older imgtool sends) would jump into whatever the gap
+    // holds: refused, as is a short one.
+    for cut in [440, 300] {
+        std::fs::write(&file, &code[..cut]).unwrap();
+        let (status, body) = a.curl(
             &["--data-binary", &format!("@{}", file.display())],
-            "/update/mbr"
-        )
-        .0,
-        400
-    );
+            "/update/mbr",
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.contains("send the boot code's two stages together"),
+            "{body}"
+        );
+    }
 
     // mode=now: the uploaded root becomes the committed one without a trial.
     let image = pseudo_random(1 << 20, 43);
@@ -1843,10 +1852,17 @@ fn the_original_rustkrazy_calls_work() {
     let boot_image = a.dir.join("boot.img");
     std::fs::write(&boot_image, pseudo_random(64 << 10, 6)).unwrap();
     assert_eq!(put("/update/boot", &boot_image).0, 200);
+    // The original's boot code is one sector; ours has a second stage, and a first stage
+    // alone would jump into nothing: refused, saying what to send.
     let mbr = a.dir.join("mbr.bin");
     let mut code = vec![0xebu8; 440];
-    code[boot::mbr::TABLE_OFFSET..].fill(0); // code only: the disk's slot table stays
-    std::fs::write(&mbr, code).unwrap();
+    code[boot::mbr::TABLE_OFFSET..].fill(0);
+    std::fs::write(&mbr, &code).unwrap();
+    let (status, body) = put("/update/mbr", &mbr);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("second stage"), "{body}");
+    code.extend_from_slice(boot::mbr::STAGE2);
+    std::fs::write(&mbr, &code).unwrap();
     assert_eq!(put("/update/mbr", &mbr).0, 200);
     assert_eq!(a.curl(&["-X", "PUT"], "/switch").0, 200);
 

@@ -283,9 +283,9 @@ pub fn write_boot(
 }
 
 /// A boot partition image for `plan` (kernel from the plan or `imgtool kernel`), without
-/// its zero tail, and the MBR code patched with where it keeps the kernel: what
-/// `push --boot` sends.
-pub fn build_boot(plan: &Plan, instance: &Instance) -> Result<(Vec<u8>, [u8; 440])> {
+/// its zero tail, and the boot code: the MBR's first stage patched with where it keeps the
+/// kernel, then the second stage. What `push --boot` sends.
+pub fn build_boot(plan: &Plan, instance: &Instance) -> Result<(Vec<u8>, Vec<u8>)> {
     let arch = instance.arch;
     let kernel_data = read_kernel(plan.kernel.as_deref(), arch)?;
     let firmware = extra_boot_files(plan, arch)?;
@@ -324,5 +324,5 @@ pub fn build_boot(plan: &Plan, instance: &Instance) -> Result<(Vec<u8>, [u8; 440
     }
     let used = image.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     image.truncate(used.next_multiple_of(4096).min(image.len()));
-    Ok((image, table.patch()))
+    Ok((image, [&table.patch()[..], boot::mbr::STAGE2].concat()))
 }

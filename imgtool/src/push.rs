@@ -68,6 +68,9 @@ struct Status {
 
 fn status(client: &Client) -> Result<Status> {
     let v: admin_api::status::Status = client.get(endpoints::STATUS)?.document()?;
+    if v.record.as_ref().is_some_and(|r| r.attempts.is_none()) {
+        bail!("the device keeps its boot record in one copy, as images made before two-copy records did: its boot code cannot read the record a new init writes, so a push would leave it booting root A whatever it holds. Flash it with a new image (imgtool mkimg), copying what /data holds off first (GET /data/read)");
+    }
     let active = v
         .active_slot
         .and_then(boot::layout::Slot::of_partition)
@@ -283,7 +286,7 @@ fn update_boot(
         bail!("the device read back {} for the boot partition, expected {want}; its boot partition may be damaged, do not reboot it before pushing --boot again", answer.sha256);
     }
     if instance.arch == crate::config::Arch::X86_64 {
-        let want = Hex(&sha2::Sha256::digest(code)).to_string();
+        let want = Hex(&sha2::Sha256::digest(&code)).to_string();
         let answer: Stored = client
             .post(endpoints::UPDATE_MBR, &code)?
             .document()

@@ -32,8 +32,13 @@ pub fn render(v: &Status) -> String {
     if let Some(r) = &v.record {
         let _ = writeln!(
             out,
-            "record    committed root {}, next boot root {} ({}), {} boot(s) not reaching init",
-            r.committed, r.next_boot, r.state, r.attempts
+            "record    committed root {}, next boot root {} ({}){}",
+            r.committed,
+            r.next_boot,
+            r.state,
+            r.attempts
+                .map(|n| format!(", {n} boot(s) not reaching init"))
+                .unwrap_or_default()
         );
         if let Some(copies) = &r.damaged {
             let _ = writeln!(

@@ -11,6 +11,7 @@
 
 mod common;
 
+use boot::record::{Record, State};
 use common::*;
 use harness::{Options, Vm};
 use std::collections::BTreeMap;
@@ -57,8 +58,9 @@ fn cuts() -> usize {
 }
 
 /// Tears the record copy written last, as a power cut during its write would: its first
-/// half stays, its second half is the other copy's.
-fn tear_newest_record_copy(image: &std::path::Path) {
+/// half stays, its second half is the other copy's. Returns the record it held and the one
+/// the boot code goes by now.
+fn tear_newest_record_copy(image: &std::path::Path) -> (Record, Record) {
     use std::os::unix::fs::FileExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -70,11 +72,14 @@ fn tear_newest_record_copy(image: &std::path::Path) {
         file.read_exact_at(sector, at).unwrap();
     }
     let copies = boot::record::Copies::read([&sectors[0], &sectors[1]]);
-    let (newest, _, _) = copies.newest.expect("a valid copy before the tear");
+    let (newest, lost, _) = copies.newest.expect("a valid copy before the tear");
     let mut torn = sectors[newest];
     torn[256..].copy_from_slice(&sectors[1 - newest][256..]);
     file.write_all_at(&torn, boot::record::COPY_OFFSETS[newest])
         .unwrap();
+    sectors[newest] = torn;
+    let now = boot::record::Copies::read([&sectors[0], &sectors[1]]);
+    (lost, now.record().expect("the older copy is valid"))
 }
 
 /// A push of `kernel` (and a root that differs from the last by `seed`) running in the
@@ -220,8 +225,22 @@ fn every_power_cut_leaves_a_device_that_answers() {
             vm.kill();
             assert!(wrote.is_ok(), "cut {cut}: no boot after the trial's cut");
         }
-        if matches!(phase, Phase::LoaderRecordWrite | Phase::InitRecordWrite) {
-            tear_newest_record_copy(&image);
+        // The torn write is the one the phase names: the boot code's TRY -> TRIED, or
+        // init's reset of the count the boot code raised.
+        match phase {
+            Phase::LoaderRecordWrite => {
+                let (lost, now) = tear_newest_record_copy(&image);
+                assert_eq!(
+                    (lost.state, now.state),
+                    (State::Tried, State::Try),
+                    "cut {cut}"
+                );
+            }
+            Phase::InitRecordWrite => {
+                let (lost, now) = tear_newest_record_copy(&image);
+                assert_eq!((lost.attempts, now.attempts), (0, 1), "cut {cut}");
+            }
+            _ => {}
         }
         vm = Vm::boot(&image, &Options::default()).unwrap();
         let slot = answering_slot(&s, &vm);
@@ -235,9 +254,16 @@ fn every_power_cut_leaves_a_device_that_answers() {
             "cut {cut} at {phase:?}: the device does not answer after the power came back:\n{said}\n{}",
             vm.console()
         );
+        let console = vm.console();
+        let how = console
+            .lines()
+            .rev()
+            .find_map(|l| l.split_once("init: boot status: ").map(|(_, how)| how))
+            .unwrap_or("?");
         println!(
-            "powercut {cut}: {phase:?}: back on slot {}",
-            slot.unwrap_or(0)
+            "powercut {cut}: {phase:?}: back on slot {} ({})",
+            slot.unwrap_or(0),
+            how.trim_end()
         );
     }
     for (phase, (ok, all)) in &survived {

@@ -9,6 +9,9 @@
 //! 769 MiB     the rest   4     0x83  /data  ext4: persistent state, never touched by updates
 //! ```
 //!
+//! The gap before partition 1 holds the boot record's two copies (sectors 1 and 1024,
+//! `record`) and the MBR code's second stage (sectors 2 and 3, `mbr`).
+//!
 //! Partitions are numbered from 1, as Linux and `PARTUUID=<signature>-<NN>` number them.
 
 /// Bytes per logical sector: MBR addresses everything in these units.

@@ -1,9 +1,11 @@
 //! rustkrazy's UEFI boot program (`\EFI\BOOT\BOOTX64.EFI`, `BOOTAA64.EFI`): what the x86
-//! MBR code does, for UEFI firmware. It reads the boot record from its own disk, turns TRY
-//! into TRIED with one sector write and a flush, and starts the chosen slot's kernel (its
-//! EFI stub) with the slot's command line. The slot files are found through the MBR code's
-//! table in sector 0, so both boot paths read the very same bytes. On failure it says what
-//! failed and waits; a reset then boots the committed slot.
+//! MBR code does, for UEFI firmware. It reads both copies of the boot record from its own
+//! disk, makes the record's choice (`boot::record::choose`: a trial once, an attempt
+//! counted, a fall-back), writes it with one sector write and a flush, and starts the
+//! chosen slot's kernel (its EFI stub) with the slot's command line. The slot files are
+//! found through the MBR code's table in sector 0, so both boot paths read the very same
+//! bytes. On failure it says what failed, waits 5 s and resets: the record has counted the
+//! attempt.
 #![cfg_attr(target_os = "uefi", no_std, no_main)]
 
 #[cfg(target_os = "uefi")]

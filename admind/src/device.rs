@@ -5,7 +5,7 @@
 use crate::fault::{fault, Fault, Kind};
 use crate::upload::{Completion, RegionUpload, UpdateGuard, STREAM_BUFFER_BYTES};
 use boot::layout::{self, Slot};
-use boot::mbr::{Table, CODE_BYTES, STAGE2, STAGE2_LBA};
+use boot::mbr::{Table, CODE_BYTES, STAGE2, STAGE2_FIELD_OFFSET, STAGE2_LBAS};
 use boot::record::{Copies, Record, State, COPY_OFFSETS};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -339,14 +339,20 @@ impl Device {
                 "root slot {} is the one the next boot starts (switched with mode=now); reboot into it first",
                 slot.number())));
         }
-        let disk = self.open_disk(true)?;
-        disk.write_all_at(&[0u8; SECTOR], trailer_at(slot))?;
-        if record.state == State::Try && record.trial == slot {
+        // Disarmed, and no fall-back to it, before its trailer goes: the boot code never
+        // takes a slot being written, nor one uploaded but not armed.
+        if record.trial == slot && (record.state == State::Try || record.fallback_ok) {
+            let state = match record.state {
+                State::Try => State::Committed,
+                other => other,
+            };
             self.write_record(&Record {
-                state: State::Committed,
-                ..record
+                state,
+                ..record.rewriting_trial_slot()
             })?;
         }
+        let disk = self.open_disk(true)?;
+        disk.write_all_at(&[0u8; SECTOR], trailer_at(slot))?;
         disk.sync_data()?;
         Ok((disk, slot))
     }
@@ -468,10 +474,12 @@ impl Device {
         )
     }
 
-    /// Replaces the boot code: the MBR's first stage (bytes 0..424), keeping the table of
-    /// slot files after it (their places never change), the disk signature, the partition
-    /// table and the boot record; and the second stage in the gap. Answers the SHA-256 of
-    /// both stages as they are now on the disk.
+    /// Replaces the boot code: the second stage goes to the place in the gap the running
+    /// one does not use (`boot::mbr::STAGE2_LBAS`), then one write of the MBR's first stage
+    /// (bytes 0..420) names it, keeping the table of slot files (their places never
+    /// change), the disk signature, the partition table and the boot record. A power cut
+    /// leaves the old pair or the new one. Answers the SHA-256 of both stages as they are
+    /// now on the disk.
     pub fn update_mbr(&self, code: &[u8]) -> Result<[u8; 32], Fault> {
         let (first, second) = code.split_at(CODE_BYTES.min(code.len()));
         if first.len() != CODE_BYTES || second.len() != STAGE2.len() {
@@ -479,20 +487,25 @@ impl Device {
                 "send the boot code's two stages together: its {CODE_BYTES}-byte first stage, then its {}-byte second stage (boot/mbr/mbr.bin, then stage2.bin); got {} bytes",
                 STAGE2.len(), code.len())));
         }
-        let table_at = boot::mbr::TABLE_OFFSET;
         let disk = self.open_disk(true)?;
-        let mut want = [0u8; CODE_BYTES];
-        disk.read_exact_at(&mut want, 0)?;
+        let mut now = [0u8; CODE_BYTES];
+        disk.read_exact_at(&mut now, 0)?;
         let given = Table::read(first);
-        if given.is_some() && given != Table::read(&want) {
+        if given.is_some() && given != Table::read(&now) {
             return Err(fault(Kind::Conflict, "the boot code's table names other places for the slot files than this disk's; send code with an empty table or this disk's"));
         }
-        want[..table_at].copy_from_slice(&first[..table_at]);
-        // The second stage first: until the first stage is written, nothing runs it.
-        let stage2_at = STAGE2_LBA * layout::SECTOR_BYTES;
+        let [a, b] = STAGE2_LBAS;
+        let place = if boot::mbr::stage2_lba(&now) == Some(a) {
+            b
+        } else {
+            a
+        };
+        let mut want = boot::mbr::with_stage2_at(&now, place);
+        want[..STAGE2_FIELD_OFFSET].copy_from_slice(&first[..STAGE2_FIELD_OFFSET]);
+        let stage2_at = u64::from(place) * layout::SECTOR_BYTES;
         disk.write_all_at(second, stage2_at)?;
         disk.sync_data()?;
-        disk.write_all_at(&want[..table_at], 0)?;
+        disk.write_all_at(&want, 0)?;
         disk.sync_data()?;
         let mut back = vec![0u8; code.len()];
         disk.read_exact_at(&mut back[..CODE_BYTES], 0)?;

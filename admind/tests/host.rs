@@ -487,6 +487,7 @@ fn root_update_reads_back_arms_and_commits() {
             state: State::Try,
             committed: Slot::A,
             trial: Slot::B,
+            fallback_ok: false,
             ..Record::INITIAL
         }
     );
@@ -543,7 +544,8 @@ fn a_hash_mismatch_or_a_broken_upload_leaves_the_slot_unarmed() {
     assert_eq!(a.root_trailer(), None);
     let (status, body) = a.curl(&["-X", "POST"], "/switch");
     assert_eq!(status, 409, "{body}");
-    assert_eq!(a.record(), Record::INITIAL);
+    // Unarmed, and (the slot rewritten) nothing falls back to it.
+    assert_eq!(a.record(), Record::INITIAL.rewriting_trial_slot());
 
     // An upload that dies halfway (the client vanishes) arms nothing either.
     let mut tls = a.tls();
@@ -556,7 +558,7 @@ fn a_hash_mismatch_or_a_broken_upload_leaves_the_slot_unarmed() {
     let (status, _) = a.curl(&[], "/status");
     assert_eq!(status, 200);
     assert_eq!(a.root_trailer(), None);
-    assert_eq!(a.record(), Record::INITIAL);
+    assert_eq!(a.record(), Record::INITIAL.rewriting_trial_slot());
     assert!(a.log().contains("POST /update/root 400"), "{}", a.log());
     // And the next upload succeeds.
     let (status, _) = a.curl(
@@ -668,7 +670,11 @@ fn only_slots_sealed_by_a_trusted_key_are_armed() {
         let (got, body) = switch(seal);
         assert_eq!(got, status, "{body}");
         assert!(body.contains(why), "{why}: {body}");
-        assert_eq!(a.record(), Record::INITIAL, "not armed: {why}");
+        assert_eq!(
+            a.record(),
+            Record::INITIAL.rewriting_trial_slot(),
+            "not armed: {why}"
+        );
         assert!(a.log().contains("POST /switch 4"), "{}", a.log());
     }
     // An older version goes in with a seal that says so, for this committed version; the
@@ -789,7 +795,7 @@ fn a_disk_that_does_not_keep_an_upload_is_caught_by_the_read_back() {
     assert!(body.contains("as the disk holds it"), "{body}");
     assert_eq!(a.root_trailer(), None);
     assert_eq!(a.curl(&["-X", "POST"], "/switch").0, 409);
-    assert_eq!(a.record(), Record::INITIAL);
+    assert_eq!(a.record(), Record::INITIAL.rewriting_trial_slot());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     scribbler.join().unwrap();
     // The disk left alone, the same upload completes.
@@ -1267,27 +1273,39 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
         "/update/mbr",
     );
     assert_eq!(status, 200, "{body}");
-    let mut sector = [0u8; 1024];
-    disk.read_exact_at(&mut sector, 0).unwrap();
-    assert_eq!(
-        &sector[..boot::mbr::TABLE_OFFSET],
-        &code[..boot::mbr::TABLE_OFFSET]
-    );
-    assert_eq!(
-        boot::mbr::Table::read(&sector),
-        Some(SLOT_FILES),
-        "the slot table kept"
-    );
-    assert_eq!(
-        &sector[440..512],
-        &tail[..],
-        "disk signature and partition table kept"
-    );
+    // Each update puts the second stage where the running one is not, then names it in
+    // sector 0: the two places take turns.
+    for (round, place) in [(0, 24u32), (1, 16)] {
+        if round == 1 {
+            let (status, body) = a.curl(
+                &["--data-binary", &format!("@{}", file.display())],
+                "/update/mbr",
+            );
+            assert_eq!(status, 200, "{body}");
+        }
+        let mut sector = [0u8; 512];
+        disk.read_exact_at(&mut sector, 0).unwrap();
+        assert_eq!(
+            &sector[..boot::mbr::STAGE2_FIELD_OFFSET],
+            &code[..boot::mbr::STAGE2_FIELD_OFFSET]
+        );
+        assert_eq!(boot::mbr::stage2_lba(&sector), Some(place));
+        assert_eq!(
+            boot::mbr::Table::read(&sector),
+            Some(SLOT_FILES),
+            "the slot table kept"
+        );
+        assert_eq!(
+            &sector[440..512],
+            &tail[..],
+            "disk signature and partition table kept"
+        );
+        let mut stage2 = vec![0u8; boot::mbr::STAGE2.len()];
+        disk.read_exact_at(&mut stage2, u64::from(place) * 512)
+            .unwrap();
+        assert_eq!(stage2, code[440..], "the second stage in the gap");
+    }
     assert_eq!(a.record(), Record::INITIAL, "boot record kept");
-    let mut stage2 = vec![0u8; boot::mbr::STAGE2.len()];
-    disk.read_exact_at(&mut stage2, boot::mbr::STAGE2_LBA * 512)
-        .unwrap();
-    assert_eq!(stage2, code[440..], "the second stage in the gap");
     // The first stage alone (what an older imgtool sends) would jump into whatever the gap
     // holds: refused, as is a short one.
     for cut in [440, 300] {

@@ -4,13 +4,17 @@
 # committed slot that stopped booting.
 #
 # Two stages, assembled together: the BIOS loads the first (the 440 bytes before the disk
-# signature) at 0x7c00; it loads the second from the sectors after the first record copy
-# (STAGE2_LBA, in the gap before partition 1, written once by mkimg) to 0x8000 and jumps
-# there. `imgtool mkimg` fills the table at offset 424 with where each root slot's kernel
-# and cmdline files lie (contiguous regions of the FAT partition, allocated once at mkimg
+# signature) at 0x7c00; it loads the second from the gap before partition 1 to 0x8000 and
+# jumps there. `imgtool mkimg` fills the field at offset 420 with the second stage's sector
+# (it has two places, so that admind replaces the boot code with one write of sector 0:
+# boot/src/mbr.rs) and the table at offset 424 with where each root slot's kernel and
+# cmdline files lie (contiguous regions of the FAT partition, allocated once at mkimg
 # time: an update rewrites their bytes, never their place). A slot is kernel + cmdline +
 # root, chosen together by the record. The kernel's own header says how long it is
 # (setup_sects and syssize), so nothing here changes on update.
+#
+# The second stage calls the first's disk and failure routines: a first stage only ever
+# names the second stage assembled with it.
 #
 # Memory used (all below 640 KiB, addresses linear):
 #   0x07c00  first stage          0x08000  second stage
@@ -26,11 +30,13 @@
 # kernel byte is read:
 #   TRY                  -> TRIED, boot the trial slot once
 #   attempts < 3         -> attempts + 1, boot the committed slot
-#   COMMITTED, attempts 3, not fallen back, the trial slot's trailer present
-#                        -> commit the trial slot, attempts 1, fell back; boot it
+#   COMMITTED, attempts 3, flags say the trial slot may be fallen back to, and its
+#   trailer is there     -> commit the trial slot, attempts 1, fell back, no fall-back to
+#                           the slot given up; boot it
 #   otherwise            -> boot the committed slot, nothing written
 # What it writes also flags the copies it found damaged, for init to report.
-# With no valid copy it boots slot A (root A with kernel A) and writes nothing.
+# With no valid copy it boots slot A (root A with kernel A) and writes nothing. A copy it
+# cannot read counts as damaged; a record write that fails only leaves the boot uncounted.
 #
 # Each cmdline file is at most 511 bytes and imgtool zeroes the rest of its sector, so the
 # sector read is NUL-terminated as the kernel expects.
@@ -42,12 +48,11 @@
         .text
         .globl _start
 
-        .set STAGE2_LBA, 2
         .set STAGE2_SECTORS, 2
         .set COPY0, 0x9000
         .set COPY1, 0x9200
-        .set COPY0_LBA, 1
-        .set COPY1_LBA, 1024
+        .set COPY0_LBA, 512
+        .set COPY1_LBA, 1536
         .set TRAILER, 0x9400
         .set MAX_ATTEMPTS, 3
         .set PARTITIONS, 0x7c00 + 446   # the MBR's partition entries, as the BIOS loaded it
@@ -78,17 +83,22 @@ _start:
 
         # The second stage.
         mov     bx, 0x8000 >> 4
-        mov     eax, STAGE2_LBA
+        mov     eax, [stage2_lba]
         mov     cx, STAGE2_SECTORS
         call    read
         jmp     stage2
 
 # Disk access by LBA (INT 13h extensions). EAX = LBA, CX = sectors, BX = segment (offset 0).
-# Preserves all registers; on failure prints a message and halts.
+# Preserves all registers. `read` prints a message and resets on failure; `try_read` and
+# `write` return with CF set instead.
 write:
         mov     byte ptr [OP], 0x43
         jmp     disk
 read:
+        call    try_read
+        jc      disk_failed
+        ret
+try_read:
         mov     byte ptr [OP], 0x42
 disk:
         pushad
@@ -104,8 +114,7 @@ disk:
         xor     al, al                  # write flags: no verify
         int     0x13
         lea     sp, [si + 16]
-        popad
-        jc      disk_failed
+        popad                           # keeps INT 13h's CF
         ret
 disk_failed:
         mov     si, offset msg_disk
@@ -141,7 +150,8 @@ gdt:            .word 15
                 .quad 0x00cf92000000ffff  # data, base 0, limit 4 GiB, writable
 
 # Filled in by imgtool mkimg (boot::mbr::Table): slot A (partition 2), slot B (partition 3).
-        .org 424
+        .org 420
+stage2_lba:     .long 0
 kernel_lba:     .long 0, 0
 cmdline_lba:    .long 0, 0
 
@@ -150,23 +160,18 @@ cmdline_lba:    .long 0, 0
         .org 0x400
 stage2:
         # Both record copies; BP = the newest valid one, 0 if none.
-        mov     bx, COPY0 >> 4
-        mov     eax, COPY0_LBA
-        mov     cx, 1
-        call    read
-        mov     bx, COPY1 >> 4
-        mov     eax, COPY1_LBA
-        call    read
         xor     bp, bp
         mov     [DAMAGED], bp
         mov     si, COPY0
-        call    valid
+        mov     eax, COPY0_LBA
+        call    copy_valid
         jne     1f
         mov     bp, si
         jmp     2f
 1:      or      byte ptr [DAMAGED], 2   # flag: copy 1 damaged (and written over below)
 2:      mov     si, COPY1
-        call    valid
+        mov     eax, COPY1_LBA
+        call    copy_valid
         je      3f
         or      byte ptr [DAMAGED], 4   # flag: copy 2 damaged
         jmp     5f
@@ -195,16 +200,17 @@ stage2:
         jmp     save
 1:      test    al, al                  # out of attempts: fall back only from COMMITTED,
         jnz     have_slot
-        test    byte ptr [bp + 12], 1   # once,
-        jnz     have_slot
-        movzx   si, byte ptr [bp + 10]  # and only to a slot whose trailer is there
+        test    byte ptr [bp + 12], 8   # to a slot the record allows,
+        jz      have_slot
+        movzx   si, byte ptr [bp + 10]  # whose trailer is there
         shl     si, 4
         mov     cx, 1
         mov     eax, [si + PARTITIONS - 16 + 8]         # partition start
         add     eax, [si + PARTITIONS - 16 + 12]        # + sectors
         dec     eax                     # its last sector
         mov     bx, TRAILER >> 4
-        call    read
+        call    try_read
+        jc      have_slot
         cmp     dword ptr [TRAILER], 0x4c534b52         # "RKSL"
         jne     have_slot
         cmp     dword ptr [TRAILER + 4], 0x3230544f     # "OT02"
@@ -212,7 +218,9 @@ stage2:
         mov     ax, [bp + 9]            # swap committed and trial
         xchg    al, ah
         mov     [bp + 9], ax
-        mov     word ptr [bp + 11], 0x0101              # attempts 1, flags: fell back
+        mov     byte ptr [bp + 11], 1   # attempts 1
+        and     byte ptr [bp + 12], 0xf7                # never back to the slot given up,
+        or      byte ptr [bp + 12], 1                   # and say it fell back
         mov     di, ax
 save:
         # The changed record, one step further, over the other copy, saying which copies
@@ -232,7 +240,7 @@ save:
 1:      mov     bx, bp
         shr     bx, 4
         mov     cx, 1
-        call    write
+        call    write                   # a failure leaves this boot uncounted
 have_slot:
         mov     edx, edi
         and     edx, 1                  # partition 2 -> index 0, 3 -> index 1
@@ -316,17 +324,25 @@ boot:
         ljmp    SETUP_SEG + 0x20, 0
 
 
-# Whether the copy at SI is valid: ZF set if so. Magic and version, and the CRC-32 over the
-# whole sector (the stored CRC included) leaves zlib's residue. Keeps SI.
-valid:
+# Reads the record copy at LBA EAX to SI (a multiple of 16) and checks it: ZF set if valid.
+# Magic and version, and the CRC-32 over the whole sector (the stored CRC included) leaves
+# zlib's residue. An unreadable copy is not valid. Keeps SI.
+copy_valid:
+        mov     bx, si
+        shr     bx, 4
+        mov     cx, 1
+        call    try_read
+        jc      1f
         cmp     dword ptr [si], 0x02424b52              # "RKB", version 2
-        jne     1f
+        jne     2f
         push    si
         mov     cx, 512
         call    crc
         pop     si
         cmp     edx, 0xdebb20e3
-1:      ret
+        ret
+1:      test    sp, sp                  # ZF clear
+2:      ret
 
 # CRC-32 register (zlib's, not inverted at the end) over CX bytes at SI, in EDX.
 crc:

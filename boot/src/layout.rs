@@ -9,8 +9,8 @@
 //! 769 MiB     the rest   4     0x83  /data  ext4: persistent state, never touched by updates
 //! ```
 //!
-//! The gap before partition 1 holds the boot record's two copies (sectors 1 and 1024,
-//! `record`) and the MBR code's second stage (sectors 2 and 3, `mbr`).
+//! The gap before partition 1 holds the MBR code's second stage (sector 16 or 24, `mbr`)
+//! and the boot record's two copies (sectors 512 and 1536, `record`).
 //!
 //! Partitions are numbered from 1, as Linux and `PARTUUID=<signature>-<NN>` number them.
 

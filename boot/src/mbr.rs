@@ -1,8 +1,11 @@
 //! The x86 MBR boot code (`boot/mbr/mbr.S`, assembled into `boot/mbr/mbr.bin` and its
-//! second stage `boot/mbr/stage2.bin`, which mkimg writes into the gap at [`STAGE2_LBA`]) and
-//! the table at the end of the first stage that `imgtool mkimg` fills with where each root
-//! slot's kernel and cmdline files lie. The places never change after mkimg (the files are preallocated regions), so
-//! admind reads the table from the disk to find the slot files it rewrites.
+//! second stage `boot/mbr/stage2.bin`) and the fields at the end of the first stage that
+//! `imgtool mkimg` fills: where the second stage lies (one of [`STAGE2_LBAS`]), and the table
+//! of where each root slot's kernel and cmdline files lie. The files' places never change
+//! after mkimg (they are preallocated regions), so admind reads the table from the disk to
+//! find the slot files it rewrites. The second stage has two places so that replacing the
+//! boot code is one sector write (`mbr::with_stage2_at`): the new second stage goes where
+//! the running one is not, then the first stage that names it.
 
 /// Bytes of boot code before the disk signature (what a BIOS runs).
 pub const CODE_BYTES: usize = 440;
@@ -10,12 +13,27 @@ pub const CODE_BYTES: usize = 440;
 /// The boot code, with an empty table.
 pub const CODE: &[u8; CODE_BYTES] = include_bytes!("../mbr/mbr.bin");
 
-/// The second stage, which the first loads from [`STAGE2_LBA`] (the record's logic and the
-/// kernel loader).
+/// The second stage, which the first loads (the record's logic and the kernel loader).
 pub const STAGE2: &[u8; 1024] = include_bytes!("../mbr/stage2.bin");
 
-/// Where the second stage lies: right after the record's first copy (`crate::record`).
-pub const STAGE2_LBA: u64 = 2;
+/// The second stage's two places, each alone in its 4 KiB of the gap; mkimg uses the first.
+pub const STAGE2_LBAS: [u32; 2] = [16, 24];
+
+/// Offset of the first stage's field naming its second stage's sector (`.org 420`).
+pub const STAGE2_FIELD_OFFSET: usize = 420;
+
+/// Where the boot code in `mbr` loads its second stage from.
+pub fn stage2_lba(mbr: &[u8]) -> Option<u32> {
+    let raw = mbr.get(STAGE2_FIELD_OFFSET..STAGE2_FIELD_OFFSET + 4)?;
+    Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
+}
+
+/// `code` (440 bytes or more) loading its second stage from `lba`.
+pub fn with_stage2_at(code: &[u8; CODE_BYTES], lba: u32) -> [u8; CODE_BYTES] {
+    let mut out = *code;
+    out[STAGE2_FIELD_OFFSET..STAGE2_FIELD_OFFSET + 4].copy_from_slice(&lba.to_le_bytes());
+    out
+}
 
 /// Offset of the table in the boot code (`.org 424` in mbr.S).
 pub const TABLE_OFFSET: usize = 424;
@@ -29,9 +47,10 @@ pub struct Table {
 }
 
 impl Table {
-    /// The boot code with this table filled in.
+    /// The boot code with this table filled in, loading its second stage from the first
+    /// of [`STAGE2_LBAS`].
     pub fn patch(&self) -> [u8; 440] {
-        let mut code = *CODE;
+        let mut code = with_stage2_at(CODE, STAGE2_LBAS[0]);
         code[TABLE_OFFSET..].copy_from_slice(&self.encode());
         code
     }
@@ -71,7 +90,7 @@ mod tests {
 
     #[test]
     fn table_is_empty_in_the_source_and_ends_the_code() {
-        assert!(CODE[TABLE_OFFSET..].iter().all(|&b| b == 0));
+        assert!(CODE[STAGE2_FIELD_OFFSET..].iter().all(|&b| b == 0));
         assert_eq!(Table::read(CODE), None);
         let table = Table {
             kernel_lba: [0x0102_0304, 5],
@@ -80,8 +99,10 @@ mod tests {
         let patched = table.patch();
         assert_eq!(&patched[TABLE_OFFSET..TABLE_OFFSET + 4], &[4, 3, 2, 1]);
         assert_eq!(&patched[436..440], &[7, 0, 0, 0]);
-        assert_eq!(patched[..TABLE_OFFSET], CODE[..TABLE_OFFSET]);
+        assert_eq!(patched[..STAGE2_FIELD_OFFSET], CODE[..STAGE2_FIELD_OFFSET]);
         assert_eq!(Table::read(&patched), Some(table));
+        assert_eq!(stage2_lba(&patched), Some(STAGE2_LBAS[0]));
+        assert_eq!(stage2_lba(&with_stage2_at(&patched, 24)), Some(24));
     }
 
     /// The embedded bytes are exactly what the committed source assembles to.

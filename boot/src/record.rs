@@ -1,6 +1,7 @@
 //! The trial-boot record: which slot the boot code (the x86 MBR code, the UEFI program)
-//! boots, kept twice, in sectors [`COPY_LBAS`] of the gap before partition 1, half a MiB
-//! apart so that no erase block up to 512 KiB holds both. Every writer reads both copies,
+//! boots, kept twice, in sectors [`COPY_LBAS`] of the gap before partition 1: each alone in
+//! its 4 KiB (no read-modify-write of a 4 KiB sector or flash page touches the MBR or the
+//! other copy), half a MiB apart so that no erase block up to 512 KiB holds both. Every writer reads both copies,
 //! takes the newest valid one and writes its change over the *other* copy, one sector: a
 //! write torn by a power cut leaves the copy it did not touch, one step older and valid.
 //!
@@ -15,9 +16,11 @@
 //! 10     1     trial slot (partition number 2 or 3)
 //! 11     1     attempts: boots of the committed slot the loader started since init last
 //!              ran (init sets it to 0)
-//! 12     1     flags, each set by the loader and reported and cleared by init: bit 0, it
-//!              fell back to the committed slot from the trial slot after MAX_ATTEMPTS
-//!              failed boots; bits 1 and 2, it found copy 1 or 2 damaged (and wrote it)
+//! 12     1     flags. Set by the loader, reported and cleared by init: bit 0, it fell
+//!              back to the committed slot from the trial slot after MAX_ATTEMPTS failed
+//!              boots; bits 1 and 2, it found copy 1 or 2 damaged (and wrote it). Bit 3,
+//!              the trial slot holds a system that was committed and may be fallen back
+//!              to: set by a commit, cleared by arming and before the slot is rewritten
 //! 13     495   zero
 //! 508    4     CRC-32 (IEEE, as zlib) of bytes 0..508, little-endian
 //! ```
@@ -30,17 +33,18 @@
 //! A committed slot that stops booting (a damaged kernel, a root the kernel's verity check
 //! refuses) is counted: the loader adds one to `attempts` before each boot of it, and init
 //! sets it back to 0 once it runs. A loader that finds [`MAX_ATTEMPTS`] boots without init
-//! boots the other slot instead, if it is complete and was not a failed trial, and commits
-//! it with the fell-back flag set; init reports that and clears the flag. A slot reached by
-//! falling back is never left the same way, so two broken slots do not take turns.
+//! boots the other slot instead, if the record says it held a committed system since (not
+//! a failed trial, not an upload nobody armed) and its trailer says it is complete, and
+//! commits it with the fell-back flag set; init reports that and clears the flag. The slot
+//! given up on is never fallen back to, so two broken slots do not take turns.
 //!
 //! [`arm`]: Record::arm
 //! [`commit`]: Record::commit
 
 use crate::layout::Slot;
 
-/// Sectors holding the two copies: the sector after the MBR, and the middle of the gap.
-pub const COPY_LBAS: [u64; 2] = [1, 1024];
+/// Sectors holding the two copies: a quarter and three quarters into the gap.
+pub const COPY_LBAS: [u64; 2] = [512, 1536];
 /// Byte offsets of the two copies on the disk.
 pub const COPY_OFFSETS: [u64; 2] = [COPY_LBAS[0] * 512, COPY_LBAS[1] * 512];
 /// Boots of the committed slot that never reached init before the loader falls back.
@@ -50,6 +54,7 @@ const MAGIC: [u8; 3] = *b"RKB";
 const VERSION: u8 = 2;
 const CRC_OFFSET: usize = 508;
 const FLAG_FELL_BACK: u8 = 1;
+const FLAG_FALLBACK_OK: u8 = 8;
 /// Bits 1 and 2: copy 1 or 2 was damaged.
 const FLAG_DAMAGED_SHIFT: u8 = 1;
 
@@ -76,6 +81,9 @@ pub struct Record {
     pub fell_back: bool,
     /// Copies the loader found damaged (and so wrote over); init clears it.
     pub repaired: [bool; 2],
+    /// The trial slot held a committed system since it was last written: a loader may
+    /// fall back to it.
+    pub fallback_ok: bool,
 }
 
 /// Why a sector is not a valid record.
@@ -106,7 +114,8 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 impl Record {
-    /// A fresh disk: root A committed, nothing on trial.
+    /// A fresh disk: root A committed, nothing on trial; slot B holds the same build, so
+    /// the loader may fall back to it.
     pub const INITIAL: Record = Record {
         state: State::Committed,
         committed: Slot::A,
@@ -114,6 +123,7 @@ impl Record {
         attempts: 0,
         fell_back: false,
         repaired: [false; 2],
+        fallback_ok: true,
     };
 
     /// Decodes one copy: the record and its sequence number.
@@ -141,6 +151,7 @@ impl Record {
             attempts: sector[11],
             fell_back: sector[12] & FLAG_FELL_BACK != 0,
             repaired: [0, 1].map(|copy| sector[12] & (1 << (FLAG_DAMAGED_SHIFT + copy)) != 0),
+            fallback_ok: sector[12] & FLAG_FALLBACK_OK != 0,
         };
         let sequence = u32::from_le_bytes([sector[4], sector[5], sector[6], sector[7]]);
         Ok((record, sequence))
@@ -157,6 +168,9 @@ impl Record {
         sector[10] = self.trial.number();
         sector[11] = self.attempts;
         sector[12] = if self.fell_back { FLAG_FELL_BACK } else { 0 };
+        if self.fallback_ok {
+            sector[12] |= FLAG_FALLBACK_OK;
+        }
         for (copy, &repaired) in self.repaired.iter().enumerate() {
             sector[12] |= u8::from(repaired) << (FLAG_DAMAGED_SHIFT + copy as u8);
         }
@@ -178,6 +192,14 @@ impl Record {
         Record {
             state: State::Try,
             trial: self.committed.other(),
+            ..self.rewriting_trial_slot()
+        }
+    }
+
+    /// Before the trial slot is written: nothing may fall back to it any more.
+    pub fn rewriting_trial_slot(&self) -> Record {
+        Record {
+            fallback_ok: false,
             ..self.reached_init()
         }
     }
@@ -323,13 +345,14 @@ pub fn choose(copies: &Copies, complete: impl FnOnce(Slot) -> bool) -> BootChoic
             (record.committed, Some(counted))
         }
         // Out of attempts: fall back once, to a complete slot that did not fail its trial.
-        State::Committed if !record.fell_back && complete(record.trial) => {
+        State::Committed if record.fallback_ok && complete(record.trial) => {
             choice.fell_back_from = Some(record.committed);
             let fallen = Record {
                 committed: record.trial,
                 trial: record.committed,
                 attempts: 1,
                 fell_back: true,
+                fallback_ok: false,
                 ..record
             };
             (record.trial, Some(fallen))
@@ -468,7 +491,10 @@ mod tests {
             1
         );
 
-        // Nothing complete to fall back to, or the other slot a failed trial: stay.
+        // Nothing complete to fall back to, the other slot a failed trial, or rewritten
+        // since (an upload nobody armed has a trailer too): stay.
+        let (choices, _) = boot([b.rewriting_trial_slot().encode(1), [0; 512]], 5, true);
+        assert!(choices.iter().all(|c| c.slot == Slot::B));
         let (choices, _) = boot([b.encode(1), [0; 512]], 5, false);
         assert!(choices.iter().all(|c| c.slot == Slot::B));
         let failed_trial = Record::INITIAL.arm();

@@ -166,7 +166,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
         let mut record = output.region(at, layout::SECTOR_BYTES);
         record.write_all(&boot::record::Record::INITIAL.encode(1))?;
     }
-    let stage2_at = boot::mbr::STAGE2_LBA * layout::SECTOR_BYTES;
+    let stage2_at = u64::from(boot::mbr::STAGE2_LBAS[0]) * layout::SECTOR_BYTES;
     let mut stage2 = output.region(stage2_at, boot::mbr::STAGE2.len() as u64);
     stage2.write_all(boot::mbr::STAGE2)?;
     let mbr = mbr_table::sector(signature, disk_bytes, &boot_table)?;

@@ -45,9 +45,13 @@ fn boot_slot() -> Result<(), String> {
     disk.read(0, &mut sector)?;
     let table = mbr::Table::read(&sector)
         .ok_or("sector 0 holds no slot table: this disk was not written by imgtool mkimg")?;
+    // A copy that cannot be read stays zeros: damaged, as the MBR code takes it.
     let mut copies = [[0u8; SECTOR]; 2];
     for (copy, lba) in copies.iter_mut().zip(record::COPY_LBAS) {
-        disk.read(lba, copy)?;
+        if let Err(why) = disk.read(lba, copy) {
+            say(&format!("rustkrazy: {why}\r\n"));
+            copy.fill(0);
+        }
     }
     let copies = record::Copies::read([&copies[0], &copies[1]]);
     let choice = record::choose(&copies, |slot| slot_is_complete(&mut disk, slot));
@@ -69,9 +73,16 @@ fn boot_slot() -> Result<(), String> {
             choice.slot
         ));
     }
+    // A write that fails only leaves this boot uncounted: boot all the same.
     if let Some((copy, sector)) = choice.write {
-        disk.write(record::COPY_LBAS[copy], &sector)?;
-        disk.flush()?;
+        if let Err(why) = disk
+            .write(record::COPY_LBAS[copy], &sector)
+            .and_then(|()| disk.flush())
+        {
+            say(&format!(
+                "rustkrazy: {why}; the boot record is unchanged\r\n"
+            ));
+        }
     }
     let index = choice.slot.index();
     say(&format!(

@@ -324,9 +324,10 @@ boot:
         ljmp    SETUP_SEG + 0x20, 0
 
 
-# Reads the record copy at LBA EAX to SI (a multiple of 16) and checks it: ZF set if valid.
-# Magic and version, and the CRC-32 over the whole sector (the stored CRC included) leaves
-# zlib's residue. An unreadable copy is not valid. Keeps SI.
+# Reads the record copy at LBA EAX to SI (a multiple of 16) and checks it as
+# Record::decode does: ZF set if valid. Magic and version; the CRC-32 over the whole sector
+# (the stored CRC included) leaves zlib's residue; state 0 to 2; both slots 2 or 3. An
+# unreadable copy is not valid. Keeps SI.
 copy_valid:
         mov     bx, si
         shr     bx, 4
@@ -340,6 +341,12 @@ copy_valid:
         call    crc
         pop     si
         cmp     edx, 0xdebb20e3
+        jne     2f
+        cmp     byte ptr [si + 8], 2
+        ja      1f
+        mov     ax, [si + 9]
+        and     ax, 0xfefe
+        cmp     ax, 0x0202
         ret
 1:      test    sp, sp                  # ZF clear
 2:      ret

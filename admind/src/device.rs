@@ -198,7 +198,7 @@ impl Device {
             None => Ok(Record {
                 committed: self.booted()?.slot,
                 trial: self.booted()?.slot.other(),
-                ..Record::INITIAL
+                ..Record::INITIAL.rewriting_trial_slot()
             }),
         }
     }

@@ -59,10 +59,11 @@ pub fn settle(disk: &Disk, booted: Slot) -> Result<Damage, Errno> {
         }
         Some(_) => {}
         None => {
+            // Nothing is known of the other slot: no fall-back to it until a commit.
             let fresh = Record {
                 committed: booted,
                 trial: booted.other(),
-                ..Record::INITIAL
+                ..Record::INITIAL.rewriting_trial_slot()
             };
             write(disk, &copies, &fresh)?;
             write(disk, &read(disk)?, &fresh)?;

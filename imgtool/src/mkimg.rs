@@ -161,7 +161,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
             time: instance.created_unix,
         },
     )?;
-    // Both copies of the record, the same, and the MBR code's second stage between them.
+    // Both copies of the record, the same, and the MBR code's second stage in its first place.
     for at in boot::record::COPY_OFFSETS {
         let mut record = output.region(at, layout::SECTOR_BYTES);
         record.write_all(&boot::record::Record::INITIAL.encode(1))?;

@@ -478,8 +478,8 @@ impl Device {
     /// one does not use (`boot::mbr::STAGE2_LBAS`), then one write of the MBR's first stage
     /// (bytes 0..420) names it, keeping the table of slot files (their places never
     /// change), the disk signature, the partition table and the boot record. A power cut
-    /// leaves the old pair or the new one. Answers the SHA-256 of both stages as they are
-    /// now on the disk.
+    /// leaves the old pair or the new one. Answers the SHA-256 of what the sender chose of
+    /// both stages (`boot::mbr::chosen_parts`) as they are now on the disk.
     pub fn update_mbr(&self, code: &[u8]) -> Result<[u8; 32], Fault> {
         let (first, second) = code.split_at(CODE_BYTES.min(code.len()));
         if first.len() != CODE_BYTES || second.len() != STAGE2.len() {
@@ -516,7 +516,11 @@ impl Device {
                 "the boot code read back differs from what was written",
             ));
         }
-        Ok(Sha256::digest(back).into())
+        let mut hash = Sha256::new();
+        for part in boot::mbr::chosen_parts(&back) {
+            hash.update(part);
+        }
+        Ok(hash.finalize().into())
     }
 
     /// Arms a one-shot trial of the inactive slot (`now`: makes it the committed one at

@@ -28,6 +28,16 @@ pub fn stage2_lba(mbr: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
 }
 
+/// The bytes of two-stage boot code (first stage, then second) that its sender chooses: the
+/// first stage before its fields, and the second stage. The disk's own fields (where its
+/// second stage is, the slot table) are not among them: admind answers a boot code update
+/// with the SHA-256 of these parts as it reads them back, and a sender hashes the same.
+pub fn chosen_parts(code: &[u8]) -> [&[u8]; 2] {
+    let first = &code[..STAGE2_FIELD_OFFSET.min(code.len())];
+    let second = code.get(CODE_BYTES..).unwrap_or_default();
+    [first, second]
+}
+
 /// `code` (440 bytes or more) loading its second stage from `lba`.
 pub fn with_stage2_at(code: &[u8; CODE_BYTES], lba: u32) -> [u8; CODE_BYTES] {
     let mut out = *code;

@@ -286,7 +286,12 @@ fn update_boot(
         bail!("the device read back {} for the boot partition, expected {want}; its boot partition may be damaged, do not reboot it before pushing --boot again", answer.sha256);
     }
     if instance.arch == crate::config::Arch::X86_64 {
-        let want = Hex(&sha2::Sha256::digest(&code)).to_string();
+        // The device puts its own fields (where the second stage is, the slot table) in.
+        let mut hash = sha2::Sha256::new();
+        for part in boot::mbr::chosen_parts(&code) {
+            hash.update(part);
+        }
+        let want = Hex(&hash.finalize()).to_string();
         let answer: Stored = client
             .post(endpoints::UPDATE_MBR, &code)?
             .document()

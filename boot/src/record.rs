@@ -344,7 +344,7 @@ pub fn choose(copies: &Copies, complete: impl FnOnce(Slot) -> bool) -> BootChoic
             };
             (record.committed, Some(counted))
         }
-        // Out of attempts: fall back once, to a complete slot that did not fail its trial.
+        // Out of attempts: fall back, where the record allows it, to a complete slot.
         State::Committed if record.fallback_ok && complete(record.trial) => {
             choice.fell_back_from = Some(record.committed);
             let fallen = Record {

@@ -49,6 +49,9 @@ documents! {
         /// Copies of the boot record init found damaged and rewrote at this boot: 1, 2
         /// or both.
         pub record_damaged: Option<String>,
+        /// `<partition>:<why>`: a slot the UEFI boot program refused for its seal at
+        /// this boot, booting this one instead (`boot::boot_status`).
+        pub refused: Option<String>,
     }
 
     /// The trial-boot record.
@@ -153,6 +156,7 @@ mod tests {
                 state: "trial".into(),
                 from: None,
                 record_damaged: Some("both".into()),
+                refused: None,
             }),
             record: Some(Record {
                 state: "tried".into(),

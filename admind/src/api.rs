@@ -305,6 +305,7 @@ impl Api {
                     _ => None,
                 },
                 record_damaged: damage_text(b.damage),
+                refused: b.refused.clone(),
             }),
             record: record.as_ref().map(|r| status::Record {
                 damaged: copies.and_then(|c| damage_text(c.damage())),

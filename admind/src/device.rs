@@ -70,6 +70,8 @@ pub struct Booted {
     pub disk: Option<PathBuf>,
     /// Copies of the boot record init found damaged (and rewrote).
     pub damage: boot::record::Damage,
+    /// A slot the UEFI boot program refused, and why (`boot::boot_status`).
+    pub refused: Option<String>,
 }
 
 impl Booted {
@@ -90,6 +92,7 @@ impl Booted {
             slot: status.slot,
             disk: paths.disk.clone().or(status.disk.map(PathBuf::from)),
             damage: status.damage,
+            refused: status.refused.map(String::from),
         })
     }
 }

@@ -8,11 +8,15 @@
 //! trial slot=3 timeout_s=300 disk=/dev/vda
 //! rolled-back slot=2 from=3 disk=/dev/mmcblk0
 //! fell-back slot=2 from=3 record-damaged=1 disk=/dev/vda
+//! rolled-back slot=2 from=3 refused=3:kernel-altered disk=/dev/vda
 //! ```
 //!
 //! `slot` is the root partition booted (2 or 3); `disk` is the whole disk holding it, absent
 //! when init could not find it; `record-damaged` (1, 2 or both) names the copies of the boot
-//! record init found damaged and rewrote (`crate::record`), absent when both were valid.
+//! record init found damaged and rewrote (`crate::record`), absent when both were valid;
+//! `refused` is the first slot the UEFI boot program refused at this boot, and why (it
+//! passes `rustkrazy.refused=` on the command line: `incomplete`, `unsealed`,
+//! `other-machine`, `unknown-key`, `kernel-altered`, `cmdline-altered`, `bad-signature`).
 //! Unknown words are ignored, so fields can be added.
 
 use crate::layout::Slot;
@@ -60,6 +64,17 @@ pub struct BootStatus<'a> {
     /// The whole disk holding the root, e.g. `/dev/vda`.
     pub disk: Option<&'a str>,
     pub damage: Damage,
+    /// `<partition>:<why>`: a slot the UEFI boot program refused ([`refusal`]).
+    pub refused: Option<&'a str>,
+}
+
+/// `value` if it is a refusal as the boot program states it, `<partition>:<why>` (2 or
+/// 3, then up to 20 lowercase letters and dashes).
+pub fn refusal(value: &str) -> Option<&str> {
+    let (slot, why) = value.split_once(':')?;
+    let why_ok =
+        (1..=20).contains(&why.len()) && why.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    (matches!(slot, "2" | "3") && why_ok).then_some(value)
 }
 
 /// The line without its newline.
@@ -84,6 +99,9 @@ impl fmt::Display for BootStatus<'_> {
             Damage::Copy(n) => write!(f, " record-damaged={}", Decimal(n.into()))?,
             Damage::Both => write!(f, " record-damaged=both")?,
         }
+        if let Some(refused) = self.refused {
+            write!(f, " refused={refused}")?;
+        }
         if let Some(disk) = self.disk {
             write!(f, " disk={disk}")?;
         }
@@ -97,13 +115,14 @@ pub fn parse(text: &str) -> Option<BootStatus<'_>> {
     let mut words = text.split_ascii_whitespace();
     let first = words.next()?;
     let (mut slot, mut from, mut timeout_s, mut disk) = (None, None, None, None);
-    let mut damage = Damage::None;
+    let (mut damage, mut refused) = (Damage::None, None);
     for word in words {
         match word.split_once('=')? {
             ("slot", v) => slot = Some(Slot::of_partition(v.parse().ok()?)?),
             ("from", v) => from = Some(Slot::of_partition(v.parse().ok()?)?),
             ("timeout_s", v) => timeout_s = Some(v.parse().ok()?),
             ("disk", v) => disk = Some(v),
+            ("refused", v) => refused = Some(refusal(v)?),
             ("record-damaged", "both") => damage = Damage::Both,
             ("record-damaged", v) => {
                 damage = Damage::Copy(v.parse().ok().filter(|n| *n == 1 || *n == 2)?)
@@ -125,6 +144,7 @@ pub fn parse(text: &str) -> Option<BootStatus<'_>> {
         slot: slot?,
         disk,
         damage,
+        refused,
     })
 }
 
@@ -140,24 +160,28 @@ mod tests {
                 slot: Slot::A,
                 disk: Some("/dev/vda"),
                 damage: Damage::None,
+                refused: None,
             },
             BootStatus {
                 how: How::Trial { timeout_s: 300 },
                 slot: Slot::B,
                 disk: None,
                 damage: Damage::Copy(2),
+                refused: None,
             },
             BootStatus {
                 how: How::RolledBack { from: Slot::B },
                 slot: Slot::A,
                 disk: Some("/dev/mmcblk0"),
                 damage: Damage::None,
+                refused: None,
             },
             BootStatus {
                 how: How::FellBack { from: Slot::A },
                 slot: Slot::B,
                 disk: Some("/dev/vda"),
                 damage: Damage::Both,
+                refused: Some("2:unsealed"),
             },
         ] {
             let line = status.to_string();
@@ -170,9 +194,15 @@ mod tests {
                 slot: Slot::B,
                 disk: Some("/dev/vda"),
                 damage: Damage::Copy(1),
+                refused: None,
             }
             .to_string(),
             "trial slot=3 timeout_s=5 record-damaged=1 disk=/dev/vda"
+        );
+        let line = "rolled-back slot=2 from=3 refused=3:kernel-altered disk=/dev/vda";
+        assert_eq!(
+            parse(line).and_then(|s| s.refused),
+            Some("3:kernel-altered")
         );
     }
 
@@ -188,6 +218,9 @@ mod tests {
             "rolled-back slot=2",
             "fell-back slot=2",
             "committed slot=2 record-damaged=3",
+            "committed slot=2 refused=4:unsealed",
+            "committed slot=2 refused=3:Bad",
+            "committed slot=2 refused=3",
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }

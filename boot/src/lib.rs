@@ -22,3 +22,4 @@ pub mod seal;
 pub mod service_list;
 pub mod services;
 pub mod slot;
+pub mod uefi_keys;

@@ -186,12 +186,40 @@ pub fn plan_boot<'a>(
 }
 
 /// The UEFI boot program for the instance's architecture, built from this workspace.
+/// The program holds the keys the instance's roots trust (`slot-keys`, less those it
+/// revokes), and boots only slots sealed by one of them (`boot::uefi_keys`).
 pub fn uefi_program(instance: &Instance) -> Result<Option<(&'static str, Vec<u8>)>> {
-    Builder {
+    let built = Builder {
         arch: instance.arch,
         cache: cargo_build::cache_dir(),
     }
-    .build_uefi()
+    .build_uefi()?;
+    let Some((path, mut program)) = built else {
+        return Ok(None);
+    };
+    let entries: Vec<_> = boot::seal::entries(&instance.slot_keys).flatten().collect();
+    let revoked = |key: &[u8; 65]| {
+        let id = admin_api::seal::signer_id(key);
+        entries.contains(&boot::seal::Entry::Revoke(id))
+    };
+    let keys: Vec<[u8; 65]> = entries
+        .iter()
+        .filter_map(|e| match e {
+            boot::seal::Entry::Trust(key) if !revoked(key) => Some(*key),
+            _ => None,
+        })
+        .collect();
+    let table = boot::uefi_keys::encode(&keys).with_context(|| {
+        format!(
+            "slot-keys trusts {} keys; the UEFI boot program holds at most {}: revoke the old ones (imgtool key rotate)",
+            keys.len(),
+            boot::uefi_keys::KEYS_MAX
+        )
+    })?;
+    let at = boot::uefi_keys::find(&program)
+        .context("the UEFI boot program has no single key table (boot::uefi_keys): rebuild it")?;
+    program[at..at + table.len()].copy_from_slice(&table);
+    Ok(Some((path, program)))
 }
 
 /// Writes the boot partition (each slot's kernel and cmdline, the UEFI boot program,

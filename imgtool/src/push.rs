@@ -57,6 +57,8 @@ struct Status {
     inactive_slot: u8,
     boot_id: String,
     boot_state: String,
+    /// A slot the UEFI boot program refused at this boot, and why.
+    refused: Option<String>,
     uncommitted_trial: bool,
     build_of_active: Option<String>,
     /// The version of the active slot's seal (0: not sealed).
@@ -87,7 +89,8 @@ fn status(client: &Client) -> Result<Status> {
         active_slot,
         inactive_slot,
         boot_id: v.boot_id,
-        boot_state: v.boot.map_or("?".into(), |b| b.state),
+        boot_state: v.boot.as_ref().map_or("?".into(), |b| b.state.clone()),
+        refused: v.boot.and_then(|b| b.refused),
         uncommitted_trial: v.uncommitted_trial,
         build_of_active: v.roots.get(&active_slot).and_then(|r| r.build.clone()),
         committed_version: v
@@ -227,6 +230,12 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     };
 
     if after.active_slot != target_slot {
+        if let Some((slot, why)) = after.refused.as_deref().and_then(|r| r.split_once(':')) {
+            bail!(
+                "the update was rolled back: the device's UEFI boot program refused slot {slot} ({why}; its console says more) and booted root {} (boot state {})",
+                after.active_slot, after.boot_state
+            );
+        }
         bail!(
             "the update was rolled back: the device is back on root {} (boot state {}); the new slot {target_slot} (kernel, command line, root) did not come up and commit in time",
             after.active_slot, after.boot_state

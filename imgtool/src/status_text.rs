@@ -19,6 +19,12 @@ pub fn render(v: &Status) -> String {
             boot.state,
             from.unwrap_or_default()
         );
+        if let Some(refused) = &boot.refused {
+            let _ = writeln!(
+                out,
+                "          the UEFI boot program refused slot {refused} (partition:why) and booted this one"
+            );
+        }
         if let Some(copies) = &boot.record_damaged {
             let _ = writeln!(
                 out,
@@ -142,6 +148,7 @@ mod tests {
                 state: "fell-back".into(),
                 from: Some(2),
                 record_damaged: Some("1".into()),
+                refused: Some("3:unsealed".into()),
             }),
             roots: [
                 (2, Root::default()),
@@ -176,6 +183,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("record copy 1 damaged and rewrote"), "{text}");
+        assert!(text.contains("refused slot 3:unsealed"), "{text}");
         assert!(text.contains("trial     uncommitted"), "{text}");
         assert!(text.contains("root 2    build none (incomplete"), "{text}");
         assert!(text.contains("seals     not required"), "{text}");

@@ -149,7 +149,8 @@ fn trial_boot_life_cycle(firmware: Firmware, scratch: &str) {
     cmd.arg("mkimg")
         .arg("--instance")
         .arg(s.path("instance"))
-        .args(["--size", "1G", "--hostname", "slot-a"]);
+        .args(["--size", "1G", "--hostname", "slot-a"])
+        .args(["--kernel-arg", "rk.cmdline=a"]);
     run_ok(cmd.arg(&image));
     assert_eq!(read_copies(&image).record(), Some(Record::INITIAL));
     boot_and_see(&image, "slot-a", "committed slot=2");
@@ -160,12 +161,11 @@ fn trial_boot_life_cycle(firmware: Firmware, scratch: &str) {
     cmd.arg("mkimg")
         .arg("--instance")
         .arg(s.path("instance"))
-        .args(["--size", "1G", "--hostname", "slot-b"]);
+        .args(["--size", "1G", "--hostname", "slot-b"])
+        .args(["--kernel-arg", "rk.cmdline=b"]);
     run_ok(cmd.arg(&other));
-    copy_slot_b(&other, &image);
     // Each slot's own command line, marked, so the console says which one was loaded.
-    add_to_cmdline(&image, Slot::A, "rk.cmdline=a");
-    add_to_cmdline(&image, Slot::B, "rk.cmdline=b");
+    copy_slot_b(&other, &image);
     let console = boot_and_see(&image, "slot-a", "committed slot=2"); // committed is still A
     assert!(console.contains("rk.cmdline=a") && !console.contains("rk.cmdline=b"));
 
@@ -377,18 +377,22 @@ fn under_ovmf_a_torn_record_copy_boots_the_other_and_is_repaired() {
     damaged_record_copies(Firmware::Uefi, "torn-uefi", &[Torn::SecondHalf]);
 }
 
-/// Zeroes the start of slot `slot`'s kernel, where the MBR table says it is.
-fn zero_kernel(image: &Path, slot: Slot) {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(image)
-        .unwrap();
+/// Where slot `slot`'s kernel starts in `image`, as the MBR table says.
+fn kernel_at(image: &Path, slot: Slot) -> u64 {
     let mut mbr = [0u8; 512];
-    file.read_exact_at(&mut mbr, 0).unwrap();
+    std::fs::File::open(image)
+        .unwrap()
+        .read_exact_at(&mut mbr, 0)
+        .unwrap();
     let table = boot::mbr::Table::read(&mbr).unwrap();
-    let kernel_at = u64::from(table.kernel_lba[slot.index()]) * 512;
-    file.write_all_at(&[0; 4096], kernel_at).unwrap();
+    u64::from(table.kernel_lba[slot.index()]) * 512
+}
+
+/// Zeroes the start of slot `slot`'s kernel.
+fn zero_kernel(image: &Path, slot: Slot) {
+    let file = std::fs::OpenOptions::new().write(true).open(image).unwrap();
+    file.write_all_at(&[0; 4096], kernel_at(image, slot))
+        .unwrap();
 }
 
 /// A committed slot whose kernel is gone: the boot code says why, restarts, and after
@@ -471,6 +475,113 @@ fn the_uefi_program_refuses_a_trial_without_a_kernel_and_rolls_back() {
     );
     vm.kill();
     assert_eq!(read_record(&image), (State::Tried, Slot::A, Slot::B));
+}
+
+fn uefi() -> Options {
+    Options {
+        firmware: Firmware::Uefi,
+        ..Options::default()
+    }
+}
+
+/// The UEFI program holds the instance's keys and checks each slot's seal: an armed trial
+/// whose command line, then kernel, changed after it was sealed is refused with the reason,
+/// the committed slot boots at once, and init's boot status carries the refusal.
+#[test]
+fn under_ovmf_a_trial_changed_after_sealing_is_refused_and_the_committed_slot_boots() {
+    default_kernel();
+    let s = Scratch::new("seal-trial-uefi");
+    let image = two_slot_image(&s, &[]);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&image)
+        .unwrap();
+    let mut sealed_cmdline = [0u8; 512];
+    file.read_exact_at(&mut sealed_cmdline, cmdline_at(&file, Slot::B))
+        .unwrap();
+    add_to_cmdline(&image, Slot::B, "init=/bin/sh");
+    write_record(&image, Record::INITIAL.arm());
+    let mut vm = Vm::boot(&image, &uefi()).unwrap();
+    wait_in_order(
+        &mut vm,
+        &[
+            "rustkrazy: booting slot B (trial, once)",
+            "rustkrazy: refusing slot B: its command line is not the one its seal covers",
+            "rustkrazy: booting slot A",
+            &marker("slot-a"),
+            "init: boot status: rolled-back slot=2 from=3 refused=3:cmdline-altered",
+        ],
+    );
+    vm.kill();
+    assert_eq!(read_record(&image), (State::Tried, Slot::A, Slot::B));
+
+    // The sealed command line back; one byte of the kernel's body changed instead.
+    file.write_all_at(&sealed_cmdline, cmdline_at(&file, Slot::B))
+        .unwrap();
+    flip_byte(&image, kernel_at(&image, Slot::B) + MIB);
+    write_record(&image, Record::INITIAL.arm());
+    let mut vm = Vm::boot(&image, &uefi()).unwrap();
+    wait_in_order(
+        &mut vm,
+        &[
+            "rustkrazy: refusing slot B: its kernel is not the one its seal covers",
+            &marker("slot-a"),
+            "init: boot status: rolled-back slot=2 from=3 refused=3:kernel-altered",
+        ],
+    );
+    vm.kill();
+}
+
+/// A committed slot whose kernel changed after sealing: refused on each of its attempts,
+/// then the other slot, whose seal holds, is committed and boots, in the same power-on.
+#[test]
+fn under_ovmf_a_committed_slot_changed_after_sealing_gives_way_to_the_other() {
+    default_kernel();
+    let s = Scratch::new("seal-committed-uefi");
+    let image = two_slot_image(&s, &[]);
+    write_record(&image, tried(Record::INITIAL.arm()).commit());
+    flip_byte(&image, kernel_at(&image, Slot::B) + MIB);
+    let mut vm = Vm::boot(&image, &uefi()).unwrap();
+    let refused = "rustkrazy: refusing slot B: its kernel is not the one its seal covers";
+    let mut markers = vec![refused.to_string(); boot::record::MAX_ATTEMPTS as usize];
+    markers.extend([
+        "rustkrazy: slot B did not reach init in 3 boots; falling back to slot A".to_string(),
+        marker("slot-a"),
+        "init: boot status: fell-back slot=2 from=3 refused=3:kernel-altered".to_string(),
+    ]);
+    wait_in_order(&mut vm, &markers);
+    vm.kill();
+    assert_eq!(read_record(&image), (State::Committed, Slot::A, Slot::B));
+}
+
+/// Slots without seals (as a program with the instance's keys sees an image made before
+/// seals): nothing boots, and the console says why.
+#[test]
+fn under_ovmf_an_unsealed_image_boots_nothing_and_says_why() {
+    default_kernel();
+    let s = Scratch::new("unsealed-uefi");
+    let image = two_slot_image(&s, &[]);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap();
+    for root in [ROOT_A_OFFSET, ROOT_B_OFFSET] {
+        let seal_at = root + (256 * MIB) - 512 + boot::rootid::SEAL_OFFSET as u64;
+        file.write_all_at(&[0; boot::seal::SEAL_BYTES], seal_at)
+            .unwrap();
+    }
+    let mut vm = Vm::boot(&image, &uefi()).unwrap();
+    wait_in_order(
+        &mut vm,
+        &[
+            "rustkrazy: refusing slot A: it carries no seal, and this boot program boots only sealed slots",
+            "rustkrazy: cannot boot: no slot passes its seal check",
+            "rustkrazy: restarting in 5 s",
+        ],
+    );
+    vm.kill();
+    assert!(!vm.console().contains("init:"), "{}", vm.console());
 }
 
 /// Where the stored data of `path` starts in the SquashFS root at `offset` of `image`

@@ -6,6 +6,8 @@
 //!   init reboots back to the committed root (default [`TRIAL_TIMEOUT_S_DEFAULT`]).
 //! - `rustkrazy.watchdog=off`: leave /dev/watchdog alone (for machines whose watchdog misbehaves,
 //!   such as QEMU's raspi3b, which resets at once when the watchdog is started).
+//! - `rustkrazy.refused=<partition>:<why>`: the UEFI boot program refused that slot's seal
+//!   and booted this one (`boot::boot_status::refusal`), for the boot status.
 
 /// Seconds a trial boot may run uncommitted, unless the cmdline says otherwise.
 pub const TRIAL_TIMEOUT_S_DEFAULT: u32 = 300;
@@ -14,21 +16,23 @@ pub const TRIAL_TIMEOUT_S_MAX: u32 = 86_400;
 
 /// What init takes from the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cmdline {
+pub struct Cmdline<'a> {
     /// Partition number of the root, from `root=PARTUUID=...-NN` or
     /// `dm-mod.waitfor=PARTUUID=...-NN`.
     pub root_partition: Option<u8>,
     pub trial_timeout_s: u32,
     /// Whether init opens and feeds /dev/watchdog.
     pub watchdog: bool,
+    pub refused: Option<&'a str>,
 }
 
 /// Parses the command line; unknown words are ignored, malformed values fall back.
-pub fn parse(text: &[u8]) -> Cmdline {
+pub fn parse(text: &[u8]) -> Cmdline<'_> {
     let mut out = Cmdline {
         root_partition: None,
         trial_timeout_s: TRIAL_TIMEOUT_S_DEFAULT,
         watchdog: true,
+        refused: None,
     };
     for word in text
         .split(|b| b.is_ascii_whitespace())
@@ -45,6 +49,10 @@ pub fn parse(text: &[u8]) -> Cmdline {
             }
         } else if word == b"rustkrazy.watchdog=off" {
             out.watchdog = false;
+        } else if let Some(value) = word.strip_prefix(b"rustkrazy.refused=") {
+            out.refused = core::str::from_utf8(value)
+                .ok()
+                .and_then(boot::boot_status::refusal);
         }
     }
     out
@@ -82,8 +90,12 @@ mod tests {
                 root_partition: Some(3),
                 trial_timeout_s: 90,
                 watchdog: true,
+                refused: None,
             }
         );
+        let refused = parse(b"root=PARTUUID=1a2b3c4d-02 rustkrazy.refused=3:kernel-altered");
+        assert_eq!(refused.refused, Some("3:kernel-altered"));
+        assert_eq!(parse(b"rustkrazy.refused=3:Kernel").refused, None);
         let verified = b"dm-mod.create=\"r,,,ro,0 8 verity 1 PARTUUID=1a2b3c4d-02\" \
             dm-mod.waitfor=PARTUUID=1a2b3c4d-02 root=/dev/dm-0";
         assert_eq!(parse(verified).root_partition, Some(2));

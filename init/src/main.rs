@@ -142,7 +142,7 @@ struct Running<'a> {
     console: &'a Console,
     signals: Option<&'a rustix::fd::OwnedFd>,
     disk: Option<&'a mounts::Disk>,
-    cmdline: &'a init::cmdline::Cmdline,
+    cmdline: &'a init::cmdline::Cmdline<'a>,
     watchdog: Option<&'a rustix::fd::OwnedFd>,
 }
 
@@ -224,7 +224,7 @@ fn set_hostname(console: &Console) {
 fn boot_status(
     console: &Console,
     disk: Option<&mounts::Disk>,
-    cmdline: &init::cmdline::Cmdline,
+    cmdline: &init::cmdline::Cmdline<'_>,
 ) -> Option<u64> {
     use boot::boot_status::{self, BootStatus, Damage, How};
     use boot::record::{Record, State};
@@ -304,6 +304,7 @@ fn boot_status(
         slot: booted,
         disk: disk.and_then(|d| core::str::from_utf8(d.device.as_bytes()).ok()),
         damage,
+        refused: cmdline.refused,
     };
     log!(console, "init: boot status: {}", status);
     let mut line: Text<128> = Text::new();

@@ -13,6 +13,8 @@ extern crate alloc;
 
 #[cfg(target_os = "uefi")]
 mod program;
+#[cfg(any(target_os = "uefi", test))]
+mod verify;
 
 /// A workspace member is built for the host too (`cargo test --workspace`): there it is
 /// this. Being a member keeps its crates' hashes free of the checkout's path (cargo hashes

@@ -1,10 +1,11 @@
 //! The program itself (see main.rs).
 
+use crate::verify;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use boot::{layout, mbr, record, rootid, slot};
+use boot::{layout, mbr, record, rootid, seal, slot, uefi_keys};
 use core::time::Duration;
 use uefi::boot::{OpenProtocolAttributes, OpenProtocolParams, ScopedProtocol};
 use uefi::proto::device_path::build::DevicePathBuilder;
@@ -45,6 +46,37 @@ fn boot_slot() -> Result<(), String> {
     disk.read(0, &mut sector)?;
     let table = mbr::Table::read(&sector)
         .ok_or("sector 0 holds no slot table: this disk was not written by imgtool mkimg")?;
+    let key_table = verify::key_table();
+    let keys: Vec<&[u8; seal::PUBLIC_KEY_BYTES]> = uefi_keys::keys(&key_table).collect();
+    if keys.is_empty() {
+        say("rustkrazy: this boot program holds no keys: no slot's seal is checked\r\n");
+    }
+    // A slot refused for its seal counts as a boot that did not reach init, and the record
+    // chooses again at once: a refused trial gives way to the committed slot, a refused
+    // committed slot to the other one once its attempts are spent. The slot that boots
+    // carries the first refusal on its command line, for init's boot status.
+    let mut refused = None;
+    for _ in 0..usize::from(record::MAX_ATTEMPTS) + 2 {
+        let chosen = choose_slot(&mut disk, &table, &keys)?;
+        let files = read_slot(&mut disk, &table, chosen)?;
+        if let Err(why) = files.check(&keys) {
+            say(&format!("rustkrazy: refusing slot {chosen:?}: {why}\r\n"));
+            refused = refused.or(Some((chosen, why)));
+            continue;
+        }
+        drop(disk);
+        return start(files, refused);
+    }
+    Err("no slot passes its seal check".into())
+}
+
+/// Reads the record, makes its choice and writes it; returns the slot to boot. A slot
+/// counts as complete, for a fall-back, when it has a kernel and passes the seal check.
+fn choose_slot(
+    disk: &mut Disk,
+    table: &mbr::Table,
+    keys: &[&[u8; seal::PUBLIC_KEY_BYTES]],
+) -> Result<layout::Slot, String> {
     // A copy that cannot be read stays zeros: damaged, as the MBR code takes it.
     let mut copies = [[0u8; SECTOR]; 2];
     for (copy, lba) in copies.iter_mut().zip(record::COPY_LBAS) {
@@ -54,7 +86,9 @@ fn boot_slot() -> Result<(), String> {
         }
     }
     let copies = record::Copies::read([&copies[0], &copies[1]]);
-    let choice = record::choose(&copies, |slot| slot_is_complete(&mut disk, slot));
+    let choice = record::choose(&copies, |slot| {
+        read_slot(disk, table, slot).is_ok_and(|files| files.check(keys).is_ok())
+    });
     for (n, why) in choice.damaged.iter().enumerate() {
         if let Some(why) = why {
             say(&format!(
@@ -84,13 +118,42 @@ fn boot_slot() -> Result<(), String> {
             ));
         }
     }
-    let index = choice.slot.index();
     say(&format!(
         "rustkrazy: booting slot {:?}{}\r\n",
         choice.slot,
         if choice.trial { " (trial, once)" } else { "" }
     ));
+    Ok(choice.slot)
+}
 
+/// One slot's kernel, command line and trailer, as the disk holds them now.
+struct SlotFiles {
+    index: usize,
+    kernel: Vec<u8>,
+    /// Up to its NUL, as the trailer hashes it.
+    cmdline: Vec<u8>,
+    trailer: [u8; SECTOR],
+}
+
+impl SlotFiles {
+    /// With no keys, only the trailer (the slot is complete); else its seal as well.
+    fn check(&self, keys: &[&[u8; seal::PUBLIC_KEY_BYTES]]) -> Result<(), verify::Refusal> {
+        if keys.is_empty() {
+            return rootid::decode(&self.trailer)
+                .map(drop)
+                .ok_or(verify::Refusal::NoTrailer);
+        }
+        verify::check(
+            keys.iter().copied(),
+            &self.trailer,
+            &self.kernel,
+            &self.cmdline,
+        )
+    }
+}
+
+fn read_slot(disk: &mut Disk, table: &mbr::Table, slot: layout::Slot) -> Result<SlotFiles, String> {
+    let index = slot.index();
     let kernel_lba = u64::from(table.kernel_lba[index]);
     let mut kernel = vec![0u8; slot::KERNEL_HEADER_BYTES];
     disk.read(kernel_lba, &mut kernel)?;
@@ -108,21 +171,52 @@ fn boot_slot() -> Result<(), String> {
     disk.read(kernel_lba + rest, &mut kernel[slot::KERNEL_HEADER_BYTES..])?;
     kernel.truncate(length);
 
+    let mut sector = [0u8; SECTOR];
     disk.read(u64::from(table.cmdline_lba[index]), &mut sector)?;
-    let options = load_options(slot::cmdline_text(&sector))
-        .ok_or_else(|| format!("/boot/{} is not ASCII", slot::CMDLINE_FILES[index]))?;
+    let cmdline = slot::cmdline_text(&sector).to_vec();
 
+    let mut trailer = [0u8; SECTOR];
+    let partition = slot.partition();
+    if let Some(offset) = rootid::offset_in(&partition) {
+        disk.read(
+            (partition.start_bytes + offset) / SECTOR as u64,
+            &mut trailer,
+        )?;
+    }
+    Ok(SlotFiles {
+        index,
+        kernel,
+        cmdline,
+        trailer,
+    })
+}
+
+/// Starts the slot's kernel (its EFI stub) with the slot's command line and, after a
+/// refusal, `rustkrazy.refused=<partition>:<why>`.
+fn start(files: SlotFiles, refused: Option<(layout::Slot, verify::Refusal)>) -> Result<(), String> {
+    let file = |names: [&'static str; 2]| names[files.index];
+    let mut text = files
+        .cmdline
+        .strip_suffix(b"\n")
+        .unwrap_or(&files.cmdline)
+        .to_vec();
+    if let Some((slot, why)) = refused {
+        let word = format!(" rustkrazy.refused={}:{}", slot.number(), why.word());
+        text.extend_from_slice(word.as_bytes());
+    }
+    let options = load_options(&text)
+        .ok_or_else(|| format!("/boot/{} is not ASCII", file(slot::CMDLINE_FILES)))?;
     let image = firmware::load_image(
         firmware::image_handle(),
         firmware::LoadImageSource::FromBuffer {
-            buffer: &kernel,
+            buffer: &files.kernel,
             file_path: None,
         },
     )
     .map_err(|e| {
         format!(
             "the firmware refused the kernel in /boot/{} ({:?}): is it built with CONFIG_EFI_STUB?",
-            slot::KERNEL_FILES[index],
+            file(slot::KERNEL_FILES),
             e.status()
         )
     })?;
@@ -134,27 +228,14 @@ fn boot_slot() -> Result<(), String> {
         // start_image returns, and the kernel copies its command line before that.
         unsafe { loaded.set_load_options(options.as_ptr().cast(), bytes) };
     }
-    drop(disk);
     firmware::start_image(image)
         .map_err(|e| format!("the kernel stopped with {:?}", e.status()))?;
     drop(options);
     Ok(())
 }
 
-/// Whether `slot`'s trailer says it is complete (a slot being written has none).
-fn slot_is_complete(disk: &mut Disk, slot: layout::Slot) -> bool {
-    let partition = slot.partition();
-    let Some(offset) = rootid::offset_in(&partition) else {
-        return false;
-    };
-    let mut sector = [0u8; SECTOR];
-    let lba = (partition.start_bytes + offset) / SECTOR as u64;
-    disk.read(lba, &mut sector).is_ok() && rootid::decode(&sector).is_some()
-}
-
 /// The command line as the EFI stub reads it: UCS-2, NUL-terminated.
-fn load_options(cmdline: &[u8]) -> Option<Vec<u16>> {
-    let text = cmdline.strip_suffix(b"\n").unwrap_or(cmdline);
+fn load_options(text: &[u8]) -> Option<Vec<u16>> {
     let mut out: Vec<u16> = Vec::with_capacity(text.len() + 1);
     for &b in text {
         if !b.is_ascii() {

@@ -6,7 +6,7 @@
 mod common;
 
 use boot::layout::Slot;
-use boot::record::{Copies, Record, State, COPY_OFFSETS};
+use boot::record::{Record, State, COPY_OFFSETS};
 use common::*;
 use harness::{Options, Vm};
 use imgtool::qemu::Firmware;
@@ -23,28 +23,10 @@ fn marker(hostname: &str) -> String {
     format!("init: hostname is {hostname}\r")
 }
 
-fn read_copies(image: &Path) -> Copies {
-    let file = std::fs::File::open(image).unwrap();
-    let mut sectors = [[0u8; 512]; 2];
-    for (sector, at) in sectors.iter_mut().zip(COPY_OFFSETS) {
-        file.read_exact_at(sector, at).unwrap();
-    }
-    Copies::read([&sectors[0], &sectors[1]])
-}
-
 /// The newest valid copy of the record: state, committed slot, trial slot.
 fn read_record(image: &Path) -> (State, Slot, Slot) {
     let r = read_copies(image).record().expect("a valid boot record");
     (r.state, r.committed, r.trial)
-}
-
-/// Writes `record` into both copies, newer than what they held.
-fn write_record(image: &Path, record: Record) {
-    let sequence = read_copies(image).newest.map_or(0, |(_, _, s)| s) + 1;
-    let file = std::fs::OpenOptions::new().write(true).open(image).unwrap();
-    for at in COPY_OFFSETS {
-        file.write_all_at(&record.encode(sequence), at).unwrap();
-    }
 }
 
 /// What a loader writes when it starts a trial: TRY becomes TRIED.
@@ -68,14 +50,6 @@ fn copy_slot_b(from: &Path, to: &Path) {
     let mut sector = [0u8; 512];
     from.read_exact_at(&mut sector, at).unwrap();
     out.write_all_at(&sector, at).unwrap();
-}
-
-/// Where slot `slot`'s command line lies, as the MBR table of `image` says.
-fn cmdline_at(image: &std::fs::File, slot: Slot) -> u64 {
-    let mut mbr = [0u8; 512];
-    image.read_exact_at(&mut mbr, 0).unwrap();
-    let table = boot::mbr::Table::read(&mbr).expect("a filled MBR table");
-    u64::from(table.cmdline_lba[slot.index()]) * 512
 }
 
 /// Boots `image`, waits for init on the root named `expect` and for init's boot status line
@@ -107,22 +81,6 @@ fn wait_in_order(vm: &mut Vm, markers: &[impl AsRef<str>]) {
             Err(console) => panic!("waiting for {marker:?}: {console}"),
         };
     }
-}
-
-/// Adds `word` to slot `partition`'s command line, in place, where the MBR table says it is.
-fn add_to_cmdline(image: &Path, slot: Slot, word: &str) {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(image)
-        .unwrap();
-    let at = cmdline_at(&file, slot);
-    let mut sector = [0u8; 512];
-    file.read_exact_at(&mut sector, at).unwrap();
-    let text = String::from_utf8_lossy(boot::slot::cmdline_text(&sector)).into_owned();
-    let mut new = format!("{} {word}\n", text.trim_end()).into_bytes();
-    new.resize(512, 0);
-    file.write_all_at(&new, at).unwrap();
 }
 
 #[test]

@@ -164,8 +164,9 @@ fn push_through_the_uefi_program(s: &Scratch, vm: &Vm, program: &std::path::Path
 }
 
 /// An aarch64 image (default arm64 kernel, programs for aarch64-unknown-linux-musl) boots in
-/// QEMU's arm64 `virt` machine under AAVMF through the UEFI boot program, gets a lease,
-/// admind answers, and a push is tried and committed.
+/// QEMU's arm64 `virt` machine under AAVMF through the UEFI boot program, which refuses a
+/// trial changed after sealing, gets a lease, admind answers, and a push is tried and
+/// committed.
 #[test]
 fn an_aarch64_image_boots_under_aavmf_gets_a_lease_and_a_push_commits() {
     let s = Scratch::new("push-aarch64");
@@ -179,26 +180,33 @@ fn an_aarch64_image_boots_under_aavmf_gets_a_lease_and_a_push_commits() {
             .args(["--kernel-arg", "rustkrazy.trial_timeout=120"])
             .arg(&image),
     );
-    // A torn copy of the record: the UEFI program boots what the other says, init repairs.
+    // An armed trial of slot B whose command line changed after it was sealed: the UEFI
+    // program refuses it and boots slot A. And a torn copy of the record: the UEFI program
+    // goes by the other, init repairs.
+    add_to_cmdline(&image, boot::layout::Slot::B, "init=/bin/sh");
+    write_record(&image, boot::record::Record::INITIAL.arm());
     tear_copy_1(&image, Torn::SecondHalf);
     let mut vm = Vm::boot(&image, &Options::default()).unwrap();
     vm.expect_in_order(
         &[
             "rustkrazy: copy 1 of the boot record is damaged (BadChecksum)",
+            "rustkrazy: booting slot B (trial, once)",
+            "rustkrazy: refusing slot B: its command line is not the one its seal covers",
             "rustkrazy: booting slot A",
             "EFI stub: Booting Linux Kernel",
-            "init: boot status: committed slot=2 record-damaged=1",
+            "init: boot status: rolled-back slot=2 from=3 record-damaged=1 refused=3:cmdline-altered",
             "link: eth0: lease",
         ],
         ARM64_BOOT_TIMEOUT,
     );
     let status = status_when_up(&s, &vm);
     assert!(
-        line_of(&status, "boot").starts_with("boot      root 2, committed"),
+        line_of(&status, "boot").starts_with("boot      root 2, rolled-back (from root 3)"),
         "{status}"
     );
     assert!(
-        status.contains("init found boot record copy 1 damaged and rewrote it"),
+        status.contains("init found boot record copy 1 damaged and rewrote it")
+            && status.contains("the UEFI boot program refused slot 3:cmdline-altered"),
         "{status}"
     );
     let extra = s.path("extra");

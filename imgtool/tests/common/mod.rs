@@ -1,6 +1,9 @@
 //! Helpers for imgtool's end-to-end tests: scratch folders, fake inputs, running tools.
 #![allow(dead_code)]
 
+use boot::layout::Slot;
+use boot::record::{Copies, Record, COPY_OFFSETS};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -460,4 +463,47 @@ pub fn tear_copy_1(image: &std::path::Path, how: Torn) {
         Torn::Zeros => torn = [0; 512],
     }
     std::os::unix::fs::FileExt::write_all_at(&file, &torn, boot::record::COPY_OFFSETS[0]).unwrap();
+}
+
+/// Both copies of the boot record in `image`.
+pub fn read_copies(image: &Path) -> Copies {
+    let file = std::fs::File::open(image).unwrap();
+    let mut sectors = [[0u8; 512]; 2];
+    for (sector, at) in sectors.iter_mut().zip(COPY_OFFSETS) {
+        file.read_exact_at(sector, at).unwrap();
+    }
+    Copies::read([&sectors[0], &sectors[1]])
+}
+
+/// Writes `record` into both copies, newer than what they held.
+pub fn write_record(image: &Path, record: Record) {
+    let sequence = read_copies(image).newest.map_or(0, |(_, _, s)| s) + 1;
+    let file = std::fs::OpenOptions::new().write(true).open(image).unwrap();
+    for at in COPY_OFFSETS {
+        file.write_all_at(&record.encode(sequence), at).unwrap();
+    }
+}
+
+/// Where slot `slot`'s command line lies, as the MBR table of `image` says.
+pub fn cmdline_at(image: &std::fs::File, slot: Slot) -> u64 {
+    let mut mbr = [0u8; 512];
+    image.read_exact_at(&mut mbr, 0).unwrap();
+    let table = boot::mbr::Table::read(&mbr).expect("a filled MBR table");
+    u64::from(table.cmdline_lba[slot.index()]) * 512
+}
+
+/// Adds `word` to slot `partition`'s command line, in place, where the MBR table says it is.
+pub fn add_to_cmdline(image: &Path, slot: Slot, word: &str) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap();
+    let at = cmdline_at(&file, slot);
+    let mut sector = [0u8; 512];
+    file.read_exact_at(&mut sector, at).unwrap();
+    let text = String::from_utf8_lossy(boot::slot::cmdline_text(&sector)).into_owned();
+    let mut new = format!("{} {word}\n", text.trim_end()).into_bytes();
+    new.resize(512, 0);
+    file.write_all_at(&new, at).unwrap();
 }

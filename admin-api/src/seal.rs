@@ -21,6 +21,20 @@ pub fn public_key(key: &SigningKey) -> [u8; PUBLIC_KEY_BYTES] {
     out
 }
 
+/// The keys a trust file trusts and does not revoke, in its order (lines that are not
+/// entries are skipped: the trust file is checked where it is read for arming).
+pub fn trusted_keys(trust: &str) -> Vec<[u8; PUBLIC_KEY_BYTES]> {
+    let entries: Vec<Entry> = boot::seal::entries(trust).flatten().collect();
+    let revoked = |key: &[u8; PUBLIC_KEY_BYTES]| entries.contains(&Entry::Revoke(signer_id(key)));
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Trust(key) if !revoked(key) => Some(*key),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The seal `key` makes for a slot whose build id is `build`; `going_back`: it may replace
 /// a committed slot up to that version (`boot::seal`).
 pub fn sign(

@@ -22,6 +22,9 @@ documents! {
         /// Slots are armed only with a seal by a key this root trusts; `false`: this root
         /// has no trust file and arms unsealed slots.
         pub seals_required: bool,
+        /// The keys the UEFI boot program on /boot holds now (signer ids, hex); `None`
+        /// without one (a BIOS-only image, a Raspberry Pi).
+        pub boot_program_keys: Option<Vec<String>>,
         /// Each root slot (partition number) and what it holds.
         pub roots: BTreeMap<u8, Root>,
         pub memory: Memory,
@@ -167,6 +170,7 @@ mod tests {
                 damaged: None,
             }),
             seals_required: true,
+            boot_program_keys: Some(vec!["ab".repeat(32)]),
             roots: BTreeMap::from([
                 (2, Root::default()),
                 (

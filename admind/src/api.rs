@@ -3,7 +3,7 @@
 //! text body, or files sent after the head (`crate::http::Reply`).
 
 use crate::device::Device;
-use crate::fault::{fault, Kind};
+use crate::fault::{fault, Fault, Kind};
 use crate::http::{json, refuse, stored, After, Refusal, Reply, Request};
 use crate::throttle::{Source, Throttle};
 use crate::upload::{FileUpload, UpdateLock, Upload};
@@ -188,6 +188,8 @@ impl Api {
 
     pub(crate) fn commit(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let record = self.device.commit()?;
+        // The commit stands either way; a failure here is retried when admind next starts.
+        report_boot_program_keys(self.device.sync_boot_program_keys());
         Ok(json(200, record_status(&record).to_json() + "\n"))
     }
 
@@ -312,6 +314,12 @@ impl Api {
                 ..record_status(r)
             }),
             seals_required: !matches!(d.trust(), Ok(None)),
+            boot_program_keys: d.boot_program_keys().ok().flatten().map(|keys| {
+                keys.as_slice()
+                    .iter()
+                    .map(|k| boot::encoding::Hex(&admin_api::seal::signer_id(k)).to_string())
+                    .collect()
+            }),
             roots,
             memory: status::Memory {
                 total_kb,
@@ -523,6 +531,21 @@ pub fn data_path(root: &Path, given: &str) -> Result<PathBuf, Refusal> {
         }
     }
     Ok(at)
+}
+
+/// Says what making the UEFI boot program follow this root's trust file did.
+pub fn report_boot_program_keys(done: Result<Option<boot::uefi_keys::Keys>, Fault>) {
+    match done {
+        Ok(Some(keys)) => println!(
+            "admind: the UEFI boot program now holds the {} key(s) this root trusts",
+            keys.as_slice().len()
+        ),
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "admind: cannot give the UEFI boot program this root's keys: {}",
+            e.reason
+        ),
+    }
 }
 
 /// The architectures a seal may name for this device: one admind binary serves both

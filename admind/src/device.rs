@@ -595,6 +595,36 @@ impl Device {
         ))
     }
 
+    /// The keys the UEFI boot program holds now; `None` without one (`crate::boot_program`).
+    pub fn boot_program_keys(&self) -> Result<Option<boot::uefi_keys::Keys>, Fault> {
+        crate::boot_program::held(&self.open_disk(false)?)
+    }
+
+    /// On a committed boot, makes the UEFI boot program hold the keys this root trusts
+    /// (none without a trust file); returns them when it had to write.
+    pub fn sync_boot_program_keys(&self) -> Result<Option<boot::uefi_keys::Keys>, Fault> {
+        let slot = self.booted()?.slot;
+        let record = self.read_record()?;
+        if record.committed != slot || record.is_trial_boot(slot) {
+            return Ok(None);
+        }
+        let trusted = self
+            .trust()?
+            .map_or(Vec::new(), |t| admin_api::seal::trusted_keys(&t));
+        let keys = boot::uefi_keys::Keys::new(&trusted).ok_or_else(|| {
+            fault(
+                Kind::Failed,
+                format!(
+                    "{} trusts {} keys; the UEFI boot program holds at most {} and keeps its own",
+                    boot::seal::TRUST_PATH,
+                    trusted.len(),
+                    boot::uefi_keys::KEYS_MAX
+                ),
+            )
+        })?;
+        Ok(crate::boot_program::hold(&self.open_disk(true)?, &keys)?.then_some(keys))
+    }
+
     /// On a Raspberry Pi, config.txt must name the record's committed slot; a commit cut
     /// short between its two writes leaves it naming the old one. Points it (and tryboot.txt)
     /// right; returns the slot when it had to.

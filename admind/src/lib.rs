@@ -18,6 +18,7 @@
 //!   dispatch to it.
 //! - [`server`]: the event loop: connections, deadlines, lingering close.
 pub mod api;
+pub mod boot_program;
 pub mod device;
 pub mod fault;
 pub mod http;

@@ -126,6 +126,7 @@ fn run() -> Result<(), String> {
             slot.number()
         );
     }
+    admind::api::report_boot_program_keys(device.sync_boot_program_keys());
     let mut api =
         Api::new(device, &password).map_err(|e| format!("{}: {e}", o.password_file.display()))?;
     let addr = listener

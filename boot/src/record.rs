@@ -101,14 +101,19 @@ fn valid_slot(number: u8) -> Result<Slot, RecordError> {
 }
 
 /// CRC-32 as zlib computes it (reflected polynomial 0xedb88320, inverted in and out); bit
-/// by bit, as the MBR code does it.
-fn crc32(data: &[u8]) -> u32 {
+/// by bit, as the MBR code does it. `const` for the UEFI program's built-in key table
+/// (`crate::uefi_keys`).
+pub(crate) const fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
+    let mut i = 0;
+    while i < data.len() {
+        crc ^= data[i] as u32;
+        let mut bit = 0;
+        while bit < 8 {
             crc = (crc >> 1) ^ (0xedb8_8320 & 0u32.wrapping_sub(crc & 1));
+            bit += 1;
         }
+        i += 1;
     }
     !crc
 }

@@ -1,87 +1,234 @@
 //! The keys rustkrazy's UEFI boot program trusts, held inside the program itself: a key
 //! file beside it on the FAT would be replaced together with the slots it guards. The
 //! program is built once for every instance with an empty table; imgtool writes the
-//! instance's trusted keys into the built binary, where the table's magic is.
+//! instance's trusted keys into the built binary, and admind rewrites them when a root
+//! with other keys in its trust file (`crate::seal::TRUST_PATH`) commits, so that the
+//! program follows a key rotation without a boot update.
+//!
+//! Two copies, each alone in a 512-byte sector of the program's file (the program aligns
+//! them), so admind changes one with one sector write; like the boot record
+//! (`crate::record`), a writer writes over the older copy, so a torn write leaves the
+//! other. Each copy:
 //!
 //! ```text
 //! offset size  field
-//! 0      16    magic "rustkrazy keys01" (imgtool finds the table by it; the program never
-//!              reads it, so that no copy of it lands in the program's code)
-//! 16     1     number of keys (0..=4); 0: the program boots slots unverified
-//! 17     7     zero
+//! 0      16    magic "rustkrazy keys02" (writers find the copies by it; the program
+//!              never reads it, so no copy of it lands in the program's code)
+//! 16     4     sequence number, little-endian: the valid copy with the higher one holds
+//! 20     1     number of keys (0..=4); 0: the program boots slots unchecked
+//! 21     3     zero
 //! 24     4×65  the keys, P-256 public keys SEC1 uncompressed (`crate::seal`), unused ones zero
+//! 284    224   zero
+//! 508    4     CRC-32 (zlib) of bytes 0..508
 //! ```
 
+use crate::record::crc32;
 use crate::seal::PUBLIC_KEY_BYTES;
 
-const MAGIC: [u8; 16] = *b"rustkrazy keys01";
+const MAGIC: [u8; 16] = *b"rustkrazy keys02";
 pub const KEYS_MAX: usize = 4;
 const KEYS_AT: usize = 24;
-pub const TABLE_BYTES: usize = KEYS_AT + KEYS_MAX * PUBLIC_KEY_BYTES;
+const CRC_AT: usize = 508;
+pub const COPY_BYTES: usize = 512;
+/// Both copies.
+pub const TABLE_BYTES: usize = 2 * COPY_BYTES;
 
-/// The table the program is built with: no keys.
-pub const EMPTY: [u8; TABLE_BYTES] = {
-    let mut t = [0u8; TABLE_BYTES];
+/// The keys one copy holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keys {
+    count: usize,
+    keys: [[u8; PUBLIC_KEY_BYTES]; KEYS_MAX],
+}
+
+impl Keys {
+    /// `None` for more than [`KEYS_MAX`].
+    pub fn new(keys: &[[u8; PUBLIC_KEY_BYTES]]) -> Option<Keys> {
+        let mut out = Keys {
+            count: keys.len(),
+            keys: [[0; PUBLIC_KEY_BYTES]; KEYS_MAX],
+        };
+        out.keys.get_mut(..keys.len())?.copy_from_slice(keys);
+        Some(out)
+    }
+
+    pub fn as_slice(&self) -> &[[u8; PUBLIC_KEY_BYTES]] {
+        &self.keys[..self.count]
+    }
+}
+
+/// One copy holding `keys` at sequence `seq`.
+pub const fn encode_copy(seq: u32, keys: &Keys) -> [u8; COPY_BYTES] {
+    let mut s = [0u8; COPY_BYTES];
     let mut i = 0;
     while i < MAGIC.len() {
-        t[i] = MAGIC[i];
+        s[i] = MAGIC[i];
+        i += 1;
+    }
+    let seq = seq.to_le_bytes();
+    let mut i = 0;
+    while i < 4 {
+        s[16 + i] = seq[i];
+        i += 1;
+    }
+    s[20] = keys.count as u8;
+    let mut k = 0;
+    while k < keys.count {
+        let mut i = 0;
+        while i < PUBLIC_KEY_BYTES {
+            s[KEYS_AT + k * PUBLIC_KEY_BYTES + i] = keys.keys[k][i];
+            i += 1;
+        }
+        k += 1;
+    }
+    let (signed, _) = s.split_at(CRC_AT);
+    let crc = crc32(signed).to_le_bytes();
+    let mut i = 0;
+    while i < 4 {
+        s[CRC_AT + i] = crc[i];
+        i += 1;
+    }
+    s
+}
+
+/// The table the program is built with: both copies valid, no keys.
+pub const EMPTY: [u8; TABLE_BYTES] = {
+    let none = Keys {
+        count: 0,
+        keys: [[0; PUBLIC_KEY_BYTES]; KEYS_MAX],
+    };
+    let copy = encode_copy(0, &none);
+    let mut t = [0u8; TABLE_BYTES];
+    let mut i = 0;
+    while i < COPY_BYTES {
+        t[i] = copy[i];
+        t[COPY_BYTES + i] = copy[i];
         i += 1;
     }
     t
 };
 
-/// A table holding `keys`; `None` for more than [`KEYS_MAX`].
-pub fn encode(keys: &[[u8; PUBLIC_KEY_BYTES]]) -> Option<[u8; TABLE_BYTES]> {
-    if keys.len() > KEYS_MAX {
+/// A copy's sequence number and keys; `None` if damaged (the magic is not checked: the
+/// program that reads its own copies never compares it).
+pub fn decode_copy(copy: &[u8; COPY_BYTES]) -> Option<(u32, Keys)> {
+    let stored = u32::from_le_bytes(copy[CRC_AT..].try_into().ok()?);
+    if crc32(&copy[..CRC_AT]) != stored || copy[20] as usize > KEYS_MAX {
         return None;
     }
-    let mut t = EMPTY;
-    t[16] = keys.len() as u8;
-    for (key, place) in keys
-        .iter()
-        .zip(t[KEYS_AT..].chunks_exact_mut(PUBLIC_KEY_BYTES))
+    let mut keys = [[0; PUBLIC_KEY_BYTES]; KEYS_MAX];
+    for (key, bytes) in keys
+        .iter_mut()
+        .zip(copy[KEYS_AT..].chunks_exact(PUBLIC_KEY_BYTES))
     {
-        place.copy_from_slice(key);
+        key.copy_from_slice(bytes);
     }
-    Some(t)
+    let seq = u32::from_le_bytes(copy[16..20].try_into().ok()?);
+    Some((
+        seq,
+        Keys {
+            count: usize::from(copy[20]),
+            keys,
+        },
+    ))
 }
 
-/// The keys a table holds (a count past [`KEYS_MAX`] is read as [`KEYS_MAX`]).
-pub fn keys(table: &[u8; TABLE_BYTES]) -> impl Iterator<Item = &[u8; PUBLIC_KEY_BYTES]> {
-    table[KEYS_AT..]
-        .chunks_exact(PUBLIC_KEY_BYTES)
-        .take(usize::from(table[16]).min(KEYS_MAX))
-        .filter_map(|k| k.try_into().ok())
+/// The keys of the newest valid copy, and which copy that is; `None`: both damaged.
+pub fn newest(copies: [&[u8; COPY_BYTES]; 2]) -> Option<(usize, Keys)> {
+    let decoded = copies.map(decode_copy);
+    match decoded {
+        [Some((a, ka)), Some((b, kb))] => Some(if b > a { (1, kb) } else { (0, ka) }),
+        [Some((_, k)), None] => Some((0, k)),
+        [None, Some((_, k))] => Some((1, k)),
+        [None, None] => None,
+    }
+}
+
+/// What makes the table hold `keys`: the copy to write (the older or a damaged one) and
+/// its bytes; `None` when the newest valid copy already holds them.
+pub fn next_write(
+    copies: [&[u8; COPY_BYTES]; 2],
+    keys: &Keys,
+) -> Option<(usize, [u8; COPY_BYTES])> {
+    let seqs = copies.map(|c| decode_copy(c).map(|(seq, _)| seq));
+    match newest(copies) {
+        Some((_, held)) if held == *keys => None,
+        Some((at, _)) => {
+            let seq = seqs[at].unwrap_or(0).wrapping_add(1);
+            Some((1 - at, encode_copy(seq, keys)))
+        }
+        None => Some((0, encode_copy(1, keys))),
+    }
+}
+
+/// Whether a sector of the program's file is one of the copies (by its magic).
+pub fn is_copy(sector: &[u8; COPY_BYTES]) -> bool {
+    sector[..MAGIC.len()] == MAGIC
 }
 
 /// Where the table starts in a built program: `None` unless the magic is there exactly
-/// once, followed by a whole table.
+/// twice, one copy apart, at a sector boundary of the file, followed by both copies.
 pub fn find(program: &[u8]) -> Option<usize> {
     let mut at = program
         .windows(MAGIC.len())
         .enumerate()
         .filter(|(_, w)| *w == MAGIC);
     let (first, _) = at.next()?;
-    (at.next().is_none() && first + TABLE_BYTES <= program.len()).then_some(first)
+    let (second, _) = at.next()?;
+    let whole = first % COPY_BYTES == 0
+        && second == first + COPY_BYTES
+        && first + TABLE_BYTES <= program.len();
+    (at.next().is_none() && whole).then_some(first)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn copies(t: &[u8; TABLE_BYTES]) -> [&[u8; COPY_BYTES]; 2] {
+        let (a, b) = t.split_at(COPY_BYTES);
+        [a.try_into().unwrap(), b.try_into().unwrap()]
+    }
+
     #[test]
-    fn round_trip_and_found_once() {
-        let two = [[4u8; 65], [5u8; 65]];
-        let table = encode(&two).unwrap();
-        assert_eq!(keys(&table).copied().collect::<std::vec::Vec<_>>(), two);
-        assert_eq!(keys(&EMPTY).count(), 0);
-        assert!(encode(&[[4u8; 65]; 5]).is_none());
-        let mut program = std::vec![0u8; 100];
+    fn the_empty_table_is_valid_and_holds_nothing() {
+        let (at, keys) = newest(copies(&EMPTY)).unwrap();
+        assert_eq!((at, keys.as_slice().len()), (0, 0));
+        assert!(is_copy(copies(&EMPTY)[1]));
+        assert!(Keys::new(&[[4u8; 65]; 5]).is_none());
+    }
+
+    #[test]
+    fn writes_go_over_the_older_copy_and_a_torn_one_is_outvoted() {
+        let two = Keys::new(&[[4u8; 65], [5u8; 65]]).unwrap();
+        let mut t = EMPTY;
+        let (at, copy) = next_write(copies(&t), &two).unwrap();
+        assert_eq!(at, 1);
+        t[COPY_BYTES..].copy_from_slice(&copy);
+        assert_eq!(newest(copies(&t)), Some((1, two)));
+        assert_eq!(next_write(copies(&t), &two), None, "already held");
+        let one = Keys::new(&[[5u8; 65]]).unwrap();
+        let (at, copy) = next_write(copies(&t), &one).unwrap();
+        assert_eq!(at, 0);
+        // Torn: half of the new copy over the old one; the other copy still holds.
+        t[..256].copy_from_slice(&copy[..256]);
+        assert_eq!(newest(copies(&t)), Some((1, two)));
+        t[..COPY_BYTES].copy_from_slice(&copy);
+        assert_eq!(newest(copies(&t)), Some((0, one)));
+        let mut both = t;
+        both[100] ^= 1;
+        both[COPY_BYTES + 100] ^= 1;
+        assert_eq!(newest(copies(&both)), None);
+        assert_eq!(next_write(copies(&both), &one).map(|(at, _)| at), Some(0));
+    }
+
+    #[test]
+    fn found_twice_at_a_sector_boundary() {
+        let mut program = std::vec![0u8; 1024];
         program.extend_from_slice(&EMPTY);
         program.extend_from_slice(&[0; 10]);
-        assert_eq!(find(&program), Some(100));
-        assert_eq!(find(&program[..100 + TABLE_BYTES - 1]), None, "cut short");
+        assert_eq!(find(&program), Some(1024));
+        assert_eq!(find(&program[..1024 + TABLE_BYTES - 1]), None, "cut short");
+        assert_eq!(find(&program[1..]), None, "not at a sector boundary");
         program.extend_from_slice(&MAGIC);
-        assert_eq!(find(&program), None, "twice");
+        assert_eq!(find(&program), None, "three times");
     }
 }

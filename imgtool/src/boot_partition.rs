@@ -186,9 +186,10 @@ pub fn plan_boot<'a>(
 }
 
 /// The UEFI boot program for the instance's architecture, built from this workspace.
-/// The program holds the keys the instance's roots trust (`slot-keys`, less those it
-/// revokes), and boots only slots sealed by one of them (`boot::uefi_keys`).
-pub fn uefi_program(instance: &Instance) -> Result<Option<(&'static str, Vec<u8>)>> {
+/// The program holds the keys the plan's roots trust (the instance's `slot-keys`, less
+/// those it revokes; none with `sealed_slots = false`), and boots only slots sealed by one
+/// of them (`boot::uefi_keys`); admind keeps it following the committed root's trust file.
+pub fn uefi_program(plan: &Plan, instance: &Instance) -> Result<Option<(&'static str, Vec<u8>)>> {
     let built = Builder {
         arch: instance.arch,
         cache: cargo_build::cache_dir(),
@@ -197,19 +198,11 @@ pub fn uefi_program(instance: &Instance) -> Result<Option<(&'static str, Vec<u8>
     let Some((path, mut program)) = built else {
         return Ok(None);
     };
-    let entries: Vec<_> = boot::seal::entries(&instance.slot_keys).flatten().collect();
-    let revoked = |key: &[u8; 65]| {
-        let id = admin_api::seal::signer_id(key);
-        entries.contains(&boot::seal::Entry::Revoke(id))
+    let keys = match plan.sealed_slots {
+        Some(false) => Vec::new(),
+        _ => admin_api::seal::trusted_keys(&instance.slot_keys),
     };
-    let keys: Vec<[u8; 65]> = entries
-        .iter()
-        .filter_map(|e| match e {
-            boot::seal::Entry::Trust(key) if !revoked(key) => Some(*key),
-            _ => None,
-        })
-        .collect();
-    let table = boot::uefi_keys::encode(&keys).with_context(|| {
+    let keys = boot::uefi_keys::Keys::new(&keys).with_context(|| {
         format!(
             "slot-keys trusts {} keys; the UEFI boot program holds at most {}: revoke the old ones (imgtool key rotate)",
             keys.len(),
@@ -217,8 +210,11 @@ pub fn uefi_program(instance: &Instance) -> Result<Option<(&'static str, Vec<u8>
         )
     })?;
     let at = boot::uefi_keys::find(&program)
-        .context("the UEFI boot program has no single key table (boot::uefi_keys): rebuild it")?;
-    program[at..at + table.len()].copy_from_slice(&table);
+        .context("the UEFI boot program has no key table (boot::uefi_keys): rebuild it")?;
+    let copy = boot::uefi_keys::encode_copy(0, &keys);
+    for place in program[at..at + boot::uefi_keys::TABLE_BYTES].chunks_exact_mut(copy.len()) {
+        place.copy_from_slice(&copy);
+    }
     Ok(Some((path, program)))
 }
 
@@ -317,7 +313,7 @@ pub fn build_boot(plan: &Plan, instance: &Instance) -> Result<(Vec<u8>, Vec<u8>)
     let arch = instance.arch;
     let kernel_data = read_kernel(plan.kernel.as_deref(), arch)?;
     let firmware = extra_boot_files(plan, arch)?;
-    let uefi = uefi_program(instance)?;
+    let uefi = uefi_program(plan, instance)?;
     // Laid out in a scratch disk image of the smallest size, then cut out.
     let scratch = std::env::temp_dir().join(format!("imgtool-boot-{}.img", std::process::id()));
     let output = Output::open(&scratch, Some(layout::DISK_MIN_BYTES))?;

@@ -231,6 +231,13 @@ impl Instance {
         write_atomic(&self.dir.join("instance.toml"), text.as_bytes(), 0o644)
     }
 
+    /// How seals name the key that seals now (`boot::seal`).
+    pub fn signer_id(&self) -> Result<[u8; 32]> {
+        Ok(admin_api::seal::signer_id(&admin_api::seal::public_key(
+            &self.signing_key()?,
+        )))
+    }
+
     fn signing_key(&self) -> Result<p256::ecdsa::SigningKey> {
         p256::ecdsa::SigningKey::from_pkcs8_pem(&self.signing_key_pem).with_context(|| {
             format!(

@@ -79,7 +79,7 @@ pub fn run(plan: Plan, target: &Path, instance_dir: Option<PathBuf>) -> Result<R
     };
     let firmware = boot_partition::extra_boot_files(&plan, arch)?;
     plan.network.as_ref().map(|n| n.render()).transpose()?; // checked before building
-    let uefi = boot_partition::uefi_program(&instance)?;
+    let uefi = boot_partition::uefi_program(&plan, &instance)?;
 
     // 2. and 3. Programs, then the root image.
     let root = root_image::build(&plan, &instance)?;

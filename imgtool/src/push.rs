@@ -59,6 +59,8 @@ struct Status {
     boot_state: String,
     /// A slot the UEFI boot program refused at this boot, and why.
     refused: Option<String>,
+    /// The signer ids of the keys the device's UEFI boot program holds (`None`: none there).
+    boot_program_keys: Option<Vec<String>>,
     uncommitted_trial: bool,
     build_of_active: Option<String>,
     /// The version of the active slot's seal (0: not sealed).
@@ -90,7 +92,8 @@ fn status(client: &Client) -> Result<Status> {
         inactive_slot,
         boot_id: v.boot_id,
         boot_state: v.boot.as_ref().map_or("?".into(), |b| b.state.clone()),
-        refused: v.boot.and_then(|b| b.refused),
+        refused: v.boot.as_ref().and_then(|b| b.refused.clone()),
+        boot_program_keys: v.boot_program_keys,
         uncommitted_trial: v.uncommitted_trial,
         build_of_active: v.roots.get(&active_slot).and_then(|r| r.build.clone()),
         committed_version: v
@@ -122,6 +125,19 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         status(&client).with_context(|| format!("asking {} for its status", client.target))?;
     if before.uncommitted_trial {
         bail!("the device is in an uncommitted trial of root {}: wait for it to settle (it rolls back by itself) or commit it first", before.active_slot);
+    }
+    // The UEFI boot program refuses a slot sealed by a key it does not hold: say so now,
+    // not after a trial that rolls back. (admind gives it the keys each committed root
+    // trusts, so this means a rotation ran ahead of the pushes: README, Sealed slots.)
+    let signer = Hex(&instance.signer_id()?).to_string();
+    if let Some(keys) = before.boot_program_keys.as_ref().filter(|k| !k.is_empty()) {
+        if !keys.contains(&signer) {
+            bail!(
+                "the device's UEFI boot program holds keys {}, not {}, which seals this push: it would refuse the slot. Its keys follow the committed root's slot-keys: after `imgtool key new`, push once (sealed by the current key) before `imgtool key rotate`",
+                keys.join(", "),
+                signer
+            );
+        }
     }
     let target_slot = before.inactive_slot;
     let cmdline = crate::boot_partition::cmdline(

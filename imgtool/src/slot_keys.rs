@@ -9,6 +9,9 @@
 //!    one (kept as `slot-signing-key.old.pem`, for a device the push of step 2 did not reach:
 //!    it trusts only that key). The next push is sealed by the new key, and once it commits
 //!    the device refuses the old key's seals.
+//!
+//! The UEFI boot program follows: admind gives it the keys of each root that commits
+//! (`boot::uefi_keys`), both after step 2, the new one only after step 3's push.
 
 use crate::instance::{random_key, read_or_create, write_atomic, Instance};
 use anyhow::{bail, Context, Result};

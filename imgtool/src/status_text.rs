@@ -62,6 +62,18 @@ pub fn render(v: &Status) -> String {
             "not required: this root arms unsealed slots"
         }
     );
+    if let Some(keys) = &v.boot_program_keys {
+        let ids: Vec<&str> = keys.iter().map(|k| &k[..k.len().min(16)]).collect();
+        let _ = writeln!(
+            out,
+            "          the UEFI boot program boots slots sealed by {}",
+            if ids.is_empty() {
+                "anyone (it holds no keys)".to_string()
+            } else {
+                format!("key {}", ids.join(", "))
+            }
+        );
+    }
     for (slot, root) in &v.roots {
         let build = root
             .build

@@ -110,7 +110,7 @@ fn line_of<'a>(status: &'a str, prefix: &str) -> &'a str {
 
 /// One x86_64 image, two firmwares: admind answers after SeaBIOS ran the MBR code and after
 /// OVMF ran the UEFI boot program, and under UEFI a push (kernel, command line, root) is
-/// tried by the UEFI program and committed.
+/// tried by the UEFI program and committed; then the slot-signing key is rotated.
 #[test]
 fn one_image_answers_under_bios_and_uefi_and_a_push_commits_under_uefi() {
     let s = Scratch::new("push-uefi");
@@ -141,8 +141,68 @@ fn one_image_answers_under_bios_and_uefi_and_a_push_commits_under_uefi() {
         let extra = s.path("extra");
         tiny_static_elf(&extra, 4096, 12);
         push_through_the_uefi_program(&s, &vm, &extra);
+        rotate_keys_under_the_uefi_program(&s, &mut vm, &extra);
         vm.kill();
     }
+}
+
+/// A key rotation reaches the UEFI boot program with the pushes that carry it, no boot
+/// update: `key new`, a push sealed by the old key whose root trusts both (committed, admind
+/// gives the program both keys), `key rotate`, a push sealed by the new key, which the
+/// program boots (and admind leaves it holding the new key only). A push sealed by a key
+/// the program does not hold is refused before anything is sent.
+fn rotate_keys_under_the_uefi_program(s: &Scratch, vm: &mut Vm, program: &std::path::Path) {
+    let key = |dir: &std::path::Path, action: &str| {
+        text(&run_ok(
+            imgtool().args(["key", action, "--instance"]).arg(dir),
+        ))
+    };
+    let program_keys = |status: &str| {
+        let line = line_of(
+            status,
+            "          the UEFI boot program boots slots sealed by",
+        );
+        line.matches(", ").count() + 1
+    };
+    let before = status_when_up(s, vm);
+    assert_eq!(program_keys(&before), 1, "{before}");
+    key(&s.path("instance"), "new");
+
+    // Rotated too early, in a copy of the instance: the program holds only the old key.
+    let early = s.path("early-instance");
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(s.path("instance"))
+            .arg(&early),
+    );
+    key(&early, "rotate");
+    let refused = imgtool()
+        .args(["push", "--timeout", "150", "--instance"])
+        .arg(&early)
+        .args(["--to", &format!("127.0.0.1:{}", vm.admind_port)])
+        .args(["--bin", program.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = text(&refused);
+    assert!(
+        !refused.status.success() && said.contains("the device's UEFI boot program holds keys"),
+        "{said}"
+    );
+
+    tiny_static_elf(program, 4096, 21);
+    let bin = ["--bin", program.to_str().unwrap()];
+    assert_push_committed(&push(s, vm, &bin), 2, &vm.console());
+    let after = status_when_up(s, vm);
+    assert_eq!(program_keys(&after), 2, "admind gave it both keys: {after}");
+    key(&s.path("instance"), "rotate");
+    tiny_static_elf(program, 4096, 22);
+    assert_push_committed(&push(s, vm, &bin), 3, &vm.console());
+    let sync = "admind: the UEFI boot program now holds the 1 key(s) this root trusts";
+    vm.wait_for(sync, 0, BOOT_TIMEOUT)
+        .unwrap_or_else(|c| panic!("{sync:?}: {c}"));
+    let last = status_when_up(s, vm);
+    assert_eq!(program_keys(&last), 1, "{last}");
 }
 
 /// Pushes `program` (one more in /bin) and checks that the UEFI program started the trial

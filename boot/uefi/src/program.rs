@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use boot::{layout, mbr, record, rootid, seal, slot, uefi_keys};
+use boot::{layout, mbr, record, rootid, seal, slot};
 use core::time::Duration;
 use uefi::boot::{OpenProtocolAttributes, OpenProtocolParams, ScopedProtocol};
 use uefi::proto::device_path::build::DevicePathBuilder;
@@ -46,8 +46,10 @@ fn boot_slot() -> Result<(), String> {
     disk.read(0, &mut sector)?;
     let table = mbr::Table::read(&sector)
         .ok_or("sector 0 holds no slot table: this disk was not written by imgtool mkimg")?;
-    let key_table = verify::key_table();
-    let keys: Vec<&[u8; seal::PUBLIC_KEY_BYTES]> = uefi_keys::keys(&key_table).collect();
+    let held = verify::held_keys().ok_or(
+        "both copies of this program's key table are damaged: rewrite /boot (imgtool push --boot, or reflash)",
+    )?;
+    let keys = held.as_slice();
     if keys.is_empty() {
         say("rustkrazy: this boot program holds no keys: no slot's seal is checked\r\n");
     }
@@ -57,9 +59,9 @@ fn boot_slot() -> Result<(), String> {
     // carries the first refusal on its command line, for init's boot status.
     let mut refused = None;
     for _ in 0..usize::from(record::MAX_ATTEMPTS) + 2 {
-        let chosen = choose_slot(&mut disk, &table, &keys)?;
+        let chosen = choose_slot(&mut disk, &table, keys)?;
         let files = read_slot(&mut disk, &table, chosen)?;
-        if let Err(why) = files.check(&keys) {
+        if let Err(why) = files.check(keys) {
             say(&format!("rustkrazy: refusing slot {chosen:?}: {why}\r\n"));
             refused = refused.or(Some((chosen, why)));
             continue;
@@ -75,7 +77,7 @@ fn boot_slot() -> Result<(), String> {
 fn choose_slot(
     disk: &mut Disk,
     table: &mbr::Table,
-    keys: &[&[u8; seal::PUBLIC_KEY_BYTES]],
+    keys: &[[u8; seal::PUBLIC_KEY_BYTES]],
 ) -> Result<layout::Slot, String> {
     // A copy that cannot be read stays zeros: damaged, as the MBR code takes it.
     let mut copies = [[0u8; SECTOR]; 2];
@@ -137,18 +139,13 @@ struct SlotFiles {
 
 impl SlotFiles {
     /// With no keys, only the trailer (the slot is complete); else its seal as well.
-    fn check(&self, keys: &[&[u8; seal::PUBLIC_KEY_BYTES]]) -> Result<(), verify::Refusal> {
+    fn check(&self, keys: &[[u8; seal::PUBLIC_KEY_BYTES]]) -> Result<(), verify::Refusal> {
         if keys.is_empty() {
             return rootid::decode(&self.trailer)
                 .map(drop)
                 .ok_or(verify::Refusal::NoTrailer);
         }
-        verify::check(
-            keys.iter().copied(),
-            &self.trailer,
-            &self.kernel,
-            &self.cmdline,
-        )
+        verify::check(keys, &self.trailer, &self.kernel, &self.cmdline)
     }
 }
 

@@ -21,18 +21,20 @@ pub fn public_key(key: &SigningKey) -> [u8; PUBLIC_KEY_BYTES] {
     out
 }
 
-/// The keys a trust file trusts and does not revoke, in its order (lines that are not
-/// entries are skipped: the trust file is checked where it is read for arming).
-pub fn trusted_keys(trust: &str) -> Vec<[u8; PUBLIC_KEY_BYTES]> {
-    let entries: Vec<Entry> = boot::seal::entries(trust).flatten().collect();
+/// The keys a trust file trusts and does not revoke, in its order; `None` if a line is
+/// not an entry (arming then refuses every seal, [`check`]).
+pub fn trusted_keys(trust: &str) -> Option<Vec<[u8; PUBLIC_KEY_BYTES]>> {
+    let entries: Vec<Entry> = boot::seal::entries(trust).collect::<Result<_, _>>().ok()?;
     let revoked = |key: &[u8; PUBLIC_KEY_BYTES]| entries.contains(&Entry::Revoke(signer_id(key)));
-    entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Trust(key) if !revoked(key) => Some(*key),
-            _ => None,
-        })
-        .collect()
+    Some(
+        entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Trust(key) if !revoked(key) => Some(*key),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 /// The seal `key` makes for a slot whose build id is `build`; `going_back`: it may replace

@@ -188,8 +188,12 @@ impl Api {
 
     pub(crate) fn commit(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
         let record = self.device.commit()?;
-        // The commit stands either way; a failure here is retried when admind next starts.
-        report_boot_program_keys(self.device.sync_boot_program_keys());
+        // The commit stands either way; what is not done here is done when admind next
+        // starts. Not while an upload (of /boot, say) holds the disk.
+        match self.updates.take() {
+            Ok(_writing) => report_boot_program_keys(self.device.sync_boot_program_keys()),
+            Err(_) => println!("admind: an upload is running; the UEFI boot program gets this root's keys at the next start"),
+        }
         Ok(json(200, record_status(&record).to_json() + "\n"))
     }
 

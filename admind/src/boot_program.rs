@@ -26,29 +26,54 @@ const PROGRAM: [[u8; 11]; 3] = [
 /// Both copies of the table as the disk holds them, and where (byte offsets on the disk).
 type Copies = ([[u8; SECTOR]; 2], [u64; 2]);
 
+/// The program is read this far, at most, looking for its table (it is some 70 KiB).
+const PROGRAM_SECTORS_MAX: u64 = 2048;
+
 /// The table's copies; `None` when /boot holds no UEFI boot program with a table (a
-/// BIOS-only image, a Pi).
+/// BIOS-only image, a Pi), or its FAT puts the copies where admind will not write: in
+/// one place, or in a slot's kernel or command line.
 fn copies(disk: &File) -> Result<Option<Copies>, Fault> {
     let base = layout::BOOT.start_bytes;
     let sectors = layout::BOOT.size_bytes.unwrap_or(0) / layout::SECTOR_BYTES;
+    let apart = (uefi_keys::COPY_DISTANCE / SECTOR) as u64;
     let mut found: Vec<([u8; SECTOR], u64)> = Vec::new();
+    let (mut index, mut first) = (0u64, None);
     let mut read = |sector: u64, buf: &mut [u8; SECTOR]| {
         disk.read_exact_at(buf, base + sector * layout::SECTOR_BYTES)
     };
     boot::fat32::each_file_sector(&mut read, &PROGRAM, sectors, &mut |read, sector| {
-        let mut buf = [0u8; SECTOR];
-        read(sector, &mut buf)?;
-        if uefi_keys::is_copy(&buf) {
-            found.push((buf, base + sector * layout::SECTOR_BYTES));
-        } else if !found.is_empty() {
-            return Ok(false); // the copies follow each other in the file
+        // The first copy, then the sector `apart` further in the file: the second.
+        if first.is_none() || Some(index) == first.map(|f| f + apart) {
+            let mut buf = [0u8; SECTOR];
+            read(sector, &mut buf)?;
+            if uefi_keys::is_copy(&buf) {
+                first = first.or(Some(index));
+                found.push((buf, base + sector * layout::SECTOR_BYTES));
+            } else if first.is_some() {
+                return Ok(false);
+            }
         }
-        Ok(found.len() < 2)
+        index += 1;
+        Ok(found.len() < 2 && index < PROGRAM_SECTORS_MAX)
     })?;
-    Ok(match found.as_slice() {
-        [(a, at_a), (b, at_b)] => Some(([*a, *b], [*at_a, *at_b])),
-        _ => None,
-    })
+    let [(a, at_a), (b, at_b)] = found.as_slice() else {
+        return Ok(None);
+    };
+    let mut mbr = [0u8; SECTOR];
+    disk.read_exact_at(&mut mbr, 0)?;
+    let table = boot::mbr::Table::read(&mbr)
+        .ok_or_else(|| fault(Kind::Unavailable, "the MBR holds no table of slot files"))?;
+    let misplaced = at_a == at_b
+        || [at_a, at_b]
+            .iter()
+            .any(|&&at| table.overlaps_slot_files(at, layout::SECTOR_BYTES));
+    if misplaced {
+        return Err(fault(
+            Kind::Failed,
+            "/boot's FAT puts the UEFI boot program's key table in one place, or inside a slot's kernel or command line; its keys were not changed",
+        ));
+    }
+    Ok(Some(([*a, *b], [*at_a, *at_b])))
 }
 
 /// The keys the program holds now; `None`: no program with a table, or both copies damaged.
@@ -65,14 +90,6 @@ pub fn hold(disk: &File, keys: &Keys) -> Result<bool, Fault> {
     let Some((copy, sector)) = uefi_keys::next_write([&copies[0], &copies[1]], keys) else {
         return Ok(false);
     };
-    let boot =
-        layout::BOOT.start_bytes..layout::BOOT.start_bytes + layout::BOOT.size_bytes.unwrap_or(0);
-    if !boot.contains(&places[copy]) {
-        return Err(fault(
-            Kind::Failed,
-            "the UEFI boot program's key table lies outside /boot",
-        ));
-    }
     disk.write_all_at(&sector, places[copy])?;
     disk.sync_data()?;
     Ok(true)

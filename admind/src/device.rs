@@ -608,9 +608,22 @@ impl Device {
         if record.committed != slot || record.is_trial_boot(slot) {
             return Ok(None);
         }
-        let trusted = self
-            .trust()?
-            .map_or(Vec::new(), |t| admin_api::seal::trusted_keys(&t));
+        // No trust file: this root arms unsealed slots, and the program checks none. A
+        // trust file that trusts nothing usable leaves the program's keys as they are.
+        let trusted = match self.trust()? {
+            None => Vec::new(),
+            Some(text) => admin_api::seal::trusted_keys(&text)
+                .filter(|keys| !keys.is_empty())
+                .ok_or_else(|| {
+                    fault(
+                        Kind::Failed,
+                        format!(
+                            "{} has a line that is not an entry, or trusts no key; the UEFI boot program keeps its keys",
+                            boot::seal::TRUST_PATH
+                        ),
+                    )
+                })?,
+        };
         let keys = boot::uefi_keys::Keys::new(&trusted).ok_or_else(|| {
             fault(
                 Kind::Failed,

@@ -42,20 +42,9 @@ pub fn point(disk: &File, committed: boot::layout::Slot) -> Result<(), Fault> {
             "the MBR holds no table of slot files; the Pi's slot choice was not changed",
         )
     })?;
-    let regions = (0..2).flat_map(|i| {
-        [
-            (table.kernel_lba[i], boot::slot::KERNEL_REGION_BYTES),
-            (table.cmdline_lba[i], boot::slot::CMDLINE_REGION_BYTES),
-        ]
-    });
-    let sector_bytes = layout::SECTOR_BYTES;
     for (sector, _) in &places {
-        let at = base + sector * sector_bytes;
-        let inside = |(lba, len): (u32, u64)| {
-            let start = u64::from(lba) * sector_bytes;
-            at < start + len && start < at + sector_bytes
-        };
-        if regions.clone().any(inside) {
+        let at = base + sector * layout::SECTOR_BYTES;
+        if table.overlaps_slot_files(at, layout::SECTOR_BYTES) {
             return Err(fault(Kind::Failed,
                 "/boot's FAT puts config.txt or tryboot.txt inside a slot's kernel or command line; the Pi's slot choice was not changed",
             ));

@@ -57,6 +57,21 @@ pub struct Table {
 }
 
 impl Table {
+    /// Whether `len` bytes at disk byte `at` overlap a slot's kernel or command line (what
+    /// a write there would change after the slot was sealed).
+    pub fn overlaps_slot_files(&self, at: u64, len: u64) -> bool {
+        let regions = (0..2).flat_map(|i| {
+            [
+                (self.kernel_lba[i], crate::slot::KERNEL_REGION_BYTES),
+                (self.cmdline_lba[i], crate::slot::CMDLINE_REGION_BYTES),
+            ]
+        });
+        regions.into_iter().any(|(lba, region)| {
+            let start = u64::from(lba) * crate::layout::SECTOR_BYTES;
+            at < start.saturating_add(region) && start < at.saturating_add(len)
+        })
+    }
+
     /// The boot code with this table filled in, loading its second stage from the first
     /// of [`STAGE2_LBAS`].
     pub fn patch(&self) -> [u8; 440] {

@@ -5,10 +5,11 @@
 //! with other keys in its trust file (`crate::seal::TRUST_PATH`) commits, so that the
 //! program follows a key rotation without a boot update.
 //!
-//! Two copies, each alone in a 512-byte sector of the program's file (the program aligns
-//! them), so admind changes one with one sector write; like the boot record
-//! (`crate::record`), a writer writes over the older copy, so a torn write leaves the
-//! other. Each copy:
+//! Two copies, each in its own 512-byte sector of the program's file (the program aligns
+//! them), 4 KiB apart, so that they never share a 4 KiB block of the disk (a disk or flash
+//! card that rewrites a whole block for one sector could tear both at once), and admind
+//! changes one with one sector write; like the boot record (`crate::record`), a writer
+//! writes over the older copy, so a torn write leaves the other. Each copy:
 //!
 //! ```text
 //! offset size  field
@@ -30,8 +31,10 @@ pub const KEYS_MAX: usize = 4;
 const KEYS_AT: usize = 24;
 const CRC_AT: usize = 508;
 pub const COPY_BYTES: usize = 512;
-/// Both copies.
-pub const TABLE_BYTES: usize = 2 * COPY_BYTES;
+/// From the start of copy 1 to the start of copy 2.
+pub const COPY_DISTANCE: usize = 4096;
+/// Both copies and the zeros between them.
+pub const TABLE_BYTES: usize = COPY_DISTANCE + COPY_BYTES;
 
 /// The keys one copy holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,22 +93,31 @@ pub const fn encode_copy(seq: u32, keys: &Keys) -> [u8; COPY_BYTES] {
     s
 }
 
-/// The table the program is built with: both copies valid, no keys.
-pub const EMPTY: [u8; TABLE_BYTES] = {
-    let none = Keys {
-        count: 0,
-        keys: [[0; PUBLIC_KEY_BYTES]; KEYS_MAX],
-    };
-    let copy = encode_copy(0, &none);
+/// A table whose copies both hold `keys`, at sequence 0.
+pub const fn table(keys: &Keys) -> [u8; TABLE_BYTES] {
+    let copy = encode_copy(0, keys);
     let mut t = [0u8; TABLE_BYTES];
     let mut i = 0;
     while i < COPY_BYTES {
         t[i] = copy[i];
-        t[COPY_BYTES + i] = copy[i];
+        t[COPY_DISTANCE + i] = copy[i];
         i += 1;
     }
     t
-};
+}
+
+/// The table the program is built with: no keys.
+pub const EMPTY: [u8; TABLE_BYTES] = table(&Keys {
+    count: 0,
+    keys: [[0; PUBLIC_KEY_BYTES]; KEYS_MAX],
+});
+
+/// The table's two copies.
+pub fn copies(table: &[u8; TABLE_BYTES]) -> [&[u8; COPY_BYTES]; 2] {
+    let (first, rest) = table.split_at(COPY_BYTES);
+    let second = &rest[COPY_DISTANCE - COPY_BYTES..];
+    [first, second].map(|c| <&[u8; COPY_BYTES]>::try_from(c).unwrap_or(&[0; COPY_BYTES]))
+}
 
 /// A copy's sequence number and keys; `None` if damaged (the magic is not checked: the
 /// program that reads its own copies never compares it).
@@ -135,7 +147,12 @@ pub fn decode_copy(copy: &[u8; COPY_BYTES]) -> Option<(u32, Keys)> {
 pub fn newest(copies: [&[u8; COPY_BYTES]; 2]) -> Option<(usize, Keys)> {
     let decoded = copies.map(decode_copy);
     match decoded {
-        [Some((a, ka)), Some((b, kb))] => Some(if b > a { (1, kb) } else { (0, ka) }),
+        // Wrapping, as the writer counts.
+        [Some((a, ka)), Some((b, kb))] => Some(if (b.wrapping_sub(a) as i32) > 0 {
+            (1, kb)
+        } else {
+            (0, ka)
+        }),
         [Some((_, k)), None] => Some((0, k)),
         [None, Some((_, k))] => Some((1, k)),
         [None, None] => None,
@@ -165,7 +182,7 @@ pub fn is_copy(sector: &[u8; COPY_BYTES]) -> bool {
 }
 
 /// Where the table starts in a built program: `None` unless the magic is there exactly
-/// twice, one copy apart, at a sector boundary of the file, followed by both copies.
+/// twice, [`COPY_DISTANCE`] apart, at a sector boundary of the file, with room for both.
 pub fn find(program: &[u8]) -> Option<usize> {
     let mut at = program
         .windows(MAGIC.len())
@@ -174,7 +191,7 @@ pub fn find(program: &[u8]) -> Option<usize> {
     let (first, _) = at.next()?;
     let (second, _) = at.next()?;
     let whole = first % COPY_BYTES == 0
-        && second == first + COPY_BYTES
+        && second == first + COPY_DISTANCE
         && first + TABLE_BYTES <= program.len();
     (at.next().is_none() && whole).then_some(first)
 }
@@ -182,11 +199,6 @@ pub fn find(program: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn copies(t: &[u8; TABLE_BYTES]) -> [&[u8; COPY_BYTES]; 2] {
-        let (a, b) = t.split_at(COPY_BYTES);
-        [a.try_into().unwrap(), b.try_into().unwrap()]
-    }
 
     #[test]
     fn the_empty_table_is_valid_and_holds_nothing() {
@@ -202,7 +214,7 @@ mod tests {
         let mut t = EMPTY;
         let (at, copy) = next_write(copies(&t), &two).unwrap();
         assert_eq!(at, 1);
-        t[COPY_BYTES..].copy_from_slice(&copy);
+        t[COPY_DISTANCE..].copy_from_slice(&copy);
         assert_eq!(newest(copies(&t)), Some((1, two)));
         assert_eq!(next_write(copies(&t), &two), None, "already held");
         let one = Keys::new(&[[5u8; 65]]).unwrap();
@@ -215,13 +227,17 @@ mod tests {
         assert_eq!(newest(copies(&t)), Some((0, one)));
         let mut both = t;
         both[100] ^= 1;
-        both[COPY_BYTES + 100] ^= 1;
+        both[COPY_DISTANCE + 100] ^= 1;
         assert_eq!(newest(copies(&both)), None);
         assert_eq!(next_write(copies(&both), &one).map(|(at, _)| at), Some(0));
+        // Sequence numbers wrap: 0 is newer than u32::MAX.
+        let mut wrapped = table(&one);
+        wrapped[COPY_DISTANCE..].copy_from_slice(&encode_copy(u32::MAX, &two));
+        assert_eq!(newest(copies(&wrapped)), Some((0, one)));
     }
 
     #[test]
-    fn found_twice_at_a_sector_boundary() {
+    fn found_twice_4_kib_apart_at_a_sector_boundary() {
         let mut program = std::vec![0u8; 1024];
         program.extend_from_slice(&EMPTY);
         program.extend_from_slice(&[0; 10]);

@@ -200,7 +200,8 @@ pub fn uefi_program(plan: &Plan, instance: &Instance) -> Result<Option<(&'static
     };
     let keys = match plan.sealed_slots {
         Some(false) => Vec::new(),
-        _ => admin_api::seal::trusted_keys(&instance.slot_keys),
+        _ => admin_api::seal::trusted_keys(&instance.slot_keys)
+            .context("the instance's slot-keys has a line that is not an entry")?,
     };
     let keys = boot::uefi_keys::Keys::new(&keys).with_context(|| {
         format!(
@@ -211,10 +212,7 @@ pub fn uefi_program(plan: &Plan, instance: &Instance) -> Result<Option<(&'static
     })?;
     let at = boot::uefi_keys::find(&program)
         .context("the UEFI boot program has no key table (boot::uefi_keys): rebuild it")?;
-    let copy = boot::uefi_keys::encode_copy(0, &keys);
-    for place in program[at..at + boot::uefi_keys::TABLE_BYTES].chunks_exact_mut(copy.len()) {
-        place.copy_from_slice(&copy);
-    }
+    program[at..at + boot::uefi_keys::TABLE_BYTES].copy_from_slice(&boot::uefi_keys::table(&keys));
     Ok(Some((path, program)))
 }
 

@@ -184,6 +184,15 @@ impl Instance {
             signing_key_path.display()
         );
 
+        // The UEFI boot program holds every key the roots trust (boot::uefi_keys).
+        let trusted = admin_api::seal::trusted_keys(&slot_keys).map_or(0, |k| k.len());
+        ensure!(
+            trusted <= boot::uefi_keys::KEYS_MAX,
+            "{} trusts {trusted} keys, more than the {} the UEFI boot program holds: revoke the old ones",
+            slot_keys_path.display(),
+            boot::uefi_keys::KEYS_MAX
+        );
+
         let instance = Instance {
             dir: dir.to_path_buf(),
             arch: Arch::parse(&record.arch)?,

@@ -63,7 +63,7 @@ pub fn render(v: &Status) -> String {
         }
     );
     if let Some(keys) = &v.boot_program_keys {
-        let ids: Vec<&str> = keys.iter().map(|k| &k[..k.len().min(16)]).collect();
+        let ids: Vec<&str> = keys.iter().map(|k| k.get(..16).unwrap_or(k)).collect();
         let _ = writeln!(
             out,
             "          the UEFI boot program boots slots sealed by {}",

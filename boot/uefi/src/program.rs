@@ -47,22 +47,46 @@ fn boot_slot() -> Result<(), String> {
     let table = mbr::Table::read(&sector)
         .ok_or("sector 0 holds no slot table: this disk was not written by imgtool mkimg")?;
     let held = verify::held_keys().ok_or(
-        "both copies of this program's key table are damaged: rewrite /boot (imgtool push --boot, or reflash)",
+        "both copies of this program's key table are damaged: write the disk again (imgtool mkimg)",
     )?;
     let keys = held.as_slice();
     if keys.is_empty() {
         say("rustkrazy: this boot program holds no keys: no slot's seal is checked\r\n");
     }
+    // A copy that cannot be read stays zeros: damaged, as the MBR code takes it.
+    let mut copies = [[0u8; SECTOR]; 2];
+    for (copy, lba) in copies.iter_mut().zip(record::COPY_LBAS) {
+        if let Err(why) = disk.read(lba, copy) {
+            say(&format!("rustkrazy: {why}\r\n"));
+            copy.fill(0);
+        }
+    }
     // A slot refused for its seal counts as a boot that did not reach init, and the record
-    // chooses again at once: a refused trial gives way to the committed slot, a refused
-    // committed slot to the other one once its attempts are spent. The slot that boots
-    // carries the first refusal on its command line, for init's boot status.
+    // chooses again at once (from the copies as this program wrote them, whether or not
+    // the disk took the write): a refused trial gives way to the committed slot, a refused
+    // committed slot to the other one once its attempts are spent. Without a valid record,
+    // slot B is tried when A is refused. The slot that boots carries the first refusal on
+    // its command line, for init's boot status.
     let mut refused = None;
+    let mut was_refused = [false; 2];
     for _ in 0..usize::from(record::MAX_ATTEMPTS) + 2 {
-        let chosen = choose_slot(&mut disk, &table, keys)?;
+        let (mut chosen, wrote) = choose_slot(&mut disk, &table, keys, &mut copies);
+        if was_refused[chosen.index()] && !wrote {
+            // The record has nothing else to give; without one, B is the other choice.
+            let other = chosen.other();
+            let no_record = record::Copies::read([&copies[0], &copies[1]])
+                .newest
+                .is_none();
+            if !no_record || was_refused[other.index()] {
+                break;
+            }
+            chosen = other;
+            say(&format!("rustkrazy: trying slot {chosen:?}\r\n"));
+        }
         let files = read_slot(&mut disk, &table, chosen)?;
         if let Err(why) = files.check(keys) {
             say(&format!("rustkrazy: refusing slot {chosen:?}: {why}\r\n"));
+            was_refused[chosen.index()] = true;
             refused = refused.or(Some((chosen, why)));
             continue;
         }
@@ -72,23 +96,17 @@ fn boot_slot() -> Result<(), String> {
     Err("no slot passes its seal check".into())
 }
 
-/// Reads the record, makes its choice and writes it; returns the slot to boot. A slot
-/// counts as complete, for a fall-back, when it has a kernel and passes the seal check.
+/// Makes the record's choice over `copies` and writes it, to `copies` and to the disk;
+/// returns the slot to boot, and whether the record changed. A slot counts as complete,
+/// for a fall-back, when it has a kernel and passes the seal check.
 fn choose_slot(
     disk: &mut Disk,
     table: &mbr::Table,
     keys: &[[u8; seal::PUBLIC_KEY_BYTES]],
-) -> Result<layout::Slot, String> {
-    // A copy that cannot be read stays zeros: damaged, as the MBR code takes it.
-    let mut copies = [[0u8; SECTOR]; 2];
-    for (copy, lba) in copies.iter_mut().zip(record::COPY_LBAS) {
-        if let Err(why) = disk.read(lba, copy) {
-            say(&format!("rustkrazy: {why}\r\n"));
-            copy.fill(0);
-        }
-    }
-    let copies = record::Copies::read([&copies[0], &copies[1]]);
-    let choice = record::choose(&copies, |slot| {
+    copies: &mut [[u8; SECTOR]; 2],
+) -> (layout::Slot, bool) {
+    let read = record::Copies::read([&copies[0], &copies[1]]);
+    let choice = record::choose(&read, |slot| {
         read_slot(disk, table, slot).is_ok_and(|files| files.check(keys).is_ok())
     });
     for (n, why) in choice.damaged.iter().enumerate() {
@@ -99,7 +117,7 @@ fn choose_slot(
             ));
         }
     }
-    if copies.newest.is_none() {
+    if read.newest.is_none() {
         say("rustkrazy: no valid boot record; booting root A, the default\r\n");
     }
     if let Some(from) = choice.fell_back_from {
@@ -110,7 +128,9 @@ fn choose_slot(
         ));
     }
     // A write that fails only leaves this boot uncounted: boot all the same.
+    let wrote = choice.write.is_some();
     if let Some((copy, sector)) = choice.write {
+        copies[copy] = sector;
         if let Err(why) = disk
             .write(record::COPY_LBAS[copy], &sector)
             .and_then(|()| disk.flush())
@@ -125,7 +145,7 @@ fn choose_slot(
         choice.slot,
         if choice.trial { " (trial, once)" } else { "" }
     ));
-    Ok(choice.slot)
+    (choice.slot, wrote)
 }
 
 /// One slot's kernel, command line and trailer, as the disk holds them now.

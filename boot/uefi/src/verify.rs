@@ -10,7 +10,8 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 /// The keys imgtool wrote into this program, and admind since (`boot::uefi_keys`): each
-/// copy alone in its sector of the file, so that admind rewrites one with one write.
+/// copy in its own sector of the file, 4 KiB apart, so that admind rewrites one with one
+/// write and a torn write cannot reach the other.
 #[repr(C, align(512))]
 struct KeyTable([u8; uefi_keys::TABLE_BYTES]);
 
@@ -18,7 +19,7 @@ struct KeyTable([u8; uefi_keys::TABLE_BYTES]);
 static KEY_TABLE: KeyTable = KeyTable(uefi_keys::EMPTY);
 /// Read through a volatile load of this pointer, the table's bytes are unknown to the
 /// compiler: a plain read would let it use the empty table the program was built with,
-/// and drop the checks. (A volatile read of the table itself is byte by byte, 19 KB.)
+/// and drop the checks. (A volatile read of the table itself goes byte by byte: 19 KB.)
 static KEY_TABLE_AT: &KeyTable = &KEY_TABLE;
 
 /// The keys the newest valid copy holds; `None`: both copies are damaged.
@@ -26,8 +27,7 @@ pub fn held_keys() -> Option<uefi_keys::Keys> {
     // SAFETY: KEY_TABLE_AT is a static, so the pointer to it is valid, aligned and
     // initialised; nothing writes it.
     let table = unsafe { core::ptr::read_volatile(&KEY_TABLE_AT) };
-    let (first, second) = table.0.split_at(uefi_keys::COPY_BYTES);
-    uefi_keys::newest([first.try_into().ok()?, second.try_into().ok()?]).map(|(_, keys)| keys)
+    uefi_keys::newest(uefi_keys::copies(&table.0)).map(|(_, keys)| keys)
 }
 
 /// Why a slot may not boot; `word` goes on the kernel command line of the slot that boots
@@ -67,7 +67,7 @@ impl core::fmt::Display for Refusal {
             Refusal::OtherMachine(arch) => write!(f, "it is sealed for {}", arch.name()),
             Refusal::UnknownKey(signer) => write!(
                 f,
-                "it is sealed by key {}, which this boot program does not hold (after imgtool key new, push --boot before imgtool key rotate)",
+                "it is sealed by key {}, which this boot program does not hold: it holds the keys the committed root trusts (imgtool key list; after imgtool key new, a push must commit before imgtool key rotate)",
                 boot::encoding::Hex(signer)
             ),
             Refusal::KernelAltered => f.write_str("its kernel is not the one its seal covers"),

@@ -75,7 +75,8 @@ fn image_is_read_back_by_standard_tools() {
     ] {
         assert!(listing.contains(name), "{name} missing:\n{listing}");
     }
-    // The UEFI boot program, in the removable-media path, is the one boot/uefi builds.
+    // The UEFI boot program, in the removable-media path, is the one boot/uefi builds, with
+    // the keys the instance's roots trust in its key table (boot::uefi_keys).
     let efi = run_ok(
         Command::new("mtype")
             .arg("-i")
@@ -85,10 +86,22 @@ fn image_is_read_back_by_standard_tools() {
     .stdout;
     let built = imgtool::cargo_build::workspace_dir()
         .join("target/uefi/x86_64-unknown-uefi/release/rustkrazy-uefi.efi");
+    let built = std::fs::read(&built).unwrap();
+    let at = boot::uefi_keys::find(&built).expect("the built program has a key table");
+    let end = at + boot::uefi_keys::TABLE_BYTES;
     assert!(
-        efi == std::fs::read(&built).unwrap(),
-        "/boot/EFI/BOOT/BOOTX64.EFI differs from {}",
-        built.display()
+        efi.len() == built.len() && efi[..at] == built[..at] && efi[end..] == built[end..],
+        "/boot/EFI/BOOT/BOOTX64.EFI differs from the built program outside its key table"
+    );
+    let table: &[u8; boot::uefi_keys::TABLE_BYTES] = efi[at..end].try_into().unwrap();
+    let (_, held) = boot::uefi_keys::newest(boot::uefi_keys::copies(table)).unwrap();
+    let slot_keys = std::fs::read_to_string(s.path("instance/slot-keys")).unwrap();
+    let trusted = admin_api::seal::trusted_keys(&slot_keys).unwrap();
+    assert_eq!(trusted.len(), 1, "{slot_keys}");
+    assert_eq!(
+        held.as_slice(),
+        trusted.as_slice(),
+        "the program holds the instance's key"
     );
     // Each slot's kernel file is its whole region: the kernel, then zeros.
     let kernel = std::fs::read(s.path("bzImage")).unwrap();

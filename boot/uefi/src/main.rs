@@ -1,8 +1,10 @@
 //! rustkrazy's UEFI boot program (`\EFI\BOOT\BOOTX64.EFI`, `BOOTAA64.EFI`): what the x86
 //! MBR code does, for UEFI firmware. It reads both copies of the boot record from its own
 //! disk, makes the record's choice (`boot::record::choose`: a trial once, an attempt
-//! counted, a fall-back), writes it with one sector write and a flush, and starts the
-//! chosen slot's kernel (its EFI stub) with the slot's command line. The slot files are
+//! counted, a fall-back), writes it with one sector write and a flush, checks the chosen
+//! slot's seal against the keys it holds (`verify`), and starts the slot's kernel (its EFI
+//! stub) with the slot's command line; a refused slot counts as a failed boot, and the
+//! record chooses again. The slot files are
 //! found through the MBR code's table in sector 0, so both boot paths read the very same
 //! bytes. On failure it says what failed, waits 5 s and resets: the record has counted the
 //! attempt.

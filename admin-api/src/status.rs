@@ -23,7 +23,7 @@ documents! {
         /// has no trust file and arms unsealed slots.
         pub seals_required: bool,
         /// The keys the UEFI boot program on /boot holds now (signer ids, hex); `None`
-        /// without one (a BIOS-only image, a Raspberry Pi).
+        /// when this system was not booted through it (BIOS, a Raspberry Pi).
         pub boot_program_keys: Option<Vec<String>>,
         /// Each root slot (partition number) and what it holds.
         pub roots: BTreeMap<u8, Root>,

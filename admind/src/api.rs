@@ -273,7 +273,7 @@ impl Api {
         let d = &self.device;
         let boot = d.booted().ok();
         let copies = d.record_copies().ok();
-        let record = d.read_record().ok();
+        let record = copies.as_ref().and_then(|c| d.record_of(c).ok());
         // Inserted, not collected: collecting sorts, which costs admind 3 KB of code.
         let mut roots = std::collections::BTreeMap::new();
         for slot in [boot::layout::Slot::A, boot::layout::Slot::B] {

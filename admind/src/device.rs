@@ -28,6 +28,8 @@ pub struct Paths {
     /// The keys this root trusts to seal slots (`boot::seal`); without the file, slots
     /// need no seal.
     pub trust: PathBuf,
+    /// Present when UEFI firmware booted this system (the kernel's EFI sysfs directory).
+    pub efi: PathBuf,
     /// Who gets SIGUSR1 (reboot) and SIGUSR2 (power off): init, PID 1.
     pub init_pid: i32,
 }
@@ -43,6 +45,7 @@ impl Default for Paths {
             logs: boot::logs::DIR.into(),
             proc: "/proc".into(),
             trust: boot::seal::TRUST_PATH.into(),
+            efi: "/sys/firmware/efi".into(),
             init_pid: 1,
         }
     }
@@ -196,7 +199,12 @@ impl Device {
     /// boot), the record init would write: the running slot committed. The next write
     /// repairs a copy; `/status` reports the damage.
     pub fn read_record(&self) -> Result<Record, Fault> {
-        match self.record_copies()?.record() {
+        self.record_of(&self.record_copies()?)
+    }
+
+    /// The record `copies` hold, as [`Device::read_record`] takes it.
+    pub fn record_of(&self, copies: &Copies) -> Result<Record, Fault> {
+        match copies.record() {
             Some(record) => Ok(record),
             None => Ok(Record {
                 committed: self.booted()?.slot,
@@ -595,8 +603,12 @@ impl Device {
         ))
     }
 
-    /// The keys the UEFI boot program holds now; `None` without one (`crate::boot_program`).
+    /// The keys the UEFI boot program holds now (`crate::boot_program`); `None` when this
+    /// system was not booted through it (BIOS, a Pi), where it guards nothing.
     pub fn boot_program_keys(&self) -> Result<Option<boot::uefi_keys::Keys>, Fault> {
+        if !self.paths.efi.exists() {
+            return Ok(None);
+        }
         crate::boot_program::held(&self.open_disk(false)?)
     }
 

@@ -116,6 +116,13 @@ documents! {
         pub rss_kb: u64,
         /// `None`: init published no count.
         pub restarts: Option<u32>,
+        /// The user it runs as (0: root); `None`: not running.
+        pub user: Option<u32>,
+        /// Times the kernel killed it at its memory limit, and forks or threads its task
+        /// limit refused, this boot (its control group's counters; `boot::sandbox`).
+        /// `None`: it has no control group.
+        pub memory_kills: Option<u64>,
+        pub tasks_refused: Option<u64>,
     }
 }
 
@@ -201,6 +208,9 @@ mod tests {
                 state: "stopped".into(),
                 rss_kb: 0,
                 restarts: Some(4),
+                user: Some(20_000),
+                memory_kills: Some(1),
+                tasks_refused: None,
             }],
         };
         let text = status.to_json();

@@ -329,7 +329,7 @@ impl Api {
                 total_kb,
                 available_kb,
             },
-            services: crate::procs::services(&d.paths.proc, &d.paths.services),
+            services: crate::procs::services(&d.paths.proc, &d.paths.services, &d.paths.cgroups),
         };
         Ok(json(200, status.to_json() + "\n"))
     }
@@ -520,7 +520,7 @@ pub fn data_path(root: &Path, given: &str) -> Result<PathBuf, Refusal> {
         ));
     }
     // An absolute path is the administrator's own choice, as in the original rustkrazy
-    // (`/tmp/SERVICE.log`, `/data/update`): used as given, links and all.
+    // (`/run/log/SERVICE.log`, `/data/update`): used as given, links and all.
     if path.is_absolute() {
         return Ok(path.to_path_buf());
     }

@@ -25,6 +25,8 @@ pub struct Paths {
     pub data: PathBuf,
     pub logs: PathBuf,
     pub proc: PathBuf,
+    /// Where each service's control group is (`boot::sandbox`).
+    pub cgroups: PathBuf,
     /// The keys this root trusts to seal slots (`boot::seal`); without the file, slots
     /// need no seal.
     pub trust: PathBuf,
@@ -44,6 +46,7 @@ impl Default for Paths {
             data: "/data".into(),
             logs: boot::logs::DIR.into(),
             proc: "/proc".into(),
+            cgroups: boot::sandbox::CGROUP_ROOT.into(),
             trust: boot::seal::TRUST_PATH.into(),
             efi: "/sys/firmware/efi".into(),
             init_pid: 1,

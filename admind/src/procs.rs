@@ -86,9 +86,10 @@ pub fn top(proc: &Path) -> String {
 }
 
 /// The services init supervises, from its service list ([`boot::service_list`]),
-/// with pid, state and RSS of the running ones (init's children). Without that file: init's
-/// children, restart counts unknown.
-pub fn services(proc: &Path, published: &Path) -> Vec<Service> {
+/// with pid, state, RSS and user of the running ones (init's children), and what their
+/// control groups under `cgroups` stopped. Without the list: init's children, restart
+/// counts unknown.
+pub fn services(proc: &Path, published: &Path, cgroups: &Path) -> Vec<Service> {
     let children: Vec<Stat> = all(proc).into_iter().filter(|s| s.ppid == 1).collect();
     let text = std::fs::read_to_string(published).unwrap_or_default();
     let mut listed: Vec<(String, Option<u32>)> = boot::service_list::parse(&text)
@@ -103,15 +104,29 @@ pub fn services(proc: &Path, published: &Path) -> Vec<Service> {
             // /proc's comm is cut to 15 bytes.
             let comm = &name.as_bytes()[..name.len().min(15)];
             let running = children.iter().find(|c| c.name.as_bytes() == comm);
+            let counter = |file: &str, key: &str| {
+                let text = std::fs::read_to_string(cgroups.join(&name).join(file)).ok()?;
+                Some(boot::sandbox::event_count(&text, key))
+            };
             Service {
                 pid: running.map(|s| s.pid),
                 state: running.map_or("stopped".into(), |s| s.state.to_string()),
                 rss_kb: running.map_or(0, |s| rss_kb(proc, s).max(0) as u64),
                 restarts,
+                user: running.and_then(|s| user(proc, s.pid)),
+                memory_kills: counter("memory.events", "oom_kill"),
+                tasks_refused: counter("pids.events", "max"),
                 name,
             }
         })
         .collect()
+}
+
+/// The real user id of process `pid` (`Uid:` in its status).
+fn user(proc: &Path, pid: i32) -> Option<u32> {
+    let text = std::fs::read_to_string(proc.join(pid.to_string()).join("status")).ok()?;
+    let ids = text.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    ids.split_whitespace().next()?.parse().ok()
 }
 
 /// (MemTotal, MemAvailable) in kB.

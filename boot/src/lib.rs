@@ -18,6 +18,7 @@ pub mod password;
 pub mod record;
 pub mod rootid;
 pub mod rpi;
+pub mod sandbox;
 pub mod seal;
 pub mod service_list;
 pub mod services;

@@ -7,7 +7,14 @@
 //! <service> arg <value>         one argument, appended in order (argv[1..])
 //! <service> env <KEY>=<value>   one environment variable
 //! <service> autostart no        do not start on boot (yes is the default)
+//! <service> user root|<id>      run as root, or as user and group <id> (default: its own)
+//! <service> caps <name> ...     capabilities kept as that user (names: `sandbox`)
+//! <service> memory <bytes>      memory limit (default: a share of RAM)
+//! <service> tasks <n>           limit on processes and threads (default: 1024)
+//! <service> oom <-1000..1000>   OOM score adjustment (default: 0)
 //! ```
+//!
+//! The defaults and how init applies them: [`crate::sandbox`].
 //!
 //! `<service>` is the program's name in /bin. The value is the rest of the line after a single
 //! space, verbatim (it may hold spaces); it cannot hold a newline or NUL, which the host refuses.
@@ -22,6 +29,13 @@ pub enum Setting<'a> {
     Arg(&'a [u8]),
     Env(&'a [u8]),
     Autostart(bool),
+    /// The user and group id; 0 is root.
+    User(u32),
+    /// Capability set, bit n for capability n.
+    Caps(u64),
+    MemoryBytes(u64),
+    Tasks(u32),
+    Oom(i16),
 }
 
 /// One line that carries a setting.
@@ -42,9 +56,13 @@ pub enum ParseError {
     BadEnv { line: usize },
     /// `autostart` with a value other than yes/no.
     BadAutostart { line: usize },
+    /// `user`, `memory`, `tasks` or `oom` with a value out of range or not a number.
+    BadNumber { line: usize },
+    /// `caps` naming something that is not a capability.
+    BadCapability { line: usize },
 }
 
-/// Longest service name accepted (it becomes a file name under /bin and /tmp).
+/// Longest service name accepted (it becomes a file name under /bin, /run/log and /data).
 pub const SERVICE_NAME_BYTES_MAX: usize = 64;
 
 /// Service names: 1..=64 bytes of `[A-Za-z0-9._-]`, not starting with `.`.
@@ -133,9 +151,31 @@ fn parse_line(line: &[u8], number: usize) -> Result<Entry<'_>, ParseError> {
             b"no" => Setting::Autostart(false),
             _ => return Err(ParseError::BadAutostart { line: number }),
         },
+        b"user" if value == b"root" => Setting::User(0),
+        b"user" => Setting::User(number_in(value, 0..=u32::MAX.into(), number)? as u32),
+        b"caps" => Setting::Caps(
+            crate::sandbox::capability_set(value)
+                .map_err(|_| ParseError::BadCapability { line: number })?,
+        ),
+        b"memory" => Setting::MemoryBytes(number_in(value, 1..=i64::MAX, number)? as u64),
+        b"tasks" => Setting::Tasks(number_in(value, 1..=u32::MAX.into(), number)? as u32),
+        b"oom" => Setting::Oom(number_in(value, -1000..=1000, number)? as i16),
         _ => return Err(ParseError::UnknownKey { line: number }),
     };
     Ok(Entry { service, setting })
+}
+
+/// A decimal number (optionally negative) within `range`.
+fn number_in(
+    value: &[u8],
+    range: core::ops::RangeInclusive<i64>,
+    line: usize,
+) -> Result<i64, ParseError> {
+    core::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|n| range.contains(n))
+        .ok_or(ParseError::BadNumber { line })
 }
 
 #[cfg(test)]
@@ -195,6 +235,46 @@ mod tests {
         assert_eq!(
             first_error(b"web autostart maybe"),
             Some(ParseError::BadAutostart { line: 1 })
+        );
+    }
+
+    #[test]
+    fn parses_the_confinement_settings() {
+        let settings: Vec<Setting> = parse(
+            b"web user root\nweb user 20000\nweb caps net_bind_service kill\nweb memory 67108864\nweb tasks 16\nweb oom -900\n",
+        )
+        .map(|e| e.unwrap().setting)
+        .collect();
+        assert_eq!(
+            settings,
+            [
+                Setting::User(0),
+                Setting::User(20000),
+                Setting::Caps(1 << 10 | 1 << 5),
+                Setting::MemoryBytes(64 << 20),
+                Setting::Tasks(16),
+                Setting::Oom(-900),
+            ]
+        );
+        let first_error = |text: &[u8]| parse(text).find_map(|r| r.err());
+        for bad in [
+            &b"web user nobody"[..],
+            b"web user -1",
+            b"web memory 0",
+            b"web memory 1G",
+            b"web tasks 0",
+            b"web oom 1001",
+            b"web oom",
+        ] {
+            assert_eq!(
+                first_error(bad),
+                Some(ParseError::BadNumber { line: 1 }),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            first_error(b"web caps net_bind_service cap_kill"),
+            Some(ParseError::BadCapability { line: 1 })
         );
     }
 

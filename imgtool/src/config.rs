@@ -18,6 +18,10 @@
 //! args = ["--version"]
 //! env = { RUST_LOG = "info" }
 //! autostart = true
+//! user = "root"              # or a user id; default: a user of its own (boot::sandbox)
+//! caps = ["net_bind_service"] # capabilities it keeps as that user; default: none
+//! memory = "256M"            # memory limit; default: half the RAM
+//! tasks = 64                 # processes and threads at once; default: 1024
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -197,6 +201,20 @@ pub struct Settings {
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub autostart: bool,
+    /// `None`: the program's own user ([`boot::sandbox::default_uid`]); `Some(0)`: root.
+    pub user: Option<u32>,
+    pub caps: Vec<String>,
+    pub memory_bytes: Option<u64>,
+    pub tasks: Option<u32>,
+    pub oom: Option<i16>,
+}
+
+/// `user = "root"` or `user = 12345`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum User {
+    Name(String),
+    Id(u32),
 }
 
 /// A program to build and install, with its settings.
@@ -299,6 +317,11 @@ struct ProgramEntry {
     #[serde(default)]
     env: BTreeMap<String, String>,
     autostart: Option<bool>,
+    user: Option<User>,
+    #[serde(default)]
+    caps: Vec<String>,
+    memory: Option<String>,
+    tasks: Option<u32>,
 }
 
 impl ProgramEntry {
@@ -317,10 +340,41 @@ impl ProgramEntry {
         if self.name.is_some() && !matches!(source, Source::Bin { .. }) {
             bail!("{which}: name is only for bin (crates are named by their binaries)");
         }
+        let user = match self.user {
+            None => None,
+            Some(User::Name(name)) if name == "root" => Some(0),
+            Some(User::Name(name)) => bail!(
+                "{which}: user {name:?}: give \"root\" or a user id (a number); the default is a user of the program's own"
+            ),
+            Some(User::Id(id)) => Some(id),
+        };
+        let memory_bytes = match &self.memory {
+            Some(text) => Some(
+                crate::size::parse(text).with_context(|| format!("{which}: memory {text:?}"))?,
+            ),
+            None => None,
+        };
+        if self.tasks == Some(0) || memory_bytes == Some(0) {
+            bail!("{which}: a limit of 0 would stop the program from starting");
+        }
+        for cap in &self.caps {
+            if boot::sandbox::capability_set(cap.as_bytes())
+                .map_or(true, |set| set.count_ones() != 1)
+            {
+                bail!(
+                    "{which}: {cap:?} is not a capability; use lower-case names without CAP_ (e.g. \"net_bind_service\")"
+                );
+            }
+        }
         let settings = Settings {
             args: self.args,
             env: self.env,
             autostart: self.autostart.unwrap_or(true),
+            user,
+            caps: self.caps,
+            memory_bytes,
+            tasks: self.tasks,
+            oom: None,
         };
         Ok(ProgramSpec { source, settings })
     }
@@ -464,8 +518,12 @@ name = "web"
 args = ["-v", "a b"]
 env = { K = "v" }
 autostart = false
+user = "root"
 [[programs]]
 crate = "hello@1"
+caps = ["net_bind_service"]
+memory = "64M"
+tasks = 32
 "#,
         )
         .unwrap();
@@ -482,6 +540,25 @@ crate = "hello@1"
         assert_eq!(plan.programs[0].settings.args, ["-v", "a b"]);
         assert!(!plan.programs[0].settings.autostart);
         assert!(plan.programs[1].settings.autostart);
+        assert_eq!(plan.programs[0].settings.user, Some(0));
+        let confined = &plan.programs[1].settings;
+        assert_eq!(confined.user, None, "its own user by default");
+        assert_eq!(confined.caps, ["net_bind_service"]);
+        assert_eq!(
+            (confined.memory_bytes, confined.tasks),
+            (Some(64 << 20), Some(32))
+        );
+        for (bad, says) in [
+            ("user = \"nobody\"", "give \"root\" or a user id"),
+            ("caps = [\"CAP_NET_RAW\"]", "is not a capability"),
+            ("caps = [\"net_raw kill\"]", "is not a capability"),
+            ("memory = \"lots\"", "memory \"lots\""),
+            ("tasks = 0", "a limit of 0"),
+        ] {
+            std::fs::write(&path, format!("[[programs]]\ncrate = \"x\"\n{bad}\n")).unwrap();
+            let e = format!("{:#}", Plan::from_file(&path).unwrap_err());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
 
         let flags = Plan {
             size: Some("8G".into()),

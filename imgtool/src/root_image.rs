@@ -115,6 +115,11 @@ fn gather_programs(
     if !system.is_empty() {
         for p in builder.build_system(&system)? {
             if system.contains(&p.name.as_str()) {
+                // link and admind run the machine: root, and the last to go when memory
+                // runs out.
+                if cargo_build::SYSTEM_PROGRAMS.contains(&p.name.as_str()) {
+                    settings.insert(p.name.clone(), system_settings());
+                }
                 all.push((p, "rustkrazy".into()));
             }
         }
@@ -152,6 +157,60 @@ fn gather_programs(
     Ok((init, programs, settings))
 }
 
+/// What rustkrazy's own programs are given in the services file.
+fn system_settings() -> Settings {
+    Settings {
+        autostart: true,
+        user: Some(0),
+        oom: Some(boot::sandbox::OOM_SYSTEM),
+        ..Settings::default()
+    }
+}
+
+/// The services file's lines for one program's confinement (`boot::services`).
+fn confinement_lines(name: &str, s: &Settings) -> String {
+    let mut lines = String::new();
+    match s.user {
+        Some(0) => lines.push_str(&format!("{name} user root\n")),
+        Some(id) => lines.push_str(&format!("{name} user {id}\n")),
+        None => {}
+    }
+    if !s.caps.is_empty() {
+        lines.push_str(&format!("{name} caps {}\n", s.caps.join(" ")));
+    }
+    if let Some(bytes) = s.memory_bytes {
+        lines.push_str(&format!("{name} memory {bytes}\n"));
+    }
+    if let Some(n) = s.tasks {
+        lines.push_str(&format!("{name} tasks {n}\n"));
+    }
+    if let Some(adj) = s.oom {
+        lines.push_str(&format!("{name} oom {adj}\n"));
+    }
+    lines
+}
+
+/// Refuses an image in which two programs would share a user without both asking for it:
+/// they could signal each other and read each other's files.
+fn check_users(programs: &[Program], settings: &BTreeMap<String, Settings>) -> Result<()> {
+    let mut users: BTreeMap<u32, (&str, bool)> = BTreeMap::new();
+    for program in programs {
+        let given = settings.get(&program.name).and_then(|s| s.user);
+        let uid = given.unwrap_or_else(|| boot::sandbox::default_uid(program.name.as_bytes()));
+        if uid == 0 {
+            continue;
+        }
+        if let Some((other, other_given)) = users.insert(uid, (&program.name, given.is_some())) {
+            ensure!(
+                other_given && given.is_some(),
+                "programs {other:?} and {:?} would both run as user {uid}; give one of them `user = N` (another number) in the appliance file",
+                program.name
+            );
+        }
+    }
+    Ok(())
+}
+
 /// /etc in the root image.
 fn etc_files(
     instance: &Instance,
@@ -187,6 +246,12 @@ fn etc_files(
         if !s.autostart {
             services.push_str(&format!("{} autostart no\n", program.name));
         }
+        services.push_str(&confinement_lines(&program.name, s));
+    }
+    check_users(programs, settings)?;
+    // Read back with init's parser, so a line init would skip fails here instead.
+    if let Some(Err(e)) = boot::services::parse(services.as_bytes()).find(|e| e.is_err()) {
+        bail!("the services file would not be read as written ({e:?}):\n{services}");
     }
     if settings.contains_key(&init.name) && settings[&init.name] != Settings::default() {
         eprintln!(

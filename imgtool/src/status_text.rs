@@ -117,7 +117,7 @@ pub fn render(v: &Status) -> String {
         v.memory.available_kb, v.memory.total_kb
     );
     for s in &v.services {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "service   {} pid {} {} rss {} kB restarts {}",
             s.name,
@@ -126,6 +126,22 @@ pub fn render(v: &Status) -> String {
             s.rss_kb,
             s.restarts.map_or("null".into(), |r| r.to_string())
         );
+        match s.user {
+            Some(0) => out.push_str(" user root"),
+            Some(id) => {
+                let _ = write!(out, " user {id}");
+            }
+            None => {}
+        }
+        for (count, what) in [
+            (s.memory_kills, "killed at its memory limit"),
+            (s.tasks_refused, "forks refused at its task limit"),
+        ] {
+            if let Some(n @ 1..) = count {
+                let _ = write!(out, "; {what}: {n}");
+            }
+        }
+        out.push('\n');
     }
     out
 }
@@ -179,13 +195,28 @@ mod tests {
                 ),
             ]
             .into(),
-            services: vec![Service {
-                name: "link".into(),
-                pid: Some(7),
-                state: "S".into(),
-                rss_kb: 300,
-                restarts: None,
-            }],
+            services: vec![
+                Service {
+                    name: "link".into(),
+                    pid: Some(7),
+                    state: "S".into(),
+                    rss_kb: 300,
+                    restarts: None,
+                    user: Some(0),
+                    memory_kills: Some(0),
+                    tasks_refused: None,
+                },
+                Service {
+                    name: "web".into(),
+                    pid: Some(9),
+                    state: "S".into(),
+                    rss_kb: 900,
+                    restarts: Some(2),
+                    user: Some(20_000),
+                    memory_kills: Some(2),
+                    tasks_refused: Some(5),
+                },
+            ],
             ..Status::default()
         };
         let text = render(&v);
@@ -208,7 +239,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("service   link pid 7 S rss 300 kB restarts null"),
+            text.contains("service   link pid 7 S rss 300 kB restarts null user root\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("service   web pid 9 S rss 900 kB restarts 2 user 20000; killed at its memory limit: 2; forks refused at its task limit: 5\n"),
             "{text}"
         );
         assert!(text.contains("not kept by a time server"), "{text}");

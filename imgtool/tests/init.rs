@@ -42,14 +42,17 @@ fn init_mounts_supervises_reaps_and_caps_logs() {
         &[
             "crasher",
             "orphaner",
-            "checker",
             "logger",
             "sleeper",
             "sleeper=sleeper2",
             "sleeper=sleeper3",
             "sleeper=sleeper4",
         ],
-        None,
+        // The checker reads the logs' sizes in /run/log, which only root may enter.
+        Some(&format!(
+            "[[programs]]\nbin = \"{}\"\nuser = \"root\"\n",
+            testsvc().join("checker").display()
+        )),
     );
     let mut vm = Vm::boot(&image, &Options::default()).expect("start qemu");
 
@@ -127,11 +130,11 @@ fn a_broken_data_partition_does_not_stop_the_services() {
 #[test]
 fn sigusr1_reboots_and_sigusr2_powers_off_with_data_clean() {
     let s = Scratch::new("init-signals");
-    // The signaller gets its arguments from the appliance file; an idle program is not
-    // started on boot.
+    // The signaller gets its arguments from the appliance file (and root, to signal init);
+    // an idle program is not started on boot.
     let config = |signal: &str| {
         format!(
-            "[[programs]]\nbin = \"{}\"\nargs = [\"{signal}\", \"3\"]\n\
+            "[[programs]]\nbin = \"{}\"\nargs = [\"{signal}\", \"3\"]\nuser = \"root\"\n\
              [[programs]]\nbin = \"{}\"\nname = \"idle\"\nautostart = false\n",
             testsvc().join("signaller").display(),
             testsvc().join("sleeper").display()

@@ -437,6 +437,9 @@ compression = "lz4"
 bin = "web"
 args = ["--listen", "[::]:80"]
 env = { RUST_LOG = "debug" }
+caps = ["net_bind_service"]
+memory = "64M"
+tasks = 16
 [[programs]]
 bin = "myinit"
 [[programs]]
@@ -471,6 +474,14 @@ autostart = false
         "{services}"
     );
     assert!(services.contains("batch autostart no\n"), "{services}");
+    assert!(
+        services.contains("web caps net_bind_service\nweb memory 67108864\nweb tasks 16\n"),
+        "{services}"
+    );
+    assert!(
+        !services.contains("batch user"),
+        "its own user by default: {services}"
+    );
     assert_eq!(
         cat("bin/init"),
         String::from_utf8_lossy(&std::fs::read(s.path("myinit")).unwrap())
@@ -483,6 +494,32 @@ autostart = false
     assert!(
         squashfs_superblock(&image, ROOT_A_OFFSET).contains("Compression lz4"),
         "compression = \"lz4\" reaches the root"
+    );
+
+    // A user id given to one program that is another's own: refused, nothing written.
+    let taken = boot::sandbox::default_uid(b"web");
+    let appliance = std::fs::read_to_string(s.path("appliance.toml")).unwrap();
+    let shared = appliance.replace(
+        "name = \"batch\"\n",
+        &format!("name = \"batch\"\nuser = {taken}\n"),
+    );
+    std::fs::write(s.path("appliance.toml"), shared).unwrap();
+    let refused_image = s.path("shared.img");
+    let out = mkimg_cmd(
+        &s,
+        &refused_image,
+        &["--config", &s.path("appliance.toml").display().to_string()],
+    )
+    .output()
+    .unwrap();
+    let said = text(&out);
+    assert!(
+        !out.status.success() && said.contains(&format!("would both run as user {taken}")),
+        "{said}"
+    );
+    assert!(
+        !refused_image.exists(),
+        "nothing is written for a refused image"
     );
 }
 

@@ -47,7 +47,7 @@ fn a_crates_io_program_with_c_inside_builds_for_both_arches_and_runs() {
         &appliance,
         format!(
             "size = \"1G\"\n[[programs]]\ncrate = \"{CERT_GEN}\"\n\
-             args = [\"--output=/data/certs\", \"--san=appliance.test\"]\n"
+             args = [\"--output=/data/rustls-cert-gen/certs\", \"--san=appliance.test\"]\n"
         ),
     )
     .unwrap();
@@ -85,7 +85,7 @@ fn a_crates_io_program_with_c_inside_builds_for_both_arches_and_runs() {
             .arg("-u")
             .arg(format!("rustkrazy:{password}"))
             .arg(format!(
-                "https://127.0.0.1:{}/data/read?path=certs/cert.pem",
+                "https://127.0.0.1:{}/data/read?path=rustls-cert-gen/certs/cert.pem",
                 vm.admind_port
             ))
             .arg("-o")
@@ -217,14 +217,14 @@ fn git_sources_build_a_named_crate_and_a_repositorys_default() {
 fn the_demo_appliances_web_page_answers_through_a_forwarded_port() {
     let s = Scratch::new("demo");
     let image = s.path("demo.img");
-    let webdemo = imgtool::cargo_build::workspace_dir().join("ci/webdemo");
+    let appliance = imgtool::cargo_build::workspace_dir().join("ci/webdemo/appliance.toml");
     run_ok(
         imgtool()
             .arg("mkimg")
             .arg("--instance")
             .arg(s.path("instance"))
-            .args(["--size", "1G", "--hostname", "demo-box", "--path"])
-            .arg(&webdemo)
+            .args(["--size", "1G", "--hostname", "demo-box", "--config"])
+            .arg(&appliance)
             .arg(&image),
     );
     let options = Options {
@@ -252,6 +252,15 @@ fn the_demo_appliances_web_page_answers_through_a_forwarded_port() {
         .and_then(|l| l.split_whitespace().nth(3))
         .unwrap_or_else(|| panic!("no root 2 build in {status}"));
     assert!(page.contains("<h1>demo-box</h1>"), "{page}");
+    // Port 80 is served by a program that is not root: its capability, not root's powers.
+    let webdemo = status
+        .lines()
+        .find(|l| l.starts_with("service   webdemo "))
+        .unwrap_or_else(|| panic!("no webdemo in {status}"));
+    assert!(
+        webdemo.contains(" user ") && !webdemo.contains(" user root"),
+        "{webdemo}"
+    );
     assert!(page.contains("A (partition 2)"), "{page}");
     assert!(
         page.contains(&format!("<code>{build}</code>")),

@@ -49,8 +49,8 @@ impl ExecArgs {
                     e.envs[e.nenvs] = start;
                     e.nenvs += 1;
                 }),
-                Setting::Autostart(_) => Some(()),
-                _ => None,
+                Setting::Arg(_) | Setting::Env(_) => None,
+                _ => Some(()),
             };
             if added.is_none() {
                 e.dropped += 1;

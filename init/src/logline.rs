@@ -1,5 +1,5 @@
 //! Service output: split into lines, stamped with the time since boot, appended to
-//! `/tmp/NAME.log` (stdout) or `/tmp/NAME.err` (stderr), each capped at
+//! `/run/log/NAME.log` (stdout) or `/run/log/NAME.err` (stderr), each capped at
 //! [`LOG_BYTES_MAX`] and rotated once to `NAME.log.1`, so a chatty service holds at most
 //! twice the cap in RAM.
 

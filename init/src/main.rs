@@ -5,7 +5,7 @@
 //! 3. Works out whether this is a trial boot (boot record + booted slot) and writes a one-line
 //!    status to /run/rustkrazy/boot-status; an uncommitted trial reboots at its deadline.
 //! 4. Starts every executable in /bin except itself, each in its own process group, output
-//!    into capped logs under /tmp and echoed to the console; restarts with backoff.
+//!    into capped logs under /run/log and echoed to the console; restarts with backoff.
 //! 5. Reaps every child, orphans included; feeds /dev/watchdog if there is one; keeps the
 //!    saved clock on /data (restored at boot on boards without a real-time clock).
 //! 6. SIGUSR1, SIGINT (ctrl-alt-del), SIGTERM: reboot. SIGUSR2, SIGPWR: power off. Both stop
@@ -18,6 +18,7 @@
 mod clock;
 mod mounts;
 mod record;
+mod sandbox;
 mod service_log;
 mod services;
 mod shutdown;

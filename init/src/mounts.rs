@@ -12,7 +12,8 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
 
-/// Mounts /proc, /sys, /dev, /tmp and /run; a failure is reported and skipped.
+/// Mounts /proc, /sys, /dev, /tmp and /run, and makes the log folder; a failure is reported
+/// and skipped.
 pub fn mount_kernel_filesystems(console: &Console) {
     let private = MountFlags::NOSUID | MountFlags::NODEV;
     let hard = private | MountFlags::NOEXEC;
@@ -21,7 +22,9 @@ pub fn mount_kernel_filesystems(console: &Console) {
         (c"proc", c"/proc", hard, c""),
         (c"sysfs", c"/sys", hard, c""),
         (c"devtmpfs", c"/dev", MountFlags::NOSUID, c"mode=0755"),
-        (c"tmpfs", c"/tmp", private, c"mode=1777"),
+        // Every program may write /tmp: a quarter of the RAM at most (and each program's
+        // files count against its own memory limit).
+        (c"tmpfs", c"/tmp", private, c"mode=1777,size=25%"),
         (c"tmpfs", c"/run", private, c"mode=0755"),
     ];
     for (fstype, target, flags, data) in table {
@@ -40,6 +43,9 @@ pub fn mount_kernel_filesystems(console: &Console) {
                 e
             );
         }
+    }
+    if let Err(e) = rustix::fs::mkdir(boot::logs::DIR, Mode::from_raw_mode(0o700)) {
+        log!(console, "init: cannot make {}: {}", boot::logs::DIR, e);
     }
 }
 

@@ -1,5 +1,5 @@
 //! A service's output: each stream (stdout, stderr) read from its pipe, split into lines,
-//! stamped, appended to a capped log under /tmp and echoed to the console.
+//! stamped, appended to a capped log under /run/log and echoed to the console.
 
 use crate::sys::{self, now_ms, Console, Text};
 use init::logline::{must_rotate, LineSplitter};
@@ -31,7 +31,7 @@ impl Stream {
     }
 }
 
-/// `/tmp/NAME<suffix>`, capped and rotated once to `/tmp/NAME<suffix>.1` (`boot::logs`).
+/// `/run/log/NAME<suffix>`, capped and rotated once to `NAME<suffix>.1` (`boot::logs`).
 struct LogFile {
     file: Option<OwnedFd>,
     bytes: u64,

@@ -3,11 +3,13 @@
 //! Output: `service_log`; the wait: `wait`; the end: `shutdown`.
 
 use crate::log;
+use crate::sandbox;
 use crate::service_log::Stream;
 use crate::sys::{self, now_ms, Console, Text};
 use core::fmt::Write;
 use core::mem::MaybeUninit;
 use init::backoff::Backoff;
+use init::confinement::Confinement;
 use init::exec_args::{self, ExecArgs};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -37,6 +39,7 @@ pub(crate) struct Service {
     backoff: Backoff,
     restarts: u32,
     autostart: bool,
+    confinement: Confinement,
     pub streams: [Stream; 2],
 }
 
@@ -44,6 +47,8 @@ pub struct Supervisor {
     pub(crate) services: [Option<Service>; SERVICES_MAX],
     config: [u8; CONFIG_BYTES_MAX],
     config_len: usize,
+    /// Whether services get control groups (`sandbox::prepare`).
+    groups: bool,
 }
 
 impl Supervisor {
@@ -62,11 +67,14 @@ impl Supervisor {
             services: [const { None }; SERVICES_MAX],
             config: [0; CONFIG_BYTES_MAX],
             config_len: 0,
+            groups: false,
         }
     }
 
-    /// Reads the services file and lists /bin.
+    /// Reads the services file, lists /bin and sets up each service's confinement.
     pub fn load(&mut self, console: &Console) {
+        let (groups, ram_bytes) = sandbox::prepare(console);
+        self.groups = groups;
         match sys::read_file(c"/etc/rustkrazy/services", &mut self.config) {
             Ok(text) => {
                 self.config_len = text.len();
@@ -125,6 +133,7 @@ impl Supervisor {
                 backoff: Backoff::default(),
                 restarts: 0,
                 autostart: true,
+                confinement: Confinement::for_service(name, self.config(), ram_bytes),
                 streams: [
                     Stream::new(boot::logs::STDOUT_SUFFIX.as_bytes()),
                     Stream::new(boot::logs::STDERR_SUFFIX.as_bytes()),
@@ -137,6 +146,7 @@ impl Supervisor {
                     service.autostart = on;
                 }
             }
+            sandbox::set_up(console, name, &service.confinement, groups);
             self.services[slot] = Some(service);
             slot += 1;
         }
@@ -210,12 +220,18 @@ impl Supervisor {
             }
         };
         let (argv, envp) = (args.argv(), args.envp());
+        let mut procs = sandbox::path(name, b"cgroup.procs");
+        let mut oom: Text<8> = Text::new();
+        let _ = write!(oom, "{}", service.confinement.oom);
         let exec = sys::Exec {
             path: args.path(),
             argv: &argv,
             envp: &envp,
             stdout: &out_w,
             stderr: &err_w,
+            confinement: &service.confinement,
+            cgroup_procs: procs.as_cstr().filter(|_| self.groups),
+            oom: oom.as_bytes(),
         };
         match sys::spawn(&exec) {
             Ok(pid) => {

@@ -72,8 +72,8 @@ fn main() {
         println!(
             "checker: zombies={} logger.log={} logger.log.1={} init_rss_kb={} init_cpu_ticks={}",
             zombies(),
-            size("/tmp/logger.log"),
-            size("/tmp/logger.log.1"),
+            size("/run/log/logger.log"),
+            size("/run/log/logger.log.1"),
             rss,
             ticks
         );

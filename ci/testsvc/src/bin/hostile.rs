@@ -67,6 +67,14 @@ fn main() {
         }
     }
     report("own folder", std::fs::write(mark, "x").map(|()| "(wrote /data/hostile)".into()));
+    // admind makes its key folder at its first start; wait for it (anyone may see that it
+    // exists, in /data).
+    for _ in 0..120 {
+        if std::fs::metadata("/data/admind").is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     // SAFETY: getuid has no preconditions.
     println!("hostile: running as user {}", unsafe { libc::getuid() });
     for secret in ["/data/admind/key.pem", "/etc/admind/password.hash"] {

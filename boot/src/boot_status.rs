@@ -9,6 +9,7 @@
 //! rolled-back slot=2 from=3 disk=/dev/mmcblk0
 //! fell-back slot=2 from=3 record-damaged=1 disk=/dev/vda
 //! rolled-back slot=2 from=3 refused=3:kernel-altered disk=/dev/vda
+//! committed slot=2 disk=/dev/vda build=<64 hex digits>
 //! ```
 //!
 //! `slot` is the root partition booted (2 or 3); `disk` is the whole disk holding it, absent
@@ -16,8 +17,9 @@
 //! record init found damaged and rewrote (`crate::record`), absent when both were valid;
 //! `refused` is the first slot the UEFI boot program refused at this boot, and why (it
 //! passes `rustkrazy.refused=` on the command line: `incomplete`, `unsealed`,
-//! `other-machine`, `unknown-key`, `kernel-altered`, `cmdline-altered`, `bad-signature`).
-//! Unknown words are ignored, so fields can be added.
+//! `other-machine`, `unknown-key`, `kernel-altered`, `cmdline-altered`, `bad-signature`);
+//! `build` is the build id in the booted slot's trailer (`crate::rootid`), there for
+//! programs that may not read the disk. Unknown words are ignored, so fields can be added.
 
 use crate::layout::Slot;
 pub use crate::record::Damage;
@@ -66,6 +68,8 @@ pub struct BootStatus<'a> {
     pub damage: Damage,
     /// `<partition>:<why>`: a slot the UEFI boot program refused ([`refusal`]).
     pub refused: Option<&'a str>,
+    /// The booted slot's build id, 64 lowercase hex digits.
+    pub build: Option<&'a str>,
 }
 
 /// `value` if it is a refusal as the boot program states it, `<partition>:<why>` (2 or
@@ -105,6 +109,9 @@ impl fmt::Display for BootStatus<'_> {
         if let Some(disk) = self.disk {
             write!(f, " disk={disk}")?;
         }
+        if let Some(build) = self.build {
+            write!(f, " build={build}")?;
+        }
         Ok(())
     }
 }
@@ -115,7 +122,7 @@ pub fn parse(text: &str) -> Option<BootStatus<'_>> {
     let mut words = text.split_ascii_whitespace();
     let first = words.next()?;
     let (mut slot, mut from, mut timeout_s, mut disk) = (None, None, None, None);
-    let (mut damage, mut refused) = (Damage::None, None);
+    let (mut damage, mut refused, mut build) = (Damage::None, None, None);
     for word in words {
         match word.split_once('=')? {
             ("slot", v) => slot = Some(Slot::of_partition(v.parse().ok()?)?),
@@ -123,6 +130,11 @@ pub fn parse(text: &str) -> Option<BootStatus<'_>> {
             ("timeout_s", v) => timeout_s = Some(v.parse().ok()?),
             ("disk", v) => disk = Some(v),
             ("refused", v) => refused = Some(refusal(v)?),
+            ("build", v) => {
+                let hex =
+                    v.len() == 64 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                build = Some(v).filter(|_| hex);
+            }
             ("record-damaged", "both") => damage = Damage::Both,
             ("record-damaged", v) => {
                 damage = Damage::Copy(v.parse().ok().filter(|n| *n == 1 || *n == 2)?)
@@ -145,6 +157,7 @@ pub fn parse(text: &str) -> Option<BootStatus<'_>> {
         disk,
         damage,
         refused,
+        build,
     })
 }
 
@@ -161,6 +174,7 @@ mod tests {
                 disk: Some("/dev/vda"),
                 damage: Damage::None,
                 refused: None,
+                build: None,
             },
             BootStatus {
                 how: How::Trial { timeout_s: 300 },
@@ -168,6 +182,7 @@ mod tests {
                 disk: None,
                 damage: Damage::Copy(2),
                 refused: None,
+                build: None,
             },
             BootStatus {
                 how: How::RolledBack { from: Slot::B },
@@ -175,6 +190,7 @@ mod tests {
                 disk: Some("/dev/mmcblk0"),
                 damage: Damage::None,
                 refused: None,
+                build: None,
             },
             BootStatus {
                 how: How::FellBack { from: Slot::A },
@@ -182,6 +198,7 @@ mod tests {
                 disk: Some("/dev/vda"),
                 damage: Damage::Both,
                 refused: Some("2:unsealed"),
+                build: Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
             },
         ] {
             let line = status.to_string();
@@ -195,6 +212,7 @@ mod tests {
                 disk: Some("/dev/vda"),
                 damage: Damage::Copy(1),
                 refused: None,
+                build: None,
             }
             .to_string(),
             "trial slot=3 timeout_s=5 record-damaged=1 disk=/dev/vda"
@@ -204,6 +222,9 @@ mod tests {
             parse(line).and_then(|s| s.refused),
             Some("3:kernel-altered")
         );
+        // A build that is not 64 lowercase hex digits is left out, not trusted.
+        let short = parse("committed slot=2 build=abc").unwrap();
+        assert_eq!(short.build, None);
     }
 
     #[test]

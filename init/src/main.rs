@@ -300,12 +300,18 @@ fn boot_status(
         _ => How::Committed,
     };
     // The disk, so admind can find the record and the slots without searching again.
+    let build = disk.and_then(|d| record::build_of(d, booted));
+    let mut build_hex: Text<64> = Text::new();
+    if let Some(id) = &build {
+        let _ = write!(build_hex, "{}", boot::encoding::Hex(id));
+    }
     let status = BootStatus {
         how,
         slot: booted,
         disk: disk.and_then(|d| core::str::from_utf8(d.device.as_bytes()).ok()),
         damage,
         refused: cmdline.refused,
+        build: build.and(core::str::from_utf8(build_hex.as_bytes()).ok()),
     };
     log!(console, "init: boot status: {}", status);
     let mut line: Text<128> = Text::new();

@@ -36,6 +36,18 @@ pub fn read(disk: &Disk) -> Result<Copies, Errno> {
     Ok(Copies::read([&sectors[0], &sectors[1]]))
 }
 
+/// The build id in `slot`'s trailer (`boot::rootid`), for the boot status.
+pub fn build_of(disk: &Disk, slot: Slot) -> Option<[u8; 32]> {
+    let fd = open(disk, false).ok()?;
+    let partition = slot.partition();
+    let at = partition.start_bytes + boot::rootid::offset_in(&partition)?;
+    let mut sector = [0u8; 512];
+    if rustix::io::pread(&fd, &mut sector, at).ok()? != sector.len() {
+        return None;
+    }
+    boot::rootid::decode(&sector).map(|id| id.build)
+}
+
 /// Writes `record` over the copy that is not the newest valid one, one sector, flushed.
 pub fn write(disk: &Disk, copies: &Copies, record: &Record) -> Result<(), Errno> {
     let fd = open(disk, true)?;

@@ -77,25 +77,11 @@ fn read_trimmed(path: &str) -> Option<String> {
     Some(std::fs::read_to_string(path).ok()?.trim().to_string())
 }
 
-/// The booted slot (root partition) and the build id in its trailer.
+/// The booted slot (root partition) and the build id in its trailer, as init reports them
+/// (this program is not root and may not read the disk itself).
 fn booted_build() -> Option<(String, String)> {
     let text = std::fs::read_to_string(boot::boot_status::PATH.to_str().ok()?).ok()?;
     let status = boot::boot_status::parse(&text)?;
-    let (slot, disk) = (status.slot, status.disk?);
-    let (partition, number) = (slot.partition(), slot.number());
-    // /dev/vda2, but /dev/mmcblk0p2 and /dev/nvme0n1p2.
-    let separator = if disk.ends_with(|c: char| c.is_ascii_digit()) {
-        "p"
-    } else {
-        ""
-    };
-    let device = std::fs::File::open(format!("{disk}{separator}{number}")).ok()?;
-    let mut sector = [0u8; 512];
-    use std::os::unix::fs::FileExt;
-    device
-        .read_exact_at(&mut sector, boot::rootid::offset_in(&partition)?)
-        .ok()?;
-    let id = boot::rootid::decode(&sector)?;
-    let hex = boot::encoding::Hex(&id.build).to_string();
-    Some((format!("{slot:?} (partition {number})"), hex))
+    let slot = status.slot;
+    Some((format!("{slot:?} (partition {})", slot.number()), status.build?.to_string()))
 }

@@ -55,6 +55,8 @@ documents! {
         /// `<partition>:<why>`: a slot the UEFI boot program refused for its seal at
         /// this boot, booting this one instead (`boot::boot_status`).
         pub refused: Option<String>,
+        /// trial: seconds after start-up at which init gives the trial up.
+        pub timeout_s: Option<u32>,
     }
 
     /// The trial-boot record.
@@ -167,6 +169,7 @@ mod tests {
                 from: None,
                 record_damaged: Some("both".into()),
                 refused: None,
+                timeout_s: Some(300),
             }),
             record: Some(Record {
                 state: "tried".into(),

@@ -187,6 +187,17 @@ impl Api {
     }
 
     pub(crate) fn commit(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
+        // A trial is kept only when its programs say they are healthy; the client asks
+        // again until they do or the trial's deadline rolls it back.
+        if self.device.in_trial()? {
+            let (proc, config) = (&self.device.paths.proc, &self.device.paths.services_config);
+            if let Some((name, why)) = crate::readiness::first_not_ready(config, proc) {
+                return Err(refuse(
+                    503,
+                    format!("not committing: {name} is not ready: {why}"),
+                ));
+            }
+        }
         let record = self.device.commit()?;
         // The commit stands either way; what is not done here is done when admind next
         // starts. Not while an upload (of /boot, say) holds the disk.
@@ -312,6 +323,10 @@ impl Api {
                 },
                 record_damaged: damage_text(b.damage),
                 refused: b.refused.clone(),
+                timeout_s: match b.how {
+                    How::Trial { timeout_s } => Some(timeout_s),
+                    _ => None,
+                },
             }),
             record: record.as_ref().map(|r| status::Record {
                 damaged: copies.and_then(|c| damage_text(c.damage())),

@@ -20,6 +20,8 @@ pub struct Paths {
     pub boot_status: PathBuf,
     /// init's list of services and their restart counts.
     pub services: PathBuf,
+    /// The services file in the running root (settings, readiness checks).
+    pub services_config: PathBuf,
     /// link's clock synchronisation status (`boot::clock`).
     pub clock: PathBuf,
     pub data: PathBuf,
@@ -42,6 +44,7 @@ impl Default for Paths {
             disk: None,
             boot_status: path(boot::boot_status::PATH),
             services: path(boot::service_list::PATH),
+            services_config: boot::services::PATH.into(),
             clock: boot::clock::STATUS_PATH.into(),
             data: "/data".into(),
             logs: boot::logs::DIR.into(),
@@ -585,6 +588,11 @@ impl Device {
     }
 
     /// Makes the trial root this system booted from the committed one.
+    /// Whether this boot is a trial nobody has committed yet.
+    pub fn in_trial(&self) -> Result<bool, Fault> {
+        Ok(self.read_record()?.is_trial_boot(self.booted()?.slot))
+    }
+
     pub fn commit(&self) -> Result<Record, Fault> {
         let status = self.booted()?;
         let record = self.read_record()?;

@@ -9,6 +9,7 @@
 //! - [`http`]: request parsing with named limits, bodies, replies; faults as statuses.
 //! - [`throttle`]: failed logins counted per source address.
 //! - [`procs`]: processes, services, memory, signals.
+//! - [`readiness`]: whether the programs that declared a readiness check pass it.
 //! - [`identity`]: the device's own TLS key and certificate in /data.
 //! - [`pi_settings`]: the Raspberry Pi's config.txt and tryboot.txt, in place.
 //! - [`upload`]: uploads fed in pieces and verified in steps; one update at a time.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod identity;
 pub mod pi_settings;
 pub mod procs;
+pub mod readiness;
 pub mod routes;
 pub mod server;
 pub mod throttle;

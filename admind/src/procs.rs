@@ -13,7 +13,12 @@ struct Stat {
     ppid: i32,
     cpu_ticks: u64,
     rss_pages: i64,
+    /// When it started, in clock ticks since boot.
+    start_ticks: u64,
 }
+
+/// Clock ticks per second in /proc (USER_HZ, 100 on every Linux architecture we build for).
+const TICKS_PER_S: u64 = 100;
 
 fn stat(proc: &Path, pid: &str) -> Option<Stat> {
     let text = std::fs::read_to_string(proc.join(pid).join("stat")).ok()?;
@@ -29,6 +34,7 @@ fn stat(proc: &Path, pid: &str) -> Option<Stat> {
         ppid: rest.get(1)?.parse().ok()?,
         cpu_ticks: rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?,
         rss_pages: rest.get(21)?.parse().ok()?,
+        start_ticks: rest.get(19)?.parse().ok()?,
     })
 }
 
@@ -120,6 +126,18 @@ pub fn services(proc: &Path, published: &Path, cgroups: &Path) -> Vec<Service> {
             }
         })
         .collect()
+}
+
+/// How long service `name` (a child of init) has been running, in seconds; `None` if it is
+/// not running.
+pub fn service_running_s(proc: &Path, name: &str) -> Option<u64> {
+    let comm = &name.as_bytes()[..name.len().min(15)];
+    let child = all(proc)
+        .into_iter()
+        .find(|s| s.ppid == 1 && s.name.as_bytes() == comm)?;
+    let uptime = std::fs::read_to_string(proc.join("uptime")).ok()?;
+    let up_s: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    Some((up_s as u64).saturating_sub(child.start_ticks / TICKS_PER_S))
 }
 
 /// The real user id of process `pid` (`Uid:` in its status).

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod mbr;
 pub mod network;
 pub mod password;
+pub mod readiness;
 pub mod record;
 pub mod rootid;
 pub mod rpi;

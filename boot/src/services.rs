@@ -12,6 +12,7 @@
 //! <service> memory <bytes>      memory limit (default: a share of RAM)
 //! <service> tasks <n>           limit on processes and threads (default: 1024)
 //! <service> oom <-1000..1000>   OOM score adjustment (default: 0)
+//! <service> ready <check>       when a trial may be committed (`readiness`; default: at once)
 //! ```
 //!
 //! The defaults and how init applies them: [`crate::sandbox`].
@@ -36,6 +37,7 @@ pub enum Setting<'a> {
     MemoryBytes(u64),
     Tasks(u32),
     Oom(i16),
+    Ready(crate::readiness::Readiness<'a>),
 }
 
 /// One line that carries a setting.
@@ -60,6 +62,8 @@ pub enum ParseError {
     BadNumber { line: usize },
     /// `caps` naming something that is not a capability.
     BadCapability { line: usize },
+    /// `ready` with something that is not a check (`crate::readiness`).
+    BadReadiness { line: usize },
 }
 
 /// Longest service name accepted (it becomes a file name under /bin, /run/log and /data).
@@ -160,6 +164,12 @@ fn parse_line(line: &[u8], number: usize) -> Result<Entry<'_>, ParseError> {
         b"memory" => Setting::MemoryBytes(number_in(value, 1..=i64::MAX, number)? as u64),
         b"tasks" => Setting::Tasks(number_in(value, 1..=u32::MAX.into(), number)? as u32),
         b"oom" => Setting::Oom(number_in(value, -1000..=1000, number)? as i16),
+        b"ready" => Setting::Ready(
+            core::str::from_utf8(value)
+                .ok()
+                .and_then(crate::readiness::parse)
+                .ok_or(ParseError::BadReadiness { line: number })?,
+        ),
         _ => return Err(ParseError::UnknownKey { line: number }),
     };
     Ok(Entry { service, setting })
@@ -241,7 +251,7 @@ mod tests {
     #[test]
     fn parses_the_confinement_settings() {
         let settings: Vec<Setting> = parse(
-            b"web user root\nweb user 20000\nweb caps net_bind_service kill\nweb memory 67108864\nweb tasks 16\nweb oom -900\n",
+            b"web user root\nweb user 20000\nweb caps net_bind_service kill\nweb memory 67108864\nweb tasks 16\nweb oom -900\nweb ready tcp 80\n",
         )
         .map(|e| e.unwrap().setting)
         .collect();
@@ -254,6 +264,7 @@ mod tests {
                 Setting::MemoryBytes(64 << 20),
                 Setting::Tasks(16),
                 Setting::Oom(-900),
+                Setting::Ready(crate::readiness::Readiness::Tcp { port: 80 }),
             ]
         );
         let first_error = |text: &[u8]| parse(text).find_map(|r| r.err());
@@ -275,6 +286,10 @@ mod tests {
         assert_eq!(
             first_error(b"web caps net_bind_service cap_kill"),
             Some(ParseError::BadCapability { line: 1 })
+        );
+        assert_eq!(
+            first_error(b"web ready udp 53"),
+            Some(ParseError::BadReadiness { line: 1 })
         );
     }
 

@@ -22,6 +22,7 @@
 //! caps = ["net_bind_service"] # capabilities it keeps as that user; default: none
 //! memory = "256M"            # memory limit; default: half the RAM
 //! tasks = 64                 # processes and threads at once; default: 1024
+//! ready = "http 80 /"        # or "tcp 80", "running 10": when a trial may commit (boot::readiness)
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -207,6 +208,8 @@ pub struct Settings {
     pub memory_bytes: Option<u64>,
     pub tasks: Option<u32>,
     pub oom: Option<i16>,
+    /// A readiness check as `boot::readiness` writes it.
+    pub ready: Option<String>,
 }
 
 /// `user = "root"` or `user = 12345`.
@@ -322,6 +325,7 @@ struct ProgramEntry {
     caps: Vec<String>,
     memory: Option<String>,
     tasks: Option<u32>,
+    ready: Option<String>,
 }
 
 impl ProgramEntry {
@@ -366,6 +370,13 @@ impl ProgramEntry {
                 );
             }
         }
+        if let Some(check) = &self.ready {
+            if boot::readiness::parse(check).is_none() {
+                bail!(
+                    "{which}: ready {check:?} is not a check; use \"tcp PORT\", \"http PORT /PATH\" or \"running SECONDS\" (1-3600)"
+                );
+            }
+        }
         let settings = Settings {
             args: self.args,
             env: self.env,
@@ -375,6 +386,7 @@ impl ProgramEntry {
             memory_bytes,
             tasks: self.tasks,
             oom: None,
+            ready: self.ready,
         };
         Ok(ProgramSpec { source, settings })
     }
@@ -524,6 +536,7 @@ crate = "hello@1"
 caps = ["net_bind_service"]
 memory = "64M"
 tasks = 32
+ready = "http 8080 /healthz"
 "#,
         )
         .unwrap();
@@ -548,12 +561,14 @@ tasks = 32
             (confined.memory_bytes, confined.tasks),
             (Some(64 << 20), Some(32))
         );
+        assert_eq!(confined.ready.as_deref(), Some("http 8080 /healthz"));
         for (bad, says) in [
             ("user = \"nobody\"", "give \"root\" or a user id"),
             ("caps = [\"CAP_NET_RAW\"]", "is not a capability"),
             ("caps = [\"net_raw kill\"]", "is not a capability"),
             ("memory = \"lots\"", "memory \"lots\""),
             ("tasks = 0", "a limit of 0"),
+            ("ready = \"tcp eighty\"", "is not a check"),
         ] {
             std::fs::write(&path, format!("[[programs]]\ncrate = \"x\"\n{bad}\n")).unwrap();
             let e = format!("{:#}", Plan::from_file(&path).unwrap_err());

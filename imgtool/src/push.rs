@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 pub struct Options {
     pub to: Option<String>,
-    /// How long to wait for the device to come back after the reboot.
+    /// How long to wait for the device to come back after the reboot, and then for its
+    /// programs to be ready.
     pub timeout: Duration,
     /// Also replace the boot partition's shared files (config.txt, firmware) and the MBR
     /// code, after the commit. Not A/B.
@@ -68,6 +69,8 @@ struct Status {
     /// What the inactive slot's trailer says it holds (`None`: incomplete).
     inactive_kernel: Option<String>,
     inactive_cmdline: Option<String>,
+    /// In a trial: how long until init gives it up.
+    trial_left: Option<Duration>,
 }
 
 fn status(client: &Client) -> Result<Status> {
@@ -90,6 +93,11 @@ fn status(client: &Client) -> Result<Status> {
             .map(|p| p.sha256.clone()),
         active_slot,
         inactive_slot,
+        trial_left: v
+            .boot
+            .as_ref()
+            .and_then(|b| b.timeout_s)
+            .map(|t| Duration::from_secs(u64::from(t).saturating_sub(v.uptime_s))),
         boot_id: v.boot_id,
         boot_state: v.boot.as_ref().map_or("?".into(), |b| b.state.clone()),
         refused: v.boot.as_ref().and_then(|b| b.refused.clone()),
@@ -264,10 +272,12 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         );
     }
     let started = Instant::now();
-    let record: admin_api::status::Record = client
-        .post(endpoints::COMMIT, b"")?
-        .document()
-        .context("committing the new root")?;
+    // Asked until the programs are ready, but given up early enough to read their logs
+    // and roll back before init's own deadline does.
+    let ready_wait = after.trial_left.map_or(options.timeout, |left| {
+        left.saturating_sub(READY_MARGIN).min(options.timeout)
+    });
+    let record = commit_when_ready(&client, &after.boot_id, ready_wait, options.timeout)?;
     t.commit = started.elapsed();
     if u64::from(record.committed) != u64::from(target_slot) {
         bail!("commit did not take: the boot record says {record:?}");
@@ -353,6 +363,88 @@ fn update_boot(
     }
     eprintln!("push: the device booted the new boot partition and runs root {slot}");
     Ok(())
+}
+
+/// How long before init's trial deadline push stops waiting for readiness, to read the
+/// failing program's logs and roll back itself.
+const READY_MARGIN: Duration = Duration::from_secs(20);
+
+/// Commits the trial running now once admind agrees: it refuses (503) while a program that
+/// declared a readiness check fails it. Not ready within `ready_wait`: the program's last log
+/// lines are fetched, the device is rebooted back to its committed root, and the error
+/// names the program.
+fn commit_when_ready(
+    client: &Client,
+    trial_boot_id: &str,
+    ready_wait: Duration,
+    timeout: Duration,
+) -> Result<admin_api::status::Record> {
+    let deadline = Instant::now() + ready_wait;
+    let mut why = String::new();
+    loop {
+        let answer = match client.post(endpoints::COMMIT, b"") {
+            Ok(answer) => answer,
+            // The trial's own deadline came first: the device rolled back by itself.
+            Err(e) if !why.is_empty() => {
+                let back = wait_for_new_boot(client, trial_boot_id, timeout).map(|(s, _)| s);
+                bail!(
+                    "the update was rolled back ({e}): the trial ended before its programs were ready; last answer: {why}; the device is back on root {}",
+                    back.map_or("?".into(), |s| s.active_slot.to_string())
+                );
+            }
+            Err(e) => return Err(e).context("committing the new root"),
+        };
+        if answer.status != 503 {
+            return answer.document().context("committing the new root");
+        }
+        let now = answer.error_text();
+        if now != why {
+            eprintln!("push: {now}; asking again until it is");
+            why = now;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let logs = why
+        .strip_prefix("not committing: ")
+        .and_then(|rest| rest.split_once(" is not ready"))
+        .map(|(name, _)| last_log_lines(client, name))
+        .unwrap_or_default();
+    client
+        .post(endpoints::REBOOT, b"")?
+        .json()
+        .context("asking the device to roll back")?;
+    let back = wait_for_new_boot(client, trial_boot_id, timeout)?.0;
+    bail!(
+        "the update was rolled back: {why} after {} s; the device is back on root {} (boot state {}){logs}",
+        ready_wait.as_secs(),
+        back.active_slot,
+        back.boot_state
+    )
+}
+
+/// The last lines of service `name`'s output, as an indented block to end a message.
+fn last_log_lines(client: &Client, name: &str) -> String {
+    const LINES: usize = 10;
+    let mut out = String::new();
+    for stream in ["stdout", "stderr"] {
+        let path = format!("{}?service={name}&stream={stream}", endpoints::LOGS);
+        let Ok(answer) = client.get(&path) else {
+            continue;
+        };
+        let text = answer.text();
+        let lines: Vec<&str> = text.lines().collect();
+        if answer.status != 200 || lines.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n{name}'s last {stream} lines:"));
+        for line in &lines[lines.len().saturating_sub(LINES)..] {
+            out.push_str(&format!("\n    {line}"));
+        }
+    }
+    out
 }
 
 /// Polls /status until a boot other than `old_boot_id` answers, with a countdown. Also

@@ -187,6 +187,9 @@ fn confinement_lines(name: &str, s: &Settings) -> String {
     if let Some(adj) = s.oom {
         lines.push_str(&format!("{name} oom {adj}\n"));
     }
+    if let Some(check) = &s.ready {
+        lines.push_str(&format!("{name} ready {check}\n"));
+    }
     lines
 }
 

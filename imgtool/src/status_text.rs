@@ -177,6 +177,7 @@ mod tests {
                 from: Some(2),
                 record_damaged: Some("1".into()),
                 refused: Some("3:unsealed".into()),
+                timeout_s: None,
             }),
             roots: [
                 (2, Root::default()),

@@ -36,7 +36,7 @@ impl Confinement {
                 Setting::MemoryBytes(bytes) => c.memory_bytes = bytes,
                 Setting::Tasks(n) => c.tasks = n,
                 Setting::Oom(adj) => c.oom = adj,
-                Setting::Arg(_) | Setting::Env(_) | Setting::Autostart(_) => {}
+                Setting::Arg(_) | Setting::Env(_) | Setting::Autostart(_) | Setting::Ready(_) => {}
             }
         }
         c

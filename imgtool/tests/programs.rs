@@ -245,6 +245,28 @@ fn the_demo_appliances_web_page_answers_through_a_forwarded_port() {
         &format!("http://127.0.0.1:{port}/"),
     ])));
     let status = stdout(&run_ok(&mut remote(&s, vm.admind_port, "status")));
+    // A push of the demo (another kernel argument, so another build) commits once the page
+    // answers its readiness check (`ready = "http 80 /"`).
+    let pushed = remote(&s, vm.admind_port, "push")
+        .args([
+            "--timeout",
+            "150",
+            "--hostname",
+            "demo-box",
+            "--kernel-arg",
+            "rustkrazy.demo=2",
+            "--config",
+        ])
+        .arg(&appliance)
+        .output()
+        .unwrap();
+    let said = assert_push_committed(&pushed, 3, &vm.console());
+    println!(
+        "figure: demo push with a readiness check: {}",
+        said.lines()
+            .find(|l| l.starts_with("push: done"))
+            .unwrap_or("?")
+    );
     vm.kill();
     let build = status
         .lines()

@@ -11,8 +11,9 @@
 //!    slot's build id the device reports (root, kernel and command line together).
 //! 4. Arm a one-shot trial of that slot, reboot.
 //! 5. Wait (deadline, countdown) for a new boot to answer. On the new slot with our build:
-//!    commit. Back on the old one: the trial failed (a kernel that panicked, a root that
-//!    never committed) and the device rolled back by itself; say so and fail.
+//!    commit, asking again while admind says a program is not ready (`commit_when_ready`).
+//!    Back on the old one: the trial failed (a kernel that panicked, a root that never
+//!    committed) and the device rolled back by itself; say so and fail.
 
 use crate::client::Client;
 use crate::config::Plan;

@@ -45,19 +45,14 @@ fn passes(name: &str, check: &Readiness<'_>, proc: &Path) -> Result<(), String> 
     }
 }
 
+/// A connection to `port` on the device, over IPv4 or else IPv6 (a program may listen on
+/// either).
 fn connect(port: u16) -> Result<TcpStream, String> {
-    let local = [
-        SocketAddr::from(([127, 0, 0, 1], port)),
-        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
-    ];
-    let mut last = String::new();
-    for at in local {
-        match TcpStream::connect_timeout(&at, CHECK_TIMEOUT) {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(format!("port {port} does not accept connections ({last})"))
+    let v4 = SocketAddr::from(([127, 0, 0, 1], port));
+    let v6 = SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port));
+    TcpStream::connect_timeout(&v4, CHECK_TIMEOUT)
+        .or_else(|_| TcpStream::connect_timeout(&v6, CHECK_TIMEOUT))
+        .map_err(|e| format!("port {port} does not accept connections ({e})"))
 }
 
 /// The status code of `GET path` on `port`.

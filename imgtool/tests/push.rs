@@ -29,34 +29,6 @@ fn status_when_up(s: &Scratch, vm: &Vm) -> String {
     common::status_when_up(s, vm.admind_port, Duration::from_secs(90))
 }
 
-/// Every process from admind's `/proc/top`, fetched with curl: name -> (CPU ticks, RSS kB).
-fn top(s: &Scratch, vm: &Vm) -> std::collections::HashMap<String, (u64, u64)> {
-    let password = std::fs::read_to_string(s.path("instance/password")).unwrap();
-    let out = run_ok(
-        Command::new("curl")
-            .args(["-sS", "--fail", "--max-time", "30"])
-            .args(common::curl_trust(s, vm.admind_port))
-            .arg("-u")
-            .arg(format!("rustkrazy:{password}"))
-            .arg(format!("https://127.0.0.1:{}/proc/top", vm.admind_port)),
-    );
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let name = p["name"].as_str().unwrap().to_string();
-            (
-                name,
-                (
-                    p["cpu_ticks"].as_u64().unwrap(),
-                    p["rss_kb"].as_u64().unwrap(),
-                ),
-            )
-        })
-        .collect()
-}
-
 /// CPU a process may use while nothing happens: 1% of the sampled time, in USER_HZ ticks.
 const IDLE_CPU_PERCENT_MAX: u64 = 1;
 const USER_HZ: u64 = 100;
@@ -67,9 +39,9 @@ const ADMIND_RSS_SLACK_KB: u64 = 256;
 /// init, link and admind each use under 1% CPU over 20 s of nothing, and do not grow.
 fn assert_idle(s: &Scratch, vm: &Vm, when: &str) {
     let window = Duration::from_secs(20);
-    let before = top(s, vm);
+    let before = top(s, vm.admind_port);
     std::thread::sleep(window);
-    let after = top(s, vm);
+    let after = top(s, vm.admind_port);
     for name in ["init", "link", "admind"] {
         let (Some(a), Some(b)) = (before.get(name), after.get(name)) else {
             panic!("{name} not running {when}: {after:?}");

@@ -360,6 +360,33 @@ pub fn image_with(s: &Scratch, name: &str, programs: &[&str], config: Option<&st
     image
 }
 
+/// Every process from admind's `/proc/top` on 127.0.0.1:`port`, fetched with curl:
+/// name -> (CPU ticks, RSS kB).
+pub fn top(s: &Scratch, port: u16) -> std::collections::HashMap<String, (u64, u64)> {
+    let password = std::fs::read_to_string(s.path("instance/password")).unwrap();
+    let out = run_ok(
+        Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "30"])
+            .args(curl_trust(s, port))
+            .arg("-u")
+            .arg(format!("rustkrazy:{password}"))
+            .arg(format!("https://127.0.0.1:{port}/proc/top")),
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let name = p["name"].as_str().unwrap().to_string();
+            let figures = (
+                p["cpu_ticks"].as_u64().unwrap(),
+                p["rss_kb"].as_u64().unwrap(),
+            );
+            (name, figures)
+        })
+        .collect()
+}
+
 /// A finished command's stdout then stderr, for messages and for checking what it said.
 pub fn text(out: &Output) -> String {
     format!(

@@ -21,6 +21,11 @@ pub const UPDATE_MBR: &str = "/update/mbr";
 /// `?mode=try` (default) arms a one-shot trial; `?mode=now` commits at once.
 pub const SWITCH: &str = "/switch";
 pub const COMMIT: &str = "/commit";
+/// How `/commit`'s 503 answer starts while a program is not ready (`boot::readiness`):
+/// `not committing: NAME is not ready: WHY`. Clients ask again; other 503s are errors.
+pub const NOT_READY: &str = "not committing: ";
+/// What follows the program's name in that answer.
+pub const NOT_READY_AFTER_NAME: &str = " is not ready: ";
 pub const REBOOT: &str = "/reboot";
 pub const SHUTDOWN: &str = "/shutdown";
 // What the device says: GET (or HEAD).

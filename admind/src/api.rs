@@ -190,11 +190,20 @@ impl Api {
         // A trial is kept only when its programs say they are healthy; the client asks
         // again until they do or the trial's deadline rolls it back.
         if self.device.in_trial()? {
-            let (proc, config) = (&self.device.paths.proc, &self.device.paths.services_config);
-            if let Some((name, why)) = crate::readiness::first_not_ready(config, proc) {
+            let paths = &self.device.paths;
+            let ready = crate::readiness::first_not_ready(&crate::readiness::Sources {
+                config: &paths.services_config,
+                proc: &paths.proc,
+                published: &paths.services,
+            });
+            if let Some((name, why)) = ready {
                 return Err(refuse(
                     503,
-                    format!("not committing: {name} is not ready: {why}"),
+                    format!(
+                        "{}{name}{}{why}",
+                        admin_api::endpoints::NOT_READY,
+                        admin_api::endpoints::NOT_READY_AFTER_NAME
+                    ),
                 ));
             }
         }

@@ -587,12 +587,12 @@ impl Device {
         Ok(next)
     }
 
-    /// Makes the trial root this system booted from the committed one.
     /// Whether this boot is a trial nobody has committed yet.
     pub fn in_trial(&self) -> Result<bool, Fault> {
         Ok(self.read_record()?.is_trial_boot(self.booted()?.slot))
     }
 
+    /// Makes the trial root this system booted from the committed one.
     pub fn commit(&self) -> Result<Record, Fault> {
         let status = self.booted()?;
         let record = self.read_record()?;

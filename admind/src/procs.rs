@@ -92,24 +92,27 @@ pub fn top(proc: &Path) -> String {
 }
 
 /// The services init supervises, from its service list ([`boot::service_list`]),
-/// with pid, state, RSS and user of the running ones (init's children), and what their
+/// with pid, state, RSS and user of the running ones (init's children, by the pid init
+/// published), and what their
 /// control groups under `cgroups` stopped. Without the list: init's children, restart
 /// counts unknown.
 pub fn services(proc: &Path, published: &Path, cgroups: &Path) -> Vec<Service> {
     let children: Vec<Stat> = all(proc).into_iter().filter(|s| s.ppid == 1).collect();
     let text = std::fs::read_to_string(published).unwrap_or_default();
-    let mut listed: Vec<(String, Option<u32>)> = boot::service_list::parse(&text)
-        .map(|e| (e.name.to_string(), Some(e.restarts)))
+    let mut listed: Vec<(String, Option<u32>, Option<u32>)> = boot::service_list::parse(&text)
+        .map(|e| (e.name.to_string(), Some(e.restarts), e.pid))
         .collect();
     if listed.is_empty() {
-        listed = children.iter().map(|c| (c.name.clone(), None)).collect();
+        listed = children
+            .iter()
+            .map(|c| (c.name.clone(), None, c.pid.try_into().ok()))
+            .collect();
     }
     listed
         .into_iter()
-        .map(|(name, restarts)| {
-            // /proc's comm is cut to 15 bytes.
-            let comm = &name.as_bytes()[..name.len().min(15)];
-            let running = children.iter().find(|c| c.name.as_bytes() == comm);
+        .map(|(name, restarts, pid)| {
+            // The pid init published: a process's name is its own to change.
+            let running = children.iter().find(|c| pid == c.pid.try_into().ok());
             let counter = |file: &str, key: &str| {
                 let text = std::fs::read_to_string(cgroups.join(&name).join(file)).ok()?;
                 Some(boot::sandbox::event_count(&text, key))
@@ -128,13 +131,14 @@ pub fn services(proc: &Path, published: &Path, cgroups: &Path) -> Vec<Service> {
         .collect()
 }
 
-/// How long service `name` (a child of init) has been running, in seconds; `None` if it is
-/// not running.
-pub fn service_running_s(proc: &Path, name: &str) -> Option<u64> {
-    let comm = &name.as_bytes()[..name.len().min(15)];
-    let child = all(proc)
-        .into_iter()
-        .find(|s| s.ppid == 1 && s.name.as_bytes() == comm)?;
+/// How long service `name` has been running, in seconds: the process init's service list
+/// (`published`) names, still init's child; `None` if it is not running.
+pub fn service_running_s(proc: &Path, published: &Path, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(published).ok()?;
+    let pid = boot::service_list::parse(&text)
+        .find(|e| e.name == name)?
+        .pid?;
+    let child = stat(proc, &pid.to_string()).filter(|s| s.ppid == 1)?;
     let uptime = std::fs::read_to_string(proc.join("uptime")).ok()?;
     // Whole seconds: parsing the fraction as a float would link 10 KB of float parsing.
     let up_s: u64 = uptime.split(['.', ' ']).next()?.parse().ok()?;

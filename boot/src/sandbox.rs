@@ -15,6 +15,8 @@ pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// room for a thread pool (tokio's blocking pool is up to 512) without letting a fork loop
 /// fill the process table.
 pub const TASKS_DEFAULT: u32 = 1024;
+/// Most tasks a limit may name (the kernel's PID_MAX_LIMIT: `pids.max` refuses more).
+pub const TASKS_MAX: u32 = 4 << 20;
 /// A program's memory limit, unless it says otherwise: this share of the machine's RAM, so
 /// one program cannot take the memory init, link and admind need.
 pub const MEMORY_SHARE_DEFAULT: (u64, u64) = (1, 2);

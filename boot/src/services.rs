@@ -66,6 +66,9 @@ pub enum ParseError {
     BadReadiness { line: usize },
 }
 
+/// Largest services file init reads; imgtool refuses to write a larger one.
+pub const FILE_BYTES_MAX: usize = 16 << 10;
+
 /// Longest service name accepted (it becomes a file name under /bin, /run/log and /data).
 pub const SERVICE_NAME_BYTES_MAX: usize = 64;
 
@@ -156,13 +159,16 @@ fn parse_line(line: &[u8], number: usize) -> Result<Entry<'_>, ParseError> {
             _ => return Err(ParseError::BadAutostart { line: number }),
         },
         b"user" if value == b"root" => Setting::User(0),
-        b"user" => Setting::User(number_in(value, 0..=u32::MAX.into(), number)? as u32),
+        // (uid_t)-1 is no user: setuid refuses it.
+        b"user" => Setting::User(number_in(value, 0..=(u32::MAX - 1).into(), number)? as u32),
         b"caps" => Setting::Caps(
             crate::sandbox::capability_set(value)
                 .map_err(|_| ParseError::BadCapability { line: number })?,
         ),
         b"memory" => Setting::MemoryBytes(number_in(value, 1..=i64::MAX, number)? as u64),
-        b"tasks" => Setting::Tasks(number_in(value, 1..=u32::MAX.into(), number)? as u32),
+        b"tasks" => {
+            Setting::Tasks(number_in(value, 1..=crate::sandbox::TASKS_MAX.into(), number)? as u32)
+        }
         b"oom" => Setting::Oom(number_in(value, -1000..=1000, number)? as i16),
         b"ready" => Setting::Ready(
             core::str::from_utf8(value)
@@ -274,6 +280,8 @@ mod tests {
             b"web memory 0",
             b"web memory 1G",
             b"web tasks 0",
+            b"web tasks 4194305",
+            b"web user 4294967295",
             b"web oom 1001",
             b"web oom",
         ] {

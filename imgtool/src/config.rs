@@ -350,6 +350,7 @@ impl ProgramEntry {
             Some(User::Name(name)) => bail!(
                 "{which}: user {name:?}: give \"root\" or a user id (a number); the default is a user of the program's own"
             ),
+            Some(User::Id(u32::MAX)) => bail!("{which}: user 4294967295 is no user (it is -1)"),
             Some(User::Id(id)) => Some(id),
         };
         let memory_bytes = match &self.memory {
@@ -360,6 +361,15 @@ impl ProgramEntry {
         };
         if self.tasks == Some(0) || memory_bytes == Some(0) {
             bail!("{which}: a limit of 0 would stop the program from starting");
+        }
+        if let Some(n @ 1..) = self.tasks.filter(|&n| n > boot::sandbox::TASKS_MAX) {
+            bail!(
+                "{which}: tasks = {n} is more than the kernel allows ({})",
+                boot::sandbox::TASKS_MAX
+            );
+        }
+        if self.ready.is_some() && self.autostart == Some(false) {
+            bail!("{which}: a program that is not started on boot (autostart = false) can never be ready; remove one of the two");
         }
         for cap in &self.caps {
             if boot::sandbox::capability_set(cap.as_bytes())
@@ -569,6 +579,12 @@ ready = "http 8080 /healthz"
             ("memory = \"lots\"", "memory \"lots\""),
             ("tasks = 0", "a limit of 0"),
             ("ready = \"tcp eighty\"", "is not a check"),
+            (
+                "ready = \"tcp 80\"\nautostart = false",
+                "can never be ready",
+            ),
+            ("tasks = 4194305", "more than the kernel allows"),
+            ("user = 4294967295", "is no user"),
         ] {
             std::fs::write(&path, format!("[[programs]]\ncrate = \"x\"\n{bad}\n")).unwrap();
             let e = format!("{:#}", Plan::from_file(&path).unwrap_err());

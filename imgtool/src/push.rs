@@ -278,7 +278,13 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     let ready_wait = after.trial_left.map_or(options.timeout, |left| {
         left.saturating_sub(READY_MARGIN).min(options.timeout)
     });
-    let record = commit_when_ready(&client, &after.boot_id, ready_wait, options.timeout)?;
+    let record = commit_when_ready(
+        &client,
+        target_slot,
+        &after.boot_id,
+        ready_wait,
+        options.timeout,
+    )?;
     t.commit = started.elapsed();
     if u64::from(record.committed) != u64::from(target_slot) {
         bail!("commit did not take: the boot record says {record:?}");
@@ -376,6 +382,7 @@ const READY_MARGIN: Duration = Duration::from_secs(20);
 /// names the program.
 fn commit_when_ready(
     client: &Client,
+    target_slot: u8,
     trial_boot_id: &str,
     ready_wait: Duration,
     timeout: Duration,
@@ -383,25 +390,26 @@ fn commit_when_ready(
     let deadline = Instant::now() + ready_wait;
     let mut why = String::new();
     loop {
-        let answer = match client.post(endpoints::COMMIT, b"") {
-            Ok(answer) => answer,
-            // The trial's own deadline came first: the device rolled back by itself.
-            Err(e) if !why.is_empty() => {
-                let back = wait_for_new_boot(client, trial_boot_id, timeout).map(|(s, _)| s);
-                bail!(
-                    "the update was rolled back ({e}): the trial ended before its programs were ready; last answer: {why}; the device is back on root {}",
-                    back.map_or("?".into(), |s| s.active_slot.to_string())
-                );
+        match client.post(endpoints::COMMIT, b"") {
+            Ok(answer)
+                if answer.status == 503
+                    && answer.error_text().starts_with(endpoints::NOT_READY) =>
+            {
+                let now = answer.error_text();
+                if now != why {
+                    eprintln!("push: {now}; asking again until it is");
+                    why = now;
+                }
             }
-            Err(e) => return Err(e).context("committing the new root"),
-        };
-        if answer.status != 503 {
-            return answer.document().context("committing the new root");
-        }
-        let now = answer.error_text();
-        if now != why {
-            eprintln!("push: {now}; asking again until it is");
-            why = now;
+            Ok(answer) => return answer.document().context("committing the new root"),
+            // Asked again: a connection can fail once; a device that rebooted at its own
+            // deadline is found below.
+            Err(e) => {
+                eprintln!("push: committing: {e:#}; asking again");
+                if why.is_empty() {
+                    why = format!("admind did not answer ({e:#})");
+                }
+            }
         }
         if Instant::now() >= deadline {
             break;
@@ -409,15 +417,22 @@ fn commit_when_ready(
         std::thread::sleep(Duration::from_secs(2));
     }
     let logs = why
-        .strip_prefix("not committing: ")
-        .and_then(|rest| rest.split_once(" is not ready"))
+        .strip_prefix(endpoints::NOT_READY)
+        .and_then(|rest| rest.split_once(endpoints::NOT_READY_AFTER_NAME))
         .map(|(name, _)| last_log_lines(client, name))
         .unwrap_or_default();
-    client
-        .post(endpoints::REBOOT, b"")?
-        .json()
-        .context("asking the device to roll back")?;
+    // Rebooting an uncommitted trial boots the committed root; a device that is already
+    // rebooting may not answer this.
+    if let Err(e) = client.post(endpoints::REBOOT, b"") {
+        eprintln!("push: asking the device to roll back: {e:#}");
+    }
     let back = wait_for_new_boot(client, trial_boot_id, timeout)?.0;
+    if back.active_slot == target_slot {
+        bail!(
+            "the trial of root {target_slot} was not committed ({why}), and the device booted root {target_slot} again (boot state {}); see `imgtool status`",
+            back.boot_state
+        );
+    }
     bail!(
         "the update was rolled back: {why} after {} s; the device is back on root {} (boot state {}){logs}",
         ready_wait.as_secs(),

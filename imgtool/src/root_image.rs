@@ -252,6 +252,13 @@ fn etc_files(
         services.push_str(&confinement_lines(&program.name, s));
     }
     check_users(programs, settings)?;
+    ensure!(
+        services.len() <= boot::services::FILE_BYTES_MAX,
+        "the programs' settings take {} bytes, more than the {} init reads ({}); give fewer arguments or shorter ones",
+        services.len(),
+        boot::services::FILE_BYTES_MAX,
+        boot::services::PATH
+    );
     // Read back with init's parser, so a line init would skip fails here instead.
     if let Some(Err(e)) = boot::services::parse(services.as_bytes()).find(|e| e.is_err()) {
         bail!("the services file would not be read as written ({e:?}):\n{services}");
@@ -273,10 +280,12 @@ fn etc_files(
             format!("{}\n", instance.hostname).into_bytes(),
             0o644,
         ),
+        // Root's alone (init and admind read it): programs' environments may hold secrets,
+        // and each program runs as a user of its own.
         file(
             boot::services::PATH.trim_start_matches('/'),
             services.into_bytes(),
-            0o644,
+            0o600,
         ),
         file(
             boot::password::PATH.trim_start_matches('/'),

@@ -51,6 +51,9 @@ fn a_compromised_default_program_is_refused_or_contained_and_admind_stays_reacha
         "read /etc/admind/password.hash: refused (Permission denied",
         "write /run/rustkrazy/boot-status: refused (Permission denied",
         "write /data/planted: refused (Permission denied",
+        "write init's saved clock: refused (Permission denied",
+        "write admind's log: refused (Permission denied",
+        "leave its control group: refused (Permission denied",
         "kill admind: refused (Operation not permitted",
     ] {
         (_, at) = line(&mut vm, &format!("hostile: {attack}"), at);
@@ -75,11 +78,18 @@ fn a_compromised_default_program_is_refused_or_contained_and_admind_stays_reacha
         "hostile: running again after the first run; idle",
         next,
     );
+    let console = vm.console();
     assert!(
-        !vm.console().contains("hostile: allocate 1 GiB: done"),
-        "{}",
-        vm.console()
+        !console.contains("hostile: allocate 1 GiB: done"),
+        "{console}"
     );
+    // Nothing else was killed or restarted.
+    for other in ["link", "admind"] {
+        assert!(
+            !console.contains(&format!("init: {other} exited")),
+            "{console}"
+        );
+    }
 
     // admind answers, and /status names the program and the limits it hit.
     let status = stdout(&run_ok(&mut remote(&s, vm.admind_port, "status")));

@@ -314,7 +314,9 @@ fn boot_status(
         build: build.and(core::str::from_utf8(build_hex.as_bytes()).ok()),
     };
     log!(console, "init: boot status: {}", status);
-    let mut line: Text<128> = Text::new();
+    // The longest line (a fall-back with both copies damaged, a refusal, an mmcblk disk and
+    // a build) is about 170 bytes.
+    let mut line: Text<256> = Text::new();
     let _ = writeln!(line, "{}", status);
     let _ = rustix::fs::mkdir(boot_status::RUN_DIR, Mode::from_raw_mode(0o755));
     let written = rustix::fs::open(

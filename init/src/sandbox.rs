@@ -48,9 +48,12 @@ pub fn path(name: &[u8], file: &[u8]) -> Path {
 }
 
 /// Creates service `name`'s group with its limits (when there are groups) and, for a service
-/// that does not run as root, its folder on /data. Done once per boot.
-pub fn set_up(console: &Console, name: &[u8], c: &Confinement, groups: bool) {
+/// that does not run as root, its folder on /data. Done once per boot. Whether the service
+/// has its group: one whose limits could not be written is removed (rlimits instead), so no
+/// program runs in a group without limits.
+pub fn set_up(console: &Console, name: &[u8], c: &Confinement, groups: bool) -> bool {
     let shown = crate::services::show(name);
+    let mut grouped = false;
     if groups {
         let mut dir = path(name, b"");
         let made = match dir.as_cstr() {
@@ -67,13 +70,19 @@ pub fn set_up(console: &Console, name: &[u8], c: &Confinement, groups: bool) {
         let limited = made
             .and_then(|()| write_text(&path(name, b"memory.max"), memory.as_bytes()))
             .and_then(|()| write_text(&path(name, b"pids.max"), tasks.as_bytes()));
-        if let Err(e) = limited {
-            log!(
-                console,
-                "init: {}: cannot set up its control group ({}); its limits are rlimits",
-                shown,
-                e
-            );
+        match limited {
+            Ok(()) => grouped = true,
+            Err(e) => {
+                if let Some(dir) = dir.as_cstr() {
+                    let _ = rustix::fs::rmdir(dir);
+                }
+                log!(
+                    console,
+                    "init: {}: cannot set up its control group ({}); its limits are rlimits",
+                    shown,
+                    e
+                );
+            }
         }
     }
     if !c.is_root() && name != sandbox::SYSTEM_DATA_NAME {
@@ -87,6 +96,7 @@ pub fn set_up(console: &Console, name: &[u8], c: &Confinement, groups: bool) {
             );
         }
     }
+    grouped
 }
 
 /// `/data/NAME`, made (mode 0700) or handed over to `uid` if another user owns it.

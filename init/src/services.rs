@@ -18,8 +18,7 @@ use rustix::process::{Pid, WaitOptions};
 
 /// Most services supervised; more executables in /bin are reported and left alone.
 pub const SERVICES_MAX: usize = 32;
-/// Bound on the services file.
-const CONFIG_BYTES_MAX: usize = 16 << 10;
+const CONFIG_BYTES_MAX: usize = boot::services::FILE_BYTES_MAX;
 
 /// Signals init takes through its signalfd.
 pub const HANDLED_SIGNALS: [i32; 6] = [
@@ -40,6 +39,8 @@ pub(crate) struct Service {
     restarts: u32,
     autostart: bool,
     confinement: Confinement,
+    /// It has a control group with its limits; otherwise rlimits.
+    grouped: bool,
     pub streams: [Stream; 2],
 }
 
@@ -47,8 +48,6 @@ pub struct Supervisor {
     pub(crate) services: [Option<Service>; SERVICES_MAX],
     config: [u8; CONFIG_BYTES_MAX],
     config_len: usize,
-    /// Whether services get control groups (`sandbox::prepare`).
-    groups: bool,
 }
 
 impl Supervisor {
@@ -67,18 +66,19 @@ impl Supervisor {
             services: [const { None }; SERVICES_MAX],
             config: [0; CONFIG_BYTES_MAX],
             config_len: 0,
-            groups: false,
         }
     }
 
     /// Reads the services file, lists /bin and sets up each service's confinement.
     pub fn load(&mut self, console: &Console) {
         let (groups, ram_bytes) = sandbox::prepare(console);
-        self.groups = groups;
         match sys::read_file(c"/etc/rustkrazy/services", &mut self.config) {
             Ok(text) => {
                 self.config_len = text.len();
                 if self.config_len == CONFIG_BYTES_MAX {
+                    // Not half a line: a cut `user 20000` would read as `user 2000`.
+                    let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |n| n + 1);
+                    self.config_len = whole;
                     log!(
                         console,
                         "init: {} is larger than {} bytes; the rest is ignored",
@@ -134,6 +134,7 @@ impl Supervisor {
                 restarts: 0,
                 autostart: true,
                 confinement: Confinement::for_service(name, self.config(), ram_bytes),
+                grouped: false,
                 streams: [
                     Stream::new(boot::logs::STDOUT_SUFFIX.as_bytes()),
                     Stream::new(boot::logs::STDERR_SUFFIX.as_bytes()),
@@ -146,7 +147,7 @@ impl Supervisor {
                     service.autostart = on;
                 }
             }
-            sandbox::set_up(console, name, &service.confinement, groups);
+            service.grouped = sandbox::set_up(console, name, &service.confinement, groups);
             self.services[slot] = Some(service);
             slot += 1;
         }
@@ -164,6 +165,7 @@ impl Supervisor {
             let entry = boot::service_list::Entry {
                 name: core::str::from_utf8(s.name.as_bytes()).unwrap_or("?"),
                 restarts: s.restarts,
+                pid: s.pid.map(|p| p.as_raw_nonzero().get().unsigned_abs()),
             };
             let _ = write!(text, "{}", entry);
         }
@@ -230,7 +232,7 @@ impl Supervisor {
             stdout: &out_w,
             stderr: &err_w,
             confinement: &service.confinement,
-            cgroup_procs: procs.as_cstr().filter(|_| self.groups),
+            cgroup_procs: procs.as_cstr().filter(|_| service.grouped),
             oom: oom.as_bytes(),
         };
         match sys::spawn(&exec) {
@@ -261,6 +263,8 @@ impl Supervisor {
                 );
             }
         }
+        // admind's readiness checks need the new pid.
+        self.publish();
     }
 
     /// The earliest pending restart.

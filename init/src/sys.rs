@@ -123,7 +123,9 @@ fn confine(exec: &Exec<'_>) -> Result<(), &'static [u8]> {
         let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
         fd >= 0 && libc::write(fd, b"0".as_ptr().cast(), 1) == 1
     });
-    if !joined {
+    // Root (link, admind) keeps its address space whole without a group: RLIMIT_AS counts
+    // what is mapped, not what is used.
+    if !joined && !c.is_root() {
         if exec.cgroup_procs.is_some() {
             say(b"init: cannot join the program's control group; its limits are rlimits\n");
         }

@@ -1,6 +1,7 @@
 //! A compromised program, run as a default one (no settings): tries to read admind's secrets,
-//! forge init's boot status, kill admind, write outside its own folder, fork 10,000 children,
-//! fill /tmp and allocate 1 GiB. Each attempt prints `hostile: WHAT: refused (...)` or
+//! forge init's boot status, write init's clock and admind's log, leave its control group,
+//! kill admind, write outside its own folder, fork 10,000 children, fill /tmp and allocate
+//! 1 GiB. Each attempt prints `hostile: WHAT: refused (...)` or
 //! `hostile: WHAT: done ...`; the test reads them and checks the device afterwards. Its first
 //! run leaves a mark in its own folder on /data; a later run (after the kernel killed it at
 //! its memory limit) only says so and idles.
@@ -84,7 +85,15 @@ fn main() {
         "write /run/rustkrazy/boot-status",
         std::fs::write("/run/rustkrazy/boot-status", "committed slot=2\n").map(|()| String::new()),
     );
-    report("write /data/planted", std::fs::write("/data/planted", "x").map(|()| String::new()));
+    for (what, path) in [
+        ("write /data/planted", "/data/planted"),
+        ("write init's saved clock", "/data/rustkrazy/clock"),
+        ("write admind's log", "/run/log/admind.log"),
+        ("leave its control group", "/sys/fs/cgroup/cgroup.procs"),
+    ] {
+        let write = std::fs::OpenOptions::new().write(true).create(true).open(path);
+        report(what, write.and_then(|mut f| f.write_all(b"0")).map(|()| String::new()));
+    }
     report("kill admind", match pid_of("admind") {
         // SAFETY: kill with a pid and a signal number.
         Some(pid) => match unsafe { libc::kill(pid, libc::SIGKILL) } {

@@ -51,7 +51,7 @@ fn a_compromised_default_program_is_refused_or_contained_and_admind_stays_reacha
         "read /etc/admind/password.hash: refused (Permission denied",
         "write /run/rustkrazy/boot-status: refused (Permission denied",
         "write /data/planted: refused (Permission denied",
-        "write init's saved clock: refused (Permission denied",
+        "write into admind's folder: refused (Permission denied",
         "write admind's log: refused (Permission denied",
         "leave its control group: refused (Permission denied",
         "kill admind: refused (Operation not permitted",

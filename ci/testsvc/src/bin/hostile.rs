@@ -1,5 +1,5 @@
 //! A compromised program, run as a default one (no settings): tries to read admind's secrets,
-//! forge init's boot status, write init's clock and admind's log, leave its control group,
+//! forge init's boot status, write into admind's folder and log, leave its control group,
 //! kill admind, write outside its own folder, fork 10,000 children, fill /tmp and allocate
 //! 1 GiB. Each attempt prints `hostile: WHAT: refused (...)` or
 //! `hostile: WHAT: done ...`; the test reads them and checks the device afterwards. Its first
@@ -87,7 +87,7 @@ fn main() {
     );
     for (what, path) in [
         ("write /data/planted", "/data/planted"),
-        ("write init's saved clock", "/data/rustkrazy/clock"),
+        ("write into admind's folder", "/data/admind/planted"),
         ("write admind's log", "/run/log/admind.log"),
         ("leave its control group", "/sys/fs/cgroup/cgroup.procs"),
     ] {

@@ -52,7 +52,8 @@ pub fn path(name: &[u8], file: &[u8]) -> Path {
 /// has its group: one whose limits could not be written is removed (rlimits instead), so no
 /// program runs in a group without limits.
 pub fn set_up(console: &Console, name: &[u8], c: &Confinement, groups: bool) -> bool {
-    let shown = crate::services::show(name);
+    // Names are validated ASCII (boot::services).
+    let shown = core::str::from_utf8(name).unwrap_or("?");
     let mut grouped = false;
     if groups {
         let mut dir = path(name, b"");

@@ -223,7 +223,11 @@ fn etc_files(
 ) -> Result<Vec<EtcFile>> {
     let mut services =
         String::from("# Written by imgtool mkimg; read by init. Format: see boot::services.\n");
-    for program in programs {
+    // By name: cargo reports programs in the order they finish building, and the same
+    // source must make the same image.
+    let mut by_name: Vec<&Program> = programs.iter().collect();
+    by_name.sort_by(|a, b| a.name.cmp(&b.name));
+    for program in by_name {
         let Some(s) = settings.get(&program.name) else {
             continue;
         };

@@ -372,6 +372,9 @@ fn update_boot(
     Ok(())
 }
 
+/// How often push asks admind to commit while a program is not ready.
+const READY_ASK_EVERY: Duration = Duration::from_secs(2);
+
 /// How long before init's trial deadline push stops waiting for readiness, to read the
 /// failing program's logs and roll back itself.
 const READY_MARGIN: Duration = Duration::from_secs(20);
@@ -414,7 +417,7 @@ fn commit_when_ready(
         if Instant::now() >= deadline {
             break;
         }
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(READY_ASK_EVERY);
     }
     let logs = why
         .strip_prefix(endpoints::NOT_READY)

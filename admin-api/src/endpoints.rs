@@ -14,6 +14,9 @@ pub const SLOT_SEAL: &str = "X-Slot-Seal";
 
 // Each slot's parts, then what boots: POST (or PUT).
 pub const UPDATE_ROOT: &str = "/update/root";
+/// The root as a chunk plan and the chunks the device lacks (`boot::chunks`), with the
+/// whole image's X-Expected-SHA256.
+pub const UPDATE_ROOT_CHUNKS: &str = "/update/root-chunks";
 pub const UPDATE_KERNEL: &str = "/update/kernel";
 pub const UPDATE_CMDLINE: &str = "/update/cmdline";
 pub const UPDATE_BOOT: &str = "/update/boot";
@@ -30,6 +33,8 @@ pub const REBOOT: &str = "/reboot";
 pub const SHUTDOWN: &str = "/shutdown";
 // What the device says: GET (or HEAD).
 pub const STATUS: &str = "/status";
+/// The running root's chunk index (`boot::chunks`), binary.
+pub const ROOT_INDEX: &str = "/root/index";
 /// `?service=NAME&stream=stdout|stderr`.
 pub const LOGS: &str = "/logs";
 // Files, by `?path=` (relative to /data, or absolute).

@@ -2,6 +2,7 @@
 //! what, and hands each request to its handler). Answers are a status and a small JSON or
 //! text body, or files sent after the head (`crate::http::Reply`).
 
+use crate::chunked_update::{ChunkedRoot, Running, RunningIndex};
 use crate::device::Device;
 use crate::fault::{fault, Fault, Kind};
 use crate::http::{json, refuse, stored, After, Refusal, Reply, Request};
@@ -101,6 +102,34 @@ impl Api {
         let guard = self.updates.take()?;
         let upload = self.device.begin_root_update(expected, guard)?;
         Ok(Box::new(upload))
+    }
+
+    /// `POST /update/root-chunks` (`crate::chunked_update`): the whole image's hash is
+    /// required, since it is what checks the copied pieces.
+    pub(crate) fn begin_chunked_root_update(
+        &mut self,
+        req: &Request,
+    ) -> Result<Box<dyn Upload>, Refusal> {
+        let expected = expected_sha256(req)?.ok_or_else(|| {
+            refuse(400, "a chunked root upload needs X-Expected-SHA256: the whole image's SHA-256, which checks the pieces copied from the running root")
+        })?;
+        let guard = self.updates.take()?;
+        let running = self.running_root()?;
+        let region = self.device.begin_root_update(Some(expected), guard)?;
+        Ok(Box::new(ChunkedRoot::new(region, running)))
+    }
+
+    /// `GET /root/index`: the running root's chunks, for a client to send only the others.
+    pub(crate) fn running_root_index(
+        &mut self,
+        _: &Request,
+    ) -> Result<Box<dyn Upload>, Refusal> {
+        Ok(Box::new(RunningIndex::new(self.running_root()?)))
+    }
+
+    fn running_root(&self) -> Result<Running, Refusal> {
+        let (disk, at, bytes) = self.device.running_root()?;
+        Ok(Running { disk, at, bytes })
     }
 
     pub(crate) fn begin_kernel_update(

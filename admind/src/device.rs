@@ -268,6 +268,20 @@ impl Device {
         Ok(boot::rootid::decode(&sector).map(|id| (id, boot::rootid::seal(&sector))))
     }
 
+    /// The root this system runs, read-only: the disk, where the root starts, and its
+    /// length by its trailer. A chunked update copies from it; it never changes while
+    /// it runs.
+    pub fn running_root(&self) -> Result<(File, u64, u64), Fault> {
+        let slot = self.booted()?.slot;
+        let (id, _) = self.slot_id(slot)?.ok_or_else(|| {
+            fault(
+                Kind::Conflict,
+                format!("the running root slot {} has no trailer, so its length is unknown: send the whole root (POST /update/root)", slot.number()),
+            )
+        })?;
+        Ok((self.open_disk(false)?, slot.partition().start_bytes, id.root.bytes))
+    }
+
     /// Where each slot's kernel and command line lie: the MBR code's table, which mkimg
     /// wrote once.
     pub fn boot_table(&self) -> Result<Table, Fault> {

@@ -20,6 +20,7 @@
 //! - [`server`]: the event loop: connections, deadlines, lingering close.
 pub mod api;
 pub mod boot_program;
+pub mod chunked_update;
 pub mod device;
 pub mod fault;
 pub mod http;

@@ -34,6 +34,10 @@ const ROOT_IMAGE_BYTES_MAX: u64 = match boot::rootid::image_bytes_max(&ROOT_A) {
     Some(n) => n,
     None => 0,
 };
+/// A chunked root's plan at its largest.
+const PLAN_BYTES_MAX: u64 = (boot::chunks::PLAN_HEAD_BYTES
+    + boot::chunks::PLAN_PIECES_MAX as usize * boot::chunks::PIECE_RECORD_BYTES)
+    as u64;
 const BOOT_IMAGE_BYTES_MAX: u64 = match BOOT.size_bytes {
     Some(n) => n,
     None => 0,
@@ -62,12 +66,23 @@ const fn get(path: &'static str, handler: Handler) -> Route {
 use Handler::{Upload as Stream, Whole};
 const SMALL: u64 = SMALL_BODY_BYTES_MAX;
 
-pub static ROUTES: [Route; 19] = [
+pub static ROUTES: [Route; 21] = [
     post(
         UPDATE_ROOT,
         ROOT_IMAGE_BYTES_MAX,
         Stream(Api::begin_root_update),
     ),
+    post(
+        UPDATE_ROOT_CHUNKS,
+        ROOT_IMAGE_BYTES_MAX + PLAN_BYTES_MAX,
+        Stream(Api::begin_chunked_root_update),
+    ),
+    Route {
+        path: ROOT_INDEX,
+        post: false,
+        body_bytes_max: SMALL_BODY_BYTES_MAX,
+        handler: Stream(Api::running_root_index),
+    },
     post(
         UPDATE_KERNEL,
         boot::slot::KERNEL_REGION_BYTES,

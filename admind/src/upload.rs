@@ -143,6 +143,21 @@ impl RegionUpload {
         self
     }
 
+    /// The disk, where the region starts, and how many bytes fit: for a writer that puts
+    /// the bytes in place itself (`crate::chunked_update`) and then calls
+    /// [`RegionUpload::written_in_place`].
+    pub fn target(&self) -> (&File, u64, u64) {
+        (&self.disk, self.offset, self.limit)
+    }
+
+    /// The region's first `bytes` were written through [`RegionUpload::target`]: the
+    /// finish (sync, read-back, completion) covers them as if they had come through
+    /// `write`. Only for uploads with an expected hash (nothing streamed to compare).
+    pub fn written_in_place(&mut self, bytes: u64) {
+        self.written = bytes;
+        self.hasher = None;
+    }
+
     /// Splits `[start, start + len)` into pieces inside and outside the kept ranges.
     fn pieces(&self, start: u64, len: u64) -> Vec<(std::ops::Range<u64>, bool)> {
         pieces(&self.keep, start, len)
@@ -341,7 +356,7 @@ impl Upload for RegionUpload {
 
 /// Read what the disk holds, not what the page cache remembers. On dirty pages Linux
 /// starts their writeback and leaves them (`POSIX_FADV_DONTNEED` drops clean pages only).
-fn drop_from_page_cache(disk: &File, offset: u64, len: u64) {
+pub(crate) fn drop_from_page_cache(disk: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: the descriptor belongs to `disk`, which outlives this borrow.
     let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(disk.as_raw_fd()) };

@@ -6,7 +6,7 @@
 // A test crate: its helpers, not only its #[test]s, unwrap (clippy.toml covers the latter).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use boot::layout::{Slot, ROOT_B, SECTOR_BYTES};
+use boot::layout::{Slot, ROOT_A, ROOT_B, SECTOR_BYTES};
 use boot::record::{Record, State};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -567,6 +567,108 @@ fn a_hash_mismatch_or_a_broken_upload_leaves_the_slot_unarmed() {
     );
     assert_eq!(status, 200);
     assert!(a.alive());
+}
+
+/// A chunked root update: the device's index of its running root is the host's, byte for
+/// byte; a plan of the running root's chunks plus the changed ones rebuilds the new image
+/// in the inactive slot; a chunk that does not match, a body cut short, garbage, a copy
+/// past the running root, or no whole-image hash is refused, leaving the slot incomplete.
+#[test]
+fn a_chunked_root_update_takes_what_the_running_root_holds_and_refuses_bad_pieces() {
+    let a = Admind::start("chunks");
+    let (status, body) = a.curl(&[], "/root/index");
+    assert_eq!(status, 409, "no trailer on the running root yet: {body}");
+    assert!(body.contains("send the whole root"), "{body}");
+
+    // The running root (slot 2) and its trailer, as mkimg writes them.
+    let running = pseudo_random(5 << 20, 7);
+    let part = |b: &[u8]| boot::rootid::Part {
+        bytes: b.len() as u64,
+        sha256: Sha256::digest(b).into(),
+    };
+    let id = boot::rootid::SlotId {
+        root: part(&running),
+        kernel: part(b"k"),
+        cmdline: part(b"c"),
+        build: [1; 32],
+    };
+    let disk = std::fs::OpenOptions::new()
+        .write(true)
+        .open(a.dir.join("disk"))
+        .unwrap();
+    disk.write_all_at(&running, ROOT_A.start_bytes).unwrap();
+    disk.write_all_at(
+        &boot::rootid::encode(&id, None),
+        ROOT_A.start_bytes + ROOT_A.size_bytes.unwrap() - SECTOR_BYTES,
+    )
+    .unwrap();
+
+    let index_file = a.dir.join("index");
+    let (status, _) = a.curl(&["-o", &index_file.display().to_string()], "/root/index");
+    assert_eq!(status, 200);
+    let index = std::fs::read(&index_file).unwrap();
+    let cut = imgtool::chunking::cut(&running);
+    assert_eq!(index, imgtool::chunking::index(&cut), "device and host cut alike");
+
+    // A new root: the running one with 40 KB replaced in the middle and 9 KB added.
+    let mut image = running.clone();
+    image.splice(2_000_000..2_040_000, pseudo_random(49_000, 8));
+    let held = imgtool::chunking::offsets(&index).unwrap();
+    let up = imgtool::chunking::upload(&image, &held);
+    assert!(up.bytes_sent < 1 << 20, "sent {} bytes", up.bytes_sent);
+    let sha = hex(&Sha256::digest(&image));
+    let post = |body: &[u8], sha: Option<&str>| {
+        let file = a.dir.join("plan");
+        std::fs::write(&file, body).unwrap();
+        let mut args = vec!["--data-binary".to_string(), format!("@{}", file.display())];
+        if let Some(sha) = sha {
+            args.extend(["-H".into(), format!("X-Expected-SHA256: {sha}")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        a.curl(&args, "/update/root-chunks")
+    };
+    let (status, body) = post(&up.body, Some(&sha));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("\"sha256\":\"{sha}\"")), "{body}");
+    let mut on_disk = vec![0u8; image.len()];
+    std::fs::File::open(a.dir.join("disk"))
+        .unwrap()
+        .read_exact_at(&mut on_disk, ROOT_B.start_bytes)
+        .unwrap();
+    assert!(on_disk == image, "slot 3 holds the new image");
+    assert_eq!(a.root_trailer().map(|t| t.root.bytes), Some(image.len() as u64));
+
+    // Refusals, each leaving slot 3 without a trailer.
+    let plan_bytes = up.body.len() - up.bytes_sent as usize;
+    let mut bad_chunk = up.body.clone();
+    bad_chunk[plan_bytes + 100] ^= 1;
+    let mut past_the_end = up.body.clone();
+    let copy = (0..)
+        .map(|i| 16 + 48 * i)
+        .find(|&at| past_the_end[at + 4] == 1)
+        .unwrap();
+    past_the_end[copy + 8..copy + 16].copy_from_slice(&(running.len() as u64).to_le_bytes());
+    let cases: [(&[u8], Option<&str>, u16, &str); 5] = [
+        (&bad_chunk, Some(&sha), 422, "has SHA-256"),
+        (&up.body[..up.body.len() - 1], Some(&sha), 400, "the body ended inside piece"),
+        (b"garbage, not a plan", Some(&sha), 400, "does not start with a chunk plan"),
+        (&past_the_end, Some(&sha), 400, "of the running root, which has"),
+        (&up.body, None, 400, "needs X-Expected-SHA256"),
+    ];
+    for (body, sha, want, says) in cases {
+        let (status, text) = post(body, sha);
+        assert_eq!(status, want, "{says}: {text}");
+        assert!(text.contains(says), "{says}: {text}");
+        if sha.is_some() {
+            assert_eq!(a.root_trailer(), None, "{says}: the slot stays incomplete");
+        }
+    }
+    // A wrong whole-image hash: every piece fits, the image does not.
+    let (status, text) = post(&up.body, Some(&"00".repeat(32)));
+    assert_eq!(status, 422, "{text}");
+    assert_eq!(a.root_trailer(), None);
+    // And the good plan again.
+    assert_eq!(post(&up.body, Some(&sha)).0, 200);
 }
 
 /// With a trust file, `/switch` arms only a slot sealed for this build by a trusted key

@@ -2,6 +2,7 @@
 
 pub mod boot_partition;
 pub mod c_toolchain;
+pub mod chunking;
 pub mod cargo_build;
 pub mod client;
 pub mod config;

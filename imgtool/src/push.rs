@@ -7,8 +7,10 @@
 //!    the inactive slot's command line (with `--kernel-arg`s).
 //! 2. Ask the device how it runs; refuse while it is in an uncommitted trial.
 //! 3. Upload the kernel and the command line to the inactive slot unless its trailer says
-//!    it holds these very bytes, then the root, each with the expected SHA-256; check the
-//!    slot's build id the device reports (root, kernel and command line together).
+//!    it holds these very bytes, then the root: only the chunks the running root lacks
+//!    (`crate::chunking`), or whole to a device that cannot list them. Each goes with its
+//!    expected SHA-256; check the slot's build id the device reports (root, kernel and
+//!    command line together).
 //! 4. Arm a one-shot trial of that slot, reboot.
 //! 5. Wait (deadline, countdown) for a new boot to answer. On the new slot with our build:
 //!    commit, asking again while admind says a program is not ready (`commit_when_ready`).
@@ -166,7 +168,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     );
 
     let started = Instant::now();
-    let parts: [(&str, &str, &[u8], Option<&String>); 3] = [
+    let parts: [(&str, &str, &[u8], Option<&String>); 2] = [
         (
             "kernel",
             endpoints::UPDATE_KERNEL,
@@ -179,22 +181,15 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
             cmdline.as_bytes(),
             before.inactive_cmdline.as_ref(),
         ),
-        ("root image", endpoints::UPDATE_ROOT, &root.image, None),
     ];
-    let mut answer = Stored::default();
-    for (what, path, bytes, held) in parts {
-        let sha = Hex(&sha2::Sha256::digest(bytes)).to_string();
-        if held == Some(&sha) {
-            eprintln!("push: slot {target_slot} already holds this {what}; not sending it");
-            continue;
-        }
-        eprintln!("push: sending the {what} to slot {target_slot}");
-        answer = client
+    // Each part is read back by the device and must be what was sent, in the slot meant.
+    let send = |what: &str, path: &str, body: &[u8], sha: &str| -> Result<Stored> {
+        let answer: Stored = client
             .request(
                 "POST",
                 path,
-                &[(endpoints::EXPECTED_SHA256, sha.clone())],
-                bytes,
+                &[(endpoints::EXPECTED_SHA256, sha.to_string())],
+                body,
                 true,
             )
             .with_context(|| format!("uploading the {what}"))?
@@ -206,7 +201,32 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
                 answer.sha256, answer.slot
             );
         }
+        Ok(answer)
+    };
+    for (what, path, bytes, held) in parts {
+        let sha = Hex(&sha2::Sha256::digest(bytes)).to_string();
+        if held == Some(&sha) {
+            eprintln!("push: slot {target_slot} already holds this {what}; not sending it");
+            continue;
+        }
+        eprintln!("push: sending the {what} to slot {target_slot}");
+        send(what, path, bytes, &sha)?;
     }
+    let root_sha = Hex(&sha2::Sha256::digest(&root.image)).to_string();
+    let answer = match chunked_root(&client, &root.image)? {
+        Some(up) => {
+            eprintln!(
+                "push: sending the root image to slot {target_slot}: {} of its {} chunks, {} of {} bytes (the running root holds the rest)",
+                up.chunks_sent, up.chunks, up.bytes_sent, root.image.len()
+            );
+            t.bytes = up.body.len() as u64;
+            send("root image", endpoints::UPDATE_ROOT_CHUNKS, &up.body, &root_sha)?
+        }
+        None => {
+            eprintln!("push: sending the root image to slot {target_slot}");
+            send("root image", endpoints::UPDATE_ROOT, &root.image, &root_sha)?
+        }
+    };
     t.upload = started.elapsed();
     if answer.build.as_deref() != Some(build.as_str()) {
         bail!(
@@ -302,6 +322,32 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         )?;
     }
     Ok(t)
+}
+
+/// The chunked upload of `image` to a device, from the index of the root it runs (see
+/// `crate::chunking`); `None` from a device that cannot say (an admind without
+/// `/root/index`, or a running root without a trailer): it gets the whole image.
+fn chunked_root(client: &Client, image: &[u8]) -> Result<Option<crate::chunking::Upload>> {
+    let answer = client
+        .get(endpoints::ROOT_INDEX)
+        .context("asking for the running root's chunk index")?;
+    if answer.status == 404 || answer.status == 409 {
+        eprintln!(
+            "push: the device cannot list its running root's chunks ({}); sending the whole root",
+            answer.error_text()
+        );
+        return Ok(None);
+    }
+    if answer.status != 200 {
+        bail!(
+            "asking for the running root's chunk index: admind answered {}: {}",
+            answer.status,
+            answer.error_text()
+        );
+    }
+    let held = crate::chunking::offsets(&answer.body)
+        .context("the device's answer to GET /root/index")?;
+    Ok(Some(crate::chunking::upload(image, &held)))
 }
 
 /// Replaces the boot partition and the MBR code, then reboots and checks the device comes

@@ -18,6 +18,7 @@ pub mod network;
 pub mod password;
 pub mod readiness;
 pub mod record;
+pub mod release;
 pub mod rootid;
 pub mod rpi;
 pub mod sandbox;

@@ -26,6 +26,9 @@ pub(crate) enum Command {
     /// Update a running appliance over the network: build, upload, try, commit (or report
     /// the rollback).
     Push(PushArgs),
+    /// Write a signed release into a channel folder that any static web server can serve:
+    /// a manifest, and the slot's root and kernel as content-addressed chunks.
+    Publish(PublishArgs),
     /// Show what a running appliance says about itself.
     Status(RemoteArgs),
     /// Print a service's log from a running appliance.
@@ -141,6 +144,22 @@ pub(crate) struct PushArgs {
     /// committed one.
     #[arg(long)]
     pub(crate) allow_older: bool,
+    #[command(flatten)]
+    pub(crate) build: BuildArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct PublishArgs {
+    /// The channel folder (made if missing).
+    #[arg(long)]
+    pub(crate) channel: PathBuf,
+    /// Percent of devices that should take this release, by a stable hash of their
+    /// identity.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub(crate) rollout: u8,
+    /// Then keep only this many newest releases, and the chunks they name.
+    #[arg(long)]
+    pub(crate) keep: Option<usize>,
     #[command(flatten)]
     pub(crate) build: BuildArgs,
 }

@@ -256,6 +256,15 @@ impl Instance {
         })
     }
 
+    /// The signature of a release manifest's signed part (`boot::release`) by the
+    /// slot-signing key: ECDSA P-256 over SHA-256, DER, as `openssl dgst -sha256 -verify`
+    /// reads it.
+    pub fn sign_release(&self, signed: &[u8]) -> Result<Vec<u8>> {
+        use p256::ecdsa::signature::Signer;
+        let signature: p256::ecdsa::Signature = self.signing_key()?.sign(signed);
+        Ok(signature.to_der().as_bytes().to_vec())
+    }
+
     /// The seal of a slot whose build id is `build`; `going_back`: it may replace a committed
     /// slot up to that version (`boot::seal`).
     pub fn seal(

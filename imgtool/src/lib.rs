@@ -18,6 +18,7 @@ pub mod mbr_table;
 pub mod mkimg;
 pub mod output;
 pub mod pinning;
+pub mod publish;
 pub mod push;
 pub mod qemu;
 pub mod qemu_raspi;

@@ -5,7 +5,7 @@ mod cli;
 use anyhow::Result;
 use clap::Parser;
 use cli::{
-    Cli, Command, ForgetArgs, KernelArgs, KeyAction, KeyArgs, LogsArgs, MkimgArgs, PushArgs,
+    Cli, Command, ForgetArgs, KernelArgs, KeyAction, KeyArgs, LogsArgs, MkimgArgs, PublishArgs, PushArgs,
     QemuArgs, RemoteArgs, SealArgs,
 };
 use imgtool::size;
@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Mkimg(args) => mkimg(args),
         Command::Kernel(args) => kernel(args),
         Command::Push(args) => push(args),
+        Command::Publish(args) => publish(args),
         Command::Status(args) => status(args),
         Command::Logs(args) => logs(args),
         Command::Reboot(args) => reboot(args),
@@ -92,6 +93,44 @@ fn mkimg(args: MkimgArgs) -> Result<()> {
         report.programs.join(", ")
     );
     println!("{}", args.target.display());
+    Ok(())
+}
+
+fn publish(args: PublishArgs) -> Result<()> {
+    let mut plan = args.build.plan()?;
+    let dir = args.build.instance.clone().unwrap_or_else(|| {
+        imgtool::instance::default_dir(plan.hostname.as_deref().unwrap_or("rustkrazy"))
+    });
+    let instance = imgtool::instance::Instance::open_existing(&dir)?;
+    if plan.kernel_args.is_empty() {
+        plan.kernel_args = instance.kernel_args.clone();
+    }
+    let options = imgtool::publish::Options {
+        channel: args.channel.clone(),
+        rollout: args.rollout,
+        keep: args.keep,
+    };
+    let r = imgtool::publish::publish(&plan, &instance, &options)?;
+    let share = |n: u64| 100.0 * n as f64 / (r.root_bytes + r.kernel_bytes) as f64;
+    eprintln!(
+        "publish: release {} in {}: root {} bytes, kernel {} bytes, {} chunks, {} new ({} bytes, {:.1}% of the slot); indexes {} bytes ({:.2}% of the slot)",
+        r.version,
+        args.channel.display(),
+        r.root_bytes,
+        r.kernel_bytes,
+        r.chunks,
+        r.new_chunks,
+        r.new_bytes,
+        share(r.new_bytes),
+        r.index_bytes,
+        share(r.index_bytes)
+    );
+    if let Some(p) = &r.pruned {
+        eprintln!(
+            "publish: pruned {} releases and {} files ({} bytes) no kept release names",
+            p.releases, p.files, p.bytes
+        );
+    }
     Ok(())
 }
 

@@ -282,19 +282,6 @@ fn a_32_mib_machine_boots_and_takes_a_kernel_and_root_update_to_an_lz4_root() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("sending the kernel"), "{text}");
     assert_push_committed(&out, 3, &vm.console());
-    // Only the chunks the running root lacks went (boot::chunks): the new program, the
-    // tables after it, and the hash tree's changed part.
-    let sent = said
-        .lines()
-        .find(|l| l.starts_with("push: sending the root image to slot 3: "))
-        .unwrap_or_else(|| panic!("push did not send the root chunked:\n{said}"));
-    let numbers: Vec<u64> = sent
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    let (bytes_sent, root_bytes) = (numbers[3], numbers[4]);
-    println!("figure: a push adding one program sent {bytes_sent} of the root's {root_bytes} bytes: {sent}");
-    assert!(bytes_sent * 2 < root_bytes, "{sent}");
     let after = status_when_up(&s, &vm);
     assert!(
         line_of(&after, "boot").starts_with("boot      root 3, trial"),
@@ -349,6 +336,19 @@ fn push_commits_a_good_root_rolls_back_a_broken_one_and_survives_an_interrupted_
             .find(|l| l.starts_with("push: done"))
             .unwrap_or("?")
     );
+    // Only the chunks the running root lacks went (boot::chunks): the new program, the
+    // tables after it, and the hash tree's changed part.
+    let sent = said
+        .lines()
+        .find(|l| l.starts_with("push: sending the root image to slot 3: "))
+        .unwrap_or_else(|| panic!("push did not send the root chunked:\n{said}"));
+    let numbers: Vec<u64> = sent
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (bytes_sent, root_bytes) = (numbers[3], numbers[4]);
+    println!("figure: a push adding one program sent {bytes_sent} of the root's {root_bytes} bytes: {sent}");
+    assert!(bytes_sent * 2 < root_bytes, "{sent}");
     let after = status_when_up(&s, &vm);
     assert!(
         line_of(&after, "boot").starts_with("boot      root 3, trial"),

@@ -1,0 +1,304 @@
+//! `imgtool publish` and a release channel served by a real web server (Debian's nginx),
+//! fetched with curl as any client would: the manifest's signature checked by openssl, the
+//! root rebuilt from its index and chunks and checked by veritysetup and unsquashfs. A
+//! release with one program changed adds only a few chunks; one with only a command-line
+//! change adds none; an older version is refused; pruning keeps what kept releases name.
+
+mod common;
+
+use common::*;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+/// nginx serving `root` on a free port of 127.0.0.1, stopped on drop.
+struct Nginx {
+    child: Child,
+    port: u16,
+}
+
+impl Nginx {
+    fn serve(s: &Scratch, root: &Path) -> Nginx {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let prefix = s.path("nginx");
+        std::fs::create_dir_all(&prefix).unwrap();
+        let conf = prefix.join("nginx.conf");
+        let p = prefix.display();
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off;\nuser root;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
+                 events {{ worker_connections 512; }}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
+                 fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
+                 server {{ listen 127.0.0.1:{port}; root {}; }}\n}}\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-e")
+            .arg(prefix.join("error.log"))
+            .arg("-c")
+            .arg(&conf)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run nginx: {e} (ci/install-deps installs nginx-light)"));
+        let n = Nginx { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "nginx did not listen: {}",
+            std::fs::read_to_string(prefix.join("error.log")).unwrap_or_default()
+        );
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// Fetches `paths` with one curl (failing on any HTTP error) into `dir`, each under
+    /// its last path component; returns the files.
+    fn fetch(&self, paths: &[String], dir: &Path) -> Result<Vec<PathBuf>, String> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut config = String::new();
+        let mut files = Vec::new();
+        for path in paths {
+            let file = dir.join(path.rsplit('/').next().unwrap());
+            config.push_str(&format!("url = \"{}\"\noutput = \"{}\"\n", self.url(path), file.display()));
+            files.push(file);
+        }
+        let list = dir.join("curl.conf");
+        std::fs::write(&list, config).unwrap();
+        let out = Command::new("curl")
+            .args(["-sSf", "-K"])
+            .arg(&list)
+            .output()
+            .unwrap();
+        match out.status.success() {
+            true => Ok(files),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `imgtool publish` of the test programs at `version`; its report line.
+fn publish(s: &Scratch, version: u64, tool_seed: u64, extra: &[&str]) -> Result<String, String> {
+    let tool = s.path(&format!("tool-{tool_seed}"));
+    tiny_static_elf(&tool, 20_000, tool_seed);
+    let (app, big) = (s.path("app"), s.path("big"));
+    let mut cmd = imgtool();
+    cmd.env("SOURCE_DATE_EPOCH", version.to_string())
+        .args(["publish", "--channel"])
+        .arg(s.path("channel"))
+        .arg("--instance")
+        .arg(s.path("instance"))
+        .arg("--kernel")
+        .arg(s.path("bzImage"))
+        .args(["--no-system-programs", "--init", "init", "--bin"])
+        .arg(format!("{}=init", app.display()))
+        .arg("--bin")
+        .arg(&big)
+        .arg("--bin")
+        .arg(format!("{}=tool", tool.display()))
+        .args(extra);
+    let out = cmd.output().unwrap();
+    let said = text(&out);
+    match out.status.success() {
+        true => Ok(said),
+        false => Err(said),
+    }
+}
+
+/// The line of `said` that starts with `prefix`.
+fn line<'a>(said: &'a str, prefix: &str) -> &'a str {
+    said.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in: {said}"))
+}
+
+/// The numbers in a report line, in order.
+fn numbers(line: &str) -> Vec<u64> {
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}
+
+/// An image rebuilt from its index and chunks as served; checks its length and SHA-256.
+fn rebuild(nginx: &Nginx, image: &boot::release::Image, dir: &Path) -> Result<Vec<u8>, String> {
+    let index_path = boot::release::IndexPath(&image.index).to_string();
+    let index = std::fs::read(&nginx.fetch(&[index_path], dir)?[0]).unwrap();
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&index)), image.index);
+    let chunks: Vec<_> = boot::chunks::index_chunks(&index).expect("an index").collect();
+    let paths: Vec<String> = chunks
+        .iter()
+        .map(|c| boot::release::ChunkPath(&c.sha256).to_string())
+        .collect();
+    let mut out = Vec::new();
+    for (file, chunk) in nginx.fetch(&paths, dir)?.iter().zip(&chunks) {
+        let bytes = std::fs::read(file).unwrap();
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(&bytes)), chunk.sha256);
+        out.extend_from_slice(&bytes);
+    }
+    assert_eq!(out.len() as u64, image.bytes);
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&out)), image.sha256);
+    Ok(out)
+}
+
+/// openssl's verdict on a manifest's signature, by the instance's slot-signing key.
+fn openssl_verifies(s: &Scratch, manifest: &str) -> bool {
+    let signed = boot::release::parse(manifest).expect("a manifest");
+    let mut der = [0u8; 128];
+    let n = boot::encoding::base64_decode(signed.signature.as_bytes(), &mut der).unwrap();
+    std::fs::write(s.path("signed"), signed.signed).unwrap();
+    std::fs::write(s.path("signature.der"), &der[..n]).unwrap();
+    let public = s.path("public.pem");
+    run_ok(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(s.path("instance").join("slot-signing-key.pem"))
+        .arg("-out")
+        .arg(&public));
+    Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&public)
+        .arg("-signature")
+        .arg(s.path("signature.der"))
+        .arg(s.path("signed"))
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() {
+    let s = Scratch::new("channel");
+    small_image(&s, &s.path("first.img"), "1G"); // the instance (and app, bzImage)
+    // A realistic program: an ELF with 1 MB of text and 1 MB of noise behind it.
+    let big = s.path("big");
+    tiny_static_elf(&big, 0, 3);
+    let mut body = std::fs::read(&big).unwrap();
+    while body.len() < 1 << 20 {
+        body.extend_from_slice(include_bytes!("channel.rs"));
+    }
+    body.extend_from_slice(&pseudo_random(1 << 20, 4));
+    std::fs::write(&big, body).unwrap();
+    set_executable(&big);
+
+    let first = publish(&s, 1000, 5, &[]).unwrap();
+    let first = line(&first, "publish: release");
+    let n = numbers(&first);
+    let (root_bytes, kernel_bytes, chunks, new_chunks) = (n[1], n[2], n[3], n[4]);
+    assert_eq!(chunks, new_chunks, "a new channel holds nothing: {first}");
+    println!("figure: {first}");
+
+    // One program changed: only its chunks and the tables and hash tree after it.
+    let second = publish(&s, 2000, 6, &[]).unwrap();
+    let second = line(&second, "publish: release");
+    let new_bytes = numbers(&second)[5];
+    println!("figure: one program changed: {second}");
+    assert!(new_bytes * 5 < root_bytes, "{second}");
+    // Only the command line changed: no new chunk at all.
+    let third = publish(&s, 3000, 6, &["--kernel-arg", "rk.test=1"]).unwrap();
+    let third = line(&third, "publish: release");
+    println!("figure: command line changed: {third}");
+    assert_eq!(numbers(&third)[4], 0, "{third}");
+    // Not newer than what the channel holds: refused, nothing written.
+    let older = publish(&s, 2500, 7, &[]).unwrap_err();
+    assert!(older.contains("already holds release 3000"), "{older}");
+
+    let nginx = Nginx::serve(&s, &s.path("channel"));
+    let got = nginx.fetch(&["manifest".to_string()], &s.path("fetched")).unwrap();
+    let manifest = std::fs::read_to_string(&got[0]).unwrap();
+    let signed = boot::release::parse(&manifest).unwrap();
+    let m = signed.manifest;
+    assert_eq!((m.version, m.arch, m.rollout), (3000, "x86_64", 100));
+    assert!(m.slots[0].cmdline.contains("rk.test=1"), "{manifest}");
+    assert!(openssl_verifies(&s, &manifest), "openssl verifies the manifest");
+    let forged = manifest.replace("rollout 100", "rollout 10");
+    assert!(!openssl_verifies(&s, &forged), "a changed manifest fails");
+
+    // Rebuilt from what nginx serves: the kernel as given, the root as the kernel checks
+    // it (dm-verity, slot 2's command line) and holding the programs.
+    let kernel = rebuild(&nginx, &m.kernel, &s.path("kernel-chunks")).unwrap();
+    assert!(kernel == std::fs::read(s.path("bzImage")).unwrap());
+    assert_eq!(kernel.len() as u64, kernel_bytes);
+    let root = rebuild(&nginx, &m.root, &s.path("root-chunks")).unwrap();
+    let root_file = s.path("root.img");
+    std::fs::write(&root_file, &root).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&root_file)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    veritysetup_verify(&root_file, 0, m.slots[0].cmdline).unwrap();
+    let listing = squashfs_list(&root_file, 0);
+    assert!(listing.contains("bin/tool") && listing.contains("bin/big"), "{listing}");
+
+    // Pruning to the newest release: the first two go, and the chunks only they name
+    // (the first tool's); what the newest names is all still served.
+    let old_manifest = format!("{}/1000/manifest", boot::release::RELEASES);
+    assert!(nginx.fetch(&[old_manifest.clone()], &s.path("old")).is_ok());
+    let said = publish(&s, 4000, 6, &["--kernel-arg", "rk.test=1", "--keep", "1"]).unwrap();
+    let fourth = line(&said, "publish: release");
+    assert_eq!(numbers(fourth)[4], 0, "same slot as the third: {fourth}");
+    let pruned = line(&said, "publish: pruned");
+    println!("figure: {pruned}");
+    assert!(pruned.starts_with("publish: pruned 3 releases"), "{pruned}");
+    let err = nginx.fetch(&[old_manifest], &s.path("old2")).unwrap_err();
+    assert!(err.contains("404"), "{err}");
+    let manifest = std::fs::read_to_string(
+        &nginx.fetch(&["manifest".to_string()], &s.path("fetched4")).unwrap()[0],
+    )
+    .unwrap();
+    let m = boot::release::parse(&manifest).unwrap().manifest;
+    assert_eq!(m.version, 4000);
+    rebuild(&nginx, &m.root, &s.path("root-chunks4")).unwrap();
+    rebuild(&nginx, &m.kernel, &s.path("kernel-chunks4")).unwrap();
+    let chunk_files = walk(&s.path("channel").join(boot::release::CHUNKS));
+    let index = std::fs::read(s.path("root-chunks4").join(
+        boot::release::IndexPath(&m.root.index).to_string().rsplit('/').next().unwrap(),
+    ))
+    .unwrap();
+    let kernel_index = std::fs::read(s.path("kernel-chunks4").join(
+        boot::release::IndexPath(&m.kernel.index).to_string().rsplit('/').next().unwrap(),
+    ))
+    .unwrap();
+    let named: std::collections::HashSet<[u8; 32]> = boot::chunks::index_chunks(&index)
+        .unwrap()
+        .chain(boot::chunks::index_chunks(&kernel_index).unwrap())
+        .map(|c| c.sha256)
+        .collect();
+    assert_eq!(chunk_files, named.len(), "exactly the chunks the kept release names");
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}

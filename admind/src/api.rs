@@ -120,10 +120,7 @@ impl Api {
     }
 
     /// `GET /root/index`: the running root's chunks, for a client to send only the others.
-    pub(crate) fn running_root_index(
-        &mut self,
-        _: &Request,
-    ) -> Result<Box<dyn Upload>, Refusal> {
+    pub(crate) fn running_root_index(&mut self, _: &Request) -> Result<Box<dyn Upload>, Refusal> {
         Ok(Box::new(RunningIndex::new(self.running_root()?)))
     }
 

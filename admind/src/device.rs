@@ -279,7 +279,11 @@ impl Device {
                 format!("the running root slot {} has no trailer, so its length is unknown: send the whole root (POST /update/root)", slot.number()),
             )
         })?;
-        Ok((self.open_disk(false)?, slot.partition().start_bytes, id.root.bytes))
+        Ok((
+            self.open_disk(false)?,
+            slot.partition().start_bytes,
+            id.root.bytes,
+        ))
     }
 
     /// Where each slot's kernel and command line lie: the MBR code's table, which mkimg

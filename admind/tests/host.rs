@@ -608,7 +608,11 @@ fn a_chunked_root_update_takes_what_the_running_root_holds_and_refuses_bad_piece
     assert_eq!(status, 200);
     let index = std::fs::read(&index_file).unwrap();
     let cut = imgtool::chunking::cut(&running);
-    assert_eq!(index, imgtool::chunking::index(&cut), "device and host cut alike");
+    assert_eq!(
+        index,
+        imgtool::chunking::index(&cut),
+        "device and host cut alike"
+    );
 
     // A new root: the running one with 40 KB replaced in the middle and 9 KB added.
     let mut image = running.clone();
@@ -636,7 +640,10 @@ fn a_chunked_root_update_takes_what_the_running_root_holds_and_refuses_bad_piece
         .read_exact_at(&mut on_disk, ROOT_B.start_bytes)
         .unwrap();
     assert!(on_disk == image, "slot 3 holds the new image");
-    assert_eq!(a.root_trailer().map(|t| t.root.bytes), Some(image.len() as u64));
+    assert_eq!(
+        a.root_trailer().map(|t| t.root.bytes),
+        Some(image.len() as u64)
+    );
 
     // Refusals, each leaving slot 3 without a trailer.
     let plan_bytes = up.body.len() - up.bytes_sent as usize;
@@ -650,9 +657,24 @@ fn a_chunked_root_update_takes_what_the_running_root_holds_and_refuses_bad_piece
     past_the_end[copy + 8..copy + 16].copy_from_slice(&(running.len() as u64).to_le_bytes());
     let cases: [(&[u8], Option<&str>, u16, &str); 5] = [
         (&bad_chunk, Some(&sha), 422, "has SHA-256"),
-        (&up.body[..up.body.len() - 1], Some(&sha), 400, "the body ended inside piece"),
-        (b"garbage, not a plan", Some(&sha), 400, "does not start with a chunk plan"),
-        (&past_the_end, Some(&sha), 400, "of the running root, which has"),
+        (
+            &up.body[..up.body.len() - 1],
+            Some(&sha),
+            400,
+            "the body ended inside piece",
+        ),
+        (
+            b"garbage, not a plan",
+            Some(&sha),
+            400,
+            "does not start with a chunk plan",
+        ),
+        (
+            &past_the_end,
+            Some(&sha),
+            400,
+            "of the running root, which has",
+        ),
         (&up.body, None, 400, "needs X-Expected-SHA256"),
     ];
     for (body, sha, want, says) in cases {

@@ -20,7 +20,8 @@
 //! kernel BYTES SHA256 INDEX          the kernel: length, SHA-256, its index's SHA-256
 //! root BYTES SHA256 INDEX            the root image, alike
 //! slot 2 BUILD SEAL CMDLINE          per root partition: the slot's build id, its seal
-//! slot 3 BUILD SEAL CMDLINE          (base64) and command line (the rest of the line)
+//! slot 3 BUILD SEAL CMDLINE          (base64) and command line (the rest of the line;
+//!                                    the slot holds it with a newline after it)
 //! signature BASE64                   ECDSA P-256, SHA-256, DER: over every byte above
 //! ```
 //!
@@ -53,6 +54,7 @@ pub struct Slot<'a> {
     pub build: [u8; 32],
     /// The seal, base64.
     pub seal: &'a str,
+    /// One line, without the newline that ends it in the slot.
     pub cmdline: &'a str,
 }
 
@@ -78,13 +80,7 @@ impl fmt::Display for Manifest<'_> {
         writeln!(f, "rollout {}", self.rollout)?;
         writeln!(f, "signer {}", Hex(&self.signer))?;
         for (name, i) in [("kernel", &self.kernel), ("root", &self.root)] {
-            writeln!(
-                f,
-                "{name} {} {} {}",
-                i.bytes,
-                Hex(&i.sha256),
-                Hex(&i.index)
-            )?;
+            writeln!(f, "{name} {} {} {}", i.bytes, Hex(&i.sha256), Hex(&i.index))?;
         }
         for (slot, partition) in self.slots.iter().zip(2..) {
             writeln!(
@@ -282,12 +278,34 @@ mod tests {
     #[test]
     fn each_broken_line_is_named() {
         let text = std::format!("{}signature QUJD\n", sample());
-        assert_eq!(parse(&text.replace("rollout 25", "rollout 101")).err().map(|e| e.line), Some(4));
-        assert_eq!(parse(&text.replace("version 1", "version x")).err().map(|e| e.line), Some(2));
-        assert_eq!(parse(&text.replace("slot 3", "slot 2")).err().map(|e| e.line), Some(9));
-        assert_eq!(parse(&text.replace("signature QUJD\n", "")).err().map(|e| e.line), Some(10));
         assert_eq!(
-            parse(&text.replace("signature", "extra line\nsignature")).err().map(|e| e.line),
+            parse(&text.replace("rollout 25", "rollout 101"))
+                .err()
+                .map(|e| e.line),
+            Some(4)
+        );
+        assert_eq!(
+            parse(&text.replace("version 1", "version x"))
+                .err()
+                .map(|e| e.line),
+            Some(2)
+        );
+        assert_eq!(
+            parse(&text.replace("slot 3", "slot 2"))
+                .err()
+                .map(|e| e.line),
+            Some(9)
+        );
+        assert_eq!(
+            parse(&text.replace("signature QUJD\n", ""))
+                .err()
+                .map(|e| e.line),
+            Some(10)
+        );
+        assert_eq!(
+            parse(&text.replace("signature", "extra line\nsignature"))
+                .err()
+                .map(|e| e.line),
             Some(10)
         );
         assert_eq!(parse("garbage").err().map(|e| e.line), Some(1));

@@ -2,8 +2,8 @@
 
 pub mod boot_partition;
 pub mod c_toolchain;
-pub mod chunking;
 pub mod cargo_build;
+pub mod chunking;
 pub mod client;
 pub mod config;
 pub mod crc32c;

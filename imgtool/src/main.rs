@@ -5,8 +5,8 @@ mod cli;
 use anyhow::Result;
 use clap::Parser;
 use cli::{
-    Cli, Command, ForgetArgs, KernelArgs, KeyAction, KeyArgs, LogsArgs, MkimgArgs, PublishArgs, PushArgs,
-    QemuArgs, RemoteArgs, SealArgs,
+    Cli, Command, ForgetArgs, KernelArgs, KeyAction, KeyArgs, LogsArgs, MkimgArgs, PublishArgs,
+    PushArgs, QemuArgs, RemoteArgs, SealArgs,
 };
 use imgtool::size;
 use std::path::Path;
@@ -113,9 +113,8 @@ fn publish(args: PublishArgs) -> Result<()> {
     let r = imgtool::publish::publish(&plan, &instance, &options)?;
     let share = |n: u64| 100.0 * n as f64 / (r.root_bytes + r.kernel_bytes) as f64;
     eprintln!(
-        "publish: release {} in {}: root {} bytes, kernel {} bytes, {} chunks, {} new ({} bytes, {:.1}% of the slot); indexes {} bytes ({:.2}% of the slot)",
+        "publish: release {}: root {} bytes, kernel {} bytes, {} chunks, {} new ({} bytes, {:.1}% of the slot); indexes {} bytes ({:.2}% of the slot); in {}",
         r.version,
-        args.channel.display(),
         r.root_bytes,
         r.kernel_bytes,
         r.chunks,
@@ -123,7 +122,8 @@ fn publish(args: PublishArgs) -> Result<()> {
         r.new_bytes,
         share(r.new_bytes),
         r.index_bytes,
-        share(r.index_bytes)
+        share(r.index_bytes),
+        args.channel.display()
     );
     if let Some(p) = &r.pruned {
         eprintln!(

@@ -81,7 +81,7 @@ pub fn publish(plan: &Plan, instance: &Instance, options: &Options) -> Result<Re
     let slot = |i: usize| Slot {
         build: cmdlines[i].1,
         seal: &cmdlines[i].2,
-        cmdline: &cmdlines[i].0,
+        cmdline: cmdlines[i].0.trim_end_matches('\n'),
     };
     let manifest = Manifest {
         version,
@@ -198,7 +198,10 @@ pub fn prune(channel: &Path, keep: usize) -> Result<Pruned> {
         for image in [manifest.kernel, manifest.root] {
             let index_path = channel.join(IndexPath(&image.index).to_string());
             let index = std::fs::read(&index_path).with_context(|| {
-                format!("release {version} names {} but it cannot be read: not pruning", index_path.display())
+                format!(
+                    "release {version} names {} but it cannot be read: not pruning",
+                    index_path.display()
+                )
             })?;
             let chunks = boot::chunks::index_chunks(&index).with_context(|| {
                 format!("{} is not a chunk index: not pruning", index_path.display())
@@ -208,13 +211,15 @@ pub fn prune(channel: &Path, keep: usize) -> Result<Pruned> {
         }
     }
     let mut files = Vec::new();
-    for dir in [channel.join(release::INDEXES), channel.join(release::CHUNKS)] {
+    for dir in [
+        channel.join(release::INDEXES),
+        channel.join(release::CHUNKS),
+    ] {
         collect_files(&dir, &mut files)?;
     }
     for file in files.into_iter().filter(|f| !wanted.contains(f)) {
         pruned.bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
-        std::fs::remove_file(&file)
-            .with_context(|| format!("cannot remove {}", file.display()))?;
+        std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
         pruned.files += 1;
     }
     Ok(pruned)

@@ -220,7 +220,12 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
                 up.chunks_sent, up.chunks, up.bytes_sent, root.image.len()
             );
             t.bytes = up.body.len() as u64;
-            send("root image", endpoints::UPDATE_ROOT_CHUNKS, &up.body, &root_sha)?
+            send(
+                "root image",
+                endpoints::UPDATE_ROOT_CHUNKS,
+                &up.body,
+                &root_sha,
+            )?
         }
         None => {
             eprintln!("push: sending the root image to slot {target_slot}");
@@ -345,8 +350,8 @@ fn chunked_root(client: &Client, image: &[u8]) -> Result<Option<crate::chunking:
             answer.error_text()
         );
     }
-    let held = crate::chunking::offsets(&answer.body)
-        .context("the device's answer to GET /root/index")?;
+    let held =
+        crate::chunking::offsets(&answer.body).context("the device's answer to GET /root/index")?;
     Ok(Some(crate::chunking::upload(image, &held)))
 }
 

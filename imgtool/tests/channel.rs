@@ -41,6 +41,8 @@ impl Nginx {
         )
         .unwrap();
         let child = Command::new("nginx")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .arg("-p")
             .arg(&prefix)
             .arg("-e")
@@ -48,7 +50,9 @@ impl Nginx {
             .arg("-c")
             .arg(&conf)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run nginx: {e} (ci/install-deps installs nginx-light)"));
+            .unwrap_or_else(|e| {
+                panic!("cannot run nginx: {e} (ci/install-deps installs nginx-light)")
+            });
         let n = Nginx { child, port };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -74,7 +78,11 @@ impl Nginx {
         let mut files = Vec::new();
         for path in paths {
             let file = dir.join(path.rsplit('/').next().unwrap());
-            config.push_str(&format!("url = \"{}\"\noutput = \"{}\"\n", self.url(path), file.display()));
+            config.push_str(&format!(
+                "url = \"{}\"\noutput = \"{}\"\n",
+                self.url(path),
+                file.display()
+            ));
             files.push(file);
         }
         let list = dir.join("curl.conf");
@@ -92,8 +100,11 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM: the master stops its workers (SIGKILL would leave them running).
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -133,8 +144,9 @@ fn line<'a>(said: &'a str, prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {prefix:?} in: {said}"))
 }
 
-/// The numbers in a report line, in order.
+/// The numbers in a report line, in order (up to the channel's path).
 fn numbers(line: &str) -> Vec<u64> {
+    let line = line.split("; in /").next().unwrap();
     line.split(|c: char| !c.is_ascii_digit())
         .filter_map(|w| w.parse().ok())
         .collect()
@@ -145,7 +157,9 @@ fn rebuild(nginx: &Nginx, image: &boot::release::Image, dir: &Path) -> Result<Ve
     let index_path = boot::release::IndexPath(&image.index).to_string();
     let index = std::fs::read(&nginx.fetch(&[index_path], dir)?[0]).unwrap();
     assert_eq!(<[u8; 32]>::from(Sha256::digest(&index)), image.index);
-    let chunks: Vec<_> = boot::chunks::index_chunks(&index).expect("an index").collect();
+    let chunks: Vec<_> = boot::chunks::index_chunks(&index)
+        .expect("an index")
+        .collect();
     let paths: Vec<String> = chunks
         .iter()
         .map(|c| boot::release::ChunkPath(&c.sha256).to_string())
@@ -169,11 +183,13 @@ fn openssl_verifies(s: &Scratch, manifest: &str) -> bool {
     std::fs::write(s.path("signed"), signed.signed).unwrap();
     std::fs::write(s.path("signature.der"), &der[..n]).unwrap();
     let public = s.path("public.pem");
-    run_ok(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(s.path("instance").join("slot-signing-key.pem"))
-        .arg("-out")
-        .arg(&public));
+    run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(s.path("instance").join("slot-signing-key.pem"))
+            .arg("-out")
+            .arg(&public),
+    );
     Command::new("openssl")
         .args(["dgst", "-sha256", "-verify"])
         .arg(&public)
@@ -190,7 +206,7 @@ fn openssl_verifies(s: &Scratch, manifest: &str) -> bool {
 fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() {
     let s = Scratch::new("channel");
     small_image(&s, &s.path("first.img"), "1G"); // the instance (and app, bzImage)
-    // A realistic program: an ELF with 1 MB of text and 1 MB of noise behind it.
+                                                 // A realistic program: an ELF with 1 MB of text and 1 MB of noise behind it.
     let big = s.path("big");
     tiny_static_elf(&big, 0, 3);
     let mut body = std::fs::read(&big).unwrap();
@@ -205,6 +221,7 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
     let first = line(&first, "publish: release");
     let n = numbers(&first);
     let (root_bytes, kernel_bytes, chunks, new_chunks) = (n[1], n[2], n[3], n[4]);
+    assert_eq!(n[0], 1000, "{first}");
     assert_eq!(chunks, new_chunks, "a new channel holds nothing: {first}");
     println!("figure: {first}");
 
@@ -224,13 +241,18 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
     assert!(older.contains("already holds release 3000"), "{older}");
 
     let nginx = Nginx::serve(&s, &s.path("channel"));
-    let got = nginx.fetch(&["manifest".to_string()], &s.path("fetched")).unwrap();
+    let got = nginx
+        .fetch(&["manifest".to_string()], &s.path("fetched"))
+        .unwrap();
     let manifest = std::fs::read_to_string(&got[0]).unwrap();
     let signed = boot::release::parse(&manifest).unwrap();
     let m = signed.manifest;
     assert_eq!((m.version, m.arch, m.rollout), (3000, "x86_64", 100));
     assert!(m.slots[0].cmdline.contains("rk.test=1"), "{manifest}");
-    assert!(openssl_verifies(&s, &manifest), "openssl verifies the manifest");
+    assert!(
+        openssl_verifies(&s, &manifest),
+        "openssl verifies the manifest"
+    );
     let forged = manifest.replace("rollout 100", "rollout 10");
     assert!(!openssl_verifies(&s, &forged), "a changed manifest fails");
 
@@ -250,7 +272,10 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
         .unwrap();
     veritysetup_verify(&root_file, 0, m.slots[0].cmdline).unwrap();
     let listing = squashfs_list(&root_file, 0);
-    assert!(listing.contains("bin/tool") && listing.contains("bin/big"), "{listing}");
+    assert!(
+        listing.contains("bin/tool") && listing.contains("bin/big"),
+        "{listing}"
+    );
 
     // Pruning to the newest release: the first two go, and the chunks only they name
     // (the first tool's); what the newest names is all still served.
@@ -265,7 +290,9 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
     let err = nginx.fetch(&[old_manifest], &s.path("old2")).unwrap_err();
     assert!(err.contains("404"), "{err}");
     let manifest = std::fs::read_to_string(
-        &nginx.fetch(&["manifest".to_string()], &s.path("fetched4")).unwrap()[0],
+        &nginx
+            .fetch(&["manifest".to_string()], &s.path("fetched4"))
+            .unwrap()[0],
     )
     .unwrap();
     let m = boot::release::parse(&manifest).unwrap().manifest;
@@ -273,20 +300,36 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
     rebuild(&nginx, &m.root, &s.path("root-chunks4")).unwrap();
     rebuild(&nginx, &m.kernel, &s.path("kernel-chunks4")).unwrap();
     let chunk_files = walk(&s.path("channel").join(boot::release::CHUNKS));
-    let index = std::fs::read(s.path("root-chunks4").join(
-        boot::release::IndexPath(&m.root.index).to_string().rsplit('/').next().unwrap(),
-    ))
+    let index = std::fs::read(
+        s.path("root-chunks4").join(
+            boot::release::IndexPath(&m.root.index)
+                .to_string()
+                .rsplit('/')
+                .next()
+                .unwrap(),
+        ),
+    )
     .unwrap();
-    let kernel_index = std::fs::read(s.path("kernel-chunks4").join(
-        boot::release::IndexPath(&m.kernel.index).to_string().rsplit('/').next().unwrap(),
-    ))
+    let kernel_index = std::fs::read(
+        s.path("kernel-chunks4").join(
+            boot::release::IndexPath(&m.kernel.index)
+                .to_string()
+                .rsplit('/')
+                .next()
+                .unwrap(),
+        ),
+    )
     .unwrap();
     let named: std::collections::HashSet<[u8; 32]> = boot::chunks::index_chunks(&index)
         .unwrap()
         .chain(boot::chunks::index_chunks(&kernel_index).unwrap())
         .map(|c| c.sha256)
         .collect();
-    assert_eq!(chunk_files, named.len(), "exactly the chunks the kept release names");
+    assert_eq!(
+        chunk_files,
+        named.len(),
+        "exactly the chunks the kept release names"
+    );
 }
 
 fn walk(dir: &Path) -> usize {

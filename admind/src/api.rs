@@ -2,7 +2,9 @@
 //! what, and hands each request to its handler). Answers are a status and a small JSON or
 //! text body, or files sent after the head (`crate::http::Reply`).
 
-use crate::chunked_update::{ChunkedRoot, Running, RunningIndex};
+use crate::chunked_update::{
+    index_reply, Answered, ChunkedRoot, IndexCache, Running, RunningIndex,
+};
 use crate::device::Device;
 use crate::fault::{fault, Fault, Kind};
 use crate::http::{json, refuse, stored, After, Refusal, Reply, Request};
@@ -33,6 +35,7 @@ pub struct Api {
     started: Instant,
     temp_counter: u64,
     updates: UpdateLock,
+    root_index: IndexCache,
 }
 
 impl Api {
@@ -48,6 +51,7 @@ impl Api {
             started: Instant::now(),
             temp_counter: 0,
             updates: UpdateLock::default(),
+            root_index: IndexCache::default(),
         })
     }
 
@@ -121,7 +125,11 @@ impl Api {
 
     /// `GET /root/index`: the running root's chunks, for a client to send only the others.
     pub(crate) fn running_root_index(&mut self, _: &Request) -> Result<Box<dyn Upload>, Refusal> {
-        Ok(Box::new(RunningIndex::new(self.running_root()?)))
+        let running = self.running_root()?;
+        Ok(match self.root_index.begin()? {
+            Some(index) => Box::new(Answered(Some(index_reply(&index)))),
+            None => Box::new(RunningIndex::new(running, self.root_index.clone())),
+        })
     }
 
     fn running_root(&self) -> Result<Running, Refusal> {

@@ -2,7 +2,7 @@
 //!
 //! - [`RunningIndex`] answers `GET /root/index`: the chunk index of the root this system
 //!   runs, cut and hashed in steps of [`crate::upload::VERIFY_STEP_BYTES`] so other
-//!   clients are answered meanwhile.
+//!   clients are answered meanwhile, once per boot ([`IndexCache`]).
 //! - [`ChunkedRoot`] takes `POST /update/root-chunks`: a plan, then the chunks the plan
 //!   says come in the body. Each body chunk is checked against its SHA-256 as it arrives
 //!   and written in its place in the inactive slot; the pieces the running root holds
@@ -15,8 +15,10 @@ use crate::http::{refuse, Refusal, Reply};
 use crate::upload::{drop_from_page_cache, RegionUpload, Upload, VERIFY_STEP_BYTES};
 use boot::chunks::{self, Piece, Source, PIECE_RECORD_BYTES, PLAN_HEAD_BYTES};
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::rc::Rc;
 
 /// The root this system runs, as [`crate::device::Device::running_root`] gives it.
 pub struct Running {
@@ -25,8 +27,64 @@ pub struct Running {
     pub bytes: u64,
 }
 
-/// `GET /root/index`.
+/// The running root's index, kept once computed: the root never changes while it runs.
+/// Computed for one request at a time, so many clients cannot each hold a loop turn.
+#[derive(Clone, Default)]
+pub struct IndexCache(Rc<RefCell<Cached>>);
+
+#[derive(Default)]
+enum Cached {
+    #[default]
+    Unknown,
+    Computing,
+    Known(Rc<[u8]>),
+}
+
+impl IndexCache {
+    /// The index if known; `Ok(None)`: compute it (the caller now holds the computation).
+    pub fn begin(&self) -> Result<Option<Rc<[u8]>>, Refusal> {
+        let mut state = self.0.borrow_mut();
+        match &*state {
+            Cached::Known(index) => Ok(Some(Rc::clone(index))),
+            Cached::Computing => Err(refuse(
+                503,
+                "the running root's index is being computed for another request; ask again in a few seconds",
+            )),
+            Cached::Unknown => {
+                *state = Cached::Computing;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// An index answer, from the cache or computed.
+pub fn index_reply(index: &[u8]) -> Reply {
+    Reply {
+        status: 200,
+        content_type: "application/octet-stream",
+        body: index.to_vec(),
+        after: None,
+        files: Vec::new(),
+    }
+}
+
+/// An answer known before any work: the upload-shaped route gets it at its first step.
+pub struct Answered(pub Option<Reply>);
+
+impl Upload for Answered {
+    fn write(&mut self, _: &[u8]) -> Result<(), Refusal> {
+        Err(refuse(400, "GET requests carry no body"))
+    }
+
+    fn finish_step(&mut self) -> Result<Option<Reply>, Refusal> {
+        Ok(self.0.take())
+    }
+}
+
+/// `GET /root/index`, computed.
 pub struct RunningIndex {
+    cache: IndexCache,
     running: Running,
     /// Bytes read and not yet cut.
     pending: Vec<u8>,
@@ -35,8 +93,10 @@ pub struct RunningIndex {
 }
 
 impl RunningIndex {
-    pub fn new(running: Running) -> RunningIndex {
+    /// `cache` must be this request's to compute ([`IndexCache::begin`]).
+    pub fn new(running: Running, cache: IndexCache) -> RunningIndex {
         RunningIndex {
+            cache,
             running,
             pending: Vec::with_capacity(VERIFY_STEP_BYTES + chunks::CHUNK_MAX),
             read: 0,
@@ -73,13 +133,20 @@ impl Upload for RunningIndex {
         if !end {
             return Ok(None);
         }
-        Ok(Some(Reply {
-            status: 200,
-            content_type: "application/octet-stream",
-            body: std::mem::take(&mut self.index),
-            after: None,
-            files: Vec::new(),
-        }))
+        let index: Rc<[u8]> = std::mem::take(&mut self.index).into();
+        let reply = index_reply(&index);
+        *self.cache.0.borrow_mut() = Cached::Known(index);
+        Ok(Some(reply))
+    }
+}
+
+impl Drop for RunningIndex {
+    /// Given up (the client left, the disk failed): the next request computes it.
+    fn drop(&mut self) {
+        let mut state = self.cache.0.borrow_mut();
+        if matches!(*state, Cached::Computing) {
+            *state = Cached::Unknown;
+        }
     }
 }
 
@@ -153,8 +220,9 @@ impl ChunkedRoot {
             let piece = Piece::decode(record.try_into().unwrap_or(&[0; PIECE_RECORD_BYTES]))
                 .ok_or_else(|| refuse(400, format!("piece {i} of the plan is not one (no bytes, an unknown source, or a body chunk over {} bytes)", chunks::CHUNK_MAX)))?;
             if let Source::Running { from } = piece.source {
-                if from.saturating_add(u64::from(piece.bytes)) > self.running.bytes {
-                    return Err(refuse(400, format!("piece {i} of the plan copies bytes {from}..{} of the running root, which has {}: ask GET /root/index again", from + u64::from(piece.bytes), self.running.bytes)));
+                let end = from.checked_add(u64::from(piece.bytes));
+                if end.is_none_or(|end| end > self.running.bytes) {
+                    return Err(refuse(400, format!("piece {i} of the plan copies {} bytes from byte {from} of the running root, which has {}: ask GET /root/index again", piece.bytes, self.running.bytes)));
                 }
             }
             self.pieces.push((at, piece));
@@ -167,6 +235,7 @@ impl ChunkedRoot {
             ));
         }
         self.image_bytes = at;
+        self.plan = Vec::new();
         self.skip_to_body_piece();
         Ok(())
     }
@@ -238,25 +307,36 @@ impl Upload for ChunkedRoot {
                 "the body ended inside piece {} of {}: the plan's body pieces did not all come; the slot stays incomplete",
                 self.next, self.pieces.len())));
         }
+        // Body pieces are in place already: on to the next copy.
+        while self
+            .pieces
+            .get(self.copying.0)
+            .is_some_and(|(_, p)| matches!(p.source, Source::Body { .. }))
+        {
+            self.copying = (self.copying.0 + 1, 0);
+        }
         let (piece_at, done) = self.copying;
-        if let Some(&(at, piece)) = self.pieces.get(piece_at) {
-            if let Source::Running { from } = piece.source {
-                let n = (u64::from(piece.bytes) - done).min(VERIFY_STEP_BYTES as u64);
-                let mut buf = vec![0u8; n as usize];
-                self.running
-                    .disk
-                    .read_exact_at(&mut buf, self.running.at + from + done)?;
-                let (disk, offset, _) = self.region.target();
-                disk.write_all_at(&buf, offset + at + done)?;
-                drop_from_page_cache(disk, offset + at + done, n);
-                self.copying = if done + n < u64::from(piece.bytes) {
-                    (piece_at, done + n)
-                } else {
-                    (piece_at + 1, 0)
-                };
+        if let Some(&(
+            at,
+            Piece {
+                bytes,
+                source: Source::Running { from },
+            },
+        )) = self.pieces.get(piece_at)
+        {
+            let n = (u64::from(bytes) - done).min(VERIFY_STEP_BYTES as u64);
+            let mut buf = vec![0u8; n as usize];
+            self.running
+                .disk
+                .read_exact_at(&mut buf, self.running.at + from + done)?;
+            let (disk, offset, _) = self.region.target();
+            disk.write_all_at(&buf, offset + at + done)?;
+            drop_from_page_cache(disk, offset + at + done, n);
+            self.copying = if done + n < u64::from(bytes) {
+                (piece_at, done + n)
             } else {
-                self.copying = (piece_at + 1, 0);
-            }
+                (piece_at + 1, 0)
+            };
             return Ok(None);
         }
         if self.copying.0 == self.pieces.len() {

@@ -279,6 +279,13 @@ impl Device {
                 format!("the running root slot {} has no trailer, so its length is unknown: send the whole root (POST /update/root)", slot.number()),
             )
         })?;
+        let room = boot::rootid::image_bytes_max(&slot.partition()).unwrap_or(0);
+        if id.root.bytes > room {
+            return Err(fault(
+                Kind::Conflict,
+                format!("the running root slot {}'s trailer says its root has {} bytes, more than the {room} it can hold: send the whole root (POST /update/root)", slot.number(), id.root.bytes),
+            ));
+        }
         Ok((
             self.open_disk(false)?,
             slot.partition().start_bytes,

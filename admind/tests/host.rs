@@ -613,6 +613,10 @@ fn a_chunked_root_update_takes_what_the_running_root_holds_and_refuses_bad_piece
         imgtool::chunking::index(&cut),
         "device and host cut alike"
     );
+    // Kept: the running root does not change while it runs.
+    let (status, _) = a.curl(&["-o", &index_file.display().to_string()], "/root/index");
+    assert_eq!(status, 200);
+    assert!(std::fs::read(&index_file).unwrap() == index);
 
     // A new root: the running one with 40 KB replaced in the middle and 9 KB added.
     let mut image = running.clone();
@@ -691,6 +695,25 @@ fn a_chunked_root_update_takes_what_the_running_root_holds_and_refuses_bad_piece
     assert_eq!(a.root_trailer(), None);
     // And the good plan again.
     assert_eq!(post(&up.body, Some(&sha)).0, 200);
+
+    // A running root whose trailer claims more than its slot holds is not read from.
+    let huge = boot::rootid::SlotId {
+        root: boot::rootid::Part {
+            bytes: 1 << 40,
+            ..id.root
+        },
+        ..id
+    };
+    disk.write_all_at(
+        &boot::rootid::encode(&huge, None),
+        ROOT_A.start_bytes + ROOT_A.size_bytes.unwrap() - SECTOR_BYTES,
+    )
+    .unwrap();
+    let (status, body) = a.curl(&[], "/root/index");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("more than the"), "{body}");
+    assert_eq!(post(&up.body, Some(&sha)).0, 409);
+    assert!(a.log().contains("GET /root/index 200"), "{}", a.log());
 }
 
 /// With a trust file, `/switch` arms only a slot sealed for this build by a trusted key

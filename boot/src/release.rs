@@ -193,7 +193,7 @@ pub fn parse(text: &str) -> Result<Signed<'_>, Error> {
             expected: "signature BASE64 (the last line)",
         });
     }
-    if signature.is_empty() {
+    if signature.is_empty() || signature.contains(char::is_whitespace) {
         return Err(Error {
             line: 10,
             expected: "signature BASE64 (the last line)",
@@ -308,6 +308,8 @@ mod tests {
                 .map(|e| e.line),
             Some(10)
         );
+        let trailing = std::format!("{text}more\n");
+        assert_eq!(parse(&trailing).err().map(|e| e.line), Some(10));
         assert_eq!(parse("garbage").err().map(|e| e.line), Some(1));
         assert_eq!(parse("").err().map(|e| e.line), Some(0));
     }

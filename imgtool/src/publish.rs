@@ -49,6 +49,7 @@ pub struct Pruned {
 pub fn publish(plan: &Plan, instance: &Instance, options: &Options) -> Result<Report> {
     let version = crate::instance::seal_version()?;
     let channel = &options.channel;
+    let _lock = lock(channel)?;
     if let Some(newest) = newest_version(channel)? {
         if version <= newest {
             bail!("{} already holds release {newest}; this one would be {version}, which devices would refuse as not newer (its version is SOURCE_DATE_EPOCH, else the time now)", channel.display());
@@ -62,8 +63,13 @@ pub fn publish(plan: &Plan, instance: &Instance, options: &Options) -> Result<Re
         kernel_bytes: kernel.len() as u64,
         ..Report::default()
     };
-    let root_image = store_image(channel, &root.image, &mut report)?;
-    let kernel_image = store_image(channel, &kernel, &mut report)?;
+    let mut dirs = HashSet::new();
+    let root_image = store_image(channel, &root.image, &mut report, &mut dirs)?;
+    let kernel_image = store_image(channel, &kernel, &mut report, &mut dirs)?;
+    // The chunks' and indexes' names are on the disk before a manifest names them.
+    for dir in &dirs {
+        sync_dir(dir)?;
+    }
 
     let mut cmdlines = Vec::new();
     for partition in [2u8, 3] {
@@ -99,25 +105,35 @@ pub fn publish(plan: &Plan, instance: &Instance, options: &Options) -> Result<Re
     std::fs::create_dir_all(&release_dir)
         .with_context(|| format!("cannot create {}", release_dir.display()))?;
     write_whole(&release_dir.join(release::MANIFEST), signed.as_bytes())?;
+    sync_dir(&release_dir)?;
     write_whole(&channel.join(release::MANIFEST), signed.as_bytes())?;
+    sync_dir(channel)?;
     if let Some(keep) = options.keep {
         report.pruned = Some(prune(channel, keep)?);
     }
     Ok(report)
 }
 
-/// Stores `image`'s chunks and index in the channel; what the manifest says of it.
-fn store_image(channel: &Path, image: &[u8], report: &mut Report) -> Result<Image> {
+/// Stores `image`'s chunks and index in the channel, adding the folders it wrote into to
+/// `dirs`; what the manifest says of it.
+fn store_image(
+    channel: &Path,
+    image: &[u8],
+    report: &mut Report,
+    dirs: &mut HashSet<PathBuf>,
+) -> Result<Image> {
     let cut = crate::chunking::cut(image);
     for (range, sha256) in &cut {
         let path = channel.join(ChunkPath(sha256).to_string());
         report.chunks += 1;
-        if path.exists() {
+        // Kept if it holds what its name says (a damaged one is written again).
+        if std::fs::read(&path).is_ok_and(|b| <[u8; 32]>::from(Sha256::digest(&b)) == *sha256) {
             continue;
         }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
+            dirs.insert(dir.to_path_buf());
         }
         write_whole(&path, &image[range.clone()])?;
         report.new_chunks += 1;
@@ -127,8 +143,9 @@ fn store_image(channel: &Path, image: &[u8], report: &mut Report) -> Result<Imag
     let index_sha: [u8; 32] = Sha256::digest(&index).into();
     let path = channel.join(IndexPath(&index_sha).to_string());
     std::fs::create_dir_all(channel.join(release::INDEXES))?;
-    if !path.exists() {
+    if std::fs::read(&path).ok().as_deref() != Some(&index[..]) {
         write_whole(&path, &index)?;
+        dirs.insert(channel.join(release::INDEXES));
     }
     report.index_bytes += index.len() as u64;
     Ok(Image {
@@ -138,11 +155,13 @@ fn store_image(channel: &Path, image: &[u8], report: &mut Report) -> Result<Imag
     })
 }
 
-/// Writes `bytes` to a temporary name beside `path`, syncs, renames it into place.
+/// Writes `bytes` to a temporary name of this process beside `path`, syncs, renames it
+/// into place.
 fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = path.with_extension("partial");
+    let temp = path.with_extension(format!("partial-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&temp)?;
+        let _ = std::fs::remove_file(&temp);
+        let mut file = std::fs::File::create_new(&temp)?;
         std::io::Write::write_all(&mut file, bytes)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)
@@ -150,8 +169,35 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
     write().with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The channel's releases, newest first: version and manifest text.
-fn releases(channel: &Path) -> Result<Vec<(u64, String)>> {
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
+}
+
+/// One publish or prune at a time per channel: a prune must see every release a publish
+/// is writing. Held until dropped.
+fn lock(channel: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(channel)
+        .with_context(|| format!("cannot create {}", channel.display()))?;
+    let path = channel.join(".publish.lock");
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another imgtool publish is writing to {} (it holds {}); try again when it has finished",
+            channel.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// The channel's releases, newest first: version, folder and manifest text.
+fn releases(channel: &Path) -> Result<Vec<(u64, PathBuf, String)>> {
     let dir = channel.join(release::RELEASES);
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(&dir) {
@@ -160,15 +206,19 @@ fn releases(channel: &Path) -> Result<Vec<(u64, String)>> {
         Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
     };
     for entry in entries {
-        let path = entry?.path().join(release::MANIFEST);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
+        let dir = entry?.path();
+        let path = dir.join(release::MANIFEST);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            // A folder a publish made and never finished: nothing names its files.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         let version = release::parse(&text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             .manifest
             .version;
-        out.push((version, text));
+        out.push((version, dir, text));
     }
     out.sort_by(|a, b| b.0.cmp(&a.0));
     Ok(out)
@@ -178,37 +228,50 @@ fn newest_version(channel: &Path) -> Result<Option<u64>> {
     Ok(releases(channel)?.first().map(|r| r.0))
 }
 
-/// Keeps the newest `keep` releases (at least one) and every chunk and index they name;
-/// removes the other releases, then the files nothing kept names.
-pub fn prune(channel: &Path, keep: usize) -> Result<Pruned> {
+/// The files `manifest` (a manifest's text) names: its indexes and their chunks.
+fn named_files(channel: &Path, manifest: &str, wanted: &mut HashSet<PathBuf>) -> Result<()> {
+    let manifest = release::parse(manifest)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .manifest;
+    for image in [manifest.kernel, manifest.root] {
+        let index_path = channel.join(IndexPath(&image.index).to_string());
+        let index = std::fs::read(&index_path).with_context(|| {
+            format!(
+                "release {} names {} but it cannot be read: not pruning",
+                manifest.version,
+                index_path.display()
+            )
+        })?;
+        let chunks = boot::chunks::index_chunks(&index).with_context(|| {
+            format!("{} is not a chunk index: not pruning", index_path.display())
+        })?;
+        wanted.extend(chunks.map(|c| channel.join(ChunkPath(&c.sha256).to_string())));
+        wanted.insert(index_path);
+    }
+    Ok(())
+}
+
+/// Keeps the newest `keep` releases (at least one), the one the channel's manifest
+/// names, and every chunk and index they name; removes the other releases, then the files
+/// nothing kept names. The caller holds the channel's [`lock`].
+fn prune(channel: &Path, keep: usize) -> Result<Pruned> {
     let all = releases(channel)?;
-    let mut pruned = Pruned::default();
     let mut wanted = HashSet::new();
-    for (i, (version, text)) in all.iter().enumerate() {
-        if i >= keep.max(1) {
-            let dir = channel.join(release::RELEASES).join(version.to_string());
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot remove {}", dir.display()))?;
-            pruned.releases += 1;
-            continue;
-        }
-        let manifest = release::parse(text)
-            .map_err(|e| anyhow::anyhow!("release {version}: {e}"))?
-            .manifest;
-        for image in [manifest.kernel, manifest.root] {
-            let index_path = channel.join(IndexPath(&image.index).to_string());
-            let index = std::fs::read(&index_path).with_context(|| {
-                format!(
-                    "release {version} names {} but it cannot be read: not pruning",
-                    index_path.display()
-                )
-            })?;
-            let chunks = boot::chunks::index_chunks(&index).with_context(|| {
-                format!("{} is not a chunk index: not pruning", index_path.display())
-            })?;
-            wanted.extend(chunks.map(|c| channel.join(ChunkPath(&c.sha256).to_string())));
-            wanted.insert(index_path);
-        }
+    // What devices poll stays whole, whatever it names.
+    let top = channel.join(release::MANIFEST);
+    match std::fs::read_to_string(&top) {
+        Ok(text) => named_files(channel, &text, &mut wanted)
+            .with_context(|| format!("{}", top.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", top.display())),
+    }
+    for (_, _, text) in all.iter().take(keep.max(1)) {
+        named_files(channel, text, &mut wanted)?;
+    }
+    let mut pruned = Pruned::default();
+    for (_, dir, _) in all.iter().skip(keep.max(1)) {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        pruned.releases += 1;
     }
     let mut files = Vec::new();
     for dir in [

@@ -333,9 +333,17 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
 /// `crate::chunking`); `None` from a device that cannot say (an admind without
 /// `/root/index`, or a running root without a trailer): it gets the whole image.
 fn chunked_root(client: &Client, image: &[u8]) -> Result<Option<crate::chunking::Upload>> {
-    let answer = client
+    // 503: another client's request is computing it; it is kept once done.
+    let mut answer = client
         .get(endpoints::ROOT_INDEX)
         .context("asking for the running root's chunk index")?;
+    for _ in 0..30 {
+        if answer.status != 503 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        answer = client.get(endpoints::ROOT_INDEX)?;
+    }
     if answer.status == 404 || answer.status == 409 {
         eprintln!(
             "push: the device cannot list its running root's chunks ({}); sending the whole root",

@@ -220,7 +220,7 @@ fn releases(channel: &Path) -> Result<Vec<(u64, PathBuf, String)>> {
             .version;
         out.push((version, dir, text));
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(out)
 }
 

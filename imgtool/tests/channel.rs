@@ -219,7 +219,7 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
 
     let first = publish(&s, 1000, 5, &[]).unwrap();
     let first = line(&first, "publish: release");
-    let n = numbers(&first);
+    let n = numbers(first);
     let (root_bytes, kernel_bytes, chunks, new_chunks) = (n[1], n[2], n[3], n[4]);
     assert_eq!(n[0], 1000, "{first}");
     assert_eq!(chunks, new_chunks, "a new channel holds nothing: {first}");
@@ -228,14 +228,14 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
     // One program changed: only its chunks and the tables and hash tree after it.
     let second = publish(&s, 2000, 6, &[]).unwrap();
     let second = line(&second, "publish: release");
-    let new_bytes = numbers(&second)[5];
+    let new_bytes = numbers(second)[5];
     println!("figure: one program changed: {second}");
     assert!(new_bytes * 5 < root_bytes, "{second}");
     // Only the command line changed: no new chunk at all.
     let third = publish(&s, 3000, 6, &["--kernel-arg", "rk.test=1"]).unwrap();
     let third = line(&third, "publish: release");
     println!("figure: command line changed: {third}");
-    assert_eq!(numbers(&third)[4], 0, "{third}");
+    assert_eq!(numbers(third)[4], 0, "{third}");
     // Not newer than what the channel holds: refused, nothing written.
     let older = publish(&s, 2500, 7, &[]).unwrap_err();
     assert!(older.contains("already holds release 3000"), "{older}");
@@ -280,7 +280,7 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
     // Pruning to the newest release: the first two go, and the chunks only they name
     // (the first tool's); what the newest names is all still served.
     let old_manifest = format!("{}/1000/manifest", boot::release::RELEASES);
-    assert!(nginx.fetch(&[old_manifest.clone()], &s.path("old")).is_ok());
+    assert!(nginx.fetch(std::slice::from_ref(&old_manifest), &s.path("old")).is_ok());
     let said = publish(&s, 4000, 6, &["--kernel-arg", "rk.test=1", "--keep", "1"]).unwrap();
     let fourth = line(&said, "publish: release");
     assert_eq!(numbers(fourth)[4], 0, "same slot as the third: {fourth}");

@@ -144,6 +144,11 @@ pub(crate) struct PushArgs {
     /// committed one.
     #[arg(long)]
     pub(crate) allow_older: bool,
+    /// Push the newest release of this channel folder (`imgtool publish`) instead of
+    /// building one: its manifest checked against the instance's key, its images against
+    /// their hashes, sealed as published.
+    #[arg(long, value_name = "CHANNEL_DIR")]
+    pub(crate) release: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) build: BuildArgs,
 }

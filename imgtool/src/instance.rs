@@ -265,6 +265,21 @@ impl Instance {
         Ok(signature.to_der().as_bytes().to_vec())
     }
 
+    /// Checks a release manifest's signature ([`Instance::sign_release`]) against the
+    /// slot-signing key.
+    pub fn check_release(&self, signed: &[u8], der: &[u8]) -> Result<()> {
+        use p256::ecdsa::signature::Verifier;
+        let key = p256::ecdsa::VerifyingKey::from(&self.signing_key()?);
+        let signature = p256::ecdsa::Signature::from_der(der)
+            .map_err(|_| anyhow::anyhow!("the signature is not an ECDSA signature (DER)"))?;
+        key.verify(signed, &signature).map_err(|_| {
+            anyhow::anyhow!(
+                "the manifest is not signed by this instance's slot-signing key ({})",
+                self.dir.display()
+            )
+        })
+    }
+
     /// The seal of a slot whose build id is `build`; `going_back`: it may replace a committed
     /// slot up to that version (`boot::seal`).
     pub fn seal(

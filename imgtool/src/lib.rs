@@ -27,6 +27,7 @@ pub mod rootfs;
 pub mod rpi_firmware;
 pub mod size;
 pub mod slot_keys;
+pub mod slot_parts;
 pub mod squashfs_blocks;
 pub mod status_text;
 pub mod verity;

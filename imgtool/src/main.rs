@@ -150,10 +150,13 @@ fn push(args: PushArgs) -> Result<()> {
         timeout: std::time::Duration::from_secs(args.timeout),
         boot: args.boot,
         allow_older: args.allow_older,
+        release: args.release.clone(),
     };
     let started = std::time::Instant::now();
     let t = imgtool::push::push(&plan, &instance, &options)?;
-    instance.set_kernel_args(&plan.kernel_args)?;
+    if options.release.is_none() {
+        instance.set_kernel_args(&plan.kernel_args)?;
+    }
     eprintln!(
         "push: done in {:.1} s: build {:.1} s, upload {:.1} s ({:.1} MB/s), reboot {:.1} s, wait for the new boot {:.1} s, commit {:.2} s",
         started.elapsed().as_secs_f64(),

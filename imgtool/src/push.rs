@@ -36,6 +36,9 @@ pub struct Options {
     pub boot: bool,
     /// Seal the slot as one that may replace a newer committed slot.
     pub allow_older: bool,
+    /// Push the newest release of this channel folder (`imgtool publish`) instead of
+    /// building one: checked, and sealed as published.
+    pub release: Option<std::path::PathBuf>,
 }
 
 /// Where the time went.
@@ -116,18 +119,24 @@ fn status(client: &Client) -> Result<Status> {
 }
 
 pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timings> {
+    if options.release.is_some() && (options.boot || options.allow_older) {
+        bail!("--release pushes a published slot as it is: --boot and --allow-older do not apply (publish with the settings you want)");
+    }
     if options.boot && plan.sealed_slots != Some(false) {
         bail!("--boot: the new root requires sealed slots, and a device that requires them takes no boot partition or MBR code (they carry no seal); push with `sealed_slots = false` in the appliance file to change them, then push again without it");
     }
     let mut t = Timings::default();
     let started = Instant::now();
-    let root = crate::root_image::build(plan, instance)?;
-    let kernel = crate::boot_partition::read_kernel(plan.kernel.as_deref(), instance.arch)?;
+    let parts = match &options.release {
+        Some(channel) => crate::slot_parts::read_release(channel, instance)?,
+        None => crate::slot_parts::build(plan, instance)?,
+    };
+    let kernel = &parts.kernel;
     t.build = started.elapsed();
-    t.bytes = root.image.len() as u64;
+    t.bytes = parts.root.len() as u64;
     eprintln!(
         "push: root image {} bytes, kernel {} bytes",
-        root.image.len(),
+        parts.root.len(),
         kernel.len()
     );
 
@@ -151,14 +160,13 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         }
     }
     let target_slot = before.inactive_slot;
-    let cmdline = crate::boot_partition::cmdline(
-        instance.arch,
-        instance.disk_signature,
-        target_slot,
-        &root.verity,
-        &plan.kernel_args,
-    )?;
-    let want = crate::mkimg::slot_id(root.part(), &kernel, &cmdline);
+    let cmdline = parts.cmdline(target_slot).to_string();
+    let root = &parts.root;
+    let root_part = boot::rootid::Part {
+        bytes: root.len() as u64,
+        sha256: sha2::Sha256::digest(root).into(),
+    };
+    let want = crate::mkimg::slot_id(root_part, kernel, &cmdline);
     let build = Hex(&want.build).to_string();
     eprintln!(
         "push: {} runs slot {}; updating slot {target_slot} to build {}",
@@ -168,7 +176,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     );
 
     let started = Instant::now();
-    let parts: [(&str, &str, &[u8], Option<&String>); 2] = [
+    let small: [(&str, &str, &[u8], Option<&String>); 2] = [
         (
             "kernel",
             endpoints::UPDATE_KERNEL,
@@ -203,7 +211,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         }
         Ok(answer)
     };
-    for (what, path, bytes, held) in parts {
+    for (what, path, bytes, held) in small {
         let sha = Hex(&sha2::Sha256::digest(bytes)).to_string();
         if held == Some(&sha) {
             eprintln!("push: slot {target_slot} already holds this {what}; not sending it");
@@ -212,12 +220,12 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         eprintln!("push: sending the {what} to slot {target_slot}");
         send(what, path, bytes, &sha)?;
     }
-    let root_sha = Hex(&sha2::Sha256::digest(&root.image)).to_string();
-    let answer = match chunked_root(&client, &root.image)? {
+    let root_sha = Hex(&root_part.sha256).to_string();
+    let answer = match chunked_root(&client, root)? {
         Some(up) => {
             eprintln!(
                 "push: sending the root image to slot {target_slot}: {} of its {} chunks, {} of {} bytes (the running root holds the rest)",
-                up.chunks_sent, up.chunks, up.bytes_sent, root.image.len()
+                up.chunks_sent, up.chunks, up.bytes_sent, root.len()
             );
             t.bytes = up.body.len() as u64;
             send(
@@ -229,7 +237,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         }
         None => {
             eprintln!("push: sending the root image to slot {target_slot}");
-            send("root image", endpoints::UPDATE_ROOT, &root.image, &root_sha)?
+            send("root image", endpoints::UPDATE_ROOT, root, &root_sha)?
         }
     };
     t.upload = started.elapsed();
@@ -246,7 +254,10 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
 
     // Going back is allowed over what this device has committed now, and no further.
     let going_back = options.allow_older.then_some(before.committed_version);
-    let seal = instance.seal(&want.build, crate::instance::seal_version()?, going_back)?;
+    let seal = match &parts.seals {
+        Some(seals) => seals[usize::from(target_slot - 2)],
+        None => instance.seal(&want.build, crate::instance::seal_version()?, going_back)?,
+    };
     client
         .request(
             "POST",

@@ -280,7 +280,9 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
     // Pruning to the newest release: the first two go, and the chunks only they name
     // (the first tool's); what the newest names is all still served.
     let old_manifest = format!("{}/1000/manifest", boot::release::RELEASES);
-    assert!(nginx.fetch(std::slice::from_ref(&old_manifest), &s.path("old")).is_ok());
+    assert!(nginx
+        .fetch(std::slice::from_ref(&old_manifest), &s.path("old"))
+        .is_ok());
     let said = publish(&s, 4000, 6, &["--kernel-arg", "rk.test=1", "--keep", "1"]).unwrap();
     let fourth = line(&said, "publish: release");
     assert_eq!(numbers(fourth)[4], 0, "same slot as the third: {fourth}");
@@ -344,4 +346,98 @@ fn walk(dir: &Path) -> usize {
             }
         })
         .sum()
+}
+
+/// A published release pushed to a device (`imgtool push --release`): its manifest checked
+/// against the instance's key (a changed one is refused before anything is sent), its
+/// images rebuilt from their chunks, its slot sealed as published. The device boots it,
+/// commits, and runs the manifest's build.
+#[test]
+fn a_published_release_pushed_to_a_device_boots_and_commits() {
+    use harness::{Options, Vm};
+    let s = Scratch::new("channel-push");
+    let image = s.path("c.img");
+    default_image(&s, &image, 60);
+    let extra = s.path("extra");
+    tiny_static_elf(&extra, 4096, 21);
+    // Newer than the image's seal, which mkimg made a moment ago.
+    let version = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 10;
+    let channel = s.path("channel");
+    let said = text(&run_ok(
+        imgtool()
+            .env("SOURCE_DATE_EPOCH", version.to_string())
+            .args(["publish", "--channel"])
+            .arg(&channel)
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(["--kernel-arg", "rustkrazy.trial_timeout=60", "--bin"])
+            .arg(&extra),
+    ));
+    println!("figure: {}", line(&said, "publish: release"));
+    let manifest = std::fs::read_to_string(channel.join("manifest")).unwrap();
+    let build =
+        boot::encoding::Hex(&boot::release::parse(&manifest).unwrap().manifest.slots[1].build)
+            .to_string();
+
+    let mut vm = Vm::boot(&image, &Options::default()).unwrap();
+    vm.wait_for(
+        "admind: listening on",
+        0,
+        std::time::Duration::from_secs(180),
+    )
+    .unwrap_or_else(|c| panic!("admind did not start: {c}"));
+
+    // A manifest changed after it was signed: refused, nothing sent.
+    let forged = s.path("forged");
+    std::fs::create_dir_all(&forged).unwrap();
+    for dir in [boot::release::CHUNKS, boot::release::INDEXES] {
+        run_ok(
+            Command::new("cp")
+                .arg("-r")
+                .arg(channel.join(dir))
+                .arg(&forged),
+        );
+    }
+    std::fs::write(
+        forged.join("manifest"),
+        manifest.replace("rollout 100", "rollout 99"),
+    )
+    .unwrap();
+    let push = |dir: &Path| {
+        remote(&s, vm.admind_port, "push")
+            .args(["--timeout", "150", "--release"])
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let out = push(&forged);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("not signed by this instance's slot-signing key"),
+        "{said}"
+    );
+    assert!(!said.contains("push: sending"), "nothing sent: {said}");
+
+    let out = push(&channel);
+    let said = assert_push_committed(&out, 3, &vm.console());
+    println!(
+        "figure: {}",
+        line(&said, "push: sending the root image to slot 3")
+    );
+    let status = common::status_when_up(&s, vm.admind_port, std::time::Duration::from_secs(90));
+    let root3 = status
+        .lines()
+        .find(|l| l.starts_with("root 3"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        root3.contains(&build[..16]),
+        "runs the manifest's build {build}: {status}"
+    );
+    assert!(status.contains("service   extra"), "{status}");
+    vm.kill();
 }

@@ -162,9 +162,10 @@ pub(crate) struct PublishArgs {
     /// identity.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub(crate) rollout: u8,
-    /// Then keep only this many newest releases, and the chunks they name.
-    #[arg(long)]
-    pub(crate) keep: Option<usize>,
+    /// Then keep only this many newest releases, and the chunks they name (2 or more lets
+    /// a client that read the previous manifest finish its download).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) keep: Option<u64>,
     #[command(flatten)]
     pub(crate) build: BuildArgs,
 }
@@ -279,6 +280,20 @@ pub(crate) struct BuildArgs {
 }
 
 impl BuildArgs {
+    /// Whether any flag says what goes into a slot (rather than which instance).
+    pub(crate) fn describes_a_slot(&self) -> bool {
+        self.config.is_some()
+            || self.kernel.is_some()
+            || !self.crates.is_empty()
+            || !self.gits.is_empty()
+            || !self.paths.is_empty()
+            || !self.bins.is_empty()
+            || self.init.is_some()
+            || !self.kernel_args.is_empty()
+            || self.no_system_programs
+            || self.compression.is_some()
+    }
+
     pub(crate) fn plan(&self) -> Result<Plan> {
         let base = match &self.config {
             Some(path) => Plan::from_file(path)?,

@@ -108,7 +108,7 @@ fn publish(args: PublishArgs) -> Result<()> {
     let options = imgtool::publish::Options {
         channel: args.channel.clone(),
         rollout: args.rollout,
-        keep: args.keep,
+        keep: args.keep.map(|k| k as usize),
     };
     let r = imgtool::publish::publish(&plan, &instance, &options)?;
     let share = |n: u64| 100.0 * n as f64 / (r.root_bytes + r.kernel_bytes) as f64;
@@ -135,6 +135,9 @@ fn publish(args: PublishArgs) -> Result<()> {
 }
 
 fn push(args: PushArgs) -> Result<()> {
+    if args.release.is_some() && args.build.describes_a_slot() {
+        anyhow::bail!("--release pushes a published slot as it is: program flags, --kernel, --kernel-arg and --config do not apply (publish with them instead)");
+    }
     let mut plan = args.build.plan()?;
     let dir = args.build.instance.clone().unwrap_or_else(|| {
         imgtool::instance::default_dir(plan.hostname.as_deref().unwrap_or("rustkrazy"))

@@ -66,7 +66,10 @@ pub fn publish(plan: &Plan, instance: &Instance, options: &Options) -> Result<Re
     let mut dirs = HashSet::new();
     let root_image = store_image(channel, &root.image, &mut report, &mut dirs)?;
     let kernel_image = store_image(channel, &kernel, &mut report, &mut dirs)?;
-    // The chunks' and indexes' names are on the disk before a manifest names them.
+    // The chunks' and indexes' names, and their folders' in theirs, are on the disk
+    // before a manifest names them.
+    dirs.insert(channel.join(release::CHUNKS));
+    dirs.insert(channel.to_path_buf());
     for dir in &dirs {
         sync_dir(dir)?;
     }
@@ -106,6 +109,7 @@ pub fn publish(plan: &Plan, instance: &Instance, options: &Options) -> Result<Re
         .with_context(|| format!("cannot create {}", release_dir.display()))?;
     write_whole(&release_dir.join(release::MANIFEST), signed.as_bytes())?;
     sync_dir(&release_dir)?;
+    sync_dir(&channel.join(release::RELEASES))?;
     write_whole(&channel.join(release::MANIFEST), signed.as_bytes())?;
     sync_dir(channel)?;
     if let Some(keep) = options.keep {
@@ -127,13 +131,14 @@ fn store_image(
         let path = channel.join(ChunkPath(sha256).to_string());
         report.chunks += 1;
         // Kept if it holds what its name says (a damaged one is written again).
-        if std::fs::read(&path).is_ok_and(|b| <[u8; 32]>::from(Sha256::digest(&b)) == *sha256) {
-            continue;
-        }
+        // Its folder is synced either way: a chunk a crashed publish left may not be yet.
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             dirs.insert(dir.to_path_buf());
+        }
+        if std::fs::read(&path).is_ok_and(|b| <[u8; 32]>::from(Sha256::digest(&b)) == *sha256) {
+            continue;
         }
         write_whole(&path, &image[range.clone()])?;
         report.new_chunks += 1;

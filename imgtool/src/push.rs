@@ -160,6 +160,12 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         }
     }
     let target_slot = before.inactive_slot;
+    if let Some(seals) = &parts.seals {
+        let seal = seals[usize::from(target_slot - 2)];
+        if !seal.may_replace(before.committed_version) {
+            bail!("the release is version {}, older than the device's committed slot (version {}): it would refuse it. Publish a newer release", seal.version, before.committed_version);
+        }
+    }
     let cmdline = parts.cmdline(target_slot).to_string();
     let root = &parts.root;
     let root_part = boot::rootid::Part {

@@ -78,33 +78,58 @@ pub fn read_release(channel: &Path, instance: &Instance) -> Result<SlotParts> {
             .ok_or_else(|| anyhow!("{}: slot {partition}'s seal is not one", path.display()))?;
         seals.push(seal);
     }
-    Ok(SlotParts {
+    let parts = SlotParts {
         root: rebuild(channel, &m.root).context("the release's root")?,
         kernel: rebuild(channel, &m.kernel).context("the release's kernel")?,
         cmdlines: [0, 1].map(|i| format!("{}\n", m.slots[i].cmdline)),
         seals: Some([seals[0], seals[1]]),
-    })
+    };
+    // Each seal is for the build the device will compute from these bytes.
+    let root = boot::rootid::Part {
+        bytes: parts.root.len() as u64,
+        sha256: Sha256::digest(&parts.root).into(),
+    };
+    for (i, slot) in m.slots.iter().enumerate() {
+        let build = crate::mkimg::slot_id(root, &parts.kernel, &parts.cmdlines[i]).build;
+        ensure!(
+            build == slot.build,
+            "{}: slot {}'s build id is not the one its root, kernel and command line make",
+            path.display(),
+            i + 2
+        );
+    }
+    Ok(parts)
 }
 
 /// An image from its index and chunks in `channel`, checked chunk by chunk and whole.
 fn rebuild(channel: &Path, image: &Image) -> Result<Vec<u8>> {
-    let read = |name: String| {
+    let read = |name: &str| {
         let path = channel.join(name);
-        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+        std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read {} (copy the channel again, or publish again)",
+                path.display()
+            )
+        })
     };
-    let index = read(IndexPath(&image.index).to_string())?;
+    let index_name = IndexPath(&image.index).to_string();
+    let index = read(&index_name)?;
     ensure!(
         <[u8; 32]>::from(Sha256::digest(&index)) == image.index,
-        "its index does not have the SHA-256 its name says"
+        "{} does not have the SHA-256 its name says (copy the channel again, or publish again)",
+        channel.join(&index_name).display()
     );
     let chunks =
         boot::chunks::index_chunks(&index).ok_or_else(|| anyhow!("its index is not one"))?;
     let mut out = Vec::new();
     for chunk in chunks {
         let name = ChunkPath(&chunk.sha256).to_string();
-        let bytes = read(name.clone())?;
+        let bytes = read(&name)?;
         if <[u8; 32]>::from(Sha256::digest(&bytes)) != chunk.sha256 {
-            bail!("{name} does not hold the chunk its name says");
+            bail!(
+                "{} does not hold the chunk its name says (publish again: damaged chunks are rewritten)",
+                channel.join(&name).display()
+            );
         }
         out.extend_from_slice(&bytes);
     }

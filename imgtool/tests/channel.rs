@@ -31,7 +31,7 @@ impl Nginx {
         std::fs::write(
             &conf,
             format!(
-                "daemon off;\nuser root;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
+                "daemon off;\nmaster_process off;\nuser root;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
                  events {{ worker_connections 512; }}\n\
                  http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
                  fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
@@ -53,9 +53,10 @@ impl Nginx {
             .unwrap_or_else(|e| {
                 panic!("cannot run nginx: {e} (ci/install-deps installs nginx-light)")
             });
-        let n = Nginx { child, port };
+        let mut n = Nginx { child, port };
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let alive = n.child.try_wait().unwrap().is_none();
+            if alive && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return n;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -100,7 +101,7 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
-    /// SIGTERM: the master stops its workers (SIGKILL would leave them running).
+    /// SIGTERM: nginx stops (one process: `master_process off`).
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
@@ -331,6 +332,41 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
         chunk_files,
         named.len(),
         "exactly the chunks the kept release names"
+    );
+
+    // Read back for `push --release`: whole and checked; a damaged chunk and another
+    // instance's key are refused, naming what is wrong.
+    let instance = imgtool::instance::Instance::open_existing(&s.path("instance")).unwrap();
+    let parts = imgtool::slot_parts::read_release(&s.path("channel"), &instance).unwrap();
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&parts.root)), m.root.sha256);
+    assert!(parts.cmdline(3).ends_with("rk.test=1\n"));
+    let damaged = s.path("damaged");
+    run_ok(
+        Command::new("cp")
+            .arg("-r")
+            .arg(s.path("channel"))
+            .arg(&damaged),
+    );
+    let chunk = damaged.join(boot::release::ChunkPath(named.iter().next().unwrap()).to_string());
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&chunk, bytes).unwrap();
+    let err = imgtool::slot_parts::read_release(&damaged, &instance)
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}").contains("does not hold the chunk its name says"),
+        "{err:#}"
+    );
+    let other = Scratch::new("channel-other");
+    small_image(&other, &other.path("o.img"), "1G");
+    let stranger = imgtool::instance::Instance::open_existing(&other.path("instance")).unwrap();
+    let err = imgtool::slot_parts::read_release(&s.path("channel"), &stranger)
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}").contains("not signed by this instance's slot-signing key"),
+        "{err:#}"
     );
 }
 

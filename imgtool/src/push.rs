@@ -186,7 +186,7 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
         (
             "kernel",
             endpoints::UPDATE_KERNEL,
-            &kernel,
+            kernel,
             before.inactive_kernel.as_ref(),
         ),
         (

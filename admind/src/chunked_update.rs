@@ -15,7 +15,7 @@ use crate::http::{refuse, Refusal, Reply};
 use crate::upload::{drop_from_page_cache, RegionUpload, Upload, VERIFY_STEP_BYTES};
 use boot::chunks::{self, Piece, Source, PIECE_RECORD_BYTES, PLAN_HEAD_BYTES};
 use sha2::{Digest, Sha256};
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::rc::Rc;
@@ -30,7 +30,7 @@ pub struct Running {
 /// The running root's index, kept once computed: the root never changes while it runs.
 /// Computed for one request at a time, so many clients cannot each hold a loop turn.
 #[derive(Clone, Default)]
-pub struct IndexCache(Rc<RefCell<Cached>>);
+pub struct IndexCache(Rc<Cell<Cached>>);
 
 #[derive(Default)]
 enum Cached {
@@ -43,15 +43,20 @@ enum Cached {
 impl IndexCache {
     /// The index if known; `Ok(None)`: compute it (the caller now holds the computation).
     pub fn begin(&self) -> Result<Option<Rc<[u8]>>, Refusal> {
-        let mut state = self.0.borrow_mut();
-        match &*state {
-            Cached::Known(index) => Ok(Some(Rc::clone(index))),
-            Cached::Computing => Err(refuse(
-                503,
-                "the running root's index is being computed for another request; ask again in a few seconds",
-            )),
+        match self.0.take() {
+            Cached::Known(index) => {
+                self.0.set(Cached::Known(Rc::clone(&index)));
+                Ok(Some(index))
+            }
+            Cached::Computing => {
+                self.0.set(Cached::Computing);
+                Err(refuse(
+                    503,
+                    "the running root's index is being computed for another request; ask again in a few seconds",
+                ))
+            }
             Cached::Unknown => {
-                *state = Cached::Computing;
+                self.0.set(Cached::Computing);
                 Ok(None)
             }
         }
@@ -135,7 +140,7 @@ impl Upload for RunningIndex {
         }
         let index: Rc<[u8]> = std::mem::take(&mut self.index).into();
         let reply = index_reply(&index);
-        *self.cache.0.borrow_mut() = Cached::Known(index);
+        self.cache.0.set(Cached::Known(index));
         Ok(Some(reply))
     }
 }
@@ -143,9 +148,9 @@ impl Upload for RunningIndex {
 impl Drop for RunningIndex {
     /// Given up (the client left, the disk failed): the next request computes it.
     fn drop(&mut self) {
-        let mut state = self.cache.0.borrow_mut();
-        if matches!(*state, Cached::Computing) {
-            *state = Cached::Unknown;
+        match self.cache.0.take() {
+            Cached::Computing => {}
+            finished => self.cache.0.set(finished),
         }
     }
 }

@@ -278,6 +278,26 @@ fn prune(channel: &Path, keep: usize) -> Result<Pruned> {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
         pruned.releases += 1;
     }
+    // What a publish that died left (the lock says none is running): release folders
+    // without a manifest, and manifests never renamed into place.
+    let kept: HashSet<&PathBuf> = all.iter().map(|r| &r.1).collect();
+    for entry in std::fs::read_dir(channel.join(release::RELEASES))? {
+        let dir = entry?.path();
+        if dir.is_dir() && !kept.contains(&dir) && !dir.join(release::MANIFEST).exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
+            pruned.files += 1;
+        }
+    }
+    for entry in std::fs::read_dir(channel)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with(&format!("{}.partial-", release::MANIFEST)) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+            pruned.files += 1;
+        }
+    }
     let mut files = Vec::new();
     for dir in [
         channel.join(release::INDEXES),

@@ -284,12 +284,19 @@ fn a_channel_served_by_nginx_holds_signed_releases_that_add_only_what_changed() 
     assert!(nginx
         .fetch(std::slice::from_ref(&old_manifest), &s.path("old"))
         .is_ok());
+    // What a publish that died would leave: a release folder without a manifest, and a
+    // manifest never renamed into place. Pruning removes both.
+    let leftover = s.path("channel").join(boot::release::RELEASES).join("3500");
+    std::fs::create_dir_all(&leftover).unwrap();
+    let partial = s.path("channel").join("manifest.partial-1");
+    std::fs::write(&partial, "half").unwrap();
     let said = publish(&s, 4000, 6, &["--kernel-arg", "rk.test=1", "--keep", "1"]).unwrap();
     let fourth = line(&said, "publish: release");
     assert_eq!(numbers(fourth)[4], 0, "same slot as the third: {fourth}");
     let pruned = line(&said, "publish: pruned");
     println!("figure: {pruned}");
     assert!(pruned.starts_with("publish: pruned 3 releases"), "{pruned}");
+    assert!(!leftover.exists() && !partial.exists(), "{pruned}");
     let err = nginx.fetch(&[old_manifest], &s.path("old2")).unwrap_err();
     assert!(err.contains("404"), "{err}");
     let manifest = std::fs::read_to_string(
@@ -475,5 +482,46 @@ fn a_published_release_pushed_to_a_device_boots_and_commits() {
         "runs the manifest's build {build}: {status}"
     );
     assert!(status.contains("service   extra"), "{status}");
+
+    // A newer release goes to the other slot, with that slot's command line and seal.
+    tiny_static_elf(&extra, 8192, 22);
+    let older = s.path("older");
+    run_ok(Command::new("cp").arg("-r").arg(&channel).arg(&older));
+    let said = text(&run_ok(
+        imgtool()
+            .env("SOURCE_DATE_EPOCH", (version + 10).to_string())
+            .args(["publish", "--channel"])
+            .arg(&channel)
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(["--kernel-arg", "rustkrazy.trial_timeout=60", "--bin"])
+            .arg(&extra),
+    ));
+    println!("figure: {}", line(&said, "publish: release"));
+    let manifest = std::fs::read_to_string(channel.join("manifest")).unwrap();
+    let build2 =
+        boot::encoding::Hex(&boot::release::parse(&manifest).unwrap().manifest.slots[0].build)
+            .to_string();
+    let out = push(&channel);
+    assert_push_committed(&out, 2, &vm.console());
+    let status = common::status_when_up(&s, vm.admind_port, std::time::Duration::from_secs(90));
+    let root2 = status
+        .lines()
+        .find(|l| l.starts_with("root 2"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        root2.contains(&build2[..16]),
+        "runs the manifest's build {build2}: {status}"
+    );
+    // The first release is now older than what the device committed: refused before
+    // anything is sent.
+    let out = push(&older);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("older than the device's committed slot"),
+        "{said}"
+    );
+    assert!(!said.contains("push: sending"), "nothing sent: {said}");
     vm.kill();
 }

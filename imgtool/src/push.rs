@@ -346,6 +346,11 @@ pub fn push(plan: &Plan, instance: &Instance, options: &Options) -> Result<Timin
     Ok(t)
 }
 
+/// How often, and how many times, push asks again for an index another client's request
+/// is computing (503): the device reads its root once, in 1 MiB steps.
+const INDEX_BUSY_ASK_EVERY: Duration = Duration::from_secs(1);
+const INDEX_BUSY_ASKS: u32 = 30;
+
 /// The chunked upload of `image` to a device, from the index of the root it runs (see
 /// `crate::chunking`); `None` from a device that cannot say (an admind without
 /// `/root/index`, or a running root without a trailer): it gets the whole image.
@@ -354,11 +359,11 @@ fn chunked_root(client: &Client, image: &[u8]) -> Result<Option<crate::chunking:
     let mut answer = client
         .get(endpoints::ROOT_INDEX)
         .context("asking for the running root's chunk index")?;
-    for _ in 0..30 {
+    for _ in 0..INDEX_BUSY_ASKS {
         if answer.status != 503 {
             break;
         }
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(INDEX_BUSY_ASK_EVERY);
         answer = client.get(endpoints::ROOT_INDEX)?;
     }
     if answer.status == 404 || answer.status == 409 {

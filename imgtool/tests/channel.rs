@@ -410,21 +410,26 @@ fn a_published_release_pushed_to_a_device_boots_and_commits() {
         .as_secs()
         + 10;
     let channel = s.path("channel");
-    let said = text(&run_ok(
-        imgtool()
-            .env("SOURCE_DATE_EPOCH", version.to_string())
-            .args(["publish", "--channel"])
-            .arg(&channel)
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .args(["--kernel-arg", "rustkrazy.trial_timeout=60", "--bin"])
-            .arg(&extra),
-    ));
-    println!("figure: {}", line(&said, "publish: release"));
-    let manifest = std::fs::read_to_string(channel.join("manifest")).unwrap();
-    let build =
-        boot::encoding::Hex(&boot::release::parse(&manifest).unwrap().manifest.slots[1].build)
-            .to_string();
+    // Publishes the default programs and `extra` at `version`; the manifest's text and the
+    // build id it gives root partition `partition`.
+    let publish_extra = |version: u64, partition: usize| {
+        let said = text(&run_ok(
+            imgtool()
+                .env("SOURCE_DATE_EPOCH", version.to_string())
+                .args(["publish", "--channel"])
+                .arg(&channel)
+                .arg("--instance")
+                .arg(s.path("instance"))
+                .args(["--kernel-arg", "rustkrazy.trial_timeout=60", "--bin"])
+                .arg(&extra),
+        ));
+        println!("figure: {}", line(&said, "publish: release"));
+        let manifest = std::fs::read_to_string(channel.join("manifest")).unwrap();
+        let slot = boot::release::parse(&manifest).unwrap().manifest.slots[partition - 2];
+        let build = boot::encoding::Hex(&slot.build).to_string();
+        (manifest, build)
+    };
+    let (manifest, build) = publish_extra(version, 3);
 
     let mut vm = Vm::boot(&image, &Options::default()).unwrap();
     vm.wait_for(
@@ -487,21 +492,7 @@ fn a_published_release_pushed_to_a_device_boots_and_commits() {
     tiny_static_elf(&extra, 8192, 22);
     let older = s.path("older");
     run_ok(Command::new("cp").arg("-r").arg(&channel).arg(&older));
-    let said = text(&run_ok(
-        imgtool()
-            .env("SOURCE_DATE_EPOCH", (version + 10).to_string())
-            .args(["publish", "--channel"])
-            .arg(&channel)
-            .arg("--instance")
-            .arg(s.path("instance"))
-            .args(["--kernel-arg", "rustkrazy.trial_timeout=60", "--bin"])
-            .arg(&extra),
-    ));
-    println!("figure: {}", line(&said, "publish: release"));
-    let manifest = std::fs::read_to_string(channel.join("manifest")).unwrap();
-    let build2 =
-        boot::encoding::Hex(&boot::release::parse(&manifest).unwrap().manifest.slots[0].build)
-            .to_string();
+    let (_, build2) = publish_extra(version + 10, 2);
     let out = push(&channel);
     assert_push_committed(&out, 2, &vm.console());
     let status = common::status_when_up(&s, vm.admind_port, std::time::Duration::from_secs(90));

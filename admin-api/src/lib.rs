@@ -3,7 +3,9 @@
 //!
 //! - [`PORT`]: where admind listens.
 //! - [`tls`]: TLS 1.3 with our own small RustCrypto provider, which both ends use; the
-//!   server configuration (imgtool's `pinning` builds the client's on the provider).
+//!   server configuration.
+//! - [`pinning`]: the client's side: trust in one pinned key (imgtool, and admind following a
+//!   channel).
 //! - [`cert`]: a device's identity: its self-signed certificate and key files, and pins.
 //! - [`endpoints`]: every endpoint's path, the headers, the user, and the upload answers.
 //! - [`json`]: the JSON writer admind answers with (no serde on the device).
@@ -16,6 +18,7 @@ pub mod endpoints;
 pub mod json;
 mod key;
 pub mod password;
+pub mod pinning;
 pub mod seal;
 pub mod status;
 pub mod tls;

@@ -59,6 +59,22 @@ pub fn sign(
     seal
 }
 
+/// Whether `signature` (DER, base64) over `signed` is by a key `trust` trusts and does not
+/// revoke: how a device checks a release channel's manifest (`boot::release`), which the
+/// instance's slot-signing key signs.
+pub fn check_release(trust: &str, signed: &[u8], signature: &str) -> bool {
+    let mut der = [0u8; 80]; // a P-256 signature in DER is at most 72 bytes
+    let Some(n) = boot::encoding::base64_decode(signature.as_bytes(), &mut der) else {
+        return false;
+    };
+    let Ok(signature) = Signature::from_der(&der[..n]) else {
+        return false;
+    };
+    trusted_keys(trust).unwrap_or_default().iter().any(|k| {
+        VerifyingKey::from_sec1_bytes(k).is_ok_and(|k| k.verify(signed, &signature).is_ok())
+    })
+}
+
 /// What the device knows when a slot is to be armed.
 pub struct Arming<'a> {
     /// The trust file of the running root.

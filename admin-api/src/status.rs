@@ -29,6 +29,26 @@ documents! {
         pub roots: BTreeMap<u8, Root>,
         pub memory: Memory,
         pub services: Vec<Service>,
+        /// The release channel this device follows (`boot::channel`); `None`: none.
+        pub channel: Option<Channel>,
+    }
+
+    /// A device following a channel: where, what it is doing, and why.
+    pub struct Channel {
+        pub url: String,
+        /// waiting, checking, fetching, armed (reboots in the window) or trial (commits
+        /// when its programs are ready).
+        pub state: String,
+        /// Wall-clock seconds at the last check of the manifest.
+        pub last_check_s: Option<u64>,
+        /// What the last check found, and why the device did or did not update.
+        pub result: String,
+        /// The version the channel offered at the last check.
+        pub offered: Option<u64>,
+        /// Bytes fetched (indexes and chunks) for the update in progress or the last one.
+        pub fetched_bytes: u64,
+        /// The channel and release this system came from, once committed.
+        pub updated_from: Option<String>,
     }
 
     /// The wall clock and who keeps it.
@@ -215,6 +235,15 @@ mod tests {
                 memory_kills: Some(1),
                 tasks_refused: None,
             }],
+            channel: Some(Channel {
+                url: "https://10.0.2.2:8443/c".into(),
+                state: "waiting".into(),
+                last_check_s: None,
+                result: "up to date".into(),
+                offered: Some(7),
+                fetched_bytes: 0,
+                updated_from: None,
+            }),
         };
         let text = status.to_json();
         assert!(text.contains("\"3\":{\"build\":\""), "{text}");

@@ -14,8 +14,8 @@
 //!   curve code next to the P-256 code the certificate needs anyway).
 //! - Signatures: ECDSA P-256 with SHA-256 (the device's key, `cert`).
 //!
-//! Clients pin the device's public key (`cert::pin`) instead of using a CA: imgtool's
-//! `pinning` builds its client settings on [`provider`].
+//! Clients pin the server's public key (`cert::pin`) instead of using a CA: `pinning`
+//! builds client settings on [`provider`].
 
 use rustls::crypto::cipher::{
     make_tls13_aad, AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, MessageDecrypter,

@@ -34,8 +34,10 @@ pub struct Api {
     throttle: Throttle,
     started: Instant,
     temp_counter: u64,
-    updates: UpdateLock,
+    pub(crate) updates: UpdateLock,
     root_index: IndexCache,
+    /// What following a channel last did (`crate::follow`), for `/status`.
+    pub(crate) channel: Option<status::Channel>,
 }
 
 impl Api {
@@ -52,7 +54,13 @@ impl Api {
             temp_counter: 0,
             updates: UpdateLock::default(),
             root_index: IndexCache::default(),
+            channel: None,
         })
+    }
+
+    /// The channel followed, if any.
+    pub fn channel_url(&self) -> Option<String> {
+        self.channel.as_ref().map(|c| c.url.clone())
     }
 
     /// `None` if the request from `source` may go on; else the refusal to send.
@@ -176,7 +184,17 @@ impl Api {
                 return Err(refuse(400, why));
             }
         };
-        let presented = presented_seal(req)?;
+        let record = self.arm(now, presented_seal(req)?)?;
+        Ok(json(200, record_status(&record).to_json() + "\n"))
+    }
+
+    /// Arms the inactive slot (see `switch`), checking `presented` against this root's
+    /// trust file.
+    pub(crate) fn arm(
+        &mut self,
+        now: bool,
+        presented: Option<crate::device::Seal>,
+    ) -> Result<boot::record::Record, Refusal> {
         let trust = self.device.trust()?;
         // The version floor: the committed slot's seal, if it holds up under this root's
         // trust file (a slot armed before this root required seals may carry none, or one
@@ -217,10 +235,17 @@ impl Api {
                 .map_err(|why| fault(Kind::Forbidden, why + "; the slot is not armed"))?;
             Ok(Some(seal))
         })?;
-        Ok(json(200, record_status(&record).to_json() + "\n"))
+        Ok(record)
     }
 
     pub(crate) fn commit(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
+        let record = self.commit_when_ready()?;
+        Ok(json(200, record_status(&record).to_json() + "\n"))
+    }
+
+    /// Commits this boot if it is a trial whose programs are ready (503 naming the first
+    /// that is not); an already committed boot stays so.
+    pub(crate) fn commit_when_ready(&mut self) -> Result<boot::record::Record, Refusal> {
         // A trial is kept only when its programs say they are healthy; the client asks
         // again until they do or the trial's deadline rolls it back.
         if self.device.in_trial()? {
@@ -248,7 +273,7 @@ impl Api {
             Ok(_writing) => report_boot_program_keys(self.device.sync_boot_program_keys()),
             Err(_) => println!("admind: an upload is running; the UEFI boot program gets this root's keys at the next start"),
         }
-        Ok(json(200, record_status(&record).to_json() + "\n"))
+        Ok(record)
     }
 
     pub(crate) fn reboot(&mut self, _: &Request, _: &[u8]) -> Result<Reply, Refusal> {
@@ -388,6 +413,7 @@ impl Api {
                 available_kb,
             },
             services: crate::procs::services(&d.paths.proc, &d.paths.services, &d.paths.cgroups),
+            channel: self.channel.clone(),
         };
         Ok(json(200, status.to_json() + "\n"))
     }
@@ -612,7 +638,7 @@ pub fn report_boot_program_keys(done: Result<Option<boot::uefi_keys::Keys>, Faul
 
 /// The architectures a seal may name for this device: one admind binary serves both
 /// aarch64 platforms.
-const DEVICE_ARCHES: &[boot::seal::Arch] = if cfg!(target_arch = "x86_64") {
+pub(crate) const DEVICE_ARCHES: &[boot::seal::Arch] = if cfg!(target_arch = "x86_64") {
     &[boot::seal::Arch::X86_64]
 } else if cfg!(target_arch = "aarch64") {
     &[boot::seal::Arch::Aarch64, boot::seal::Arch::Rpi]
@@ -625,17 +651,20 @@ fn presented_seal(req: &Request) -> Result<Option<crate::device::Seal>, Refusal>
     let Some(text) = req.header(admin_api::endpoints::SLOT_SEAL) else {
         return Ok(None);
     };
+    seal_from_base64(text).map(Some).ok_or_else(|| {
+        refuse(
+            400,
+            "X-Slot-Seal is not a slot seal (128 bytes in base64; boot::seal)",
+        )
+    })
+}
+
+/// A seal written in base64, as `X-Slot-Seal` and a channel's manifest carry it.
+pub(crate) fn seal_from_base64(text: &str) -> Option<crate::device::Seal> {
     let mut bytes = [0u8; boot::seal::SEAL_BYTES];
     boot::encoding::base64_decode(text.trim().as_bytes(), &mut bytes)
         .filter(|&n| n == bytes.len())
         .and_then(|_| crate::device::Seal::decode(&bytes))
-        .map(Some)
-        .ok_or_else(|| {
-            refuse(
-                400,
-                "X-Slot-Seal is not a slot seal (128 bytes in base64; boot::seal)",
-            )
-        })
 }
 
 /// Where the file API never writes, removes or makes directories, whatever the path's

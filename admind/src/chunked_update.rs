@@ -87,9 +87,9 @@ impl Upload for Answered {
     }
 }
 
-/// `GET /root/index`, computed.
-pub struct RunningIndex {
-    cache: IndexCache,
+/// An image's index (the running root's, or the running kernel's), cut and hashed in
+/// steps of [`VERIFY_STEP_BYTES`].
+pub struct Indexer {
     running: Running,
     /// Bytes read and not yet cut.
     pending: Vec<u8>,
@@ -97,25 +97,18 @@ pub struct RunningIndex {
     index: Vec<u8>,
 }
 
-impl RunningIndex {
-    /// `cache` must be this request's to compute ([`IndexCache::begin`]).
-    pub fn new(running: Running, cache: IndexCache) -> RunningIndex {
-        RunningIndex {
-            cache,
+impl Indexer {
+    pub fn new(running: Running) -> Indexer {
+        Indexer {
             running,
             pending: Vec::with_capacity(VERIFY_STEP_BYTES + chunks::CHUNK_MAX),
             read: 0,
             index: Vec::from(chunks::INDEX_MAGIC),
         }
     }
-}
 
-impl Upload for RunningIndex {
-    fn write(&mut self, _: &[u8]) -> Result<(), Refusal> {
-        Err(refuse(400, "GET requests carry no body"))
-    }
-
-    fn finish_step(&mut self) -> Result<Option<Reply>, Refusal> {
+    /// One step; the index once the whole image is cut.
+    pub fn step(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         let n = (self.running.bytes - self.read).min(VERIFY_STEP_BYTES as u64) as usize;
         let start = self.pending.len();
         self.pending.resize(start + n, 0);
@@ -135,10 +128,36 @@ impl Upload for RunningIndex {
             cut += len;
         }
         self.pending.drain(..cut);
-        if !end {
-            return Ok(None);
+        Ok(end.then(|| std::mem::take(&mut self.index)))
+    }
+}
+
+/// `GET /root/index`, computed.
+pub struct RunningIndex {
+    cache: IndexCache,
+    indexer: Indexer,
+}
+
+impl RunningIndex {
+    /// `cache` must be this request's to compute ([`IndexCache::begin`]).
+    pub fn new(running: Running, cache: IndexCache) -> RunningIndex {
+        RunningIndex {
+            cache,
+            indexer: Indexer::new(running),
         }
-        let index: Rc<[u8]> = std::mem::take(&mut self.index).into();
+    }
+}
+
+impl Upload for RunningIndex {
+    fn write(&mut self, _: &[u8]) -> Result<(), Refusal> {
+        Err(refuse(400, "GET requests carry no body"))
+    }
+
+    fn finish_step(&mut self) -> Result<Option<Reply>, Refusal> {
+        let Some(index) = self.indexer.step()? else {
+            return Ok(None);
+        };
+        let index: Rc<[u8]> = index.into();
         let reply = index_reply(&index);
         self.cache.0.set(Cached::Known(index));
         Ok(Some(reply))
@@ -155,7 +174,8 @@ impl Drop for RunningIndex {
     }
 }
 
-/// `POST /update/root-chunks`.
+/// `POST /update/root-chunks`, and a channel's kernel or root (`crate::follow`): the
+/// region is the inactive slot's, `running` the running slot's image of the same kind.
 pub struct ChunkedRoot {
     region: RegionUpload,
     running: Running,

@@ -32,6 +32,8 @@ pub struct Paths {
     /// The keys this root trusts to seal slots (`boot::seal`); without the file, slots
     /// need no seal.
     pub trust: PathBuf,
+    /// The release channel to follow (`boot::channel`); without the file, none.
+    pub channel: PathBuf,
     /// Present when UEFI firmware booted this system (the kernel's EFI sysfs directory).
     pub efi: PathBuf,
     /// Who gets SIGUSR1 (reboot) and SIGUSR2 (power off): init, PID 1.
@@ -51,6 +53,7 @@ impl Default for Paths {
             proc: "/proc".into(),
             cgroups: boot::sandbox::CGROUP_ROOT.into(),
             trust: boot::seal::TRUST_PATH.into(),
+            channel: boot::channel::PATH.into(),
             efi: "/sys/firmware/efi".into(),
             init_pid: 1,
         }
@@ -290,6 +293,18 @@ impl Device {
             self.open_disk(false)?,
             slot.partition().start_bytes,
             id.root.bytes,
+        ))
+    }
+
+    /// The kernel this system runs, read-only, as [`Device::running_root`] gives the root.
+    pub fn running_kernel(&self) -> Result<(File, u64, u64), Fault> {
+        let slot = self.booted()?.slot;
+        let bytes = self.slot_files(slot, false)?.kernel.map_or(0, |k| k.bytes);
+        let lba = self.boot_table()?.kernel_lba[slot.index()];
+        Ok((
+            self.open_disk(false)?,
+            u64::from(lba) * layout::SECTOR_BYTES,
+            bytes,
         ))
     }
 

@@ -25,10 +25,12 @@ const KEY: &str = "key.pem";
 pub struct Served {
     pub config: rustls::ServerConfig,
     pub note: String,
+    /// The key's pin (`cert::pin`).
+    pub pin: [u8; 32],
 }
 
 /// The pin of the first certificate in `cert_pem`.
-fn pin_of(cert_pem: &[u8]) -> Option<[u8; 32]> {
+pub fn pin_of(cert_pem: &[u8]) -> Option<[u8; 32]> {
     let der = CertificateDer::from_pem_slice(cert_pem).ok()?;
     cert::certificate_pin(der.as_ref())
 }
@@ -47,6 +49,7 @@ pub fn load_or_make(dir: &Path, name: &str) -> Result<Served, String> {
                 return Ok(Served {
                     config,
                     note: format!("device key {} from {}", Pin(&pin), dir.display()),
+                    pin,
                 });
             }
             Err(e) => Why::Damaged(format!("the pair in {} does not serve: {e}", dir.display())),
@@ -89,6 +92,7 @@ pub fn load_or_make(dir: &Path, name: &str) -> Result<Served, String> {
         Why::Unreadable(why) => {
             return Ok(Served {
                 config,
+                pin: made.pin,
                 note: format!(
                     "{why}; serving {key}, made for this run only (the files are left as they \
                      are, for the next start)"
@@ -103,7 +107,11 @@ pub fn load_or_make(dir: &Path, name: &str) -> Result<Served, String> {
             dir.display()
         )),
     }
-    Ok(Served { config, note })
+    Ok(Served {
+        config,
+        note,
+        pin: made.pin,
+    })
 }
 
 /// Why a new key is made.

@@ -23,6 +23,8 @@ pub mod boot_program;
 pub mod chunked_update;
 pub mod device;
 pub mod fault;
+pub mod fetch;
+pub mod follow;
 pub mod http;
 pub mod identity;
 pub mod pi_settings;

@@ -9,6 +9,7 @@
 //! --data DIR --logs DIR --proc DIR   /data, /tmp, /proc
 //! --init-pid PID         1 (who gets SIGUSR1 to reboot, SIGUSR2 to power off)
 //! --slot-keys PATH       /etc/rustkrazy/slot-keys (the keys that seal slots; boot::seal)
+//! --channel PATH         /etc/rustkrazy/channel (the release channel to follow; boot::channel)
 //! ```
 use admind::api::Api;
 use admind::device::{Device, Paths};
@@ -56,6 +57,7 @@ fn options() -> Result<Options, String> {
             "--logs" => paths.logs = value()?.into(),
             "--proc" => paths.proc = value()?.into(),
             "--slot-keys" => paths.trust = value()?.into(),
+            "--channel" => paths.channel = value()?.into(),
             "--init-pid" => {
                 paths.init_pid = value()?.parse().map_err(|_| "--init-pid takes a number")?
             }
@@ -76,11 +78,15 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 /// The TLS identity: the pair given, or the device's own (`admind::identity`).
 fn identity(o: &Options) -> Result<admind::identity::Served, String> {
     match (&o.cert, &o.key) {
-        (Some(c), Some(k)) => Ok(admind::identity::Served {
-            config: admin_api::tls::server_config(&read(c)?, &read(k)?)
-                .map_err(|e| format!("{} / {}: {e}", c.display(), k.display()))?,
-            note: format!("certificate {}", c.display()),
-        }),
+        (Some(c), Some(k)) => {
+            let cert = read(c)?;
+            Ok(admind::identity::Served {
+                config: admin_api::tls::server_config(&cert, &read(k)?)
+                    .map_err(|e| format!("{} / {}: {e}", c.display(), k.display()))?,
+                note: format!("certificate {}", c.display()),
+                pin: admind::identity::pin_of(&cert).unwrap_or_default(),
+            })
+        }
         (None, None) => {
             let hostname = std::fs::read_to_string(o.paths.proc.join("sys/kernel/hostname"))
                 .map(|h| h.trim().to_string())
@@ -135,6 +141,13 @@ fn run() -> Result<(), String> {
         .unwrap_or_default();
     println!("admind: {}", served.note);
     println!("admind: listening on {addr} (TLS 1.3)");
-    admind::server::serve(listener, Arc::new(served.config), &mut api);
+    let follower = admind::follow::Follower::start(&mut api, &served.pin).unwrap_or_else(|e| {
+        println!("admind: channel: {e}");
+        None
+    });
+    if let Some(channel) = &api.channel_url() {
+        println!("admind: following {channel}");
+    }
+    admind::server::serve(listener, Arc::new(served.config), &mut api, follower);
     Ok(())
 }

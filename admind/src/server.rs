@@ -22,6 +22,8 @@
 //! [`TLS_SEND_BUFFER_BYTES`] out and one record in; [`CONNECTION_BYTES_MAX`] in all.
 
 use crate::api::Api;
+use crate::fetch::borrow;
+use crate::follow::Follower;
 use crate::http::{self, refuse, BodyDecoder, BodyKind, Refusal, Request, Shown};
 use crate::http::{After, Reply};
 use crate::routes;
@@ -70,8 +72,13 @@ pub const STRANGERS_PER_SOURCE_MAX: usize = 8;
 /// Addresses remembered as having logged in lately (most recent last).
 const KNOWN_SOURCES_MAX: usize = 256;
 
-/// Serves forever.
-pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, api: &mut Api) {
+/// Serves forever; follows a channel meanwhile if `follower` is given.
+pub fn serve(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    api: &mut Api,
+    mut follower: Option<Follower>,
+) {
     if let Err(e) = listener.set_nonblocking(true) {
         eprintln!("admind: cannot make the listener non-blocking: {e}");
         return;
@@ -85,15 +92,24 @@ pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, api: &mut Api) {
             c.finish_step();
         }
         close_finished(&mut conns, api);
+        if let Some(f) = follower.as_mut() {
+            f.step(api, now);
+        }
 
-        let busy = conns.iter().any(Connection::has_work);
-        let wake = conns.iter().map(|c| c.deadline).min();
+        let follower_wake = follower.as_ref().map(Follower::wake);
+        let busy = conns.iter().any(Connection::has_work) || follower_wake == Some(None);
+        let wake = conns
+            .iter()
+            .map(|c| c.deadline)
+            .chain(follower_wake.flatten())
+            .min();
         let timeout = match (busy, wake) {
             (true, _) => Some(Duration::ZERO),
             (false, Some(at)) => Some(at.saturating_duration_since(Instant::now())),
             (false, None) => None,
         };
-        let (listener_ready, ready) = wait(&listener, &conns, timeout);
+        let outbound = follower.as_ref().and_then(Follower::socket);
+        let (listener_ready, ready) = wait(&listener, &conns, outbound, timeout);
         if listener_ready {
             accept(&listener, &config, &mut conns, &known);
         }
@@ -113,15 +129,26 @@ pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, api: &mut Api) {
 }
 
 /// Polls the listener and every connection for what each is waiting for.
+/// `outbound`: the follower's socket, and whether it waits to send; its readiness is
+/// not returned, as the follower steps every turn.
 fn wait(
     listener: &TcpListener,
     conns: &[Connection],
+    outbound: Option<(rustix::fd::BorrowedFd<'_>, bool)>,
     timeout: Option<Duration>,
 ) -> (bool, Vec<(bool, bool)>) {
-    let mut fds = Vec::with_capacity(conns.len() + 1);
+    let mut fds = Vec::with_capacity(conns.len() + 2);
     fds.push(PollFd::from_borrowed_fd(borrow(listener), PollFlags::IN));
     for c in conns {
         fds.push(PollFd::from_borrowed_fd(borrow(&c.tcp), c.interest()));
+    }
+    if let Some((fd, sending)) = outbound {
+        let out = if sending {
+            PollFlags::OUT
+        } else {
+            PollFlags::empty()
+        };
+        fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN | out));
     }
     let timeout = timeout.map(|t| rustix::time::Timespec {
         tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
@@ -136,7 +163,7 @@ fn wait(
     }
     let gone = PollFlags::ERR | PollFlags::HUP;
     let listener_ready = !fds[0].revents().is_empty();
-    let ready = fds[1..]
+    let ready = fds[1..=conns.len()]
         .iter()
         .map(|f| {
             let r = f.revents();
@@ -147,13 +174,6 @@ fn wait(
         })
         .collect();
     (listener_ready, ready)
-}
-
-/// rustix's view of a std socket (admind builds rustix without its `std` feature, which
-/// would reach init and link through feature unification).
-fn borrow(socket: &impl std::os::fd::AsRawFd) -> rustix::fd::BorrowedFd<'_> {
-    // SAFETY: the descriptor belongs to `socket`, which outlives the returned borrow.
-    unsafe { rustix::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) }
 }
 
 /// Notes that `source` logged in; the oldest of more than [`KNOWN_SOURCES_MAX`] is forgotten.

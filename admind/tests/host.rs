@@ -313,9 +313,10 @@ impl Admind {
 
     /// A TLS connection made with the same pinned client imgtool uses.
     fn tls(&self) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-        let config =
-            imgtool::pinning::pinned_client_config(imgtool::pinning::KeyPin::new(Some(self.pin)))
-                .unwrap();
+        let config = admin_api::pinning::pinned_client_config(admin_api::pinning::KeyPin::new(
+            Some(self.pin),
+        ))
+        .unwrap();
         let conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap())
             .unwrap();
         let tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
@@ -1502,7 +1503,7 @@ fn mbr_code_updates_keep_the_table_and_the_record_and_switch_now_commits() {
 fn a_client_pinned_to_another_key_refuses_the_server() {
     let a = Admind::start("pin");
     let config =
-        imgtool::pinning::pinned_client_config(imgtool::pinning::KeyPin::new(Some([0u8; 32])))
+        admin_api::pinning::pinned_client_config(admin_api::pinning::KeyPin::new(Some([0u8; 32])))
             .unwrap();
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
@@ -1513,7 +1514,7 @@ fn a_client_pinned_to_another_key_refuses_the_server() {
         .and_then(|_| tls.flush())
         .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("refusing to send the password"), "{text}");
+    assert!(text.contains("refusing to talk to it"), "{text}");
     assert!(
         text.contains(&admin_api::cert::Pin(&a.pin).to_string()),
         "names the key it got: {text}"
@@ -1740,9 +1741,10 @@ impl Crowd {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (port, pin, basic) = (a.port, a.pin, a.basic());
         let open = move |kind: Slow, i: usize| -> Option<Held> {
-            let config =
-                imgtool::pinning::pinned_client_config(imgtool::pinning::KeyPin::new(Some(pin)))
-                    .unwrap();
+            let config = admin_api::pinning::pinned_client_config(admin_api::pinning::KeyPin::new(
+                Some(pin),
+            ))
+            .unwrap();
             let tcp = connect_from(crowd_address(i), port).ok()?;
             tcp.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
             tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;

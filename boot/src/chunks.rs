@@ -187,6 +187,36 @@ impl Piece {
     }
 }
 
+/// Plans `chunk` after a plan whose last piece is `last`: a chunk the running image holds
+/// at `held` extends a copy that ends there, else it is a new piece (returned, to append).
+/// Host and device plan alike, so a device following a channel copies what a push would.
+pub fn plan_chunk(last: Option<&mut Piece>, chunk: &Chunk, held: Option<u64>) -> Option<Piece> {
+    if let (
+        Some(from),
+        Some(Piece {
+            bytes: run,
+            source: Source::Running { from: start },
+        }),
+    ) = (held, last)
+    {
+        if start.checked_add(u64::from(*run)) == Some(from) {
+            if let Some(longer) = run.checked_add(chunk.bytes) {
+                *run = longer;
+                return None;
+            }
+        }
+    }
+    Some(Piece {
+        bytes: chunk.bytes,
+        source: match held {
+            Some(from) => Source::Running { from },
+            None => Source::Body {
+                sha256: chunk.sha256,
+            },
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod boot_status;
+pub mod channel;
 pub mod chunks;
 pub mod clock;
 pub mod encoding;

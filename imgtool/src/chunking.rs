@@ -65,28 +65,16 @@ pub fn upload(image: &[u8], held: &HashMap<[u8; 32], u64>) -> Upload {
     let mut pieces: Vec<Piece> = Vec::new();
     let mut data = Vec::new();
     for (range, sha256) in &cut {
-        let bytes = range.len() as u32;
-        match (held.get(sha256), pieces.last_mut()) {
-            (
-                Some(&from),
-                Some(Piece {
-                    bytes: run,
-                    source: Source::Running { from: start },
-                }),
-            ) if *start + u64::from(*run) == from && run.checked_add(bytes).is_some() => {
-                *run += bytes;
-            }
-            (Some(&from), _) => pieces.push(Piece {
-                bytes,
-                source: Source::Running { from },
-            }),
-            (None, _) => {
-                pieces.push(Piece {
-                    bytes,
-                    source: Source::Body { sha256: *sha256 },
-                });
+        let chunk = Chunk {
+            sha256: *sha256,
+            bytes: range.len() as u32,
+        };
+        let piece = chunks::plan_chunk(pieces.last_mut(), &chunk, held.get(sha256).copied());
+        if let Some(piece) = piece {
+            if matches!(piece.source, Source::Body { .. }) {
                 data.extend_from_slice(&image[range.clone()]);
             }
+            pieces.push(piece);
         }
     }
     let chunks_sent = pieces

@@ -332,6 +332,7 @@ impl BuildArgs {
             kernel_args: self.kernel_args.clone(),
             programs,
             network: None,
+            update: None,
             fragment_kernel_for_tests: self.fragment_kernel_for_tests,
         };
         Ok(base.override_with(flags))

@@ -4,8 +4,8 @@
 
 use crate::instance::Instance;
 use crate::known_devices::KnownDevices;
-use crate::pinning::{self, KeyPin};
 use admin_api::cert::Pin;
+use admin_api::pinning::{self, KeyPin};
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};

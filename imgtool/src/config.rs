@@ -23,6 +23,13 @@
 //! memory = "256M"            # memory limit; default: half the RAM
 //! tasks = 64                 # processes and threads at once; default: 1024
 //! ready = "http 80 /"        # or "tcp 80", "running 10": when a trial may commit (boot::readiness)
+//!
+//! [update]                   # follow a release channel (imgtool publish; boot::channel)
+//! channel = "https://192.0.2.7:8443/stable"  # an IP address: the device has no DNS resolver
+//! pin = "sha256//..."        # the server's key (curl --pinnedpubkey spelling)
+//! poll = 3600                # seconds between checks; jitter = up to this many more
+//! jitter = 600
+//! window = "02:00-05:00"     # optional: reboot into an update only then (UTC)
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -245,6 +252,44 @@ struct ApplianceFile {
     #[serde(default)]
     programs: Vec<ProgramEntry>,
     network: Option<NetworkTable>,
+    update: Option<UpdateTable>,
+}
+
+/// `[update]`: the release channel the device follows (`boot::channel`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTable {
+    pub channel: String,
+    pub pin: String,
+    pub poll: Option<u32>,
+    pub jitter: Option<u32>,
+    pub window: Option<String>,
+}
+
+impl UpdateTable {
+    /// The file admind reads, checked with admind's parser.
+    pub fn render(&self) -> Result<String> {
+        let mut text = String::from(
+            "# Written by imgtool mkimg; read by admind. Format: see boot::channel.\n",
+        );
+        text.push_str(&format!("url {}\npin {}\n", self.channel, self.pin));
+        for (key, value) in [("poll", self.poll), ("jitter", self.jitter)] {
+            if let Some(v) = value {
+                text.push_str(&format!("{key} {v}\n"));
+            }
+        }
+        if let Some(w) = &self.window {
+            text.push_str(&format!("window {w}\n"));
+        }
+        if let Err(e) = boot::channel::parse(&text) {
+            let what = match e.line {
+                0 => String::new(),
+                n => format!(" ({:?})", text.lines().nth(n - 1).unwrap_or("")),
+            };
+            bail!("[update]{what}: {}", e.reason);
+        }
+        Ok(text)
+    }
 }
 
 /// `[network]`: what `link` configures (see `boot::network`). Without it, DHCP on every
@@ -421,6 +466,7 @@ pub struct Plan {
     pub programs: Vec<ProgramSpec>,
     /// From the appliance file only.
     pub network: Option<NetworkTable>,
+    pub update: Option<UpdateTable>,
     /// Tests only: make /boot/vmlinuz fragmented, to prove mkimg refuses such an image.
     pub fragment_kernel_for_tests: bool,
 }
@@ -458,6 +504,7 @@ impl Plan {
             kernel_args: file.kernel_args,
             programs,
             network: file.network,
+            update: file.update,
             fragment_kernel_for_tests: false,
         })
     }
@@ -475,6 +522,7 @@ impl Plan {
         self.sealed_slots = flags.sealed_slots.or(self.sealed_slots);
         self.kernel_args.extend(flags.kernel_args);
         self.network = flags.network.or(self.network);
+        self.update = flags.update.or(self.update);
         self.programs.extend(flags.programs);
         self.fragment_kernel_for_tests |= flags.fragment_kernel_for_tests;
         self

@@ -17,7 +17,6 @@ pub mod known_devices;
 pub mod mbr_table;
 pub mod mkimg;
 pub mod output;
-pub mod pinning;
 pub mod publish;
 pub mod push;
 pub mod qemu;

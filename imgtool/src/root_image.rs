@@ -40,6 +40,7 @@ impl Root {
 pub fn build(plan: &Plan, instance: &Instance) -> Result<Root> {
     let arch = instance.arch;
     let network = plan.network.as_ref().map(|n| n.render()).transpose()?;
+    let channel = plan.update.as_ref().map(|u| u.render()).transpose()?;
     // 2. Programs.
     let builder = Builder {
         arch,
@@ -59,12 +60,17 @@ pub fn build(plan: &Plan, instance: &Instance) -> Result<Root> {
             mode: 0o644,
         });
     }
-    if let Some(text) = network {
-        etc.push(EtcFile {
-            path: boot::network::PATH.trim_start_matches('/').to_string(),
-            data: text.into_bytes(),
-            mode: 0o644,
-        });
+    for (path, text) in [
+        (boot::network::PATH, network),
+        (boot::channel::PATH, channel),
+    ] {
+        if let Some(text) = text {
+            etc.push(EtcFile {
+                path: path.trim_start_matches('/').to_string(),
+                data: text.into_bytes(),
+                mode: 0o644,
+            });
+        }
     }
     let limit = boot::rootid::image_bytes_max(&layout::ROOT_A).unwrap_or(0);
     let mut root_image = rootfs::build(

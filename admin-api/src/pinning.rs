@@ -1,8 +1,10 @@
-//! The client's trust in a device: its key, pinned on first contact (`known_devices`
-//! keeps the pins), checked in every handshake before anything is sent. The device side of
-//! TLS, and the crypto provider both sides use, are `admin_api::tls`.
+//! A client's trust in a server: its key, pinned, checked in every handshake before anything
+//! is sent. imgtool pins each device's key on first contact (its `known_devices` keeps the
+//! pins); a device following a channel (admind's `follow`) pins the channel server's key
+//! its settings name. The server side of TLS, and the crypto provider both sides use, are
+//! [`crate::tls`].
 
-use admin_api::cert;
+use crate::cert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, Error, SignatureScheme};
@@ -52,7 +54,7 @@ impl KeyPin {
 
 /// Client settings that trust the key `pin` holds (none but it once one is expected).
 pub fn pinned_client_config(pin: Arc<KeyPin>) -> Result<rustls::ClientConfig, String> {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(admin_api::tls::provider()))
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(crate::tls::provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .dangerous()
@@ -76,7 +78,7 @@ fn certificate_key<'a>(
             let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).ok()?;
             Some((spki, key))
         })
-        .ok_or_else(|| Error::General("the device's certificate carries no P-256 key".into()))
+        .ok_or_else(|| Error::General("the server's certificate carries no P-256 key".into()))
 }
 
 impl ServerCertVerifier for Pinned {
@@ -94,8 +96,7 @@ impl ServerCertVerifier for Pinned {
         pins.presented = Some(got);
         match pins.expected {
             Some(want) if want != got => Err(Error::General(format!(
-                "the device presented key {} but {} is pinned: refusing to send the password \
-                 or an update",
+                "the server presented key {} but {} is pinned: refusing to talk to it",
                 cert::Pin(&got),
                 cert::Pin(&want)
             ))),

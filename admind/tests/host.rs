@@ -136,6 +136,8 @@ fn spawn(dir: &Path, port: u16, init_pid: Option<u32>) -> Child {
         .arg(dir.join("logs"))
         .arg("--slot-keys") // absent unless a test writes it: slots need no seal
         .arg(dir.join("slot-keys"))
+        .arg("--channel") // absent unless a test writes it: no channel is followed
+        .arg(dir.join("channel"))
         .stdout(std::fs::File::create(dir.join("admind.out")).unwrap())
         .stderr(Stdio::inherit());
     if let Some(pid) = init_pid {
@@ -2074,4 +2076,377 @@ fn the_original_rustkrazy_calls_work() {
     assert_eq!(status, 200, "{body}");
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(child.wait().unwrap().signal(), Some(15));
+}
+
+/// nginx serving `root` over TLS with `tls`'s cert.pem and key.pem on 127.0.0.1:`port`, as
+/// a channel's server; one process (`master_process off`), stopped on drop.
+struct TlsNginx(Child);
+
+impl TlsNginx {
+    fn serve(prefix: &Path, root: &Path, tls: &Path, port: u16) -> TlsNginx {
+        std::fs::create_dir_all(prefix).unwrap();
+        let p = prefix.display();
+        let (t, r) = (tls.display(), root.display());
+        let conf = prefix.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off;\nmaster_process off;\nuser root;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
+                 fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
+                 server {{ listen 127.0.0.1:{port} ssl; ssl_protocols TLSv1.3;\n\
+                 ssl_certificate {t}/cert.pem; ssl_certificate_key {t}/key.pem; root {r};\n\
+                 location /broken/ {{ return 500; }} }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .arg("-p")
+            .arg(prefix)
+            .arg("-e")
+            .arg(prefix.join("error.log"))
+            .arg("-c")
+            .arg(&conf)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run nginx: {e} (ci/install-deps installs nginx-light)")
+            });
+        let mut n = TlsNginx(child);
+        for _ in 0..100 {
+            if n.0.try_wait().unwrap().is_none() && TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "nginx did not listen: {}",
+            std::fs::read_to_string(prefix.join("error.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for TlsNginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A P-256 certificate and key made by openssl in `dir`; returns the key's pin.
+fn openssl_pair(dir: &Path) -> [u8; 32] {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-days", "30", "-subj", "/CN=channel", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let der = CertificateDer::from_pem_file(dir.join("cert.pem")).unwrap();
+    admin_api::cert::certificate_pin(&der).unwrap()
+}
+
+/// The command line of root slot `partition` in the test disk's releases.
+fn release_cmdline(partition: u8) -> String {
+    format!("console=ttyS0 root=PARTUUID=0-0{partition} rustkrazy.release")
+}
+
+/// Writes a release of `kernel` and `root` into the channel `ch`, as `imgtool publish`
+/// lays it out (`boot::release`), signed and sealed by `key`; returns the manifest.
+fn publish(
+    ch: &Path,
+    key: &p256::ecdsa::SigningKey,
+    version: u64,
+    kernel: &[u8],
+    root: &[u8],
+) -> String {
+    use p256::ecdsa::signature::Signer;
+    let image = |bytes: &[u8]| {
+        let cut = imgtool::chunking::cut(bytes);
+        for (range, sha) in &cut {
+            let path = ch.join(boot::release::ChunkPath(sha).to_string());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, &bytes[range.clone()]).unwrap();
+        }
+        let index = imgtool::chunking::index(&cut);
+        let index_sha: [u8; 32] = Sha256::digest(&index).into();
+        let path = ch.join(boot::release::IndexPath(&index_sha).to_string());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &index).unwrap();
+        boot::release::Image {
+            bytes: bytes.len() as u64,
+            sha256: Sha256::digest(bytes).into(),
+            index: index_sha,
+        }
+    };
+    let (kernel_image, root_image) = (image(kernel), image(root));
+    let part = |i: &boot::release::Image| boot::rootid::Part {
+        bytes: i.bytes,
+        sha256: i.sha256,
+    };
+    let cmdlines = [release_cmdline(2), release_cmdline(3)];
+    let builds = cmdlines.clone().map(|c| {
+        let c = format!("{c}\n");
+        let cmd = boot::rootid::Part {
+            bytes: c.len() as u64,
+            sha256: Sha256::digest(&c).into(),
+        };
+        boot::rootid::build_id(&part(&root_image), &part(&kernel_image), &cmd, |parts| {
+            let mut h = Sha256::new();
+            parts.iter().for_each(|p| h.update(p));
+            h.finalize().into()
+        })
+    });
+    let seals = builds.map(|b| {
+        let seal = admin_api::seal::sign(key, &b, version, boot::seal::Arch::X86_64, None);
+        boot::encoding::Base64(&seal.encode()).to_string()
+    });
+    let slot = |i: usize| boot::release::Slot {
+        build: builds[i],
+        seal: &seals[i],
+        cmdline: &cmdlines[i],
+    };
+    let manifest = boot::release::Manifest {
+        version,
+        arch: "x86_64",
+        rollout: 100,
+        signer: admin_api::seal::signer_id(&admin_api::seal::public_key(key)),
+        kernel: kernel_image,
+        root: root_image,
+        slots: [slot(0), slot(1)],
+    };
+    let signed = manifest.to_string();
+    let signature: p256::ecdsa::Signature = key.sign(signed.as_bytes());
+    let text = format!(
+        "{signed}signature {}\n",
+        boot::encoding::Base64(signature.to_der().as_bytes())
+    );
+    std::fs::write(ch.join("manifest"), &text).unwrap();
+    text
+}
+
+/// A device following a channel served by nginx over TLS: it takes a newer signed release
+/// into its inactive slot from the chunks its running slot holds plus the ones it fetches,
+/// arms it and signals init to reboot; after the reboot the trial commits itself and
+/// `/status` says where it came from. Refused, the device staying on its slot and saying
+/// why: a bad signature, an older release, a chunk whose hash does not match, a truncated
+/// chunk, a server that answers 500 or stalls (then it recovers), a server whose key is
+/// not the pinned one.
+#[test]
+fn a_device_following_a_channel_takes_only_signed_newer_releases_and_fetches_only_what_it_lacks() {
+    use p256::ecdsa::SigningKey;
+    let mut a = Admind::start("follow");
+    let key = SigningKey::from_slice(&[5; 32]).unwrap();
+    let trust = format!(
+        "trust {}\n",
+        boot::encoding::Base64(&admin_api::seal::public_key(&key))
+    );
+    std::fs::write(a.dir.join("slot-keys"), trust).unwrap();
+    // The running slot 2: a root of 3 MiB and its trailer, sealed at version 100.
+    let running = pseudo_random(3 << 20, 11);
+    let running_kernel = fake_bzimage(KERNEL_BYTES, 0);
+    let part = |b: &[u8]| boot::rootid::Part {
+        bytes: b.len() as u64,
+        sha256: Sha256::digest(b).into(),
+    };
+    let id = boot::rootid::SlotId {
+        root: part(&running),
+        kernel: part(&running_kernel),
+        cmdline: part(b"c"),
+        build: [1; 32],
+    };
+    let seal = admin_api::seal::sign(&key, &id.build, 100, boot::seal::Arch::X86_64, None);
+    let disk = std::fs::OpenOptions::new()
+        .write(true)
+        .open(a.dir.join("disk"))
+        .unwrap();
+    disk.write_all_at(&running, ROOT_A.start_bytes).unwrap();
+    let trailer_a = ROOT_A.start_bytes + ROOT_A.size_bytes.unwrap() - SECTOR_BYTES;
+    disk.write_all_at(&boot::rootid::encode(&id, Some(&seal)), trailer_a)
+        .unwrap();
+
+    // The channel's server, its key pinned in the device's settings.
+    let www = a.dir.join("www");
+    let ch = www.join("ch");
+    std::fs::create_dir_all(&ch).unwrap();
+    let pin = openssl_pair(&a.dir.join("tls"));
+    openssl_pair(&a.dir.join("other-tls"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = |path: &str| {
+        format!(
+            "url https://127.0.0.1:{port}/{path}\npin {}\npoll 10\n",
+            admin_api::cert::Pin(&pin)
+        )
+    };
+    std::fs::write(a.dir.join("channel"), settings("ch")).unwrap();
+    let mut nginx = TlsNginx::serve(&a.dir.join("nginx"), &www, &a.dir.join("tls"), port);
+
+    // Release 200: the running kernel (copied, not fetched) and the running root with
+    // 100 KB changed in its middle.
+    let mut root = running.clone();
+    root.splice(1 << 20..(1 << 20) + 100_000, pseudo_random(100_000, 12));
+    publish(&ch, &key, 200, &running_kernel, &root);
+    // init: a sleep that SIGUSR1 (reboot) ends. Never PID 1 of the machine running the test.
+    let mut init = Command::new("sleep").arg("600").spawn().unwrap();
+    let restart = |a: &mut Admind, boot_status: &str, init: &Child| {
+        let _ = a.child.kill();
+        let _ = a.child.wait();
+        std::fs::write(a.dir.join("boot-status"), boot_status).unwrap();
+        a.child = spawn(&a.dir, a.port, Some(init.id()));
+        wait_listening(a.port);
+    };
+    restart(&mut a, "committed slot=2\n", &init);
+    let channel = |a: &Admind| {
+        let (status, body) = a.curl(&[], "/status");
+        assert_eq!(status, 200, "{body}");
+        let s: admin_api::status::Status = serde_json::from_str(&body).unwrap();
+        s.channel.expect("a channel in /status")
+    };
+    let wait_for = |a: &Admind, what: &str, ok: &dyn Fn(&admin_api::status::Channel) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let c = channel(a);
+            if ok(&c) {
+                return c;
+            }
+            assert!(Instant::now() < deadline, "{what}: {c:?}\n{}", a.log());
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let c = wait_for(&a, "armed", &|c| {
+        c.state == "armed" || c.state == "rebooting"
+    });
+    assert_eq!(c.offered, Some(200));
+    let root_bytes = root.len() as u64;
+    println!(
+        "release 200 (100 KB of a 3 MiB root changed): fetched {} of {root_bytes} bytes",
+        c.fetched_bytes
+    );
+    assert!(c.fetched_bytes < root_bytes / 10, "{c:?}");
+    assert!(c.fetched_bytes >= 100_000, "{c:?}");
+    let trailer = a.root_trailer().expect("slot 3 complete");
+    assert_eq!(trailer.root.sha256, <[u8; 32]>::from(Sha256::digest(&root)));
+    assert_eq!(a.record().trial, Slot::B);
+    assert_eq!(a.record().state, State::Try);
+    // init got SIGUSR1 (a sleep it ends).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while init.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "init was not signalled to reboot"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The reboot: the boot code takes the trial; the follower commits it.
+    a.loader_boots();
+    let _ = init.wait();
+    init = Command::new("sleep").arg("600").spawn().unwrap();
+    restart(&mut a, "trial slot=3 timeout=120\n", &init);
+    let c = wait_for(&a, "committed", &|c| c.updated_from.is_some());
+    assert!(
+        c.updated_from
+            .as_deref()
+            .unwrap()
+            .ends_with("/ch release 200"),
+        "{c:?}"
+    );
+    assert_eq!(a.record().committed, Slot::B);
+    assert_eq!(a.record().state, State::Committed);
+
+    // Refusals: each leaves the device on its slot, saying why.
+    let newer = pseudo_random(3 << 20, 13);
+    let first = imgtool::chunking::cut(&newer)[0].clone();
+    let first_path = ch.join(boot::release::ChunkPath(&first.1).to_string());
+    let first_len = first.0.len();
+    let refusals: [(String, Box<dyn Fn()>); 4] = [
+        (
+            "not signed by a key this root trusts".into(),
+            Box::new(|| {
+                let text = publish(&ch, &key, 300, &running_kernel, &newer)
+                    .replace("version 300", "version 301");
+                std::fs::write(ch.join("manifest"), text).unwrap();
+            }),
+        ),
+        (
+            "older than the committed one".into(),
+            Box::new(|| {
+                publish(&ch, &key, 150, &running_kernel, &newer);
+            }),
+        ),
+        (
+            format!("is {first_len} bytes with SHA-256"),
+            Box::new(|| {
+                // One chunk's bytes changed, its name kept.
+                publish(&ch, &key, 300, &running_kernel, &newer);
+                let mut bytes = std::fs::read(&first_path).unwrap();
+                bytes[0] ^= 1;
+                std::fs::write(&first_path, bytes).unwrap();
+            }),
+        ),
+        (
+            format!("is {} bytes with SHA-256", first_len / 2),
+            Box::new(|| {
+                publish(&ch, &key, 300, &running_kernel, &newer);
+                let bytes = std::fs::read(&first_path).unwrap();
+                std::fs::write(&first_path, &bytes[..first_len / 2]).unwrap();
+            }),
+        ),
+    ];
+    for (why, make) in refusals {
+        make();
+        let c = wait_for(&a, &why, &|c| c.result.contains(why.as_str()));
+        assert_eq!(a.record().committed, Slot::B, "{c:?}");
+        assert_ne!(a.record().state, State::Try, "{c:?}");
+    }
+    // A server that answers 500, then one that stalls, then one whose key is not pinned.
+    std::fs::write(a.dir.join("channel"), settings("broken")).unwrap();
+    restart(&mut a, "committed slot=3\n", &init);
+    wait_for(&a, "500", &|c| c.result.contains("500"));
+    let staller = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    drop(nginx);
+    let stall_port = staller.local_addr().unwrap().port();
+    std::fs::write(
+        a.dir.join("channel"),
+        settings("ch").replace(&port.to_string(), &stall_port.to_string()),
+    )
+    .unwrap();
+    restart(&mut a, "committed slot=3\n", &init);
+    let c = wait_for(&a, "stalled", &|c| c.result.contains("stalled"));
+    println!("a stalled server: {}", c.result);
+    drop(staller);
+    nginx = TlsNginx::serve(&a.dir.join("nginx"), &www, &a.dir.join("other-tls"), port);
+    std::fs::write(a.dir.join("channel"), settings("ch")).unwrap();
+    restart(&mut a, "committed slot=3\n", &init);
+    wait_for(&a, "another key", &|c| c.result.contains("is pinned"));
+    // The server recovers (its own key again): release 300, whole, is taken.
+    drop(nginx);
+    let _nginx = TlsNginx::serve(&a.dir.join("nginx"), &www, &a.dir.join("tls"), port);
+    publish(&ch, &key, 300, &running_kernel, &newer);
+    let c = wait_for(&a, "recovered", &|c| {
+        c.state == "armed" || c.state == "rebooting"
+    });
+    assert_eq!(c.offered, Some(300));
+    assert_eq!(a.record().trial, Slot::A);
 }

@@ -482,7 +482,7 @@ impl Follower {
         let (version, seal) = (job.version, job.seal);
         self.job = None;
         api.arm(false, Some(seal)).map_err(text)?;
-        self.remember(version, Outcome::Trying);
+        self.remember(api, version, Outcome::Trying);
         let why = match self.window {
             Some((s, e)) => format!("release {version} is armed; rebooting into it between {:02}:{:02} and {:02}:{:02} UTC", s / 60, s % 60, e / 60, e % 60),
             None => format!("release {version} is armed; rebooting into it"),
@@ -505,6 +505,10 @@ impl Follower {
             return;
         };
         self.last = Some((v, outcome));
+        let fetched = words.next().and_then(|f| f.parse().ok()).unwrap_or(0);
+        if let Some(r) = api.channel.as_mut() {
+            r.fetched_bytes = fetched;
+        }
         let d = &api.device;
         let running = d
             .booted()
@@ -523,9 +527,11 @@ impl Follower {
                 );
                 self.stage = Stage::Trial(Instant::now());
             }
-            Outcome::Trying if running_version == Some(v) => self.remember(v, Outcome::Committed),
+            Outcome::Trying if running_version == Some(v) => {
+                self.remember(api, v, Outcome::Committed)
+            }
             Outcome::Trying => {
-                self.remember(v, Outcome::RolledBack);
+                self.remember(api, v, Outcome::RolledBack);
                 self.say(api, "waiting", Some(format!("release {v} rolled back at its trial (see /status boot); it is not taken again")));
             }
             _ => {}
@@ -547,7 +553,7 @@ impl Follower {
         };
         match api.commit_when_ready() {
             Ok(_) => {
-                self.remember(v, Outcome::Committed);
+                self.remember(api, v, Outcome::Committed);
                 let from = api
                     .channel
                     .as_ref()
@@ -589,7 +595,6 @@ impl Follower {
             self.job = None;
         }
         let secs = backoff.as_secs();
-        println!("admind: channel: {why}; trying again in {secs} s");
         self.say(
             api,
             "waiting",
@@ -598,8 +603,10 @@ impl Follower {
         self.stage = Stage::Waiting(now + backoff, resume);
     }
 
-    fn remember(&mut self, version: u64, outcome: Outcome) {
+    /// Keeps the last release's outcome, and the bytes fetched for it, in [`STATE_FILE`].
+    fn remember(&mut self, api: &Api, version: u64, outcome: Outcome) {
         self.last = Some((version, outcome));
+        let fetched = api.channel.as_ref().map_or(0, |r| r.fetched_bytes);
         let name = OUTCOMES
             .iter()
             .find(|(o, _)| *o == outcome)
@@ -609,7 +616,7 @@ impl Follower {
             .state_file
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|_| std::fs::write(&temp, format!("{version} {name}\n")))
+            .and_then(|_| std::fs::write(&temp, format!("{version} {name} {fetched}\n")))
             .and_then(|_| std::fs::File::open(&temp)?.sync_all())
             .and_then(|_| std::fs::rename(&temp, &self.state_file));
         if let Err(e) = written {
@@ -620,10 +627,12 @@ impl Follower {
         }
     }
 
+    /// Sets `/status`'s state and, with a new result, says it on the console too.
     fn say(&self, api: &mut Api, state: &str, result: Option<String>) {
         if let Some(r) = api.channel.as_mut() {
             r.state = state.into();
-            if let Some(result) = result {
+            if let Some(result) = result.filter(|new| *new != r.result) {
+                println!("admind: channel: {result}");
                 r.result = result;
             }
         }

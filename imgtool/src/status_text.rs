@@ -143,6 +143,20 @@ pub fn render(v: &Status) -> String {
         }
         out.push('\n');
     }
+    if let Some(c) = &v.channel {
+        let _ = writeln!(out, "channel   {} ({}): {}", c.url, c.state, c.result);
+        let _ = writeln!(
+            out,
+            "          offered {}, fetched {} bytes{}",
+            c.offered
+                .map_or("nothing yet".into(), |o| format!("release {o}")),
+            c.fetched_bytes,
+            c.updated_from
+                .as_ref()
+                .map(|f| format!(", running {f}"))
+                .unwrap_or_default()
+        );
+    }
     out
 }
 

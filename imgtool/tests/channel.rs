@@ -3,6 +3,7 @@
 //! root rebuilt from its index and chunks and checked by veritysetup and unsquashfs. A
 //! release with one program changed adds only a few chunks; one with only a command-line
 //! change adds none; an older version is refused; pruning keeps what kept releases name.
+//! Devices following a channel over HTTPS update themselves, and finish after a power cut.
 
 mod common;
 
@@ -11,7 +12,8 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
-/// nginx serving `root` on a free port of 127.0.0.1, stopped on drop.
+/// nginx serving `root` on a free port of 127.0.0.1 (which QEMU's guests reach at
+/// 10.0.2.2), stopped on drop.
 struct Nginx {
     child: Child,
     port: u16,
@@ -19,6 +21,11 @@ struct Nginx {
 
 impl Nginx {
     fn serve(s: &Scratch, root: &Path) -> Nginx {
+        Nginx::serve_tls(s, root, None)
+    }
+
+    /// Over TLS 1.3 with `tls`'s cert.pem and key.pem, if given.
+    fn serve_tls(s: &Scratch, root: &Path, tls: Option<&Path>) -> Nginx {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -28,6 +35,10 @@ impl Nginx {
         std::fs::create_dir_all(&prefix).unwrap();
         let conf = prefix.join("nginx.conf");
         let p = prefix.display();
+        let ssl = tls.map_or(String::new(), |t| {
+            let t = t.display();
+            format!(" ssl; ssl_protocols TLSv1.3; ssl_certificate {t}/cert.pem; ssl_certificate_key {t}/key.pem")
+        });
         std::fs::write(
             &conf,
             format!(
@@ -35,7 +46,7 @@ impl Nginx {
                  events {{ worker_connections 512; }}\n\
                  http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
                  fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
-                 server {{ listen 127.0.0.1:{port}; root {}; }}\n}}\n",
+                 server {{ listen 127.0.0.1:{port}{ssl}; root {}; }}\n}}\n",
                 root.display()
             ),
         )
@@ -515,4 +526,160 @@ fn a_published_release_pushed_to_a_device_boots_and_commits() {
     );
     assert!(!said.contains("push: sending"), "nothing sent: {said}");
     vm.kill();
+}
+
+/// A P-256 certificate and key made by openssl in `dir`, as a channel's server would have;
+/// the key's pin as the appliance file writes it.
+fn server_pair(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+            .args(["-subj", "/CN=channel", "-keyout"])
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem")),
+    );
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let der = CertificateDer::from_pem_file(dir.join("cert.pem")).unwrap();
+    let pin = admin_api::cert::certificate_pin(&der).unwrap();
+    admin_api::cert::Pin(&pin).to_string()
+}
+
+/// `imgtool status` of the device on `port` once its line `channel ...` says `want`;
+/// fails after `timeout`, with the device's console.
+fn channel_status(
+    s: &Scratch,
+    vm: &harness::Vm,
+    want: &str,
+    timeout: std::time::Duration,
+) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let out = remote(s, vm.admind_port, "status").output().unwrap();
+        let said = stdout(&out);
+        if out.status.success() && said.contains(want) {
+            return said;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {want:?} in the status:\n{said}\n{}",
+            vm.console()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
+/// Two QEMU devices follow a channel nginx serves over TLS (its key pinned in the appliance
+/// file): each takes a release with one program added, fetching a share of the root,
+/// reboots into it and commits it itself; a release changing only the command line fetches
+/// only its indexes; a power cut while one device takes the next release leaves it on a
+/// slot that boots, and it finishes the update after.
+#[test]
+fn devices_following_a_channel_update_themselves_and_finish_after_a_power_cut() {
+    use harness::{Options, Vm};
+    let s = Scratch::new("channel-follow");
+    let pin = server_pair(&s.path("tls"));
+    let www = s.path("www");
+    let channel = www.join("ch");
+    std::fs::create_dir_all(&channel).unwrap();
+    let nginx = Nginx::serve_tls(&s, &www, Some(&s.path("tls")));
+    let config = s.path("appliance.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "kernel_args = [\"rustkrazy.trial_timeout=90\"]\n[update]\nchannel = \"https://10.0.2.2:{}/ch\"\npin = \"{pin}\"\npoll = 10\n",
+            nginx.port
+        ),
+    )
+    .unwrap();
+    let image = s.path("a.img");
+    run_ok(
+        imgtool()
+            .arg("mkimg")
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .args(["--size", "1G", "--config"])
+            .arg(&config)
+            .arg(&image),
+    );
+    let second = s.path("b.img");
+    std::fs::copy(&image, &second).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let extra = s.path("extra");
+    // Publishes the default programs, `extra`, and `args` at `version`; the root's length.
+    let publish_at = |version: u64, args: &[&str]| {
+        let said = text(&run_ok(
+            imgtool()
+                .env("SOURCE_DATE_EPOCH", version.to_string())
+                .args(["publish", "--channel"])
+                .arg(&channel)
+                .arg("--instance")
+                .arg(s.path("instance"))
+                .arg("--config")
+                .arg(&config)
+                .arg("--bin")
+                .arg(&extra)
+                .args(args),
+        ));
+        println!("figure: {}", line(&said, "publish: release"));
+        let manifest = std::fs::read_to_string(channel.join("manifest")).unwrap();
+        boot::release::parse(&manifest).unwrap().manifest.root.bytes
+    };
+    let fetched = |status: &str| -> u64 {
+        let at = status.find("fetched ").unwrap() + "fetched ".len();
+        let digits: String = status[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    let running = |v: u64| format!("running https://10.0.2.2:{}/ch release {v}", nginx.port);
+    let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
+
+    // Release 1: one program added.
+    tiny_static_elf(&extra, 40_000, 31);
+    let root_bytes = publish_at(now + 10, &[]);
+    let mut vms: Vec<Vm> = [&image, &second]
+        .iter()
+        .map(|i| Vm::boot(i, &Options::default()).unwrap())
+        .collect();
+    for vm in &vms {
+        let status = channel_status(&s, vm, &running(now + 10), minutes(6));
+        println!("figure: release 1 (one 40 KB program added): fetched {} bytes, the root is {root_bytes}", fetched(&status));
+        assert!(fetched(&status) < root_bytes / 2, "{status}");
+        assert!(status.contains("service   extra"), "{status}");
+    }
+
+    // Release 2: only the command line differs.
+    publish_at(now + 20, &["--kernel-arg", "rustkrazy.release=2"]);
+    for vm in &vms {
+        let status = channel_status(&s, vm, &running(now + 20), minutes(6));
+        println!(
+            "figure: release 2 (command line only): fetched {} bytes",
+            fetched(&status)
+        );
+        assert!(fetched(&status) < 16 * 1024, "{status}");
+    }
+
+    // Release 3, and the first device's power cut as it starts taking it.
+    tiny_static_elf(&extra, 60_000, 32);
+    publish_at(now + 30, &[]);
+    let from = vms[0].position();
+    vms[0]
+        .wait_for("admind: channel: taking release", from, minutes(3))
+        .unwrap_or_else(|c| panic!("the first device did not take release 3: {c}"));
+    vms[0].kill();
+    vms[0] = Vm::boot(&image, &Options::default()).unwrap();
+    for vm in &vms {
+        let status = channel_status(&s, vm, &running(now + 30), minutes(8));
+        assert!(!status.contains("trial     uncommitted"), "{status}");
+    }
+    for vm in &mut vms {
+        vm.kill();
+    }
 }

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 /// A server that sends nothing for this long is given up.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// However it trickles, an answer must come at this rate on average (after a
+/// [`STALL_TIMEOUT`] of grace for connecting and the handshake).
+pub const RATE_MIN_BYTES_PER_S: u64 = 16 * 1024;
 /// The most bytes of an answer's head.
 const HEAD_BYTES_MAX: usize = 8 * 1024;
 /// Socket reads per step, so a fast server cannot starve the loop's clients.
@@ -31,7 +34,10 @@ pub struct Fetch {
     limit: usize,
     /// The server has closed its side.
     closed: bool,
+    /// When the server is given up: [`STALL_TIMEOUT`] without a byte, or the whole
+    /// answer's time at [`RATE_MIN_BYTES_PER_S`] past.
     pub deadline: Instant,
+    give_up: Instant,
 }
 
 impl Fetch {
@@ -73,6 +79,9 @@ impl Fetch {
             limit,
             closed: false,
             deadline: Instant::now() + STALL_TIMEOUT,
+            give_up: Instant::now()
+                + STALL_TIMEOUT
+                + Duration::from_secs(limit as u64 / RATE_MIN_BYTES_PER_S),
         })
     }
 
@@ -89,7 +98,7 @@ impl Fetch {
     pub fn step(&mut self, now: Instant) -> Result<Option<Vec<u8>>, String> {
         let moved = self.pump().map_err(|e| format!("{}: {e}", self.what))?;
         if moved {
-            self.deadline = now + STALL_TIMEOUT;
+            self.deadline = (now + STALL_TIMEOUT).min(self.give_up);
         }
         if self.body.is_none() {
             self.read_head()?;
@@ -97,7 +106,8 @@ impl Fetch {
         if let Some((start, len)) = self.body {
             if self.received.len() >= start + len {
                 self.received.truncate(start + len);
-                return Ok(Some(self.received.split_off(start)));
+                self.received.drain(..start);
+                return Ok(Some(std::mem::take(&mut self.received)));
             }
         }
         let ended = !moved && self.closed;
@@ -179,7 +189,8 @@ impl Fetch {
     /// Reads the answer's head once it is whole: 200, and the body's length.
     fn read_head(&mut self) -> Result<(), String> {
         let what = &self.what;
-        let Some(end) = self.received.windows(4).position(|w| w == b"\r\n\r\n") else {
+        let end = self.received.windows(4).position(|w| w == b"\r\n\r\n");
+        let Some(end) = end.filter(|&e| e <= HEAD_BYTES_MAX) else {
             if self.received.len() > HEAD_BYTES_MAX {
                 return Err(format!(
                     "{what}: the answer's head is over {HEAD_BYTES_MAX} bytes"
@@ -191,7 +202,8 @@ impl Fetch {
         let mut lines = head.split("\r\n");
         let first = lines.next().unwrap_or_default();
         if first.strip_prefix("HTTP/1.").and_then(|l| l.get(2..5)) != Some("200") {
-            return Err(format!("{what}: the server answered {first:?}"));
+            let shown: String = first.chars().take(64).collect();
+            return Err(format!("{what}: the server answered {shown:?}"));
         }
         let mut length = None;
         for (name, value) in lines.filter_map(|l| l.split_once(':')) {
@@ -200,7 +212,8 @@ impl Fetch {
                 length = value.parse::<usize>().ok();
             }
             if name.eq_ignore_ascii_case("transfer-encoding") && value != "identity" {
-                return Err(format!("{what}: the server sent Transfer-Encoding {value}; a channel is static files, served with a Content-Length"));
+                let shown: String = value.chars().take(32).collect();
+                return Err(format!("{what}: the server sent Transfer-Encoding {shown:?}; a channel is static files, served with a Content-Length"));
             }
         }
         let len = length.ok_or_else(|| format!("{what}: the answer has no Content-Length"))?;
@@ -211,6 +224,8 @@ impl Fetch {
             ));
         }
         self.body = Some((end + 4, len));
+        self.received
+            .reserve_exact((end + 4 + len).saturating_sub(self.received.len()));
         Ok(())
     }
 }

@@ -37,8 +37,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// The first wait after a failure; each failure in a row doubles it, up to the poll interval.
+/// The first wait after a download broke off; each failure in a row doubles it, up to the
+/// poll interval (plus this device's share of as much again, so a fleet spreads out).
 pub const BACKOFF_FIRST: Duration = Duration::from_secs(5);
+/// Downloads of one release that may break off in a row before it is given up (and the
+/// update lock with it) until the next check.
+pub const ATTEMPTS_MAX: u32 = 6;
 /// Under /data: `VERSION trying|committed|rolled-back`.
 pub const STATE_FILE: &str = "admind/channel-state";
 const MANIFEST_BYTES_MAX: usize = 16 * 1024;
@@ -46,7 +50,7 @@ const INDEX_BYTES_MAX: usize =
     chunks::INDEX_MAGIC.len() + chunks::CHUNK_RECORD_BYTES * chunks::PLAN_PIECES_MAX as usize;
 /// How often a trial asks whether its programs are ready, and an armed slot whether the
 /// window is open.
-const TRIAL_ASK_EVERY: Duration = Duration::from_secs(2);
+const TRIAL_ASK_EVERY: Duration = Duration::from_secs(5);
 const WINDOW_ASK_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -110,8 +114,9 @@ pub struct Follower {
     path: String,
     tls: Arc<rustls::ClientConfig>,
     poll: Duration,
-    /// This device's share of the jitter.
+    /// This device's share of the jitter, and of each backoff (of 65536).
     spread: Duration,
+    share: u16,
     window: Option<(u16, u16)>,
     /// Places this device in rollouts.
     identity: [u8; 32],
@@ -150,6 +155,9 @@ impl Follower {
                 e.reason
             )
         })?;
+        if matches!(api.device.trust(), Ok(None)) {
+            return Err(format!("{} names a channel, but this root has no trust file (built with sealed_slots = false) to check its manifests: following no channel", path.display()));
+        }
         let tls =
             admin_api::pinning::pinned_client_config(admin_api::pinning::KeyPin::new(Some(s.pin)))?;
         let identity: [u8; 32] = Sha256::digest(device_pin).into();
@@ -161,6 +169,7 @@ impl Follower {
             tls: Arc::new(tls),
             poll: Duration::from_secs(s.poll_seconds.into()),
             spread: Duration::from_secs(u64::from(s.jitter_seconds) * share / 65536),
+            share: share as u16,
             window: s.window,
             identity,
             state_file: api.device.paths.data.join(STATE_FILE),
@@ -203,7 +212,7 @@ impl Follower {
     /// One bounded piece of work.
     pub fn step(&mut self, api: &mut Api, now: Instant) {
         if let Err(why) = self.advance(api, now) {
-            self.failed(api, now, why, None);
+            self.refused(api, why);
         }
     }
 
@@ -215,7 +224,7 @@ impl Follower {
                     self.say(api, "checking", None);
                 }
                 if let Err(why) = self.get(want) {
-                    self.failed(api, now, why, Some(want));
+                    self.broke_off(api, now, why, want);
                 }
                 Ok(())
             }
@@ -226,7 +235,7 @@ impl Follower {
                     Ok(None) => Ok(()),
                     // The download broke off: the same GET again after the backoff.
                     Err(why) => {
-                        self.failed(api, now, why, Some(want));
+                        self.broke_off(api, now, why, want);
                         Ok(())
                     }
                 }
@@ -238,10 +247,25 @@ impl Follower {
             Stage::Finishing => self.finish_step(api),
             Stage::Armed(at) if now >= *at => {
                 self.stage = Stage::Armed(now + WINDOW_ASK_EVERY);
+                // A push may have armed its own slot since.
+                let record = api.device.read_record().map_err(|f| text(f.into()))?;
+                let slot = api.device.inactive_slot().map_err(|f| text(f.into()))?;
+                if record.state != boot::record::State::Try || record.trial != slot {
+                    self.wait_for_next_check(
+                        api,
+                        "the armed release was disarmed or replaced (by a push?); not rebooting"
+                            .into(),
+                    );
+                    return Ok(());
+                }
                 let minute = (unix_now() % 86_400 / 60) as u16;
                 if boot::channel::in_window(self.window, minute) {
                     self.say(api, "rebooting", None);
-                    api.device.signal_init(false).map_err(|f| text(f.into()))?;
+                    if let Err(f) = api.device.signal_init(false) {
+                        // Still armed: asked again at the next turn of the window check.
+                        let why = text(f.into());
+                        self.say(api, "armed", Some(format!("cannot reboot: {why}")));
+                    }
                 }
                 Ok(())
             }
@@ -275,7 +299,7 @@ impl Follower {
         self.failures = 0;
         if !matches!(want, Want::Manifest) {
             if let Some(r) = api.channel.as_mut() {
-                r.fetched_bytes += body.len() as u64;
+                r.fetched_bytes = r.fetched_bytes.saturating_add(body.len() as u64);
             }
         }
         let Some(job) = self
@@ -333,7 +357,7 @@ impl Follower {
         }
         let v = m.version;
         let trust = api.device.trust().map_err(|f| text(f.into()))?.ok_or(
-            "this root has no trust file (built with sealed_slots = false), so no manifest can be checked: following no channel",
+            "this root has no trust file (built with sealed_slots = false), so no manifest can be checked",
         )?;
         if !admin_api::seal::check_release(&trust, signed.signed, signed.signature) {
             return Err(format!(
@@ -366,6 +390,10 @@ impl Follower {
             Some(format!(
                 "release {v} waits: this boot is a trial nobody has committed yet"
             ))
+        } else if d.read_record().map_err(|f| text(f.into()))?.state == boot::record::State::Try {
+            Some(format!(
+                "release {v} waits: a trial armed by a push is pending (reboot or disarm it)"
+            ))
         } else {
             None
         };
@@ -384,7 +412,21 @@ impl Follower {
         };
         admin_api::seal::check(&seal, &arming)
             .map_err(|why| format!("release {v}: {why}: refused"))?;
-        let held_kernel = d.slot_files(slot, true).ok().and_then(|f| f.kernel);
+        if seal.version != v {
+            return Err(format!(
+                "release {v}'s seal is for version {}: refused",
+                seal.version
+            ));
+        }
+        // The root is planned against the running one, which needs its length (trailer).
+        d.running_root().map_err(|f| text(f.into()))?;
+        // Hashed (one read of the kernel) only when the lengths say it may be the same.
+        let held_kernel = match d.slot_files(slot, false).ok().and_then(|f| f.kernel) {
+            Some(k) if k.bytes == m.kernel.bytes => {
+                d.slot_files(slot, true).ok().and_then(|f| f.kernel)
+            }
+            _ => None,
+        };
         let part = match held_kernel {
             Some(k) if k.sha256 == m.kernel.sha256 => Part::Root,
             _ => Part::Kernel,
@@ -481,8 +523,21 @@ impl Follower {
         }
         let (version, seal) = (job.version, job.seal);
         self.job = None;
-        api.arm(false, Some(seal)).map_err(text)?;
-        self.remember(api, version, Outcome::Trying);
+        // Kept before arming: the trial this boots must find it to commit itself.
+        let before = self.last;
+        self.remember(api, version, Outcome::Trying).map_err(|e| {
+            format!(
+                "cannot keep {}: {e}; the slot is not armed",
+                self.state_file.display()
+            )
+        })?;
+        if let Err(refusal) = api.arm(false, Some(seal)) {
+            let _ = match before {
+                Some((v, o)) => self.remember(api, v, o),
+                None => std::fs::remove_file(&self.state_file),
+            };
+            return Err(text(refusal));
+        }
         let why = match self.window {
             Some((s, e)) => format!("release {version} is armed; rebooting into it between {:02}:{:02} and {:02}:{:02} UTC", s / 60, s % 60, e / 60, e % 60),
             None => format!("release {version} is armed; rebooting into it"),
@@ -510,12 +565,22 @@ impl Follower {
             r.fetched_bytes = fetched;
         }
         let d = &api.device;
-        let running = d
-            .booted()
-            .ok()
-            .and_then(|b| d.slot_id(b.slot).ok().flatten());
-        let running_version = running.and_then(|(_, s)| s).map(|s| s.version);
-        let in_trial = d.in_trial().unwrap_or(false);
+        // Nothing is decided on what could not be read.
+        let (Ok(booted), Ok(in_trial), Ok(record)) = (d.booted(), d.in_trial(), d.read_record())
+        else {
+            return;
+        };
+        let version_of = |slot| {
+            d.slot_id(slot)
+                .ok()
+                .flatten()
+                .and_then(|(_, s)| s)
+                .map(|s| s.version)
+        };
+        let running_version = version_of(booted.slot);
+        let armed = record.state == boot::record::State::Try
+            && record.trial == booted.slot.other()
+            && version_of(booted.slot.other()) == Some(v);
         match outcome {
             Outcome::Trying if in_trial && running_version == Some(v) => {
                 self.say(
@@ -527,11 +592,18 @@ impl Follower {
                 );
                 self.stage = Stage::Trial(Instant::now());
             }
-            Outcome::Trying if running_version == Some(v) => {
-                self.remember(api, v, Outcome::Committed)
+            Outcome::Trying if running_version == Some(v) => self.keep(api, v, Outcome::Committed),
+            // admind restarted before the reboot: still armed, it reboots in the window.
+            Outcome::Trying if armed => {
+                self.say(
+                    api,
+                    "armed",
+                    Some(format!("release {v} is armed; rebooting into it")),
+                );
+                self.stage = Stage::Armed(Instant::now());
             }
             Outcome::Trying => {
-                self.remember(api, v, Outcome::RolledBack);
+                self.keep(api, v, Outcome::RolledBack);
                 self.say(api, "waiting", Some(format!("release {v} rolled back at its trial (see /status boot); it is not taken again")));
             }
             _ => {}
@@ -549,11 +621,12 @@ impl Follower {
 
     fn commit_trial(&mut self, api: &mut Api, now: Instant) -> Result<(), String> {
         let Some((v, _)) = self.last else {
+            self.wait_for_next_check(api, "no release on trial".into());
             return Ok(());
         };
         match api.commit_when_ready() {
             Ok(_) => {
-                self.remember(api, v, Outcome::Committed);
+                self.keep(api, v, Outcome::Committed);
                 let from = api
                     .channel
                     .as_ref()
@@ -583,28 +656,46 @@ impl Follower {
         self.stage = Stage::Waiting(Instant::now() + self.poll + self.spread, None);
     }
 
-    /// A failure: backs off; a download broken off resumes where it stopped, anything
-    /// refused starts over at the next check (the slot stays incomplete).
-    fn failed(&mut self, api: &mut Api, now: Instant, why: String, resume: Option<Want>) {
+    /// A download broke off (the network, the server): the same GET again after a backoff,
+    /// the release kept; after [`ATTEMPTS_MAX`] in a row it is given up until the next check.
+    fn broke_off(&mut self, api: &mut Api, now: Instant, why: String, want: Want) {
         self.failures = self.failures.saturating_add(1);
+        if self.job.is_some() && self.failures >= ATTEMPTS_MAX {
+            let n = self.failures;
+            return self.refused(api, format!("{why}; given up after {n} attempts"));
+        }
         let backoff = BACKOFF_FIRST
             .saturating_mul(1 << self.failures.min(16).saturating_sub(1))
             .min(self.poll);
-        let resume = resume.filter(|_| self.job.is_some());
-        if resume.is_none() {
-            self.job = None;
-        }
+        let backoff = backoff + backoff.mul_f64(f64::from(self.share) / 65536.0);
         let secs = backoff.as_secs();
-        self.say(
-            api,
-            "waiting",
-            Some(format!("{why}; trying again in {secs} s")),
-        );
-        self.stage = Stage::Waiting(now + backoff, resume);
+        let say = format!("{why}; trying again in {secs} s");
+        self.say(api, "waiting", Some(say));
+        self.stage = Stage::Waiting(now + backoff, self.job.is_some().then_some(want));
     }
 
-    /// Keeps the last release's outcome, and the bytes fetched for it, in [`STATE_FILE`].
-    fn remember(&mut self, api: &Api, version: u64, outcome: Outcome) {
+    /// Anything else went wrong (a check refused the release, the disk failed): the release
+    /// is dropped, its slot left incomplete, until the next check.
+    fn refused(&mut self, api: &mut Api, why: String) {
+        self.job = None;
+        self.failures = 0;
+        let secs = (self.poll + self.spread).as_secs();
+        self.wait_for_next_check(api, format!("{why}; checking again in {secs} s"));
+    }
+
+    /// [`Follower::remember`], saying on the console if it cannot.
+    fn keep(&mut self, api: &Api, version: u64, outcome: Outcome) {
+        if let Err(e) = self.remember(api, version, outcome) {
+            println!(
+                "admind: channel: cannot keep {}: {e}",
+                self.state_file.display()
+            );
+        }
+    }
+
+    /// Keeps the last release's outcome, and the bytes fetched for it, in [`STATE_FILE`],
+    /// durably (the file, then its folder).
+    fn remember(&mut self, api: &Api, version: u64, outcome: Outcome) -> std::io::Result<()> {
         self.last = Some((version, outcome));
         let fetched = api.channel.as_ref().map_or(0, |r| r.fetched_bytes);
         let name = OUTCOMES
@@ -612,19 +703,15 @@ impl Follower {
             .find(|(o, _)| *o == outcome)
             .map_or("", |(_, n)| n);
         let temp = self.state_file.with_extension("partial");
-        let written = self
+        let folder = self
             .state_file
             .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|_| std::fs::write(&temp, format!("{version} {name} {fetched}\n")))
-            .and_then(|_| std::fs::File::open(&temp)?.sync_all())
-            .and_then(|_| std::fs::rename(&temp, &self.state_file));
-        if let Err(e) = written {
-            println!(
-                "admind: channel: cannot keep {}: {e}",
-                self.state_file.display()
-            );
-        }
+            .unwrap_or(std::path::Path::new("/"));
+        std::fs::create_dir_all(folder)?;
+        std::fs::write(&temp, format!("{version} {name} {fetched}\n"))?;
+        std::fs::File::open(&temp)?.sync_all()?;
+        std::fs::rename(&temp, &self.state_file)?;
+        std::fs::File::open(folder)?.sync_all()
     }
 
     /// Sets `/status`'s state and, with a new result, says it on the console too.

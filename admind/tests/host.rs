@@ -2247,8 +2247,8 @@ fn publish(
 /// arms it and signals init to reboot; after the reboot the trial commits itself and
 /// `/status` says where it came from. Refused, the device staying on its slot and saying
 /// why: a bad signature, an older release, a chunk whose hash does not match, a truncated
-/// chunk, a server that answers 500 or stalls (then it recovers), a server whose key is
-/// not the pinned one.
+/// chunk, a server that answers 500 or stalls, a server whose key is not the pinned one.
+/// Then a download that broke off at a missing chunk resumes there once it is back.
 #[test]
 fn a_device_following_a_channel_takes_only_signed_newer_releases_and_fetches_only_what_it_lacks() {
     use p256::ecdsa::SigningKey;
@@ -2440,13 +2440,23 @@ fn a_device_following_a_channel_takes_only_signed_newer_releases_and_fetches_onl
     std::fs::write(a.dir.join("channel"), settings("ch")).unwrap();
     restart(&mut a, "committed slot=3\n", &init);
     wait_for(&a, "another key", &|c| c.result.contains("is pinned"));
-    // The server recovers (its own key again): release 300, whole, is taken.
+    // The server recovers (its own key again), but the last chunk of release 300 is
+    // missing: the download stops there and resumes once it is back, fetching nothing
+    // twice (every chunk of the random root once, and its index).
     drop(nginx);
     let _nginx = TlsNginx::serve(&a.dir.join("nginx"), &www, &a.dir.join("tls"), port);
     publish(&ch, &key, 300, &running_kernel, &newer);
-    let c = wait_for(&a, "recovered", &|c| {
+    let cut = imgtool::chunking::cut(&newer);
+    let last = ch.join(boot::release::ChunkPath(&cut.last().unwrap().1).to_string());
+    let kept = a.dir.join("last-chunk");
+    std::fs::rename(&last, &kept).unwrap();
+    wait_for(&a, "a missing chunk", &|c| c.result.contains("404"));
+    std::fs::rename(&kept, &last).unwrap();
+    let c = wait_for(&a, "resumed", &|c| {
         c.state == "armed" || c.state == "rebooting"
     });
     assert_eq!(c.offered, Some(300));
+    let index_bytes = (8 + 36 * cut.len()) as u64;
+    assert_eq!(c.fetched_bytes, newer.len() as u64 + index_bytes, "{c:?}");
     assert_eq!(a.record().trial, Slot::A);
 }

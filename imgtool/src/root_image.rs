@@ -41,6 +41,10 @@ pub fn build(plan: &Plan, instance: &Instance) -> Result<Root> {
     let arch = instance.arch;
     let network = plan.network.as_ref().map(|n| n.render()).transpose()?;
     let channel = plan.update.as_ref().map(|u| u.render()).transpose()?;
+    ensure!(
+        channel.is_none() || plan.sealed_slots != Some(false),
+        "[update] with sealed_slots = false: a device checks a channel's manifests with the keys its root trusts, and this root trusts none; drop one of the two"
+    );
     // 2. Programs.
     let builder = Builder {
         arch,

@@ -39,3 +39,10 @@ impl From<std::io::Error> for Fault {
         fault(Kind::Failed, format!("I/O error: {e}"))
     }
 }
+
+/// Where only the reason is kept (the channel follower's messages).
+impl From<Fault> for String {
+    fn from(f: Fault) -> String {
+        f.reason
+    }
+}

@@ -26,7 +26,6 @@ use crate::api::{seal_from_base64, Api, DEVICE_ARCHES};
 use crate::chunked_update::{ChunkedRoot, Indexer, Running};
 use crate::device::Seal;
 use crate::fetch::Fetch;
-use crate::http::Refusal;
 use crate::upload::Upload;
 use admin_api::status::Channel as Report;
 use boot::chunks::{self, Chunk, Source};
@@ -127,10 +126,6 @@ pub struct Follower {
     last: Option<(u64, Outcome)>,
 }
 
-fn text(r: Refusal) -> String {
-    r.reason
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -163,22 +158,22 @@ impl Follower {
         let identity: [u8; 32] = Sha256::digest(device_pin).into();
         let share = u64::from(u16::from_le_bytes([identity[2], identity[3]]));
         let server = SocketAddr::new(s.address, s.port);
+        let spread = Duration::from_secs(u64::from(s.jitter_seconds) * share / 65536);
         let mut f = Follower {
             server,
             path: s.path.to_string(),
             tls: Arc::new(tls),
             poll: Duration::from_secs(s.poll_seconds.into()),
-            spread: Duration::from_secs(u64::from(s.jitter_seconds) * share / 65536),
+            spread,
             share: share as u16,
             window: s.window,
             identity,
             state_file: api.device.paths.data.join(STATE_FILE),
-            stage: Stage::Waiting(Instant::now() + BACKOFF_FIRST, None),
+            stage: Stage::Waiting(Instant::now() + BACKOFF_FIRST + spread, None),
             job: None,
             failures: 0,
             last: None,
         };
-        f.stage = Stage::Waiting(Instant::now() + BACKOFF_FIRST + f.spread, None);
         api.channel = Some(Report {
             url: format!("https://{server}{}", s.path),
             state: "waiting".into(),
@@ -248,8 +243,8 @@ impl Follower {
             Stage::Armed(at) if now >= *at => {
                 self.stage = Stage::Armed(now + WINDOW_ASK_EVERY);
                 // A push may have armed its own slot since.
-                let record = api.device.read_record().map_err(|f| text(f.into()))?;
-                let slot = api.device.inactive_slot().map_err(|f| text(f.into()))?;
+                let record = api.device.read_record()?;
+                let slot = api.device.inactive_slot()?;
                 if record.state != boot::record::State::Try || record.trial != slot {
                     self.wait_for_next_check(
                         api,
@@ -263,7 +258,7 @@ impl Follower {
                     self.say(api, "rebooting", None);
                     if let Err(f) = api.device.signal_init(false) {
                         // Still armed: asked again at the next turn of the window check.
-                        let why = text(f.into());
+                        let why = f.reason;
                         self.say(api, "armed", Some(format!("cannot reboot: {why}")));
                     }
                 }
@@ -282,7 +277,7 @@ impl Follower {
                 INDEX_BYTES_MAX,
             ),
             (Want::Chunk, Some(job)) => (
-                boot::release::ChunkPath(&job.chunks[job.next].sha256).to_string(),
+                boot::release::ChunkPath(&job.chunk()?.sha256).to_string(),
                 chunks::CHUNK_MAX,
             ),
             _ => (boot::release::MANIFEST.to_string(), MANIFEST_BYTES_MAX),
@@ -326,7 +321,7 @@ impl Follower {
             self.stage = Stage::Indexing(Indexer::new(running));
             return Ok(());
         }
-        let want = job.chunks[job.next];
+        let want = job.chunk()?;
         let hash: [u8; 32] = Sha256::digest(&body).into();
         if body.len() != want.bytes as usize || hash != want.sha256 {
             return Err(format!(
@@ -335,7 +330,7 @@ impl Follower {
             ));
         }
         if let Some(upload) = job.upload.as_mut() {
-            upload.write(&body).map_err(text)?;
+            upload.write(&body)?;
         }
         job.next += 1;
         if job.next < job.chunks.len() {
@@ -356,7 +351,7 @@ impl Follower {
             r.offered = Some(m.version);
         }
         let v = m.version;
-        let trust = api.device.trust().map_err(|f| text(f.into()))?.ok_or(
+        let trust = api.device.trust()?.ok_or(
             "this root has no trust file (built with sealed_slots = false), so no manifest can be checked",
         )?;
         if !admin_api::seal::check_release(&trust, signed.signed, signed.signature) {
@@ -365,7 +360,7 @@ impl Follower {
             ));
         }
         let d = &api.device;
-        let committed = d.committed_seal().map_err(|f| text(f.into()))?;
+        let committed = d.committed_seal()?;
         let committed_version = committed.as_ref().map(|(_, s)| s.version);
         let refused_version = match self.last {
             Some((v, Outcome::RolledBack)) => Some(v),
@@ -386,11 +381,11 @@ impl Follower {
                 "release {v} is offered to {}% of devices, not yet this one",
                 m.rollout
             ))
-        } else if d.in_trial().map_err(|f| text(f.into()))? {
+        } else if d.in_trial()? {
             Some(format!(
                 "release {v} waits: this boot is a trial nobody has committed yet"
             ))
-        } else if d.read_record().map_err(|f| text(f.into()))?.state == boot::record::State::Try {
+        } else if d.read_record()?.state == boot::record::State::Try {
             Some(format!(
                 "release {v} waits: a trial armed by a push is pending (reboot or disarm it)"
             ))
@@ -401,7 +396,7 @@ impl Follower {
             self.wait_for_next_check(api, why);
             return Ok(());
         }
-        let slot = d.inactive_slot().map_err(|f| text(f.into()))?;
+        let slot = d.inactive_slot()?;
         let entry = m.slots[usize::from(slot.number() - 2) % 2];
         let seal = seal_from_base64(entry.seal).ok_or("the manifest's seal is not one")?;
         let arming = admin_api::seal::Arming {
@@ -419,7 +414,7 @@ impl Follower {
             ));
         }
         // The root is planned against the running one, which needs its length (trailer).
-        d.running_root().map_err(|f| text(f.into()))?;
+        d.running_root()?;
         // Hashed (one read of the kernel) only when the lengths say it may be the same.
         let held_kernel = match d.slot_files(slot, false).ok().and_then(|f| f.kernel) {
             Some(k) if k.bytes == m.kernel.bytes => {
@@ -489,17 +484,16 @@ impl Follower {
         for piece in &pieces {
             plan.extend_from_slice(&piece.encode());
         }
-        let guard = api.updates.take().map_err(text)?;
+        let guard = api.updates.take()?;
         let d = &api.device;
         let region = match job.part {
             Part::Kernel => d.begin_kernel_update(Some(job.kernel.sha256), guard),
             Part::Root => d
                 .update_cmdline(job.cmdline.as_bytes())
                 .and_then(|_| d.begin_root_update(Some(job.root.sha256), guard)),
-        }
-        .map_err(|f| text(f.into()))?;
+        }?;
         let mut upload = ChunkedRoot::new(region, job.running(api)?);
-        upload.write(&plan).map_err(text)?;
+        upload.write(&plan)?;
         job.upload = Some(upload);
         job.next = 0;
         if job.chunks.is_empty() {
@@ -513,7 +507,7 @@ impl Follower {
     fn finish_step(&mut self, api: &mut Api) -> Result<(), String> {
         let job = self.job.as_mut().ok_or("no release is being written")?;
         let upload = job.upload.as_mut().ok_or("no part is being written")?;
-        if upload.finish_step().map_err(text)?.is_none() {
+        if upload.finish_step()?.is_none() {
             return Ok(());
         }
         job.upload = None; // frees the update lock
@@ -536,7 +530,7 @@ impl Follower {
                 Some((v, o)) => self.remember(api, v, o),
                 None => std::fs::remove_file(&self.state_file),
             };
-            return Err(text(refusal));
+            return Err(refusal.into());
         }
         let why = match self.window {
             Some((s, e)) => format!("release {version} is armed; rebooting into it between {:02}:{:02} and {:02}:{:02} UTC", s / 60, s % 60, e / 60, e % 60),
@@ -727,6 +721,12 @@ impl Follower {
 }
 
 impl Job {
+    /// The chunk being fetched.
+    fn chunk(&self) -> Result<Chunk, String> {
+        let chunk = self.chunks.get(self.next).copied();
+        chunk.ok_or_else(|| "no chunk is being fetched".into())
+    }
+
     fn image(&self) -> Image {
         match self.part {
             Part::Kernel => self.kernel,
@@ -739,8 +739,7 @@ impl Job {
         let (disk, at, bytes) = match self.part {
             Part::Kernel => api.device.running_kernel(),
             Part::Root => api.device.running_root(),
-        }
-        .map_err(|f| text(f.into()))?;
+        }?;
         Ok(Running { disk, at, bytes })
     }
 }

@@ -38,6 +38,13 @@ impl From<std::io::Error> for Refusal {
     }
 }
 
+/// Where only the reason is kept (the channel follower's messages).
+impl From<Refusal> for String {
+    fn from(r: Refusal) -> String {
+        r.reason
+    }
+}
+
 impl From<Fault> for Refusal {
     fn from(f: Fault) -> Refusal {
         let status = match f.kind {

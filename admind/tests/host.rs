@@ -2344,6 +2344,12 @@ fn a_device_following_a_channel_takes_only_signed_newer_releases_and_fetches_onl
         c.fetched_bytes
     );
     assert!(c.fetched_bytes < root_bytes / 10, "{c:?}");
+    let peak = std::fs::read_to_string(format!("/proc/{}/status", a.child.id())).unwrap();
+    let peak = peak
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or_default();
+    println!("admind's peak memory after applying release 200 (a debug build): {peak}");
     assert!(c.fetched_bytes >= 100_000, "{c:?}");
     let trailer = a.root_trailer().expect("slot 3 complete");
     assert_eq!(trailer.root.sha256, <[u8; 32]>::from(Sha256::digest(&root)));

@@ -126,6 +126,13 @@ pub struct Follower {
     last: Option<(u64, Outcome)>,
 }
 
+/// `/status` says the running system is release `v` of the channel.
+fn came_from(api: &mut Api, v: u64) {
+    if let Some(r) = api.channel.as_mut() {
+        r.updated_from = Some(format!("{} release {v}", r.url));
+    }
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -603,13 +610,7 @@ impl Follower {
             _ => {}
         }
         if matches!(self.last, Some((lv, Outcome::Committed)) if running_version == Some(lv)) {
-            let from = api
-                .channel
-                .as_ref()
-                .map(|r| format!("{} release {v}", r.url));
-            if let Some(r) = api.channel.as_mut() {
-                r.updated_from = from;
-            }
+            came_from(api, v);
         }
     }
 
@@ -621,13 +622,7 @@ impl Follower {
         match api.commit_when_ready() {
             Ok(_) => {
                 self.keep(api, v, Outcome::Committed);
-                let from = api
-                    .channel
-                    .as_ref()
-                    .map(|r| format!("{} release {v}", r.url));
-                if let Some(r) = api.channel.as_mut() {
-                    r.updated_from = from;
-                }
+                came_from(api, v);
                 self.wait_for_next_check(
                     api,
                     format!("release {v} committed: its programs are ready"),

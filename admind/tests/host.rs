@@ -180,29 +180,7 @@ impl Admind {
         }
         std::fs::write(dir.join("boot-status"), "committed slot=2\n").unwrap();
         // Certificate and key made by openssl, as an outsider would.
-        let out = run(Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=localhost",
-            ])
-            .arg("-keyout")
-            .arg(dir.join("key.pem"))
-            .arg("-out")
-            .arg(dir.join("cert.pem")));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let pin = openssl_pair(&dir);
         let password = "correct-horse-battery-staple".to_string();
         std::fs::write(
             dir.join("password.hash"),
@@ -215,11 +193,6 @@ impl Admind {
             .unwrap()
             .port();
         let child = spawn(&dir, port, None);
-        let cert_der = {
-            use rustls::pki_types::{pem::PemObject, CertificateDer};
-            CertificateDer::from_pem_file(dir.join("cert.pem")).unwrap()
-        };
-        let pin = admin_api::cert::pin(admin_api::cert::public_key(&cert_der).unwrap().0);
         let a = Admind {
             dir,
             port,
@@ -2149,7 +2122,7 @@ fn openssl_pair(dir: &Path) -> [u8; 32] {
             "ec_paramgen_curve:P-256",
             "-nodes",
         ])
-        .args(["-days", "30", "-subj", "/CN=channel", "-keyout"])
+        .args(["-days", "30", "-subj", "/CN=localhost", "-keyout"])
         .arg(dir.join("key.pem"))
         .arg("-out")
         .arg(dir.join("cert.pem")));

@@ -424,17 +424,13 @@ fn a_published_release_pushed_to_a_device_boots_and_commits() {
     // Publishes the default programs and `extra` at `version`; the manifest's text and the
     // build id it gives root partition `partition`.
     let publish_extra = |version: u64, partition: usize| {
-        let said = text(&run_ok(
-            imgtool()
-                .env("SOURCE_DATE_EPOCH", version.to_string())
-                .args(["publish", "--channel"])
-                .arg(&channel)
-                .arg("--instance")
-                .arg(s.path("instance"))
-                .args(["--kernel-arg", "rustkrazy.trial_timeout=60", "--bin"])
-                .arg(&extra),
-        ));
-        println!("figure: {}", line(&said, "publish: release"));
+        publish_to(
+            &s,
+            &channel,
+            version,
+            &extra,
+            &["--kernel-arg", "rustkrazy.trial_timeout=60"],
+        );
         let manifest = std::fs::read_to_string(channel.join("manifest")).unwrap();
         let slot = boot::release::parse(&manifest).unwrap().manifest.slots[partition - 2];
         let build = boot::encoding::Hex(&slot.build).to_string();
@@ -528,6 +524,23 @@ fn a_published_release_pushed_to_a_device_boots_and_commits() {
     vm.kill();
 }
 
+/// `imgtool publish` of the default programs, `extra` and `args` into `channel` at
+/// `version`; prints its report line as a figure.
+fn publish_to(s: &Scratch, channel: &Path, version: u64, extra: &Path, args: &[&str]) {
+    let said = text(&run_ok(
+        imgtool()
+            .env("SOURCE_DATE_EPOCH", version.to_string())
+            .args(["publish", "--channel"])
+            .arg(channel)
+            .arg("--instance")
+            .arg(s.path("instance"))
+            .arg("--bin")
+            .arg(extra)
+            .args(args),
+    ));
+    println!("figure: {}", line(&said, "publish: release"));
+}
+
 /// A P-256 certificate and key made by openssl in `dir`, as a channel's server would have;
 /// the key's pin as the appliance file writes it.
 fn server_pair(dir: &Path) -> String {
@@ -613,20 +626,14 @@ fn devices_following_a_channel_update_themselves_and_finish_after_a_power_cut() 
     let extra = s.path("extra");
     // Publishes the default programs, `extra`, and `args` at `version`; the root's length.
     let publish_at = |version: u64, args: &[&str]| {
-        let said = text(&run_ok(
-            imgtool()
-                .env("SOURCE_DATE_EPOCH", version.to_string())
-                .args(["publish", "--channel"])
-                .arg(&channel)
-                .arg("--instance")
-                .arg(s.path("instance"))
-                .arg("--config")
-                .arg(&config)
-                .arg("--bin")
-                .arg(&extra)
-                .args(args),
-        ));
-        println!("figure: {}", line(&said, "publish: release"));
+        let config = config.display().to_string();
+        publish_to(
+            &s,
+            &channel,
+            version,
+            &extra,
+            &[&["--config", &config], args].concat(),
+        );
         let manifest = std::fs::read_to_string(channel.join("manifest")).unwrap();
         boot::release::parse(&manifest).unwrap().manifest.root.bytes
     };

@@ -14,7 +14,10 @@
 //! - [`pi_settings`]: the Raspberry Pi's config.txt and tryboot.txt, in place.
 //! - [`upload`]: uploads fed in pieces and verified in steps; one update at a time.
 //! - [`device`]: the disk (boot record, root slots, boot partition, MBR), boot status.
+//! - [`chunked_update`]: updates that move only the chunks the running slot lacks.
 //! - [`api`]: authentication and the handlers.
+//! - [`fetch`]: one HTTPS GET on a non-blocking socket, to a pinned server.
+//! - [`follow`]: following a release channel: check, fetch, write, arm, reboot, commit.
 //! - [`routes`]: every endpoint in one table (path, method, body limit, handler), and the
 //!   dispatch to it.
 //! - [`server`]: the event loop: connections, deadlines, lingering close.

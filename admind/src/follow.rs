@@ -656,7 +656,8 @@ impl Follower {
         let backoff = BACKOFF_FIRST
             .saturating_mul(1 << self.failures.min(16).saturating_sub(1))
             .min(self.poll);
-        let backoff = backoff + backoff.mul_f64(f64::from(self.share) / 65536.0);
+        let share = backoff.as_millis() as u64 * u64::from(self.share) / 65536;
+        let backoff = backoff + Duration::from_millis(share);
         let secs = backoff.as_secs();
         let say = format!("{why}; trying again in {secs} s");
         self.say(api, "waiting", Some(say));

@@ -37,7 +37,21 @@ const USER_HZ: u64 = 100;
 const ADMIND_RSS_SLACK_KB: u64 = 256;
 
 /// init, link and admind each use under 1% CPU over 20 s of nothing, and do not grow.
+/// A window in which a process was not idle is sampled once more: on a loaded CI machine
+/// the guest's tick accounting can charge time the host took to whatever ran (seen once,
+/// init at 85 ticks in 32 MiB while the other push tests ran). A process that is busy, or
+/// whose timer fires more often than every 20 s, is not idle in either window.
 fn assert_idle(s: &Scratch, vm: &Vm, when: &str) {
+    if let Err(first) = idle_window(s, vm, when) {
+        println!("figure: idle {when}: not idle in the first window ({first}); sampling again");
+        if let Err(second) = idle_window(s, vm, when) {
+            panic!("{second} (and in the window before: {first})");
+        }
+    }
+}
+
+/// One 20 s window of [`assert_idle`]: why not idle, if not.
+fn idle_window(s: &Scratch, vm: &Vm, when: &str) -> Result<(), String> {
     let window = Duration::from_secs(20);
     let before = top(s, vm.admind_port);
     std::thread::sleep(window);
@@ -59,10 +73,11 @@ fn assert_idle(s: &Scratch, vm: &Vm, when: &str) {
             a.1,
             b.1
         );
-        assert!(
-            ticks * 100 <= IDLE_CPU_PERCENT_MAX * window.as_secs() * USER_HZ,
-            "{name} used {ticks} ticks in {window:?} {when}: not idle"
-        );
+        if ticks * 100 > IDLE_CPU_PERCENT_MAX * window.as_secs() * USER_HZ {
+            return Err(format!(
+                "{name} used {ticks} ticks in {window:?} {when}: not idle"
+            ));
+        }
         assert!(
             b.1 <= a.1 + slack,
             "{name} grew from {} to {} kB {when}",
@@ -71,6 +86,7 @@ fn assert_idle(s: &Scratch, vm: &Vm, when: &str) {
         );
         assert!(b.1 > 0, "{name}'s RSS reads 0");
     }
+    Ok(())
 }
 
 fn line_of<'a>(status: &'a str, prefix: &str) -> &'a str {
